@@ -1,0 +1,71 @@
+/*
+ * ebp_fixed.h - the integer helpers every edgebp kernel goes through: saturation, rounding shifts, PRNG.
+ *
+ * Rounding rules, written down once:
+ *   ebp_rshift_rn(x, s)    round(x / 2^s), ties away from zero       (deterministic)
+ *   ebp_rshift_floor(x, s) floor(x / 2^s)
+ *   ebp_rshift_sr(x, s, r) floor(x / 2^s + u), u = r / 2^32 in [0, 1)  (stochastic, unbiased)
+ * No helper shifts a negative value: negative inputs are handled through their magnitude, so the
+ * results do not depend on the compiler's (implementation-defined) right shift of negative numbers.
+ * Shift counts are 0..62; x must satisfy |x| <= 2^62.
+ */
+#ifndef EBP_FIXED_H
+#define EBP_FIXED_H
+
+#include <stdint.h>
+
+static inline int16_t ebp_sat16(int64_t x) {
+    return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
+}
+
+static inline int32_t ebp_sat32(int64_t x) {
+    return (int32_t)(x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x));
+}
+
+static inline int64_t ebp_rshift_rn(int64_t x, int s) {
+    uint64_t m;
+    if (s <= 0) return x;
+    m = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+    m = (m + ((uint64_t)1 << (s - 1))) >> s;
+    return x < 0 ? -(int64_t)m : (int64_t)m;
+}
+
+static inline int64_t ebp_rshift_floor(int64_t x, int s) {
+    uint64_t m;
+    if (s <= 0) return x;
+    if (x >= 0) return (int64_t)((uint64_t)x >> s);
+    m = (uint64_t)0 - (uint64_t)x;
+    m = (m + ((uint64_t)1 << s) - 1u) >> s;
+    return -(int64_t)m;
+}
+
+static inline int64_t ebp_rshift_sr(int64_t x, int s, uint32_t r) {
+    uint64_t u;
+    if (s <= 0) return x;
+    u = s <= 32 ? (uint64_t)(r >> (32 - s)) : (uint64_t)r << (s - 32);
+    /* floor((x + u) / 2^s); x + u cannot overflow since |x| <= 2^62 and u < 2^s <= 2^62 */
+    return ebp_rshift_floor(x + (int64_t)u, s);
+}
+
+/* x * 2^s for s >= 0, saturated to +-2^62 (the helpers' input range). */
+static inline int64_t ebp_lshift_sat(int64_t x, int s) {
+    const int64_t lim = (int64_t)1 << 62;
+    uint64_t m;
+    if (s <= 0) return x;
+    m = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+    if (s >= 62 || m > ((uint64_t)lim >> s)) return x < 0 ? -lim : lim;
+    m <<= s;
+    return x < 0 ? -(int64_t)m : (int64_t)m;
+}
+
+/* Marsaglia's xorshift32; state must not be 0. Returns the new state. */
+static inline uint32_t ebp_xorshift32(uint32_t *state) {
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    return x;
+}
+
+#endif /* EBP_FIXED_H */

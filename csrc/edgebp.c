@@ -1,0 +1,640 @@
+/*
+ * edgebp.c - fixed-point forward pass, backward pass and update. The API and the number formats are
+ * documented in edgebp.h; the rounding helpers in ebp_fixed.h.
+ */
+#include "edgebp.h"
+#include "ebp_fixed.h"
+#include "ebp_tables.h"
+
+#define EBP_ONE_Q16 65536
+#define EBP_LN2_Q16 45426 /* ln(2) * 2^16 */
+
+const char *ebp_status_str(int status) {
+    switch (status) {
+    case EBP_OK: return "ok";
+    case EBP_ERR_ARG: return "invalid argument (NULL pointer or value out of range)";
+    case EBP_ERR_CONFIG: return "invalid network configuration";
+    case EBP_ERR_SIZE: return "buffer too small for this network";
+    case EBP_ERR_ALIGN: return "buffer not 8-byte aligned";
+    case EBP_ERR_STATE: return "call out of order (backward without forward, or training an inference network)";
+    case EBP_ERR_FORMAT: return "fractional bits outside 0..15";
+    default: return "unknown status";
+    }
+}
+
+/* x at from_frac fractional bits, re-expressed with to_frac (rounded to nearest, or saturated upwards). */
+static int64_t requant(int64_t x, int from_frac, int to_frac) {
+    if (from_frac >= to_frac) return ebp_rshift_rn(x, from_frac - to_frac > 62 ? 62 : from_frac - to_frac);
+    return ebp_lshift_sat(x, to_frac - from_frac);
+}
+
+static int16_t sat16_count(int64_t x, uint32_t *count) {
+    int16_t y = ebp_sat16(x);
+    if (y != x) (*count)++;
+    return y;
+}
+
+/* ---- configuration and memory ----------------------------------------------------------------------- */
+
+static int frac_ok(int f) { return f >= 0 && f <= 15; }
+
+int ebp_cfg_check(const ebp_cfg_t *cfg) {
+    unsigned l;
+    if (cfg == NULL) return EBP_ERR_ARG;
+    if (cfg->n_in < 1 || cfg->n_in > EBP_MAX_WIDTH || cfg->n_layers < 1 || cfg->n_layers > EBP_MAX_LAYERS ||
+        cfg->loss > EBP_LOSS_CE || cfg->optimizer > EBP_OPT_MOMENTUM || cfg->rounding > EBP_ROUND_STOCHASTIC ||
+        (cfg->flags & ~EBP_FLAG_FIXED_DELTA) != 0)
+        return EBP_ERR_CONFIG;
+    if (!frac_ok(cfg->in_frac)) return EBP_ERR_FORMAT;
+    for (l = 0; l < cfg->n_layers; l++) {
+        const ebp_layer_cfg_t *lc = &cfg->layers[l];
+        int last = l + 1u == cfg->n_layers;
+        if (lc->n_out < 1 || lc->n_out > EBP_MAX_WIDTH || lc->act > EBP_ACT_SOFTMAX) return EBP_ERR_CONFIG;
+        if (lc->act == EBP_ACT_SOFTMAX && (!last || cfg->loss != EBP_LOSS_CE)) return EBP_ERR_CONFIG;
+        if (!frac_ok(lc->w_frac) || !frac_ok(lc->a_frac)) return EBP_ERR_FORMAT;
+        if (last && cfg->loss == EBP_LOSS_CE && lc->act != EBP_ACT_SOFTMAX && lc->act != EBP_ACT_SIGMOID)
+            return EBP_ERR_CONFIG;
+    }
+    return EBP_OK;
+}
+
+int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
+    uint32_t n_in, params = 0, neurons = 0, width;
+    unsigned l;
+    int st = ebp_cfg_check(cfg);
+    if (st != EBP_OK) return st;
+    if (mem == NULL || (mode != EBP_MODE_INFER && mode != EBP_MODE_TRAIN)) return EBP_ERR_ARG;
+    mem->weights = 0;
+    n_in = cfg->n_in;
+    width = 0;
+    for (l = 0; l < cfg->n_layers; l++) {
+        uint32_t n_out = cfg->layers[l].n_out;
+        mem->weights += 2u * n_out * n_in;
+        params += n_out * n_in + n_out;
+        neurons += n_out;
+        if (l > 0 && n_in > width) width = n_in; /* backward sums over a hidden layer's width */
+        if (n_out > width) width = n_out;
+        n_in = n_out;
+    }
+    mem->biases = 2u * neurons;
+    mem->activations = 2u * (cfg->n_in + neurons);
+    mem->gradients = 0;
+    mem->optimizer = 0;
+    if (mode == EBP_MODE_TRAIN) {
+        mem->activations += 2u * neurons;                     /* deltas */
+        mem->gradients = 4u * params;
+        if (cfg->optimizer == EBP_OPT_MOMENTUM) mem->optimizer = 4u * params;
+        mem->scratch = 8u * width;
+    } else {
+        /* inference needs scratch only for the softmax of the output layer */
+        mem->scratch = cfg->layers[cfg->n_layers - 1].act == EBP_ACT_SOFTMAX ? 8u * n_in : 0u;
+    }
+    /* int16 arrays come last; round the total up to 8 so that arrays of networks can be packed */
+    mem->total = (mem->weights + mem->biases + mem->gradients + mem->optimizer + mem->activations +
+                  mem->scratch + 7u) & ~7u;
+    return EBP_OK;
+}
+
+int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size_t size) {
+    ebp_memory_t mem;
+    uint8_t *p = (uint8_t *)buf;
+    size_t i;
+    unsigned l;
+    int st;
+    if (net == NULL || buf == NULL) return EBP_ERR_ARG;
+    st = ebp_net_memory(cfg, mode, &mem);
+    if (st != EBP_OK) return st;
+    if (size < mem.total) return EBP_ERR_SIZE;
+    if (((uintptr_t)buf & 7u) != 0) return EBP_ERR_ALIGN;
+    for (i = 0; i < mem.total; i++) p[i] = 0;
+    {
+        uint8_t *q = (uint8_t *)net;
+        for (i = 0; i < sizeof *net; i++) q[i] = 0;
+    }
+    net->cfg = *cfg;
+    net->mode = (uint8_t)mode;
+    net->rng = 1;
+    /* widest alignment first: int64 scratch, then int32 gradients and velocities, then int16 tensors */
+    net->scratch = mem.scratch ? (int64_t *)(void *)p : NULL;
+    p += mem.scratch;
+    for (l = 0; l < cfg->n_layers; l++) {
+        ebp_layer_t *L = &net->layers[l];
+        const ebp_layer_cfg_t *lc = &cfg->layers[l];
+        L->n_in = l == 0 ? cfg->n_in : cfg->layers[l - 1].n_out;
+        L->n_out = lc->n_out;
+        L->act = lc->act;
+        L->in_frac = l == 0 ? cfg->in_frac : cfg->layers[l - 1].a_frac;
+        L->w_frac = lc->w_frac;
+        L->a_frac = lc->a_frac;
+        if (mode == EBP_MODE_TRAIN) {
+            L->gw = (int32_t *)(void *)p;
+            p += 4u * L->n_out * L->n_in;
+            L->gb = (int32_t *)(void *)p;
+            p += 4u * L->n_out;
+            if (cfg->optimizer == EBP_OPT_MOMENTUM) {
+                L->vw = (int32_t *)(void *)p;
+                p += 4u * L->n_out * L->n_in;
+                L->vb = (int32_t *)(void *)p;
+                p += 4u * L->n_out;
+            }
+        }
+    }
+    for (l = 0; l < cfg->n_layers; l++) {
+        ebp_layer_t *L = &net->layers[l];
+        L->w = (int16_t *)(void *)p;
+        p += 2u * L->n_out * L->n_in;
+        L->b = (int16_t *)(void *)p;
+        p += 2u * L->n_out;
+        L->y = (int16_t *)(void *)p;
+        p += 2u * L->n_out;
+        if (mode == EBP_MODE_TRAIN) {
+            L->delta = (int16_t *)(void *)p;
+            p += 2u * L->n_out;
+        }
+    }
+    net->x = (int16_t *)(void *)p;
+    return mode == EBP_MODE_TRAIN ? ebp_zero_grad(net) : EBP_OK;
+}
+
+/* ---- initialisation and settings -------------------------------------------------------------------- */
+
+static uint32_t isqrt64(uint64_t v) {
+    uint64_t r = 0, bit = (uint64_t)1 << 62;
+    while (bit > v) bit >>= 2;
+    while (bit != 0) {
+        if (v >= r + bit) {
+            v -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (uint32_t)r;
+}
+
+/* uniform integer in [-r, r] */
+static int16_t uniform_q(uint32_t *rng, int32_t r) {
+    uint32_t span = (uint32_t)(2 * r + 1);
+    uint32_t k = (uint32_t)(((uint64_t)ebp_xorshift32(rng) * span) >> 32);
+    return (int16_t)((int32_t)k - r);
+}
+
+int ebp_net_init_weights(ebp_net_t *net, int kind, uint16_t range_q12, uint32_t seed) {
+    uint32_t rng = seed ? seed : 1u;
+    unsigned l;
+    uint32_t i;
+    if (net == NULL || kind < EBP_INIT_UNIFORM || kind > EBP_INIT_HE) return EBP_ERR_ARG;
+    for (l = 0; l < net->cfg.n_layers; l++) {
+        ebp_layer_t *L = &net->layers[l];
+        uint32_t nw = (uint32_t)L->n_out * L->n_in;
+        int64_t r;
+        if (kind == EBP_INIT_UNIFORM) {
+            r = requant(range_q12, 12, L->w_frac);
+        } else {
+            uint32_t fan = kind == EBP_INIT_XAVIER ? (uint32_t)L->n_in + L->n_out : L->n_in;
+            r = isqrt64(((uint64_t)6 << (2 * L->w_frac)) / fan);
+        }
+        if (r > INT16_MAX) r = INT16_MAX;
+        for (i = 0; i < nw; i++) L->w[i] = uniform_q(&rng, (int32_t)r);
+        for (i = 0; i < L->n_out; i++) L->b[i] = kind == EBP_INIT_UNIFORM ? uniform_q(&rng, (int32_t)r) : 0;
+    }
+    return EBP_OK;
+}
+
+int ebp_net_seed(ebp_net_t *net, uint32_t seed) {
+    if (net == NULL) return EBP_ERR_ARG;
+    net->rng = seed ? seed : 1u;
+    return EBP_OK;
+}
+
+int ebp_net_set_hparams(ebp_net_t *net, const ebp_hparams_t *hp) {
+    if (net == NULL || hp == NULL || hp->lr_e > 0 || hp->lr_e < -80 || hp->momentum_q15 > 32767)
+        return EBP_ERR_ARG;
+    net->hp = *hp;
+    return EBP_OK;
+}
+
+int ebp_net_clear_stats(ebp_net_t *net) {
+    unsigned l;
+    if (net == NULL) return EBP_ERR_ARG;
+    for (l = 0; l < EBP_MAX_LAYERS; l++) {
+        ebp_layer_stats_t zero = {0, 0, 0, 0, 0, 0, 0};
+        net->layers[l].stats = zero;
+    }
+    net->steps = 0;
+    return EBP_OK;
+}
+
+/* ---- activations ------------------------------------------------------------------------------------ */
+
+/* sigmoid of a Q12 argument, Q16 in [0, 65536]: table on [0, 16] with step 1/16, linear interpolation */
+static int32_t sigmoid_q16(int32_t z) {
+    uint32_t a = z < 0 ? (uint32_t)0 - (uint32_t)z : (uint32_t)z;
+    int32_t v;
+    if (a >= (16u << 12)) {
+        v = 65535;
+    } else {
+        uint32_t idx = a >> 8, frac = a & 255u;
+        int32_t y0 = ebp_sigmoid_q16[idx], y1 = ebp_sigmoid_q16[idx + 1];
+        v = y0 + (int32_t)ebp_rshift_rn((int64_t)(y1 - y0) * (int32_t)frac, 8);
+    }
+    return z < 0 ? EBP_ONE_Q16 - v : v;
+}
+
+/* exp(-x) of a Q12 argument x >= 0, Q16 */
+static int32_t exp_neg_q16(int64_t x) {
+    uint32_t idx, frac;
+    int32_t y0, y1;
+    if (x >= (16 << 12)) return 0;
+    idx = (uint32_t)x >> 8;
+    frac = (uint32_t)x & 255u;
+    y0 = ebp_exp_neg_q16[idx];
+    y1 = ebp_exp_neg_q16[idx + 1];
+    return y0 - (int32_t)ebp_rshift_rn((int64_t)(y0 - y1) * (int32_t)frac, 8);
+}
+
+/* ln(v * 2^-frac) in Q16 for v >= 1 (v < 2^16) */
+static int32_t ln_q16(int32_t v, int frac) {
+    int n = 0;
+    uint32_t f, idx, rem;
+    int32_t y0, y1;
+    while ((v >> (n + 1)) != 0) n++; /* v > 0: msb index */
+    f = ((uint32_t)v << (16 - n)) - 65536u;
+    idx = f >> 10;
+    rem = f & 1023u;
+    y0 = ebp_ln1p_q16[idx];
+    y1 = ebp_ln1p_q16[idx + 1];
+    return y0 + (int32_t)ebp_rshift_rn((int64_t)(y1 - y0) * (int32_t)rem, 10) + (n - frac) * EBP_LN2_Q16;
+}
+
+/* f'(y) from the output y (Q a_frac), Q15 in [0, 32768] */
+static int32_t act_deriv_q15(int act, int32_t y, int a_frac) {
+    int32_t one = (int32_t)1 << a_frac;
+    switch (act) {
+    case EBP_ACT_SIGMOID: return (int32_t)requant((int64_t)y * (one - y), 2 * a_frac, 15);
+    case EBP_ACT_TANH: return (int32_t)requant((int64_t)one * one - (int64_t)y * y, 2 * a_frac, 15);
+    case EBP_ACT_RELU: return y > 0 ? 32768 : 0;
+    default: return 32768;
+    }
+}
+
+/* ---- forward ---------------------------------------------------------------------------------------- */
+
+static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
+    const int zf = L->w_frac + L->in_frac; /* fractional bits of the accumulator */
+    const int16_t *w = L->w;
+    uint16_t o, i;
+    for (o = 0; o < L->n_out; o++, w += L->n_in) {
+        int64_t acc = (int64_t)L->b[o] * ((int32_t)1 << L->in_frac);
+        for (i = 0; i < L->n_in; i++) acc += (int64_t)w[i] * in[i];
+        switch (L->act) {
+        case EBP_ACT_RELU:
+            if (acc < 0) acc = 0;
+            /* fall through */
+        case EBP_ACT_LINEAR:
+            L->y[o] = sat16_count(requant(acc, zf, L->a_frac), &L->stats.sat_out);
+            break;
+        case EBP_ACT_SIGMOID:
+            L->y[o] = sat16_count(requant(sigmoid_q16(ebp_sat32(requant(acc, zf, EBP_Z_FRAC))), 16, L->a_frac),
+                                  &L->stats.sat_out);
+            break;
+        case EBP_ACT_TANH: {
+            /* tanh(z) = 2 sigmoid(2z) - 1 */
+            int32_t s = sigmoid_q16(ebp_sat32(requant(acc, zf, EBP_Z_FRAC + 1)));
+            L->y[o] = sat16_count(requant(2 * (int64_t)s - EBP_ONE_Q16, 16, L->a_frac), &L->stats.sat_out);
+            break;
+        }
+        default: /* softmax: keep z (Q12) for the normalisation below */
+            scratch[o] = requant(acc, zf, EBP_Z_FRAC);
+            break;
+        }
+    }
+    if (L->act == EBP_ACT_SOFTMAX) {
+        int64_t zmax = scratch[0];
+        uint32_t sum = 0;
+        for (o = 1; o < L->n_out; o++)
+            if (scratch[o] > zmax) zmax = scratch[o];
+        for (o = 0; o < L->n_out; o++) {
+            scratch[o] = exp_neg_q16(zmax - scratch[o]); /* (0, 65536] */
+            sum += (uint32_t)scratch[o];
+        }
+        for (o = 0; o < L->n_out; o++) {
+            uint32_t e = (uint32_t)scratch[o] << L->a_frac; /* <= 2^31 */
+            L->y[o] = sat16_count((e + sum / 2u) / sum, &L->stats.sat_out);
+        }
+    }
+}
+
+int ebp_forward(ebp_net_t *net, const int16_t *x, int16_t *y) {
+    const int16_t *in = x;
+    unsigned l;
+    uint16_t i;
+    if (net == NULL || x == NULL) return EBP_ERR_ARG;
+    for (i = 0; i < net->cfg.n_in; i++) net->x[i] = x[i];
+    for (l = 0; l < net->cfg.n_layers; l++) {
+        dense_fwd_s16(&net->layers[l], in, net->scratch);
+        in = net->layers[l].y;
+    }
+    if (y != NULL) {
+        const ebp_layer_t *L = &net->layers[net->cfg.n_layers - 1];
+        for (i = 0; i < L->n_out; i++) y[i] = L->y[i];
+    }
+    net->have_forward = 1;
+    return EBP_OK;
+}
+
+/* ---- loss ------------------------------------------------------------------------------------------- */
+
+int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
+    const ebp_layer_t *L;
+    int64_t sum = 0;
+    int32_t one;
+    uint16_t k;
+    if (net == NULL || t == NULL || loss_q16 == NULL) return EBP_ERR_ARG;
+    L = &net->layers[net->cfg.n_layers - 1];
+    one = (int32_t)1 << L->a_frac;
+    if (net->cfg.loss == EBP_LOSS_MSE) {
+        for (k = 0; k < L->n_out; k++) {
+            int64_t d = (int64_t)L->y[k] - t[k];
+            sum += d * d;
+        }
+        *loss_q16 = ebp_sat32(requant(sum, 2 * L->a_frac + 1, EBP_LOSS_FRAC)); /* 1/2 sum d^2 */
+        return EBP_OK;
+    }
+    for (k = 0; k < L->n_out; k++) {
+        int32_t y = L->y[k] < 1 ? 1 : L->y[k];
+        sum -= (int64_t)t[k] * ln_q16(y, L->a_frac);
+        if (L->act == EBP_ACT_SIGMOID) {
+            int32_t ny = one - L->y[k] < 1 ? 1 : one - L->y[k];
+            sum -= (int64_t)(one - t[k]) * ln_q16(ny, L->a_frac);
+        }
+    }
+    *loss_q16 = ebp_sat32(requant(sum, L->a_frac + 16, EBP_LOSS_FRAC));
+    return EBP_OK;
+}
+
+/* ---- backward --------------------------------------------------------------------------------------- */
+
+/*
+ * raw (n) at exponent e -> delta mantissas with one shared exponent, largest magnitude in [2^14, 2^15)
+ * (block floating point), or plain Q15 with EBP_FLAG_FIXED_DELTA. Returns 0 when every delta is zero.
+ */
+static int normalize_delta(ebp_net_t *net, ebp_layer_t *L, const int64_t *raw, int e) {
+    uint64_t maxabs = 0;
+    int nb = 0, s;
+    uint16_t i;
+    if (net->cfg.flags & EBP_FLAG_FIXED_DELTA) {
+        int nz = 0;
+        for (i = 0; i < L->n_out; i++) {
+            L->delta[i] = sat16_count(requant(raw[i], -e, 15), &L->stats.sat_delta);
+            nz |= L->delta[i] != 0;
+        }
+        L->delta_exp = -15;
+        return nz;
+    }
+    for (i = 0; i < L->n_out; i++) {
+        uint64_t a = raw[i] < 0 ? (uint64_t)0 - (uint64_t)raw[i] : (uint64_t)raw[i];
+        if (a > maxabs) maxabs = a;
+    }
+    if (maxabs == 0) {
+        for (i = 0; i < L->n_out; i++) L->delta[i] = 0;
+        L->delta_exp = 0;
+        return 0;
+    }
+    while ((maxabs >> nb) != 0) nb++;
+    s = nb - 15;
+    for (i = 0; i < L->n_out; i++)
+        L->delta[i] = ebp_sat16(s > 0 ? ebp_rshift_rn(raw[i], s) : ebp_lshift_sat(raw[i], -s));
+    L->delta_exp = (int16_t)(e + s);
+    return 1;
+}
+
+/* Adds delta (x) in to the layer's gradient accumulators, scaled to the shared exponent g_exp. */
+static void accumulate_grad(ebp_layer_t *L, const int16_t *in) {
+    const int e_p = L->delta_exp - L->in_frac; /* exponent of delta[o] * in[i], |product| <= 2^30 */
+    const int e_new = e_p + EBP_GRAD_HEADROOM;
+    uint32_t n = (uint32_t)L->n_out * L->n_in, k;
+    int32_t *gw = L->gw;
+    uint16_t o, i;
+    int s;
+    if (L->g_exp == INT16_MIN) { /* first non-zero sample since ebp_zero_grad() */
+        L->g_exp = (int16_t)e_new;
+    } else if (e_new > L->g_exp) {
+        int r = e_new - L->g_exp > 62 ? 62 : e_new - L->g_exp;
+        for (k = 0; k < n; k++) L->gw[k] = (int32_t)ebp_rshift_rn(L->gw[k], r);
+        for (o = 0; o < L->n_out; o++) L->gb[o] = (int32_t)ebp_rshift_rn(L->gb[o], r);
+        L->g_exp = (int16_t)e_new;
+    }
+    s = L->g_exp - e_p;
+    if (s > 62) return; /* this sample's gradient is below the accumulator's resolution */
+    for (o = 0; o < L->n_out; o++, gw += L->n_in) {
+        int32_t d = L->delta[o];
+        int64_t v;
+        if (d == 0) continue;
+        for (i = 0; i < L->n_in; i++) {
+            v = (int64_t)gw[i] + ebp_rshift_rn((int64_t)d * in[i], s);
+            gw[i] = ebp_sat32(v);
+            if (gw[i] != v) L->stats.sat_grad++;
+        }
+        v = (int64_t)L->gb[o] + ebp_rshift_rn((int64_t)d * ((int32_t)1 << L->in_frac), s);
+        L->gb[o] = ebp_sat32(v);
+        if (L->gb[o] != v) L->stats.sat_grad++;
+    }
+}
+
+int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
+    int64_t *raw;
+    int l, e, live;
+    uint16_t i, k;
+    if (net == NULL || t == NULL) return EBP_ERR_ARG;
+    if (net->mode != EBP_MODE_TRAIN || !net->have_forward) return EBP_ERR_STATE;
+    if (loss_q16 != NULL) ebp_loss(net, t, loss_q16);
+    raw = net->scratch;
+
+    /* output layer: dL/dz = (y - t) with cross-entropy, (y - t) f'(y) with squared error */
+    {
+        ebp_layer_t *L = &net->layers[net->cfg.n_layers - 1];
+        int ce = net->cfg.loss == EBP_LOSS_CE;
+        for (k = 0; k < L->n_out; k++) {
+            int64_t diff = (int64_t)L->y[k] - t[k];
+            raw[k] = ce ? diff : diff * act_deriv_q15(L->act, L->y[k], L->a_frac);
+        }
+        e = ce ? -L->a_frac : -(L->a_frac + 15);
+        live = normalize_delta(net, L, raw, e);
+    }
+    /* hidden layers: delta_j = f'(y_j) * sum_k w_kj delta_k (generalised delta rule) */
+    for (l = (int)net->cfg.n_layers - 2; l >= 0; l--) {
+        ebp_layer_t *L = &net->layers[l];
+        const ebp_layer_t *N = &net->layers[l + 1];
+        if (!live) {
+            for (i = 0; i < L->n_out; i++) L->delta[i] = 0;
+            continue;
+        }
+        for (i = 0; i < L->n_out; i++) raw[i] = 0;
+        for (k = 0; k < N->n_out; k++) {
+            const int16_t *w = N->w + (uint32_t)k * N->n_in;
+            int32_t d = N->delta[k];
+            if (d == 0) continue;
+            for (i = 0; i < N->n_in; i++) raw[i] += (int64_t)w[i] * d;
+        }
+        for (i = 0; i < L->n_out; i++) raw[i] *= act_deriv_q15(L->act, L->y[i], L->a_frac);
+        live = normalize_delta(net, L, raw, N->delta_exp - N->w_frac - 15);
+    }
+    /* gradients: dL/dw_oi = delta_o * in_i, dL/db_o = delta_o */
+    for (l = 0; l < (int)net->cfg.n_layers; l++) {
+        ebp_layer_t *L = &net->layers[l];
+        int nz = 0;
+        for (i = 0; i < L->n_out; i++) nz |= L->delta[i] != 0;
+        if (nz) accumulate_grad(L, l == 0 ? net->x : net->layers[l - 1].y);
+    }
+    net->grad_count++;
+    net->have_forward = 0;
+    return EBP_OK;
+}
+
+int ebp_zero_grad(ebp_net_t *net) {
+    unsigned l;
+    uint32_t k, n;
+    if (net == NULL) return EBP_ERR_ARG;
+    if (net->mode != EBP_MODE_TRAIN) return EBP_ERR_STATE;
+    for (l = 0; l < net->cfg.n_layers; l++) {
+        ebp_layer_t *L = &net->layers[l];
+        n = (uint32_t)L->n_out * L->n_in;
+        for (k = 0; k < n; k++) L->gw[k] = 0;
+        for (k = 0; k < L->n_out; k++) L->gb[k] = 0;
+        L->g_exp = INT16_MIN;
+    }
+    net->grad_count = 0;
+    return EBP_OK;
+}
+
+/* ---- update ----------------------------------------------------------------------------------------- */
+
+/* x / 2^s in the update's rounding mode (s may be <= 0: exact, saturating) */
+static int64_t round_update(ebp_net_t *net, int64_t x, int s) {
+    if (s <= 0) return ebp_lshift_sat(x, -s);
+    if (s > 62) s = 62;
+    if (net->cfg.rounding == EBP_ROUND_STOCHASTIC) return ebp_rshift_sr(x, s, ebp_xorshift32(&net->rng));
+    return ebp_rshift_rn(x, s);
+}
+
+static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, const int32_t *g, int32_t *v, uint32_t n,
+                          int64_t m_eff, int sh) {
+    const int32_t mu = net->hp.momentum_q15;
+    uint32_t k;
+    for (k = 0; k < n; k++) {
+        int64_t d, nw;
+        if (v == NULL) {
+            if (g[k] == 0) continue;
+            d = round_update(net, m_eff * g[k], sh);
+        } else {
+            /* v = mu v + lr g, kept with EBP_VEL_EXTRA_FRAC more fractional bits than w */
+            int64_t nv = ebp_rshift_rn((int64_t)mu * v[k], 15) + requant(m_eff * g[k], sh, 0);
+            v[k] = ebp_sat32(nv);
+            if (v[k] != nv) L->stats.sat_vel++;
+            d = round_update(net, v[k], EBP_VEL_EXTRA_FRAC);
+        }
+        L->stats.updates++;
+        if (d == 0 && g[k] != 0) L->stats.zero_updates++;
+        nw = (int64_t)w[k] - d;
+        w[k] = sat16_count(nw, &L->stats.sat_param);
+    }
+}
+
+int ebp_step(ebp_net_t *net) {
+    int64_t m_eff;
+    unsigned l;
+    if (net == NULL) return EBP_ERR_ARG;
+    if (net->mode != EBP_MODE_TRAIN) return EBP_ERR_STATE;
+    if (net->grad_count == 0) return EBP_OK;
+    /* lr / n = m_eff * 2^(lr_e - 15), m_eff < 2^31 */
+    m_eff = (int64_t)(((uint32_t)net->hp.lr_m << 15) / net->grad_count);
+    for (l = 0; l < net->cfg.n_layers; l++) {
+        ebp_layer_t *L = &net->layers[l];
+        int momentum = net->cfg.optimizer == EBP_OPT_MOMENTUM;
+        /* the update in units of one weight LSB is m_eff * g * 2^-sh */
+        int sh = -(net->hp.lr_e - 15 + L->g_exp + L->w_frac);
+        if (momentum) sh -= EBP_VEL_EXTRA_FRAC; /* velocities carry extra fractional bits */
+        if (L->g_exp == INT16_MIN) {
+            if (!momentum) continue; /* no gradient reached this layer */
+            sh = 62;                 /* gradient zero: velocity decays only */
+        }
+        update_params(net, L, L->w, L->gw, momentum ? L->vw : NULL, (uint32_t)L->n_out * L->n_in, m_eff, sh);
+        update_params(net, L, L->b, L->gb, momentum ? L->vb : NULL, L->n_out, m_eff, sh);
+    }
+    net->steps++;
+    return ebp_zero_grad(net);
+}
+
+/* ---- loops ------------------------------------------------------------------------------------------ */
+
+int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, uint32_t batch,
+              int64_t *loss_sum) {
+    uint32_t s;
+    int st;
+    if (net == NULL || x == NULL || t == NULL) return EBP_ERR_ARG;
+    if (net->mode != EBP_MODE_TRAIN) return EBP_ERR_STATE;
+    if (batch == 0 || batch > n) batch = n;
+    if (loss_sum != NULL) *loss_sum = 0;
+    for (s = 0; s < n; s++) {
+        int32_t loss = 0;
+        st = ebp_forward(net, x + (size_t)s * net->cfg.n_in, NULL);
+        if (st == EBP_OK) st = ebp_backward(net, t + (size_t)s * net->layers[net->cfg.n_layers - 1].n_out, &loss);
+        if (st != EBP_OK) return st;
+        if (loss_sum != NULL) *loss_sum += loss;
+        if ((s + 1) % batch == 0 || s + 1 == n) {
+            st = ebp_step(net);
+            if (st != EBP_OK) return st;
+        }
+    }
+    return EBP_OK;
+}
+
+int ebp_predict(ebp_net_t *net, const int16_t *x, uint32_t n, int16_t *y) {
+    uint32_t s;
+    uint16_t n_out;
+    if (net == NULL || x == NULL || y == NULL) return EBP_ERR_ARG;
+    n_out = net->layers[net->cfg.n_layers - 1].n_out;
+    for (s = 0; s < n; s++) ebp_forward(net, x + (size_t)s * net->cfg.n_in, y + (size_t)s * n_out);
+    net->have_forward = 0;
+    return EBP_OK;
+}
+
+static uint16_t argmax16(const int16_t *v, uint16_t n) {
+    uint16_t k, best = 0;
+    for (k = 1; k < n; k++)
+        if (v[k] > v[best]) best = k;
+    return best;
+}
+
+int ebp_evaluate(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, int64_t *loss_sum,
+                 uint32_t *correct) {
+    const ebp_layer_t *L;
+    uint32_t s;
+    if (net == NULL || x == NULL || t == NULL) return EBP_ERR_ARG;
+    L = &net->layers[net->cfg.n_layers - 1];
+    if (loss_sum != NULL) *loss_sum = 0;
+    if (correct != NULL) *correct = 0;
+    for (s = 0; s < n; s++) {
+        const int16_t *ts = t + (size_t)s * L->n_out;
+        ebp_forward(net, x + (size_t)s * net->cfg.n_in, NULL);
+        if (loss_sum != NULL) {
+            int32_t loss;
+            ebp_loss(net, ts, &loss);
+            *loss_sum += loss;
+        }
+        if (correct != NULL) {
+            int ok;
+            if (L->n_out == 1) {
+                int32_t half = (int32_t)1 << (L->a_frac - 1 < 0 ? 0 : L->a_frac - 1);
+                ok = (L->y[0] >= half) == (ts[0] >= half);
+            } else {
+                ok = argmax16(L->y, L->n_out) == argmax16(ts, L->n_out);
+            }
+            *correct += (uint32_t)ok;
+        }
+    }
+    net->have_forward = 0;
+    return EBP_OK;
+}

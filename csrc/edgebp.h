@@ -1,0 +1,248 @@
+/*
+ * edgebp.h - fixed-point backpropagation for microcontrollers.
+ *
+ * This header is the single definition of the edgebp C API: the firmware includes it, and the Python
+ * package hands it (preprocessor lines stripped) to cffi, which compiles it in API mode, so a drifted
+ * prototype is a compile error.
+ *
+ * Number formats
+ * --------------
+ * Every tensor is int16_t with a Q format given by its number of fractional bits f: the stored integer q
+ * means q * 2^-f. Inputs use cfg.in_frac; layer l's weights and biases use layers[l].w_frac, its outputs
+ * layers[l].a_frac.
+ *
+ * Rounding: every right shift goes through the helpers in ebp_fixed.h. Deterministic rounding is
+ * "round half away from zero" (ebp_rshift_rn). Weight updates use either that rule or stochastic rounding
+ * (floor(x / 2^s + u), u uniform in [0, 1) from the network's xorshift32 generator), chosen by cfg.rounding.
+ *
+ * Accumulation: a dot product of two int16 vectors accumulates in int64_t. Each product is at most 2^30 in
+ * magnitude, so n products need 30 + ceil(log2 n) bits, more than int32_t holds for any n >= 2; int64_t holds
+ * them for n < 2^33. On Cortex-M3/M4 this is one SMLAL per multiply-accumulate, the same cost as MLA; on
+ * Cortex-M0 it is a library call. Conversions to int16 saturate and are counted in ebp_layer_stats_t.
+ *
+ * Dynamic range of the backward pass (block floating point)
+ * ---------------------------------------------------------
+ * Errors (deltas) and gradients span many orders of magnitude, often far below one LSB of the activation
+ * format. They are therefore kept in block floating point: a layer's delta vector is an int16 mantissa
+ * vector sharing one exponent (value = delta[i] * 2^delta_exp), renormalised after every layer so that its
+ * largest magnitude lies in [2^14, 2^15). Gradients accumulate in int32 with one exponent per layer (g_exp);
+ * each sample's product delta * input is scaled to that exponent, which keeps EBP_GRAD_HEADROOM bits above
+ * the largest single-sample contribution, and the accumulator is rescaled when a larger sample arrives.
+ * Setting EBP_FLAG_FIXED_DELTA in cfg.flags switches this off and stores deltas as plain Q15 (exponent -15),
+ * to show what fixed formats lose.
+ *
+ * Learning rule
+ * -------------
+ * ebp_backward() adds one sample's gradient of the loss to the per-layer accumulators; ebp_step() applies
+ * the mean over the accumulated samples:
+ *   SGD:      w -= lr * g
+ *   momentum: v = mu * v + lr * g;  w -= v      (v kept in int32 with EBP_VEL_EXTRA_FRAC extra bits)
+ * Loss per sample: squared error 1/2 * sum_k (y_k - t_k)^2, or cross-entropy -sum_k t_k ln y_k (softmax
+ * output) / -sum_k (t_k ln y_k + (1 - t_k) ln(1 - y_k)) (sigmoid outputs). With cross-entropy the output
+ * delta is y - t (the activation's derivative cancels); with squared error it is (y - t) * f'(y).
+ *
+ * Memory
+ * ------
+ * No allocation: ebp_net_sizeof() reports the bytes a configuration needs, ebp_net_init() lays the network
+ * out in a caller-owned buffer (8-byte aligned). The ebp_net_t struct itself is also the caller's.
+ */
+#ifndef EDGEBP_H
+#define EDGEBP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EBP_VERSION_MAJOR 0
+#define EBP_VERSION_MINOR 1
+#define EBP_MAX_LAYERS 8          /* dense layers per network */
+#define EBP_MAX_WIDTH 1024        /* inputs or outputs of one layer */
+#define EBP_LOSS_FRAC 16          /* loss values are Q16 */
+#define EBP_GRAD_HEADROOM 6       /* bits kept free above one sample's gradient in the accumulators */
+#define EBP_VEL_EXTRA_FRAC 16     /* momentum velocity: w_frac + this many fractional bits, int32 */
+#define EBP_Z_FRAC 12             /* pre-activations enter the sigmoid/tanh/exp tables as Q12 */
+#define EBP_FLAG_FIXED_DELTA 1    /* cfg.flags: deltas in plain Q15 instead of block floating point */
+
+/** Status codes: 0 is success, errors are negative. */
+typedef enum {
+    EBP_OK = 0,
+    EBP_ERR_ARG = -1,     /**< a NULL pointer or an argument out of range */
+    EBP_ERR_CONFIG = -2,  /**< the network configuration is invalid (see ebp_cfg_check) */
+    EBP_ERR_SIZE = -3,    /**< the buffer is smaller than ebp_net_sizeof() reports */
+    EBP_ERR_ALIGN = -4,   /**< the buffer is not 8-byte aligned */
+    EBP_ERR_STATE = -5,   /**< call out of order: backward before forward, training on an inference net */
+    EBP_ERR_FORMAT = -6   /**< a Q format is outside 0..15 */
+} ebp_status_t;
+
+typedef enum {
+    EBP_ACT_LINEAR = 0,
+    EBP_ACT_RELU = 1,
+    EBP_ACT_SIGMOID = 2,
+    EBP_ACT_TANH = 3,
+    EBP_ACT_SOFTMAX = 4   /**< output layer only, with EBP_LOSS_CE */
+} ebp_act_t;
+
+typedef enum { EBP_LOSS_MSE = 0, EBP_LOSS_CE = 1 } ebp_loss_t;
+typedef enum { EBP_OPT_SGD = 0, EBP_OPT_MOMENTUM = 1 } ebp_opt_t;
+typedef enum { EBP_ROUND_NEAREST = 0, EBP_ROUND_STOCHASTIC = 1 } ebp_round_t;
+typedef enum { EBP_MODE_INFER = 0, EBP_MODE_TRAIN = 1 } ebp_mode_t;
+typedef enum { EBP_INIT_UNIFORM = 0, EBP_INIT_XAVIER = 1, EBP_INIT_HE = 2 } ebp_init_t;
+
+/** One dense layer: n_out neurons, each with a learned bias. */
+typedef struct {
+    uint16_t n_out;  /**< neurons, 1..EBP_MAX_WIDTH */
+    uint8_t act;     /**< ebp_act_t */
+    int8_t w_frac;   /**< fractional bits of weights and biases, 0..15 */
+    int8_t a_frac;   /**< fractional bits of the outputs, 0..15 */
+} ebp_layer_cfg_t;
+
+/** A network: n_in inputs, then n_layers dense layers. */
+typedef struct {
+    uint16_t n_in;     /**< inputs, 1..EBP_MAX_WIDTH */
+    int8_t in_frac;    /**< fractional bits of the inputs, 0..15 */
+    uint8_t n_layers;  /**< 1..EBP_MAX_LAYERS */
+    uint8_t loss;      /**< ebp_loss_t */
+    uint8_t optimizer; /**< ebp_opt_t; momentum needs velocity memory */
+    uint8_t rounding;  /**< ebp_round_t, used by weight updates */
+    uint8_t flags;     /**< EBP_FLAG_* */
+    ebp_layer_cfg_t layers[EBP_MAX_LAYERS];
+} ebp_cfg_t;
+
+/** Hyperparameters, changeable between steps. lr = lr_m * 2^lr_e; momentum = momentum_q15 / 2^15. */
+typedef struct {
+    uint16_t lr_m;
+    int8_t lr_e;          /**< -80..0 */
+    uint16_t momentum_q15; /**< 0..32767 */
+} ebp_hparams_t;
+
+/** Counters per layer; they only grow until ebp_net_clear_stats(). */
+typedef struct {
+    uint32_t sat_out;      /**< outputs (or table inputs) clipped to their format */
+    uint32_t sat_delta;    /**< deltas clipped (EBP_FLAG_FIXED_DELTA only) */
+    uint32_t sat_grad;     /**< gradient accumulator adds clipped to int32 */
+    uint32_t sat_param;    /**< weights or biases clipped by an update */
+    uint32_t sat_vel;      /**< velocities clipped to int32 */
+    uint32_t updates;      /**< weight and bias updates applied */
+    uint32_t zero_updates; /**< updates with a non-zero gradient that rounded to zero */
+} ebp_layer_stats_t;
+
+/** A layer inside an initialised network. Arrays live in the caller's buffer. */
+typedef struct {
+    uint16_t n_in, n_out;
+    uint8_t act;
+    int8_t in_frac, w_frac, a_frac;
+    int16_t delta_exp;   /**< delta[i] means delta[i] * 2^delta_exp */
+    int16_t g_exp;       /**< gw/gb[i] mean value * 2^g_exp (sums over grad_count samples); INT16_MIN: empty */
+    int16_t *w;          /**< (n_out, n_in), Q w_frac */
+    int16_t *b;          /**< (n_out), Q w_frac */
+    int16_t *y;          /**< (n_out), Q a_frac: outputs of the last forward pass */
+    int16_t *delta;      /**< (n_out), train mode only */
+    int32_t *gw;         /**< (n_out, n_in), train mode only */
+    int32_t *gb;         /**< (n_out), train mode only */
+    int32_t *vw;         /**< (n_out, n_in), momentum only, Q (w_frac + EBP_VEL_EXTRA_FRAC) */
+    int32_t *vb;         /**< (n_out), momentum only */
+    ebp_layer_stats_t stats;
+} ebp_layer_t;
+
+typedef struct {
+    ebp_cfg_t cfg;
+    uint8_t mode;            /**< ebp_mode_t */
+    uint8_t have_forward;    /**< a forward pass ran since the last backward */
+    ebp_hparams_t hp;
+    uint32_t rng;            /**< xorshift32 state for stochastic rounding, never 0 */
+    uint32_t grad_count;     /**< samples accumulated since ebp_zero_grad() */
+    uint32_t steps;          /**< ebp_step() calls that applied an update */
+    int16_t *x;              /**< (n_in), Q in_frac: copy of the last input */
+    int64_t *scratch;        /**< (max width) */
+    ebp_layer_t layers[EBP_MAX_LAYERS];
+} ebp_net_t;
+
+/** Bytes by part, as laid out by ebp_net_init(). */
+typedef struct {
+    uint32_t weights, biases, gradients, optimizer, activations, scratch, total;
+} ebp_memory_t;
+
+/** A message for a status code (static storage). */
+const char *ebp_status_str(int status);
+
+/** Checks a configuration: sizes, formats, activations, loss. @return EBP_OK or EBP_ERR_CONFIG/FORMAT. */
+int ebp_cfg_check(const ebp_cfg_t *cfg);
+
+/**
+ * @param[in]  cfg   configuration
+ * @param[in]  mode  EBP_MODE_INFER (weights, outputs, scratch) or EBP_MODE_TRAIN (plus gradients, deltas,
+ *                   optimizer state)
+ * @param[out] mem   bytes by part; mem->total is the buffer size ebp_net_init() needs
+ */
+int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem);
+
+/** Lays the network out in buf (8-byte aligned, at least the reported total). Weights start at zero. */
+int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size_t size);
+
+/**
+ * Initialises weights and biases from a xorshift32 stream seeded with seed (0 is mapped to 1), layer by
+ * layer, weights row by row, then biases.
+ * EBP_INIT_UNIFORM: weights and biases uniform integers in [-r, r], r = range_q12 * 2^(w_frac - 12)
+ * (rounded) in each layer's format.
+ * EBP_INIT_XAVIER: weights uniform in +-sqrt(6 / (n_in + n_out)), biases 0; EBP_INIT_HE: +-sqrt(6 / n_in).
+ */
+int ebp_net_init_weights(ebp_net_t *net, int kind, uint16_t range_q12, uint32_t seed);
+
+/** Seeds the stochastic-rounding generator (0 is mapped to 1). */
+int ebp_net_seed(ebp_net_t *net, uint32_t seed);
+
+int ebp_net_set_hparams(ebp_net_t *net, const ebp_hparams_t *hp);
+
+/** Zeroes every layer's ebp_layer_stats_t and net->steps. */
+int ebp_net_clear_stats(ebp_net_t *net);
+
+/**
+ * Forward pass.
+ * @param[in]  x  (n_in), Q in_frac
+ * @param[out] y  (n_out of the last layer), Q a_frac of the last layer; may be NULL
+ */
+int ebp_forward(ebp_net_t *net, const int16_t *x, int16_t *y);
+
+/**
+ * Loss of the last forward pass against target t ((n_out), Q a_frac of the last layer), Q16, saturated
+ * to INT32_MAX.
+ */
+int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16);
+
+/** Backward pass of the last forward pass: adds this sample's gradients to the accumulators. loss may be NULL. */
+int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16);
+
+/** Clears the gradient accumulators. */
+int ebp_zero_grad(ebp_net_t *net);
+
+/** Applies the mean accumulated gradient with the optimizer, then clears the accumulators. No-op if empty. */
+int ebp_step(ebp_net_t *net);
+
+/**
+ * Trains on n samples in order: forward, backward, and a step after every batch samples and after the last.
+ * @param[in]  x         (n, n_in), Q in_frac
+ * @param[in]  t         (n, n_out), Q a_frac of the last layer
+ * @param[out] loss_sum  set to the sum of the per-sample losses (Q16), each before its update; may be NULL
+ */
+int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, uint32_t batch,
+              int64_t *loss_sum);
+
+/** Forward passes for n samples; y is (n, n_out). */
+int ebp_predict(ebp_net_t *net, const int16_t *x, uint32_t n, int16_t *y);
+
+/**
+ * Forward passes for n samples: loss sum (Q16) and the number whose output argmax equals the target argmax
+ * (first maximum wins; with one output, a sample is correct when output and target lie on the same side of
+ * one half). Either output may be NULL.
+ */
+int ebp_evaluate(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, int64_t *loss_sum,
+                 uint32_t *correct);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEBP_H */

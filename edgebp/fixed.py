@@ -1,0 +1,249 @@
+"""The fixed-point network: a thin, checked wrapper over the C core (``edgebp._core``).
+
+Python never computes a size or an offset: it asks the core for the bytes a configuration needs, hands it
+a buffer, and reads tensors through the pointers the core laid out.
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+from ._core import ffi, lib
+from .config import ACTIVATIONS, INITS, LOSSES, OPTIMIZERS, ROUNDINGS, NetSpec, TrainConfig
+from .engine import Engine, check_data
+from .errors import ConfigError, CoreError, DataError, MemoryBudgetError
+
+LOSS_SCALE = 2.0 ** -lib.EBP_LOSS_FRAC
+
+
+def check(status: int, what: str) -> None:
+    """Raises the EdgeBPError subclass that fits a core status, with what to fix."""
+    if status == lib.EBP_OK:
+        return
+    msg = f"{what}: {ffi.string(lib.ebp_status_str(status)).decode()} (status {status})"
+    if status in (lib.EBP_ERR_CONFIG, lib.EBP_ERR_FORMAT):
+        raise ConfigError(msg)
+    if status == lib.EBP_ERR_SIZE:
+        raise MemoryBudgetError(msg)
+    raise CoreError(status, msg)
+
+
+def quantize(x, frac: int, what: str = "values") -> np.ndarray:
+    """float -> int16 Q``frac``, rounding half away from zero like the core; DataError if out of range."""
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"{what} contain NaN or inf")
+    q = np.sign(x) * np.floor(np.abs(x) * 2.0 ** frac + 0.5)
+    if q.size and (q.max() > 32767 or q.min() < -32768):
+        lim = 32767 / 2.0 ** frac
+        raise DataError(f"{what} reach {np.abs(x).max():.4g}, beyond the range +-{lim:.4g} of Q{frac} int16; "
+                        f"scale the data or use fewer fractional bits")
+    return q.astype(np.int16)
+
+
+def dequantize(q, frac: int) -> np.ndarray:
+    return np.asarray(q, dtype=np.float64) * 2.0 ** -frac
+
+
+def core_cfg(spec: NetSpec, cfg: TrainConfig):
+    """The ebp_cfg_t of a NetSpec + TrainConfig (checked by the core)."""
+    spec.validate()
+    cfg.validate()
+    if len(spec.layers) > lib.EBP_MAX_LAYERS:
+        raise ConfigError(f"{len(spec.layers)} layers; the core supports at most {lib.EBP_MAX_LAYERS}")
+    for w in spec.sizes:
+        if w > lib.EBP_MAX_WIDTH:
+            raise ConfigError(f"layer width {w} exceeds the core's limit of {lib.EBP_MAX_WIDTH}")
+    c = ffi.new("ebp_cfg_t *")
+    c.n_in = spec.n_in
+    c.in_frac = spec.in_frac
+    c.n_layers = len(spec.layers)
+    c.loss = LOSSES.index(spec.loss)
+    c.optimizer = OPTIMIZERS.index(cfg.optimizer)
+    c.rounding = ROUNDINGS.index(cfg.rounding)
+    c.flags = lib.EBP_FLAG_FIXED_DELTA if cfg.fixed_delta else 0
+    for i, l in enumerate(spec.layers):
+        c.layers[i].n_out = l.n_out
+        c.layers[i].act = ACTIVATIONS.index(l.act)
+        c.layers[i].w_frac = l.w_frac
+        c.layers[i].a_frac = l.a_frac
+    check(lib.ebp_cfg_check(c), "network configuration")
+    return c
+
+
+def memory(spec: NetSpec, cfg: TrainConfig, train: bool = True) -> dict:
+    """Bytes by part for this configuration, as the core lays it out."""
+    mem = ffi.new("ebp_memory_t *")
+    check(lib.ebp_net_memory(core_cfg(spec, cfg), lib.EBP_MODE_TRAIN if train else lib.EBP_MODE_INFER, mem),
+          "memory report")
+    return {k: int(getattr(mem, k)) for k in
+            ("weights", "biases", "gradients", "optimizer", "activations", "scratch", "total")}
+
+
+class FixedNet(Engine):
+    """A network trained in integer arithmetic by the C core, exactly as on the device."""
+
+    name = "fixed"
+
+    def __init__(self, spec: NetSpec, cfg: TrainConfig = None, train: bool = True):
+        self.spec, self.cfg = spec, cfg or TrainConfig()
+        self._cfg = core_cfg(spec, self.cfg)
+        mode = lib.EBP_MODE_TRAIN if train else lib.EBP_MODE_INFER
+        self._mem = memory(spec, self.cfg, train)
+        # int64 elements keep the buffer 8-byte aligned, as the core requires
+        self._buf = ffi.new("int64_t[]", (self._mem["total"] + 7) // 8)
+        self._net = ffi.new("ebp_net_t *")
+        check(lib.ebp_net_init(self._net, self._cfg, mode, self._buf, self._mem["total"]), "network init")
+        p = self.core_params()
+        check(lib.ebp_net_init_weights(self._net, p["init_kind"], p["init_range_q12"], p["seed"]), "weight init")
+        check(lib.ebp_net_seed(self._net, p["seed"]), "rounding seed")
+        self.set_hparams(self.cfg.lr, self.cfg.momentum)
+
+    # --- integer interface (what the device sees) ----------------------------------------------------------
+    def core_params(self) -> dict:
+        """Every integer the device needs to build this network (enum values as ints)."""
+        lr_m, lr_e = self.cfg.quantized_lr()
+        c = self._cfg
+        return dict(n_in=c.n_in, in_frac=c.in_frac, loss=c.loss, optimizer=c.optimizer, rounding=c.rounding,
+                    flags=c.flags,
+                    layers=[(c.layers[i].n_out, c.layers[i].act, c.layers[i].w_frac, c.layers[i].a_frac)
+                            for i in range(c.n_layers)],
+                    lr_m=lr_m, lr_e=lr_e, momentum_q15=self.cfg.quantized_momentum(),
+                    init_kind=INITS.index(self.cfg.init),
+                    init_range_q12=int(quantize(self.cfg.init_range, 12, "init_range")),
+                    seed=self.cfg.seed & 0xFFFFFFFF)
+
+    def set_hparams(self, lr: float, momentum: float = 0.0) -> None:
+        self.cfg.lr, self.cfg.momentum = lr, momentum
+        self.cfg.validate()
+        hp = ffi.new("ebp_hparams_t *")
+        hp.lr_m, hp.lr_e = self.cfg.quantized_lr()
+        if hp.lr_e < -80:
+            raise ConfigError(f"learning rate {lr} is too small for the core (below 2^-64)")
+        hp.momentum_q15 = self.cfg.quantized_momentum()
+        check(lib.ebp_net_set_hparams(self._net, hp), "hyperparameters")
+
+    def quantize_inputs(self, X) -> np.ndarray:
+        X, _ = check_data(self.spec, X)
+        return np.ascontiguousarray(quantize(X, self.spec.in_frac, "inputs"))
+
+    def quantize_targets(self, T) -> np.ndarray:
+        T = np.asarray(T, dtype=np.float64)
+        if T.ndim != 2 or T.shape[1] != self.spec.n_out:
+            raise DataError(f"targets must have shape (n, {self.spec.n_out}), got {T.shape}")
+        return np.ascontiguousarray(quantize(T, self.spec.layers[-1].a_frac, "targets"))
+
+    def _rows(self, A: np.ndarray, width: int, what: str) -> np.ndarray:
+        A = np.ascontiguousarray(A)
+        if A.dtype != np.int16 or A.ndim != 2 or A.shape[1] != width:
+            raise DataError(f"{what} must be an int16 array of shape (n, {width}), got {A.dtype} {A.shape}")
+        return A
+
+    def train_q(self, Xq, Tq, batch_size: int) -> int:
+        """Trains on quantized rows in order; returns the Q16 sum of the per-sample losses."""
+        Xq = self._rows(Xq, self.spec.n_in, "inputs")
+        Tq = self._rows(Tq, self.spec.n_out, "targets")
+        if len(Xq) != len(Tq):
+            raise DataError(f"{len(Xq)} input rows but {len(Tq)} target rows")
+        loss = ffi.new("int64_t *")
+        check(lib.ebp_train(self._net, ffi.from_buffer("int16_t[]", Xq), ffi.from_buffer("int16_t[]", Tq),
+                            len(Xq), batch_size, loss), "train")
+        return int(loss[0])
+
+    def predict_q(self, Xq) -> np.ndarray:
+        Xq = self._rows(Xq, self.spec.n_in, "inputs")
+        Y = np.empty((len(Xq), self.spec.n_out), dtype=np.int16)
+        check(lib.ebp_predict(self._net, ffi.from_buffer("int16_t[]", Xq), len(Xq),
+                              ffi.from_buffer("int16_t[]", Y)), "predict")
+        return Y
+
+    def evaluate_q(self, Xq, Tq) -> Tuple[int, int]:
+        """(Q16 loss sum, correctly classified count) as the core computes them."""
+        Xq = self._rows(Xq, self.spec.n_in, "inputs")
+        Tq = self._rows(Tq, self.spec.n_out, "targets")
+        loss, correct = ffi.new("int64_t *"), ffi.new("uint32_t *")
+        check(lib.ebp_evaluate(self._net, ffi.from_buffer("int16_t[]", Xq), ffi.from_buffer("int16_t[]", Tq),
+                               len(Xq), loss, correct), "evaluate")
+        return int(loss[0]), int(correct[0])
+
+    def _array(self, ptr, n: int, dtype) -> np.ndarray:
+        return np.frombuffer(ffi.buffer(ptr, n * np.dtype(dtype).itemsize), dtype=dtype)
+
+    def get_int_weights(self) -> List[Tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for i, l in enumerate(self.spec.layers):
+            L = self._net.layers[i]
+            W = self._array(L.w, L.n_out * L.n_in, np.int16).reshape(L.n_out, L.n_in).copy()
+            out.append((W, self._array(L.b, L.n_out, np.int16).copy()))
+        return out
+
+    def set_int_weights(self, weights) -> None:
+        if len(weights) != len(self.spec.layers):
+            raise ConfigError(f"{len(weights)} layers of weights given for {len(self.spec.layers)} layers")
+        for i, (W, b) in enumerate(weights):
+            L = self._net.layers[i]
+            W, b = np.asarray(W), np.asarray(b)
+            if W.shape != (L.n_out, L.n_in) or b.shape != (L.n_out,):
+                raise ConfigError(f"layer {i}: weights must be ({L.n_out}, {L.n_in}) and biases ({L.n_out},), "
+                                  f"got {W.shape} and {b.shape}")
+            if W.dtype.kind not in "iu" or b.dtype.kind not in "iu":
+                raise DataError(f"layer {i}: integer weights expected, got {W.dtype}; use set_weights for floats")
+            if min(W.min(), b.min()) < -32768 or max(W.max(), b.max()) > 32767:
+                raise DataError(f"layer {i}: integer weights outside int16")
+            self._array(L.w, L.n_out * L.n_in, np.int16)[:] = W.ravel()
+            self._array(L.b, L.n_out, np.int16)[:] = b
+
+    def stats(self) -> List[dict]:
+        """Per layer: saturation and update counters since the last clear_stats()."""
+        fields = ("sat_out", "sat_delta", "sat_grad", "sat_param", "sat_vel", "updates", "zero_updates")
+        return [{f: int(getattr(self._net.layers[i].stats, f)) for f in fields} for i in range(len(self.spec.layers))]
+
+    def clear_stats(self) -> None:
+        check(lib.ebp_net_clear_stats(self._net), "clear stats")
+
+    @property
+    def steps(self) -> int:
+        return int(self._net.steps)
+
+    # --- Engine interface (float in, float out) --------------------------------------------------------
+    def train_samples(self, X, T, batch_size: int) -> float:
+        return self.train_q(self.quantize_inputs(X), self.quantize_targets(T), batch_size) * LOSS_SCALE / len(X)
+
+    def predict(self, X) -> np.ndarray:
+        return dequantize(self.predict_q(self.quantize_inputs(X)), self.spec.layers[-1].a_frac)
+
+    def loss(self, X, T) -> float:
+        X, T = check_data(self.spec, X, T)
+        return self.evaluate_q(self.quantize_inputs(X), self.quantize_targets(T))[0] * LOSS_SCALE / len(X)
+
+    def gradients(self, X, T) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """Mean gradient over the rows, computed by the core and dequantized; weights are unchanged."""
+        X, T = check_data(self.spec, X, T)
+        Xq, Tq = self.quantize_inputs(X), self.quantize_targets(T)
+        check(lib.ebp_zero_grad(self._net), "zero_grad")
+        for x, t in zip(Xq, Tq):
+            check(lib.ebp_forward(self._net, ffi.from_buffer("int16_t[]", x), ffi.NULL), "forward")
+            check(lib.ebp_backward(self._net, ffi.from_buffer("int16_t[]", t), ffi.NULL), "backward")
+        out = []
+        n = self._net.grad_count
+        for i in range(len(self.spec.layers)):
+            L = self._net.layers[i]
+            scale = 0.0 if L.g_exp == -32768 else 2.0 ** L.g_exp / n
+            gW = self._array(L.gw, L.n_out * L.n_in, np.int32).reshape(L.n_out, L.n_in) * scale
+            out.append((gW, self._array(L.gb, L.n_out, np.int32) * scale))
+        check(lib.ebp_zero_grad(self._net), "zero_grad")
+        return out
+
+    def get_weights(self) -> List[Tuple[np.ndarray, np.ndarray]]:
+        return [(dequantize(W, l.w_frac), dequantize(b, l.w_frac))
+                for (W, b), l in zip(self.get_int_weights(), self.spec.layers)]
+
+    def set_weights(self, weights) -> None:
+        if len(weights) != len(self.spec.layers):
+            raise ConfigError(f"{len(weights)} layers of weights given for {len(self.spec.layers)} layers")
+        self.set_int_weights([(quantize(W, l.w_frac, f"layer {i} weights"), quantize(b, l.w_frac, f"layer {i} biases"))
+                              for i, ((W, b), l) in enumerate(zip(weights, self.spec.layers))])
+
+    def memory_report(self) -> dict:
+        return dict(self._mem)
