@@ -89,9 +89,7 @@ int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
         /* inference needs scratch only for the softmax of the output layer */
         mem->scratch = cfg->layers[cfg->n_layers - 1].act == EBP_ACT_SOFTMAX ? 8u * n_in : 0u;
     }
-    /* int16 arrays come last; round the total up to 8 so that arrays of networks can be packed */
-    mem->total = (mem->weights + mem->biases + mem->gradients + mem->optimizer + mem->activations +
-                  mem->scratch + 7u) & ~7u;
+    mem->total = mem->weights + mem->biases + mem->gradients + mem->optimizer + mem->activations + mem->scratch;
     return EBP_OK;
 }
 

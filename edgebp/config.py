@@ -105,6 +105,10 @@ class TrainConfig:
             raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
         if not (math.isfinite(self.lr) and 0 < self.lr < 2 ** 16):
             raise ConfigError(f"learning rate must be a positive finite number below 65536, got {self.lr}")
+        if not self.lr >= 2.0 ** -64:
+            raise ConfigError(f"learning rate {self.lr} is below 2^-64, the smallest the core represents")
+        if not (math.isfinite(self.init_range) and 0 < self.init_range < 8):
+            raise ConfigError(f"init_range must be in (0, 8), got {self.init_range}")
         if not (0 <= self.momentum < 1):
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.batch_size < 0:

@@ -18,6 +18,8 @@ def check_data(spec: NetSpec, X, T=None) -> Tuple[np.ndarray, Optional[np.ndarra
         X = X[None, :]
     if X.ndim != 2 or X.shape[1] != spec.n_in:
         raise DataError(f"inputs must have shape (n, {spec.n_in}), got {X.shape}")
+    if len(X) == 0:
+        raise DataError("no samples: inputs have zero rows")
     if not np.all(np.isfinite(X)):
         raise DataError("inputs contain NaN or inf; clean or impute them first")
     if T is None:
@@ -31,6 +33,8 @@ def check_data(spec: NetSpec, X, T=None) -> Tuple[np.ndarray, Optional[np.ndarra
         raise DataError("targets contain NaN or inf")
     if spec.loss == "ce" and (T.min() < 0 or T.max() > 1):
         raise DataError("cross-entropy targets must lie in [0, 1] (one-hot classes or probabilities)")
+    if spec.layers[-1].act == "softmax" and not np.allclose(T.sum(axis=1), 1.0, atol=1e-6):
+        raise DataError("softmax cross-entropy targets must sum to 1 per row (one-hot classes)")
     return X, T
 
 
@@ -138,7 +142,8 @@ class Engine:
                 else:
                     waited += 1
                     if stop.patience is not None and waited >= stop.patience:
-                        self.set_weights(best_state)
+                        if best_state is not None:  # None: the validation loss was never finite
+                            self.set_weights(best_state)
                         hist.stopped_by = "early_stopping"
                         break
         else:

@@ -1,0 +1,223 @@
+"""float64 mirror of the C core: the math of csrc/edgebp.h in numpy, exact up to float rounding.
+
+The fixed-point core is judged against this. Ops are pure functions, forward beside backward; ``FloatNet``
+strings them together. A batch of vectors is an array (n, width), one row per sample; weights are
+(n_out, n_in) as in the core.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Tuple
+
+import numpy as np
+
+from .config import ACTIVATIONS, NetSpec, TrainConfig
+from .engine import Engine, check_data
+from .errors import ConfigError, DataError
+
+LOG_MIN = 1e-300   # cross-entropy clips what it hands to ln into [LOG_MIN, 1]
+F64 = 8            # bytes per stored value
+
+
+# --- activations: y = f(z); the derivative is computed from the output y, as the core does -----------------
+def act_forward(name: str, z: np.ndarray) -> np.ndarray:
+    if name == "linear":
+        return z
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "sigmoid":                      # 1 / (1 + exp(-z)) without overflow for any z
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0, e) / (1.0 + e)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "softmax":                      # over the last axis, max subtracted
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def act_backward(name: str, y: np.ndarray) -> np.ndarray:
+    """f'(z) as a function of y = f(z), elementwise. Softmax has none: with cross-entropy it cancels."""
+    if name == "linear":
+        return np.ones_like(y)
+    if name == "relu":
+        return (y > 0).astype(np.float64)
+    if name == "sigmoid":
+        return y * (1.0 - y)
+    if name == "tanh":
+        return 1.0 - y * y
+    raise ConfigError(f"activation {name!r} has no elementwise derivative (softmax needs loss='ce')")
+
+
+# --- losses: per-sample value beside the output delta dL/dz -------------------------------------------------
+def _ln(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, LOG_MIN, 1.0))
+
+
+def loss_forward(loss: str, out_act: str, y: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per-sample loss, shape (n,), of outputs y (n, n_out) against targets t (n, n_out)."""
+    if loss == "mse":
+        return 0.5 * np.sum((y - t) ** 2, axis=-1)
+    if loss == "ce" and out_act == "softmax":
+        return -np.sum(t * _ln(y), axis=-1)
+    if loss == "ce" and out_act == "sigmoid":
+        return -np.sum(t * _ln(y) + (1.0 - t) * _ln(1.0 - y), axis=-1)
+    raise ConfigError(f"loss {loss!r} with a {out_act!r} output layer is not supported")
+
+
+def loss_delta(loss: str, out_act: str, y: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Output-layer delta dL/dz (n, n_out): (y - t) f'(y) for mse; y - t for ce (f' cancels)."""
+    if loss == "mse":
+        return (y - t) * act_backward(out_act, y)
+    if loss == "ce" and out_act in ("softmax", "sigmoid"):
+        return y - t
+    raise ConfigError(f"loss {loss!r} with a {out_act!r} output layer is not supported")
+
+
+# --- dense layer ----------------------------------------------------------------------------------------------
+def dense_forward(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """z = W x + b for every row of x (n, n_in) -> (n, n_out)."""
+    return x @ W.T + b
+
+
+def dense_backward(W: np.ndarray, x: np.ndarray, delta: np.ndarray):
+    """Mean over the rows of dW = delta x^T (n_out, n_in) and db = delta (n_out,); and W^T delta (n, n_in)."""
+    n = len(x)
+    return delta.T @ x / n, delta.sum(axis=0) / n, delta @ W
+
+
+# --- initialisation (float; FixedNet normally hands its own dequantized weights instead) --------------------
+def init_weights(spec: NetSpec, cfg: TrainConfig) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """uniform: W and b in [-init_range, init_range]; xavier: W +-sqrt(6/(n_in+n_out)); he: +-sqrt(6/n_in), b 0."""
+    if cfg.init == "uniform" and not (math.isfinite(cfg.init_range) and cfg.init_range >= 0):
+        raise ConfigError(f"init_range must be a finite number >= 0, got {cfg.init_range}")
+    rng = np.random.default_rng(cfg.seed)
+    out = []
+    for n_in, n_out in zip(spec.sizes[:-1], spec.sizes[1:]):
+        if cfg.init == "uniform":
+            r = cfg.init_range
+            out.append((rng.uniform(-r, r, (n_out, n_in)), rng.uniform(-r, r, n_out)))
+        else:
+            r = math.sqrt(6.0 / (n_in + n_out)) if cfg.init == "xavier" else math.sqrt(6.0 / n_in)
+            out.append((rng.uniform(-r, r, (n_out, n_in)), np.zeros(n_out)))
+    return out
+
+
+class FloatNet(Engine):
+    """The float64 reference engine. ``weights``: per layer (W (n_out, n_in), b (n_out,)), e.g. FixedNet's."""
+
+    name = "float"
+
+    def __init__(self, spec: NetSpec, cfg: TrainConfig, weights=None):
+        spec.validate()
+        cfg.validate()
+        self.spec, self.cfg = spec, cfg
+        self.acts = [l.act for l in spec.layers]
+        self.lr = cfg.effective_lr()                 # the quantized values the integer core uses
+        self.mu = cfg.effective_momentum()
+        self.set_weights(init_weights(spec, cfg) if weights is None else weights)
+        self.vW = [np.zeros_like(W) for W in self.W]  # momentum velocities, persist across steps
+        self.vb = [np.zeros_like(b) for b in self.b]
+        self.steps = 0                                # optimizer steps applied
+
+    # --- passes on a checked batch ------------------------------------------------------------------------------
+    def _forward(self, X: np.ndarray) -> List[np.ndarray]:
+        """[X, y_1, ..., y_L], each (n, width)."""
+        a = [X]
+        for W, b, act in zip(self.W, self.b, self.acts):
+            a.append(act_forward(act, dense_forward(W, b, a[-1])))
+        return a
+
+    def _backward(self, a: List[np.ndarray], T: np.ndarray):
+        """(mean gradients per layer, per-sample losses (n,)) of the batch whose forward activations are a."""
+        y = a[-1]
+        losses = loss_forward(self.spec.loss, self.acts[-1], y, T)
+        delta = loss_delta(self.spec.loss, self.acts[-1], y, T)
+        grads = [None] * len(self.W)
+        for l in range(len(self.W) - 1, -1, -1):
+            dW, db, back = dense_backward(self.W[l], a[l], delta)
+            grads[l] = (dW, db)
+            if l:
+                delta = back * act_backward(self.acts[l - 1], a[l])
+        return grads, losses
+
+    def _step(self, grads) -> None:
+        for l, (gW, gb) in enumerate(grads):
+            if self.cfg.optimizer == "momentum":   # v = mu v + lr g; w -= v
+                for v, g in ((self.vW[l], gW), (self.vb[l], gb)):
+                    v *= self.mu
+                    v += self.lr * g
+                self.W[l] -= self.vW[l]
+                self.b[l] -= self.vb[l]
+            else:                                  # w -= lr g
+                self.W[l] -= self.lr * gW
+                self.b[l] -= self.lr * gb
+        self.steps += 1
+
+    # --- Engine primitives --------------------------------------------------------------------------------------
+    def forward(self, X) -> List[np.ndarray]:
+        """Outputs of every layer [y_1, ..., y_L] for the rows of X."""
+        X, _ = check_data(self.spec, X)
+        return self._forward(X)[1:]
+
+    def train_samples(self, X, T, batch_size: int) -> float:
+        X, T = check_data(self.spec, X, T)
+        n = len(X)
+        if n == 0:
+            return float("nan")
+        bs = batch_size if batch_size > 0 else n
+        total = 0.0
+        for s in range(0, n, bs):
+            grads, losses = self._backward(self._forward(X[s:s + bs]), T[s:s + bs])
+            total += float(losses.sum())
+            self._step(grads)
+        return total / n
+
+    def predict(self, X) -> np.ndarray:
+        X, _ = check_data(self.spec, X)
+        return self._forward(X)[-1]
+
+    def loss(self, X, T) -> float:
+        X, T = check_data(self.spec, X, T)
+        if len(X) == 0:
+            return float("nan")
+        return float(np.mean(loss_forward(self.spec.loss, self.acts[-1], self._forward(X)[-1], T)))
+
+    def gradients(self, X, T) -> List[Tuple[np.ndarray, np.ndarray]]:
+        X, T = check_data(self.spec, X, T)
+        if len(X) == 0:
+            raise DataError("gradients need at least one sample")
+        return self._backward(self._forward(X), T)[0]
+
+    def get_weights(self) -> List[Tuple[np.ndarray, np.ndarray]]:
+        return [(W.copy(), b.copy()) for W, b in zip(self.W, self.b)]
+
+    def set_weights(self, weights) -> None:
+        """Copies weights in; velocities are left as they are. All layers are checked before any is set."""
+        sizes, L = self.spec.sizes, len(self.spec.layers)
+        try:
+            pairs = [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)) for W, b in weights]
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"weights must be a list of (W, b) numeric array pairs, one per layer: {e}") from None
+        if len(pairs) != L:
+            raise ConfigError(f"expected {L} (W, b) pairs, one per layer, got {len(pairs)}")
+        for l, (W, b) in enumerate(pairs):
+            if W.shape != (sizes[l + 1], sizes[l]) or b.shape != (sizes[l + 1],):
+                raise ConfigError(f"layer {l}: W must be {(sizes[l + 1], sizes[l])} and b {(sizes[l + 1],)}, "
+                                  f"got {W.shape} and {b.shape}")
+            if not (np.isfinite(W).all() and np.isfinite(b).all()):
+                raise DataError(f"layer {l}: weights or biases contain NaN or inf")
+        self.W = [W for W, _ in pairs]
+        self.b = [b for _, b in pairs]
+
+    def memory_report(self) -> dict:
+        """Bytes a float64 implementation of this network stores, by the same parts as the core's ebp_memory_t."""
+        s = self.spec.sizes
+        weights = F64 * sum(i * o for i, o in zip(s[:-1], s[1:]))
+        biases = F64 * sum(s[1:])
+        rep = {"weights": weights, "biases": biases, "gradients": weights + biases,
+               "optimizer": weights + biases if self.cfg.optimizer == "momentum" else 0,
+               "activations": F64 * (sum(s) + sum(s[1:])),   # input and layer outputs, plus deltas
+               "scratch": 0}                                 # float needs no wide accumulator
+        rep["total"] = sum(rep.values())
+        return rep

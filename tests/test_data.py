@@ -1,0 +1,109 @@
+"""FANN file reader and data-set lookup."""
+import numpy as np
+import pytest
+
+from edgebp.data import DATASET_DIR, Dataset, list_datasets, load_dataset, load_fann
+from edgebp.errors import DataError
+
+
+def write(tmp_path, text, name="set.data"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_diabetes_shapes():
+    ds = load_dataset("diabetes")
+    assert isinstance(ds, Dataset) and ds.name == "diabetes"
+    for X, T in ((ds.X_train, ds.T_train), (ds.X_test, ds.T_test)):
+        assert X.shape == (384, 8) and T.shape == (384, 2)
+        assert X.dtype == T.dtype == np.float64 and X.flags.c_contiguous
+        assert set(np.unique(T)) == {0.0, 1.0} and (T.sum(axis=1) == 1).all()
+    np.testing.assert_allclose(ds.X_train[0], [0.058823, 0.445, 0.196721, 0.19, 0.029551, 0.414307, 0.20538, 0])
+
+
+def test_list_datasets():
+    names = list_datasets()
+    assert {"diabetes", "thyroid", "parity8", "two-spiral", "robot", "building"} <= set(names)
+    for n in names:
+        assert (DATASET_DIR / f"{n}.train").is_file() and (DATASET_DIR / f"{n}.test").is_file()
+
+
+def test_every_shipped_set_loads():
+    for n in list_datasets():
+        ds = load_dataset(n)
+        assert ds.X_train.shape[1] == ds.X_test.shape[1] and ds.T_train.shape[1] == ds.T_test.shape[1]
+
+
+def test_tolerant_layout(tmp_path):
+    # trailing spaces, a value split onto the next line, blank lines, tabs
+    p = write(tmp_path, "2 3 1  \n1 2 \n 3\n\n0.5\n4\t5 6 \n-1e-2\n")
+    X, T = load_fann(p)
+    np.testing.assert_array_equal(X, [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(T, [[0.5], [-0.01]])
+
+
+def test_path_prefix(tmp_path):
+    write(tmp_path, "1 2 1\n1 2\n1\n", "toy.train")
+    write(tmp_path, "2 2 1\n0 0\n0\n1 1\n1\n", "toy.test")
+    ds = load_dataset(str(tmp_path / "toy"))
+    assert ds.name == "toy" and ds.X_train.shape == (1, 2) and ds.X_test.shape == (2, 2)
+    write(tmp_path, "1 2 1\n1 2\n1\n", "half.train")
+    with pytest.raises(DataError, match=r"half\.test is missing"):
+        load_dataset(str(tmp_path / "half"))
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("", "empty"),
+    ("2 3\n1 2 3\n1\n", "bad header"),
+    ("two 3 1\n", "bad header"),
+    ("2 3 1.5\n", "bad header"),
+    ("0 3 1\n", "bad header"),
+    ("2 3 1\n1 2 3\n1\n4 5 6\n", "8 values, found 7"),
+    ("1 3 1\n1 2 3\n1 9\n", "4 values, found 5"),
+    ("2 3 1\n1 2 3\n1\n4 x5 6\n0\n", r"'x5' \(sample 1\) is not a number"),
+    ("2 3 1\n1 2 3\n1\n4 5 6\nnan\n", r"'nan' \(sample 1\) is NaN or inf"),
+    ("1 3 1\ninf 2 3\n1\n", "NaN or inf"),
+])
+def test_malformed_files(tmp_path, text, msg):
+    p = write(tmp_path, text, "bad.train")
+    with pytest.raises(DataError, match=msg) as err:
+        load_fann(p)
+    assert "bad.train" in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_fann(tmp_path / "nope.train")
+
+
+def test_unknown_name_lists_shipped_sets():
+    with pytest.raises(DataError, match="unknown data set 'nosuchset'") as err:
+        load_dataset("nosuchset")
+    for n in ("diabetes", "thyroid", "parity8"):
+        assert n in str(err.value)
+    with pytest.raises(DataError, match="breast_cancer"):
+        load_dataset("sklearn:nosuchset")
+
+
+def test_sklearn_missing_says_how_to_install():
+    try:
+        import sklearn  # noqa: F401
+        pytest.skip("scikit-learn is installed")
+    except ImportError:
+        pass
+    with pytest.raises(DataError, match="pip install scikit-learn"):
+        load_dataset("sklearn:iris")
+
+
+@pytest.mark.parametrize("name,n_in,n_out", [("iris", 4, 3), ("digits", 64, 10), ("wine", 13, 3),
+                                             ("breast_cancer", 30, 2)])
+def test_sklearn_sets(name, n_in, n_out):
+    pytest.importorskip("sklearn")
+    ds = load_dataset(f"sklearn:{name}")
+    a = load_dataset(f"sklearn:{name}")
+    assert np.array_equal(ds.X_test, a.X_test)                     # deterministic split
+    assert ds.X_train.shape[1] == n_in and ds.T_train.shape[1] == n_out
+    assert abs(len(ds.X_train) - len(ds.X_test)) <= 1
+    assert ds.X_train.min() >= 0 and ds.X_train.max() <= 1
+    assert (ds.T_train.sum(axis=1) == 1).all()
