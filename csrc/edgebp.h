@@ -31,6 +31,16 @@
  * Setting EBP_FLAG_FIXED_DELTA in cfg.flags switches this off and stores deltas as plain Q15 (exponent -15),
  * to show what fixed formats lose.
  *
+ * Activations
+ * -----------
+ * linear, ReLU, sigmoid, tanh, and softmax (output layer, with cross-entropy). Sigmoid is a 257-entry Q16
+ * table on [0, 16] (step 1/16, linear interpolation, symmetry for z < 0); tanh(z) = 2 sigmoid(2z) - 1;
+ * softmax uses an exp(-x) table on [0, 16] and one integer division per output. The tables are generated
+ * by tools/gen_tables.py. Maximum absolute error against the exact function, measured over every int16
+ * input at a_frac = 15 (tests/test_core.py): sigmoid 7.3e-5, tanh 1.2e-4, softmax (2 classes) 1.4e-4;
+ * at coarser output formats the output rounding (2^-(a_frac+1)) dominates. Derivatives are the true ones,
+ * computed from the outputs: sigmoid y(1 - y), tanh 1 - y^2, ReLU [y > 0], linear 1, all in Q15.
+ *
  * Learning rule
  * -------------
  * ebp_backward() adds one sample's gradient of the loss to the per-layer accumulators; ebp_step() applies

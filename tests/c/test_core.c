@@ -1,0 +1,156 @@
+/*
+ * C-level tests of the core, built by tests/test_c.py with -fsanitize=address,undefined (every finding is
+ * fatal) and the core's strict warnings. They train XOR, check every status code path, and drive the
+ * arithmetic to its limits (extreme inputs, weights, learning rates and formats) so that any signed
+ * overflow or bad shift would be reported. Prints "N passed, N failed".
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "edgebp.h"
+
+static int passed, failed;
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            passed++;                                                                \
+        } else {                                                                     \
+            failed++;                                                                \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
+        }                                                                            \
+    } while (0)
+
+static int64_t arena[4096];
+
+static ebp_cfg_t xor_cfg(void) {
+    ebp_cfg_t c;
+    memset(&c, 0, sizeof c);
+    c.n_in = 2;
+    c.in_frac = 12;
+    c.n_layers = 2;
+    c.loss = EBP_LOSS_MSE;
+    c.layers[0].n_out = 4;
+    c.layers[0].act = EBP_ACT_SIGMOID;
+    c.layers[0].w_frac = 12;
+    c.layers[0].a_frac = 12;
+    c.layers[1] = c.layers[0];
+    c.layers[1].n_out = 1;
+    return c;
+}
+
+static void test_xor(void) {
+    static const int16_t x[8] = {0, 0, 0, 4096, 4096, 0, 4096, 4096};
+    static const int16_t t[4] = {0, 4096, 4096, 0};
+    ebp_cfg_t c = xor_cfg();
+    ebp_net_t net;
+    ebp_hparams_t hp = {32768, -16, 0}; /* lr 0.5 */
+    uint32_t correct = 0;
+    int epoch;
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
+    CHECK(ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 4096, 1) == EBP_OK);
+    CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
+    for (epoch = 0; epoch < 5000 && correct < 4; epoch++) {
+        CHECK(ebp_train(&net, x, t, 4, 1, NULL) == EBP_OK);
+        CHECK(ebp_evaluate(&net, x, t, 4, NULL, &correct) == EBP_OK);
+    }
+    CHECK(correct == 4);
+}
+
+static void test_status_paths(void) {
+    ebp_cfg_t c = xor_cfg();
+    ebp_net_t net;
+    ebp_memory_t mem;
+    int16_t t[1] = {0};
+    ebp_hparams_t bad = {1, 1, 0};
+    CHECK(ebp_cfg_check(NULL) == EBP_ERR_ARG);
+    CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &mem) == EBP_OK && mem.total > 0);
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, mem.total - 1) == EBP_ERR_SIZE);
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, (char *)arena + 4, mem.total) == EBP_ERR_ALIGN);
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, mem.total) == EBP_OK);
+    CHECK(ebp_backward(&net, t, NULL) == EBP_ERR_STATE);
+    CHECK(ebp_net_set_hparams(&net, &bad) == EBP_ERR_ARG);
+    CHECK(ebp_net_init_weights(&net, 7, 1, 1) == EBP_ERR_ARG);
+    c.layers[0].act = EBP_ACT_SOFTMAX;
+    CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+    c = xor_cfg();
+    c.layers[1].w_frac = 16;
+    CHECK(ebp_cfg_check(&c) == EBP_ERR_FORMAT);
+    c = xor_cfg();
+    c.n_layers = EBP_MAX_LAYERS + 1;
+    CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_ERR_CONFIG);
+    c = xor_cfg();
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_INFER, arena, sizeof arena) == EBP_OK);
+    CHECK(ebp_step(&net) == EBP_ERR_STATE);
+    CHECK(ebp_status_str(EBP_ERR_SIZE)[0] != '\0' && ebp_status_str(12345)[0] != '\0');
+}
+
+/* xorshift32 for test data, independent of the core's */
+static uint32_t rnd_state = 2463534242u;
+static uint32_t rnd(void) {
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 17;
+    rnd_state ^= rnd_state << 5;
+    return rnd_state;
+}
+
+/* Random configurations at the edges of every format, with extreme data: must never overflow. */
+static void test_extremes(void) {
+    static int16_t x[64 * 32], t[64 * 8];
+    static const int16_t edge[] = {INT16_MIN, INT16_MIN + 1, -1, 0, 1, INT16_MAX - 1, INT16_MAX};
+    int trial;
+    for (trial = 0; trial < 300; trial++) {
+        ebp_cfg_t c;
+        ebp_net_t net;
+        ebp_hparams_t hp;
+        ebp_memory_t mem;
+        unsigned l, i, n_out;
+        int64_t loss = 0;
+        uint32_t correct;
+        memset(&c, 0, sizeof c);
+        c.n_in = (uint16_t)(1 + rnd() % 32);
+        c.in_frac = (int8_t)(rnd() % 16);
+        c.n_layers = (uint8_t)(1 + rnd() % 4);
+        c.loss = (uint8_t)(rnd() % 2);
+        c.optimizer = (uint8_t)(rnd() % 2);
+        c.rounding = (uint8_t)(rnd() % 2);
+        c.flags = (uint8_t)(rnd() % 2);
+        for (l = 0; l < c.n_layers; l++) {
+            c.layers[l].n_out = (uint16_t)(1 + rnd() % 8);
+            c.layers[l].act = (uint8_t)(rnd() % 4);
+            c.layers[l].w_frac = (int8_t)(rnd() % 16);
+            c.layers[l].a_frac = (int8_t)(rnd() % 16);
+        }
+        if (c.loss == EBP_LOSS_CE) c.layers[c.n_layers - 1].act = (uint8_t)(rnd() % 2 ? EBP_ACT_SOFTMAX : EBP_ACT_SIGMOID);
+        CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &mem) == EBP_OK);
+        CHECK(mem.total <= sizeof arena);
+        CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
+        CHECK(ebp_net_init_weights(&net, (int)(rnd() % 3), (uint16_t)rnd(), rnd()) == EBP_OK);
+        /* some layers get extreme weights */
+        for (l = 0; l < c.n_layers; l++)
+            if (rnd() % 2)
+                for (i = 0; i < (unsigned)net.layers[l].n_out * net.layers[l].n_in; i++)
+                    net.layers[l].w[i] = edge[rnd() % 7];
+        hp.lr_m = (uint16_t)rnd();
+        hp.lr_e = (int8_t)(-(int)(rnd() % 81));
+        hp.momentum_q15 = (uint16_t)(rnd() % 32768);
+        CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
+        CHECK(ebp_net_seed(&net, rnd()) == EBP_OK);
+        n_out = c.layers[c.n_layers - 1].n_out;
+        for (i = 0; i < 64u * c.n_in; i++) x[i] = rnd() % 3 ? (int16_t)rnd() : edge[rnd() % 7];
+        for (i = 0; i < 64u * n_out; i++) {
+            int16_t one = (int16_t)(c.layers[c.n_layers - 1].a_frac == 15 ? INT16_MAX : 1 << c.layers[c.n_layers - 1].a_frac);
+            t[i] = c.loss == EBP_LOSS_CE ? (int16_t)(rnd() % 2 ? one : 0) : (int16_t)rnd();
+        }
+        CHECK(ebp_train(&net, x, t, 64, 1 + rnd() % 8, &loss) == EBP_OK);
+        CHECK(ebp_evaluate(&net, x, t, 64, &loss, &correct) == EBP_OK && correct <= 64);
+    }
+}
+
+int main(void) {
+    test_xor();
+    test_status_paths();
+    test_extremes();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}

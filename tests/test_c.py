@@ -1,0 +1,64 @@
+"""The C core on its own: strict warnings, sanitizers, integer-only object code, no drifted tables."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CSRC = ROOT / "csrc"
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Wconversion", "-Werror"]
+# What the core may call: the compiler's own runtime (64-bit and division helpers) and struct copies.
+ALLOWED_UNDEFINED = {"memset", "memcpy"}
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is missing; CI must install it (tools/setup.sh)")
+        pytest.skip(f"{tool} not installed (run tools/setup.sh)")
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert p.returncode == 0, f"{' '.join(map(str, cmd))}\n{p.stdout}\n{p.stderr}"
+    return p.stdout
+
+
+def test_c_suite_under_asan_and_ubsan(tmp_path):
+    exe = tmp_path / "test_core"
+    run(["gcc", *STRICT, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+         "-fno-omit-frame-pointer", f"-I{CSRC}", ROOT / "tests/c/test_core.c", CSRC / "edgebp.c", "-o", exe])
+    out = run([exe])
+    last = out.strip().splitlines()[-1]
+    assert last.endswith(", 0 failed") and int(last.split()[0]) > 1000, out
+
+
+def undefined_symbols(obj):
+    return {line.split()[-1] for line in run(["nm", "-u", obj]).splitlines() if line.strip()}
+
+
+def test_core_object_calls_nothing_but_memset_and_memcpy(tmp_path):
+    obj = tmp_path / "edgebp.o"
+    run(["gcc", *STRICT, "-O2", "-c", CSRC / "edgebp.c", "-o", obj])
+    assert undefined_symbols(obj) <= ALLOWED_UNDEFINED
+
+
+@pytest.mark.parametrize("cpu", ["cortex-m0", "cortex-m3"])
+def test_core_builds_for_cortex_m_without_float(tmp_path, cpu):
+    need("arm-none-eabi-gcc")
+    obj = tmp_path / "edgebp.o"
+    run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft", "-Os", *STRICT, "-c",
+         CSRC / "edgebp.c", "-o", obj])
+    syms = undefined_symbols(obj)
+    runtime = {s for s in syms if s.startswith(("__aeabi_", "__gnu_thumb1"))}
+    assert syms - runtime <= ALLOWED_UNDEFINED
+    # no soft-float helper: __aeabi_f* / __aeabi_d* (add, mul, div, conversions) would mean float code
+    assert not [s for s in runtime if s.startswith(("__aeabi_f", "__aeabi_d", "__aeabi_i2f", "__aeabi_i2d",
+                                                     "__aeabi_l2f", "__aeabi_l2d", "__aeabi_ui2"))], runtime
+
+
+def test_tables_are_up_to_date():
+    run([sys.executable, ROOT / "tools/gen_tables.py", "--check"])
