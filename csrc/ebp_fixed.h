@@ -30,6 +30,17 @@ static inline int64_t ebp_rshift_rn(int64_t x, int s) {
     return x < 0 ? -(int64_t)m : (int64_t)m;
 }
 
+/*
+ * ebp_rshift_rn in 32-bit arithmetic (cheaper on Cortex-M), for s in 1..31 and
+ * -2^31 < x < 2^31 - 2^(s-1) (e.g. any |x| <= 2^30 when s <= 30). floor((x + 2^(s-1) - [x < 0]) / 2^s)
+ * rounds ties away from zero; the floor is taken on x + 2^31 as an unsigned number, so no negative value
+ * is shifted.
+ */
+static inline int32_t ebp_rshift_rn32(int32_t x, int s) {
+    uint32_t b = (uint32_t)x + 0x80000000u + ((uint32_t)1 << (s - 1)) - ((uint32_t)x >> 31);
+    return (int32_t)(b >> s) - (int32_t)(0x80000000u >> s);
+}
+
 static inline int64_t ebp_rshift_floor(int64_t x, int s) {
     uint64_t m;
     if (s <= 0) return x;
@@ -37,6 +48,13 @@ static inline int64_t ebp_rshift_floor(int64_t x, int s) {
     m = (uint64_t)0 - (uint64_t)x;
     m = (m + ((uint64_t)1 << s) - 1u) >> s;
     return -(int64_t)m;
+}
+
+/* ebp_rshift_sr for |x| <= 2^30 and s in 1..30, in 32-bit arithmetic: the same result. */
+static inline int32_t ebp_rshift_sr32(int32_t x, int s, uint32_t r) {
+    /* floor((x + u) / 2^s) with x + u + 2^31 in [0, 2^32): shift it as unsigned, then remove the bias */
+    uint32_t b = (uint32_t)x + 0x80000000u + (r >> (32 - s));
+    return (int32_t)(b >> s) - (int32_t)(0x80000000u >> s);
 }
 
 static inline int64_t ebp_rshift_sr(int64_t x, int s, uint32_t r) {
@@ -53,6 +71,7 @@ static inline int64_t ebp_lshift_sat(int64_t x, int s) {
     uint64_t m;
     if (s <= 0) return x;
     m = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+    if (m == 0) return 0;
     if (s >= 62 || m > ((uint64_t)lim >> s)) return x < 0 ? -lim : lim;
     m <<= s;
     return x < 0 ? -(int64_t)m : (int64_t)m;

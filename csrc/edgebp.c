@@ -24,8 +24,10 @@ const char *ebp_status_str(int status) {
 
 /* x at from_frac fractional bits, re-expressed with to_frac (rounded to nearest, or saturated upwards). */
 static int64_t requant(int64_t x, int from_frac, int to_frac) {
-    if (from_frac >= to_frac) return ebp_rshift_rn(x, from_frac - to_frac > 62 ? 62 : from_frac - to_frac);
-    return ebp_lshift_sat(x, to_frac - from_frac);
+    int s = from_frac - to_frac;
+    if (s <= 0) return ebp_lshift_sat(x, -s);
+    if (s <= 31 && x > INT32_MIN && x < ((int64_t)1 << 30)) return ebp_rshift_rn32((int32_t)x, s); /* cheaper */
+    return ebp_rshift_rn(x, s > 62 ? 62 : s);
 }
 
 static int16_t sat16_count(int64_t x, uint32_t *count) {
@@ -43,7 +45,8 @@ int ebp_cfg_check(const ebp_cfg_t *cfg) {
     if (cfg == NULL) return EBP_ERR_ARG;
     if (cfg->n_in < 1 || cfg->n_in > EBP_MAX_WIDTH || cfg->n_layers < 1 || cfg->n_layers > EBP_MAX_LAYERS ||
         cfg->loss > EBP_LOSS_CE || cfg->optimizer > EBP_OPT_MOMENTUM || cfg->rounding > EBP_ROUND_STOCHASTIC ||
-        (cfg->flags & ~EBP_FLAG_FIXED_DELTA) != 0)
+        (cfg->flags & ~(EBP_FLAG_FIXED_DELTA | EBP_FLAG_ONLINE)) != 0 ||
+        ((cfg->flags & EBP_FLAG_ONLINE) && cfg->optimizer != EBP_OPT_SGD))
         return EBP_ERR_CONFIG;
     if (!frac_ok(cfg->in_frac)) return EBP_ERR_FORMAT;
     for (l = 0; l < cfg->n_layers; l++) {
@@ -82,7 +85,7 @@ int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
     mem->optimizer = 0;
     if (mode == EBP_MODE_TRAIN) {
         mem->activations += 2u * neurons;                     /* deltas */
-        mem->gradients = 4u * params;
+        mem->gradients = (cfg->flags & EBP_FLAG_ONLINE) ? 0u : 4u * params;
         if (cfg->optimizer == EBP_OPT_MOMENTUM) mem->optimizer = 4u * params;
         mem->scratch = 8u * width;
     } else {
@@ -124,7 +127,7 @@ int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size
         L->in_frac = l == 0 ? cfg->in_frac : cfg->layers[l - 1].a_frac;
         L->w_frac = lc->w_frac;
         L->a_frac = lc->a_frac;
-        if (mode == EBP_MODE_TRAIN) {
+        if (mode == EBP_MODE_TRAIN && !(cfg->flags & EBP_FLAG_ONLINE)) {
             L->gw = (int32_t *)(void *)p;
             p += 4u * L->n_out * L->n_in;
             L->gb = (int32_t *)(void *)p;
@@ -374,6 +377,17 @@ int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
 
 /* ---- backward --------------------------------------------------------------------------------------- */
 
+/* number of significant bits of v (0 for 0), by binary search */
+static int bit_length(uint64_t v) {
+    int n = 0, step;
+    for (step = 32; step > 0; step >>= 1)
+        if ((v >> step) != 0) {
+            v >>= step;
+            n += step;
+        }
+    return n + (int)v;
+}
+
 /*
  * raw (n) at exponent e -> delta mantissas with one shared exponent, largest magnitude in [2^14, 2^15)
  * (block floating point), or plain Q15 with EBP_FLAG_FIXED_DELTA. Returns 0 when every delta is zero.
@@ -400,19 +414,31 @@ static int normalize_delta(ebp_net_t *net, ebp_layer_t *L, const int64_t *raw, i
         L->delta_exp = 0;
         return 0;
     }
-    while ((maxabs >> nb) != 0) nb++;
+    nb = bit_length(maxabs);
     s = nb - 15;
+    if (s > 0 && ((maxabs + ((uint64_t)1 << (s - 1))) >> s) >> 15 != 0) s++; /* rounding reached 2^15 */
     for (i = 0; i < L->n_out; i++)
         L->delta[i] = ebp_sat16(s > 0 ? ebp_rshift_rn(raw[i], s) : ebp_lshift_sat(raw[i], -s));
     L->delta_exp = (int16_t)(e + s);
     return 1;
 }
 
+/* *a += r, saturated; |r| <= 2^30. Returns 1 if it clipped. */
+static uint32_t add_sat32(int32_t *a, int32_t r) {
+    if (r > 0 ? *a > INT32_MAX - r : *a < INT32_MIN - r) {
+        *a = r > 0 ? INT32_MAX : INT32_MIN;
+        return 1u;
+    }
+    *a += r;
+    return 0u;
+}
+
 /* Adds delta (x) in to the layer's gradient accumulators, scaled to the shared exponent g_exp. */
 static void accumulate_grad(ebp_layer_t *L, const int16_t *in) {
     const int e_p = L->delta_exp - L->in_frac; /* exponent of delta[o] * in[i], |product| <= 2^30 */
     const int e_new = e_p + EBP_GRAD_HEADROOM;
-    uint32_t n = (uint32_t)L->n_out * L->n_in, k;
+    const int32_t one = (int32_t)1 << L->in_frac;
+    uint32_t n = (uint32_t)L->n_out * L->n_in, k, sat = 0;
     int32_t *gw = L->gw;
     uint16_t o, i;
     int s;
@@ -424,32 +450,27 @@ static void accumulate_grad(ebp_layer_t *L, const int16_t *in) {
         for (o = 0; o < L->n_out; o++) L->gb[o] = (int32_t)ebp_rshift_rn(L->gb[o], r);
         L->g_exp = (int16_t)e_new;
     }
-    s = L->g_exp - e_p;
-    if (s > 62) return; /* this sample's gradient is below the accumulator's resolution */
+    s = L->g_exp - e_p; /* >= EBP_GRAD_HEADROOM */
+    if (s > 31) return;  /* |delta * in| <= 2^30 rounds to zero at this resolution */
     for (o = 0; o < L->n_out; o++, gw += L->n_in) {
         int32_t d = L->delta[o];
-        int64_t v;
         if (d == 0) continue;
-        for (i = 0; i < L->n_in; i++) {
-            v = (int64_t)gw[i] + ebp_rshift_rn((int64_t)d * in[i], s);
-            gw[i] = ebp_sat32(v);
-            if (gw[i] != v) L->stats.sat_grad++;
+        if (s <= 30) {
+            for (i = 0; i < L->n_in; i++) sat += add_sat32(&gw[i], ebp_rshift_rn32(d * (int32_t)in[i], s));
+            sat += add_sat32(&L->gb[o], ebp_rshift_rn32(d * one, s));
+        } else { /* s == 31: only |product| == 2^30 rounds to +-1 */
+            for (i = 0; i < L->n_in; i++) sat += add_sat32(&gw[i], (int32_t)ebp_rshift_rn(d * (int32_t)in[i], s));
+            sat += add_sat32(&L->gb[o], (int32_t)ebp_rshift_rn(d * one, s));
         }
-        v = (int64_t)L->gb[o] + ebp_rshift_rn((int64_t)d * ((int32_t)1 << L->in_frac), s);
-        L->gb[o] = ebp_sat32(v);
-        if (L->gb[o] != v) L->stats.sat_grad++;
     }
+    L->stats.sat_grad += sat;
 }
 
-int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
-    int64_t *raw;
-    int l, e, live;
+/* Deltas of every layer for target t, from the output back (generalised delta rule). */
+static void backward_deltas(ebp_net_t *net, const int16_t *t) {
+    int64_t *raw = net->scratch;
+    int l, live;
     uint16_t i, k;
-    if (net == NULL || t == NULL) return EBP_ERR_ARG;
-    if (net->mode != EBP_MODE_TRAIN || !net->have_forward) return EBP_ERR_STATE;
-    if (loss_q16 != NULL) ebp_loss(net, t, loss_q16);
-    raw = net->scratch;
-
     /* output layer: dL/dz = (y - t) with cross-entropy, (y - t) f'(y) with squared error */
     {
         ebp_layer_t *L = &net->layers[net->cfg.n_layers - 1];
@@ -458,15 +479,15 @@ int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
             int64_t diff = (int64_t)L->y[k] - t[k];
             raw[k] = ce ? diff : diff * act_deriv_q15(L->act, L->y[k], L->a_frac);
         }
-        e = ce ? -L->a_frac : -(L->a_frac + 15);
-        live = normalize_delta(net, L, raw, e);
+        live = normalize_delta(net, L, raw, ce ? -L->a_frac : -(L->a_frac + 15));
     }
-    /* hidden layers: delta_j = f'(y_j) * sum_k w_kj delta_k (generalised delta rule) */
+    /* hidden layers: delta_j = f'(y_j) * sum_k w_kj delta_k */
     for (l = (int)net->cfg.n_layers - 2; l >= 0; l--) {
         ebp_layer_t *L = &net->layers[l];
         const ebp_layer_t *N = &net->layers[l + 1];
         if (!live) {
             for (i = 0; i < L->n_out; i++) L->delta[i] = 0;
+            L->delta_exp = 0;
             continue;
         }
         for (i = 0; i < L->n_out; i++) raw[i] = 0;
@@ -479,12 +500,25 @@ int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
         for (i = 0; i < L->n_out; i++) raw[i] *= act_deriv_q15(L->act, L->y[i], L->a_frac);
         live = normalize_delta(net, L, raw, N->delta_exp - N->w_frac - 15);
     }
+}
+
+static const int16_t *layer_input(const ebp_net_t *net, int l) {
+    return l == 0 ? net->x : net->layers[l - 1].y;
+}
+
+int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
+    int l;
+    if (net == NULL || t == NULL) return EBP_ERR_ARG;
+    if (net->mode != EBP_MODE_TRAIN || !net->have_forward || (net->cfg.flags & EBP_FLAG_ONLINE)) return EBP_ERR_STATE;
+    if (loss_q16 != NULL) ebp_loss(net, t, loss_q16);
+    backward_deltas(net, t);
     /* gradients: dL/dw_oi = delta_o * in_i, dL/db_o = delta_o */
     for (l = 0; l < (int)net->cfg.n_layers; l++) {
         ebp_layer_t *L = &net->layers[l];
         int nz = 0;
+        uint16_t i;
         for (i = 0; i < L->n_out; i++) nz |= L->delta[i] != 0;
-        if (nz) accumulate_grad(L, l == 0 ? net->x : net->layers[l - 1].y);
+        if (nz) accumulate_grad(L, layer_input(net, l));
     }
     net->grad_count++;
     net->have_forward = 0;
@@ -498,10 +532,11 @@ int ebp_zero_grad(ebp_net_t *net) {
     if (net->mode != EBP_MODE_TRAIN) return EBP_ERR_STATE;
     for (l = 0; l < net->cfg.n_layers; l++) {
         ebp_layer_t *L = &net->layers[l];
+        L->g_exp = INT16_MIN;
+        if (L->gw == NULL) continue; /* EBP_FLAG_ONLINE */
         n = (uint32_t)L->n_out * L->n_in;
         for (k = 0; k < n; k++) L->gw[k] = 0;
         for (k = 0; k < L->n_out; k++) L->gb[k] = 0;
-        L->g_exp = INT16_MIN;
     }
     net->grad_count = 0;
     return EBP_OK;
@@ -509,45 +544,134 @@ int ebp_zero_grad(ebp_net_t *net) {
 
 /* ---- update ----------------------------------------------------------------------------------------- */
 
-/* x / 2^s in the update's rounding mode (s may be <= 0: exact, saturating) */
-static int64_t round_update(ebp_net_t *net, int64_t x, int s) {
-    if (s <= 0) return ebp_lshift_sat(x, -s);
-    if (s > 62) s = 62;
-    if (net->cfg.rounding == EBP_ROUND_STOCHASTIC) return ebp_rshift_sr(x, s, ebp_xorshift32(&net->rng));
-    return ebp_rshift_rn(x, s);
-}
-
-static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, const int32_t *g, int32_t *v, uint32_t n,
-                          int64_t m_eff, int sh) {
+/*
+ * Applies the update of n parameters w from their gradient sums g (clearing them) and velocities v
+ * (momentum; NULL for SGD). One weight LSB of update is m_eff * g * 2^-sh (SGD), or 2^EBP_VEL_EXTRA_FRAC
+ * velocity units (momentum). The stochastic-rounding generator advances once per parameter rounded.
+ */
+static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int32_t *g, int32_t *v, uint32_t n,
+                          int32_t m_eff, int sh) {
     const int32_t mu = net->hp.momentum_q15;
-    uint32_t k;
+    const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
+    uint32_t k, updates = 0, zeros = 0, sat = 0, sat_vel = 0;
+    if (sh > 62) sh = 62;
     for (k = 0; k < n; k++) {
+        int32_t gk = g[k];
         int64_t d, nw;
+        g[k] = 0;
         if (v == NULL) {
-            if (g[k] == 0) continue;
-            d = round_update(net, m_eff * g[k], sh);
+            if (gk == 0) continue;
+            d = (int64_t)m_eff * gk;
+            if (sh <= 0)
+                d = ebp_lshift_sat(d, -sh);
+            else
+                d = stochastic ? ebp_rshift_sr(d, sh, ebp_xorshift32(&net->rng)) : ebp_rshift_rn(d, sh);
         } else {
             /* v = mu v + lr g, kept with EBP_VEL_EXTRA_FRAC more fractional bits than w */
-            int64_t nv = ebp_rshift_rn((int64_t)mu * v[k], 15) + requant(m_eff * g[k], sh, 0);
+            int64_t nv = ebp_rshift_rn((int64_t)mu * v[k], 15) + requant((int64_t)m_eff * gk, sh, 0);
             v[k] = ebp_sat32(nv);
-            if (v[k] != nv) L->stats.sat_vel++;
-            d = round_update(net, v[k], EBP_VEL_EXTRA_FRAC);
+            sat_vel += v[k] != nv;
+            d = stochastic ? ebp_rshift_sr(v[k], EBP_VEL_EXTRA_FRAC, ebp_xorshift32(&net->rng))
+                           : ebp_rshift_rn(v[k], EBP_VEL_EXTRA_FRAC);
         }
-        L->stats.updates++;
-        if (d == 0 && g[k] != 0) L->stats.zero_updates++;
+        updates += gk != 0;
+        zeros += d == 0 && gk != 0;
         nw = (int64_t)w[k] - d;
-        w[k] = sat16_count(nw, &L->stats.sat_param);
+        w[k] = ebp_sat16(nw);
+        sat += w[k] != nw;
     }
+    L->stats.updates += updates;
+    L->stats.zero_updates += zeros;
+    L->stats.sat_param += sat;
+    L->stats.sat_vel += sat_vel;
+}
+
+/*
+ * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
+ * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
+ * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
+ * in the common case 1 <= S <= 30.
+ */
+/* w -= q, saturated to int16; returns 1 if it clipped */
+static uint32_t sub_sat16(int16_t *w, int32_t q) {
+    int32_t nw = *w - q;
+    if ((uint32_t)(nw + 32768) > 65535u) {
+        *w = nw < 0 ? INT16_MIN : INT16_MAX;
+        return 1u;
+    }
+    *w = (int16_t)nw;
+    return 0u;
+}
+
+/* one parameter of update_online outside the fast path (S <= 0 or S > 30) */
+static int32_t online_delta_slow(ebp_net_t *net, int32_t p, int S) {
+    if (S <= 0) return ebp_sat32(ebp_lshift_sat(p, -S));
+    if (S > 62) S = 62;
+    if (net->cfg.rounding == EBP_ROUND_STOCHASTIC) return (int32_t)ebp_rshift_sr(p, S, ebp_xorshift32(&net->rng));
+    return (int32_t)ebp_rshift_rn(p, S);
+}
+
+static void update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
+    const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
+    const int S = -(L->delta_exp + net->hp.lr_e + 16 - L->in_frac + L->w_frac);
+    const int32_t lr_m = net->hp.lr_m;
+    const uint16_t n_in = L->n_in;
+    uint32_t zeros = 0, sat = 0, rows = 0, zero_in = 0, rng = net->rng;
+    int16_t *w = L->w;
+    uint16_t o, i;
+    for (i = 0; i < n_in; i++) zero_in += in[i] == 0;
+    for (o = 0; o < L->n_out; o++, w += n_in) {
+        int32_t dl = ebp_rshift_rn32(L->delta[o] * lr_m, 16), p, q;
+        if (L->delta[o] == 0) continue;
+        rows++;
+        if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
+            zeros += (uint32_t)n_in + 1u - zero_in;
+            continue;
+        }
+        if (S >= 1 && S <= 30) { /* the common case: 32-bit arithmetic throughout */
+            if (stochastic) {
+                for (i = 0; i < n_in; i++) {
+                    q = ebp_rshift_sr32(dl * in[i], S, ebp_xorshift32(&rng));
+                    zeros += q == 0;
+                    sat += sub_sat16(&w[i], q);
+                }
+            } else {
+                for (i = 0; i < n_in; i++) {
+                    q = ebp_rshift_rn32(dl * in[i], S);
+                    zeros += q == 0;
+                    sat += sub_sat16(&w[i], q);
+                }
+            }
+            p = dl * ((int32_t)1 << L->in_frac); /* bias: input 1 */
+            q = stochastic ? ebp_rshift_sr32(p, S, ebp_xorshift32(&rng)) : ebp_rshift_rn32(p, S);
+        } else {
+            net->rng = rng;
+            for (i = 0; i < n_in; i++) {
+                q = online_delta_slow(net, dl * in[i], S);
+                zeros += q == 0;
+                sat += sub_sat16(&w[i], q);
+            }
+            p = dl * ((int32_t)1 << L->in_frac);
+            q = online_delta_slow(net, p, S);
+            rng = net->rng;
+        }
+        zeros += (uint32_t)(q == 0) - zero_in; /* a zero input has a zero gradient, not a lost update */
+        sat += sub_sat16(&L->b[o], q);
+    }
+    net->rng = rng;
+    L->stats.updates += rows * ((uint32_t)n_in + 1u - zero_in); /* parameters with a non-zero gradient */
+    L->stats.zero_updates += zeros;
+    L->stats.sat_param += sat;
 }
 
 int ebp_step(ebp_net_t *net) {
-    int64_t m_eff;
+    int32_t m_eff;
     unsigned l;
     if (net == NULL) return EBP_ERR_ARG;
     if (net->mode != EBP_MODE_TRAIN) return EBP_ERR_STATE;
     if (net->grad_count == 0) return EBP_OK;
     /* lr / n = m_eff * 2^(lr_e - 15), m_eff < 2^31 */
-    m_eff = (int64_t)(((uint32_t)net->hp.lr_m << 15) / net->grad_count);
+    m_eff = (int32_t)(((uint32_t)net->hp.lr_m << 15) / net->grad_count);
     for (l = 0; l < net->cfg.n_layers; l++) {
         ebp_layer_t *L = &net->layers[l];
         int momentum = net->cfg.optimizer == EBP_OPT_MOMENTUM;
@@ -555,14 +679,16 @@ int ebp_step(ebp_net_t *net) {
         int sh = -(net->hp.lr_e - 15 + L->g_exp + L->w_frac);
         if (momentum) sh -= EBP_VEL_EXTRA_FRAC; /* velocities carry extra fractional bits */
         if (L->g_exp == INT16_MIN) {
-            if (!momentum) continue; /* no gradient reached this layer */
-            sh = 62;                 /* gradient zero: velocity decays only */
+            if (!momentum) continue; /* no gradient reached this layer: its sums are all zero */
+            sh = 62;                 /* velocity decays only */
         }
         update_params(net, L, L->w, L->gw, momentum ? L->vw : NULL, (uint32_t)L->n_out * L->n_in, m_eff, sh);
         update_params(net, L, L->b, L->gb, momentum ? L->vb : NULL, L->n_out, m_eff, sh);
+        L->g_exp = INT16_MIN;
     }
+    net->grad_count = 0;
     net->steps++;
-    return ebp_zero_grad(net);
+    return EBP_OK;
 }
 
 /* ---- loops ------------------------------------------------------------------------------------------ */
@@ -575,10 +701,31 @@ int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, ui
     if (net->mode != EBP_MODE_TRAIN) return EBP_ERR_STATE;
     if (batch == 0 || batch > n) batch = n;
     if (loss_sum != NULL) *loss_sum = 0;
+    if (batch == 1 && net->cfg.optimizer == EBP_OPT_SGD) {
+        /* online SGD: deltas, then each layer updated directly from them (update_online) */
+        const int16_t *ts = t;
+        for (s = 0; s < n; s++, ts += net->layers[net->cfg.n_layers - 1].n_out) {
+            int l;
+            ebp_forward(net, x + (size_t)s * net->cfg.n_in, NULL);
+            if (loss_sum != NULL) {
+                int32_t loss;
+                ebp_loss(net, ts, &loss);
+                *loss_sum += loss;
+            }
+            backward_deltas(net, ts);
+            for (l = 0; l < (int)net->cfg.n_layers; l++) update_online(net, &net->layers[l], layer_input(net, l));
+            net->steps++;
+        }
+        net->have_forward = 0;
+        return EBP_OK;
+    }
+    if (net->cfg.flags & EBP_FLAG_ONLINE) return EBP_ERR_STATE;
     for (s = 0; s < n; s++) {
         int32_t loss = 0;
         st = ebp_forward(net, x + (size_t)s * net->cfg.n_in, NULL);
-        if (st == EBP_OK) st = ebp_backward(net, t + (size_t)s * net->layers[net->cfg.n_layers - 1].n_out, &loss);
+        if (st == EBP_OK)
+            st = ebp_backward(net, t + (size_t)s * net->layers[net->cfg.n_layers - 1].n_out,
+                              loss_sum != NULL ? &loss : NULL);
         if (st != EBP_OK) return st;
         if (loss_sum != NULL) *loss_sum += loss;
         if ((s + 1) % batch == 0 || s + 1 == n) {

@@ -47,6 +47,11 @@
  * the mean over the accumulated samples:
  *   SGD:      w -= lr * g
  *   momentum: v = mu * v + lr * g;  w -= v      (v kept in int32 with EBP_VEL_EXTRA_FRAC extra bits)
+ * Online SGD (ebp_train with batch 1 and EBP_OPT_SGD) skips the accumulators: each layer is updated
+ * straight from its deltas, w_oi -= lr * delta_o * in_i, in 32-bit arithmetic (the lr-scaled delta is
+ * rounded per neuron, the update per parameter; the accumulator path rounds the gradient and then the
+ * update, so the two differ in the last bit; each is deterministic). With
+ * EBP_FLAG_ONLINE the network has no gradient memory at all and only this path is available.
  * Loss per sample: squared error 1/2 * sum_k (y_k - t_k)^2, or cross-entropy -sum_k t_k ln y_k (softmax
  * output) / -sum_k (t_k ln y_k + (1 - t_k) ln(1 - y_k)) (sigmoid outputs). With cross-entropy the output
  * delta is y - t (the activation's derivative cancels); with squared error it is (y - t) * f'(y).
@@ -75,6 +80,7 @@ extern "C" {
 #define EBP_VEL_EXTRA_FRAC 16     /* momentum velocity: w_frac + this many fractional bits, int32 */
 #define EBP_Z_FRAC 12             /* pre-activations enter the sigmoid/tanh/exp tables as Q12 */
 #define EBP_FLAG_FIXED_DELTA 1    /* cfg.flags: deltas in plain Q15 instead of block floating point */
+#define EBP_FLAG_ONLINE 2         /* cfg.flags: online SGD only, no gradient accumulators (least RAM) */
 
 /** Status codes: 0 is success, errors are negative. */
 typedef enum {
@@ -130,12 +136,12 @@ typedef struct {
 
 /** Counters per layer; they only grow until ebp_net_clear_stats(). */
 typedef struct {
-    uint32_t sat_out;      /**< outputs (or table inputs) clipped to their format */
+    uint32_t sat_out;      /**< outputs clipped to their format */
     uint32_t sat_delta;    /**< deltas clipped (EBP_FLAG_FIXED_DELTA only) */
     uint32_t sat_grad;     /**< gradient accumulator adds clipped to int32 */
     uint32_t sat_param;    /**< weights or biases clipped by an update */
     uint32_t sat_vel;      /**< velocities clipped to int32 */
-    uint32_t updates;      /**< weight and bias updates applied */
+    uint32_t updates;      /**< weight and bias updates with a non-zero gradient */
     uint32_t zero_updates; /**< updates with a non-zero gradient that rounded to zero */
 } ebp_layer_stats_t;
 
@@ -222,7 +228,10 @@ int ebp_forward(ebp_net_t *net, const int16_t *x, int16_t *y);
  */
 int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16);
 
-/** Backward pass of the last forward pass: adds this sample's gradients to the accumulators. loss may be NULL. */
+/**
+ * Backward pass of the last forward pass: adds this sample's gradients to the accumulators. loss may be
+ * NULL. EBP_ERR_STATE without a forward pass, in inference mode, or with EBP_FLAG_ONLINE.
+ */
 int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16);
 
 /** Clears the gradient accumulators. */
@@ -233,6 +242,7 @@ int ebp_step(ebp_net_t *net);
 
 /**
  * Trains on n samples in order: forward, backward, and a step after every batch samples and after the last.
+ * With batch 1 and SGD this is online learning through the fused update described above.
  * @param[in]  x         (n, n_in), Q in_frac
  * @param[in]  t         (n, n_out), Q a_frac of the last layer
  * @param[out] loss_sum  set to the sum of the per-sample losses (Q16), each before its update; may be NULL

@@ -61,6 +61,8 @@ def test_rshift_sr_is_unbiased():
 
 
 @given(st.integers(-LIM, LIM), st.integers(0, 70))
+@example(0, 62)
+@example(0, 70)
 def test_lshift_sat(x, s):
     exact = x * 2 ** s
     assert lib.ebp_lshift_sat(x, s) == max(min(exact, LIM), -LIM)
@@ -77,3 +79,21 @@ def test_xorshift32_reference_sequence():
         x ^= (x << 5) & 0xFFFFFFFF
         ref.append(x)
     assert seq == ref == [270369, 67634689, 2647435461]
+
+
+@given(st.data(), st.integers(1, 31))
+def test_rshift_rn32_matches_64_bit_rule_on_its_domain(data, s):
+    x = data.draw(st.integers(-2**31 + 1, 2**31 - 2**(s - 1) - 1))
+    assert lib.ebp_rshift_rn32(x, s) == rn(x, s)
+
+
+def test_rshift_rn32_edges():
+    for s in range(1, 32):
+        for x in (-2**31 + 1, -2**30, -1, 0, 1, 2**(s - 1), -2**(s - 1), 2**31 - 2**(s - 1) - 1):
+            if x < 2**31 - 2**(s - 1):  # the documented domain
+                assert lib.ebp_rshift_rn32(x, s) == rn(x, s), (x, s)
+
+
+@given(st.integers(-2**30, 2**30), st.integers(1, 30), st.integers(0, 2**32 - 1))
+def test_rshift_sr32_matches_64_bit_rule(x, s, r):
+    assert lib.ebp_rshift_sr32(x, s, r) == lib.ebp_rshift_sr(x, s, r)
