@@ -95,6 +95,7 @@ class TrainConfig:
     init_range: float = 0.5      # uniform init: weights and biases in [-init_range, init_range]
     shuffle: bool = False        # reshuffle the samples every epoch (same order for every engine)
     fixed_delta: bool = False    # ablation: plain Q15 deltas instead of block floating point
+    online_only: bool = False    # online SGD without gradient memory (least RAM); needs sgd, batch_size 1
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -111,6 +112,8 @@ class TrainConfig:
             raise ConfigError(f"init_range must be in (0, 8), got {self.init_range}")
         if not (0 <= self.momentum < 1):
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.online_only and (self.optimizer != "sgd" or self.batch_size != 1):
+            raise ConfigError("online_only needs optimizer='sgd' and batch_size=1 (it keeps no gradient memory)")
         if self.batch_size < 0:
             raise ConfigError(f"batch_size must be >= 0 (0 = full batch), got {self.batch_size}")
 

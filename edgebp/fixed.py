@@ -62,7 +62,7 @@ def core_cfg(spec: NetSpec, cfg: TrainConfig):
     c.loss = LOSSES.index(spec.loss)
     c.optimizer = OPTIMIZERS.index(cfg.optimizer)
     c.rounding = ROUNDINGS.index(cfg.rounding)
-    c.flags = lib.EBP_FLAG_FIXED_DELTA if cfg.fixed_delta else 0
+    c.flags = (lib.EBP_FLAG_FIXED_DELTA if cfg.fixed_delta else 0) | (lib.EBP_FLAG_ONLINE if cfg.online_only else 0)
     for i, l in enumerate(spec.layers):
         c.layers[i].n_out = l.n_out
         c.layers[i].act = ACTIVATIONS.index(l.act)

@@ -209,3 +209,20 @@ def test_round_to_nearest_stalls_where_stochastic_rounding_learns():
     assert sum(s["zero_updates"] for s in near.stats()) == sum(s["updates"] for s in near.stats())
     assert near.loss(ds.X_train, ds.T_train) == l0
     assert sto.loss(ds.X_train, ds.T_train) < l0 - 0.03                                 # learned
+
+
+def test_online_only_network_needs_no_gradient_memory_and_trains():
+    ds = load_dataset("diabetes")
+    s = spec([8, 16, 2])
+    lean = FixedNet(s, TrainConfig(lr=0.2, seed=1, online_only=True))
+    full = FixedNet(s, TrainConfig(lr=0.2, seed=1))
+    assert lean.memory_report()["gradients"] == 0
+    assert lean.memory_report()["total"] == full.memory_report()["total"] - 4 * (8 * 16 + 16 + 16 * 2 + 2)
+    for n in (lean, full):
+        n.fit(ds.X_train, ds.T_train, StopRule(epochs=3))
+    for (a, b), (c, d) in zip(lean.get_int_weights(), full.get_int_weights()):   # same online path
+        assert np.array_equal(a, c) and np.array_equal(b, d)
+    with pytest.raises(CoreError, match="out of order"):
+        lean.gradients(ds.X_train[:2], ds.T_train[:2])     # no accumulators to compute them in
+    with pytest.raises(ConfigError, match="online_only"):
+        TrainConfig(online_only=True, batch_size=4).validate()
