@@ -23,7 +23,7 @@ const char *ebp_status_str(int status) {
 }
 
 /* x at from_frac fractional bits, re-expressed with to_frac (rounded to nearest, or saturated upwards). */
-static int64_t requant(int64_t x, int from_frac, int to_frac) {
+static inline int64_t requant(int64_t x, int from_frac, int to_frac) {
     int s = from_frac - to_frac;
     if (s <= 0) return ebp_lshift_sat(x, -s);
     if (s <= 31 && x > INT32_MIN && x < ((int64_t)1 << 30)) return ebp_rshift_rn32((int32_t)x, s); /* cheaper */
@@ -238,7 +238,7 @@ static int32_t sigmoid_q16(int32_t z) {
     } else {
         uint32_t idx = a >> 8, frac = a & 255u;
         int32_t y0 = ebp_sigmoid_q16[idx], y1 = ebp_sigmoid_q16[idx + 1];
-        v = y0 + (int32_t)ebp_rshift_rn((int64_t)(y1 - y0) * (int32_t)frac, 8);
+        v = y0 + (int32_t)(((uint32_t)(y1 - y0) * frac + 128u) >> 8); /* the table does not decrease */
     }
     return z < 0 ? EBP_ONE_Q16 - v : v;
 }
@@ -252,7 +252,7 @@ static int32_t exp_neg_q16(int64_t x) {
     frac = (uint32_t)x & 255u;
     y0 = ebp_exp_neg_q16[idx];
     y1 = ebp_exp_neg_q16[idx + 1];
-    return y0 - (int32_t)ebp_rshift_rn((int64_t)(y0 - y1) * (int32_t)frac, 8);
+    return y0 - (int32_t)(((uint32_t)(y0 - y1) * frac + 128u) >> 8); /* the table does not increase */
 }
 
 /* ln(v * 2^-frac) in Q16 for v >= 1 (v < 2^16) */
@@ -266,21 +266,31 @@ static int32_t ln_q16(int32_t v, int frac) {
     rem = f & 1023u;
     y0 = ebp_ln1p_q16[idx];
     y1 = ebp_ln1p_q16[idx + 1];
-    return y0 + (int32_t)ebp_rshift_rn((int64_t)(y1 - y0) * (int32_t)rem, 10) + (n - frac) * EBP_LN2_Q16;
+    return y0 + (int32_t)(((uint32_t)(y1 - y0) * rem + 512u) >> 10) + (n - frac) * EBP_LN2_Q16;
 }
 
-/* f'(y) from the output y (Q a_frac), Q15 in [0, 32768] */
-static int32_t act_deriv_q15(int act, int32_t y, int a_frac) {
-    int32_t one = (int32_t)1 << a_frac;
+/* f'(y) from the output y (Q a_frac), Q15 in [0, 32768]; sigmoid outputs lie in [0, 1], tanh in [-1, 1] */
+static inline int32_t act_deriv_q15(int act, int32_t y, int a_frac) {
+    const int32_t one = (int32_t)1 << a_frac;
     switch (act) {
-    case EBP_ACT_SIGMOID: return (int32_t)requant((int64_t)y * (one - y), 2 * a_frac, 15);
-    case EBP_ACT_TANH: return (int32_t)requant((int64_t)one * one - (int64_t)y * y, 2 * a_frac, 15);
+    case EBP_ACT_SIGMOID: return (int32_t)requant(y * (one - y), 2 * a_frac, 15);   /* <= 2^28 */
+    case EBP_ACT_TANH: return (int32_t)requant(one * one - y * y, 2 * a_frac, 15);  /* <= 2^30 */
     case EBP_ACT_RELU: return y > 0 ? 32768 : 0;
     default: return 32768;
     }
 }
 
 /* ---- forward ---------------------------------------------------------------------------------------- */
+
+/* a Q16 activation value (|v| <= 2^16) in Q a_frac, rounded to nearest; only +1.0 at a_frac 15 clips */
+static int16_t q16_to_out(int32_t v, int a_frac, uint32_t *sat) {
+    int32_t y = ebp_rshift_rn32(v, 16 - a_frac);
+    if (y > INT16_MAX) {
+        (*sat)++;
+        return INT16_MAX;
+    }
+    return (int16_t)y;
+}
 
 static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     const int zf = L->w_frac + L->in_frac; /* fractional bits of the accumulator */
@@ -297,13 +307,12 @@ static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
             L->y[o] = sat16_count(requant(acc, zf, L->a_frac), &L->stats.sat_out);
             break;
         case EBP_ACT_SIGMOID:
-            L->y[o] = sat16_count(requant(sigmoid_q16(ebp_sat32(requant(acc, zf, EBP_Z_FRAC))), 16, L->a_frac),
-                                  &L->stats.sat_out);
+            L->y[o] = q16_to_out(sigmoid_q16(ebp_sat32(requant(acc, zf, EBP_Z_FRAC))), L->a_frac, &L->stats.sat_out);
             break;
         case EBP_ACT_TANH: {
             /* tanh(z) = 2 sigmoid(2z) - 1 */
             int32_t s = sigmoid_q16(ebp_sat32(requant(acc, zf, EBP_Z_FRAC + 1)));
-            L->y[o] = sat16_count(requant(2 * (int64_t)s - EBP_ONE_Q16, 16, L->a_frac), &L->stats.sat_out);
+            L->y[o] = q16_to_out(2 * s - EBP_ONE_Q16, L->a_frac, &L->stats.sat_out);
             break;
         }
         default: /* softmax: keep z (Q12) for the normalisation below */
@@ -490,14 +499,12 @@ static void backward_deltas(ebp_net_t *net, const int16_t *t) {
             L->delta_exp = 0;
             continue;
         }
-        for (i = 0; i < L->n_out; i++) raw[i] = 0;
-        for (k = 0; k < N->n_out; k++) {
-            const int16_t *w = N->w + (uint32_t)k * N->n_in;
-            int32_t d = N->delta[k];
-            if (d == 0) continue;
-            for (i = 0; i < N->n_in; i++) raw[i] += (int64_t)w[i] * d;
+        for (i = 0; i < L->n_out; i++) { /* column i of the next layer's weights */
+            const int16_t *w = N->w + i;
+            int64_t acc = 0;
+            for (k = 0; k < N->n_out; k++, w += N->n_in) acc += (int64_t)*w * N->delta[k];
+            raw[i] = acc * act_deriv_q15(L->act, L->y[i], L->a_frac);
         }
-        for (i = 0; i < L->n_out; i++) raw[i] *= act_deriv_q15(L->act, L->y[i], L->a_frac);
         live = normalize_delta(net, L, raw, N->delta_exp - N->w_frac - 15);
     }
 }
