@@ -706,9 +706,8 @@ int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, ui
     int st;
     if (net == NULL || x == NULL || t == NULL) return EBP_ERR_ARG;
     if (net->mode != EBP_MODE_TRAIN) return EBP_ERR_STATE;
-    if (batch == 0 || batch > n) batch = n;
     if (loss_sum != NULL) *loss_sum = 0;
-    if (batch == 1 && net->cfg.optimizer == EBP_OPT_SGD) {
+    if (batch == 1 && net->cfg.optimizer == EBP_OPT_SGD) { /* the caller's batch, so chunks stay equivalent */
         /* online SGD: deltas, then each layer updated directly from them (update_online) */
         const int16_t *ts = t;
         for (s = 0; s < n; s++, ts += net->layers[net->cfg.n_layers - 1].n_out) {
@@ -727,6 +726,7 @@ int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, ui
         return EBP_OK;
     }
     if (net->cfg.flags & EBP_FLAG_ONLINE) return EBP_ERR_STATE;
+    if (batch == 0 || batch > n) batch = n;
     for (s = 0; s < n; s++) {
         int32_t loss = 0;
         st = ebp_forward(net, x + (size_t)s * net->cfg.n_in, NULL);
