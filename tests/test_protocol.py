@@ -85,11 +85,14 @@ def test_load_body_round_trip():
 
 
 # --- against the host port ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def host_url():
+@pytest.fixture(scope="module", params=["plain", "asan"])
+def host_url(request):
+    """The host port as shipped, and built with AddressSanitizer + UBSan (any memory error kills it)."""
     need_tools("make", "cc")
-    from edgebp.boards import start_emulator
-    with start_emulator("host", timeout=300) as url:
+    from edgebp.boards import build, start_emulator
+    from pathlib import Path
+    elf = Path(build("host", sanitize=request.param == "asan")["elf"])
+    with start_emulator("host", timeout=300, elf=elf) as url:
         yield url
 
 
@@ -169,3 +172,16 @@ def test_oversized_frame_is_refused_and_device_recovers(dev):
 def test_random_bytes_never_break_the_device(dev, data):
     dev.send_raw(data + b"\x00")
     assert dev.info().protocol == P.PROTO_VERSION   # request() skips the error frames the garbage caused
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 12), st.binary(max_size=300), st.integers(0, 0xFFFF))
+def test_valid_frames_with_random_bodies_get_an_answer(dev, type_, body, seq):
+    """Well-framed requests with arbitrary bodies: every one is answered (mostly with a length error)."""
+    if type_ == P.RESET:
+        body = body[:1].replace(b"\x01", b"\x00")   # a hard reset is tested in test_device
+    f = dev.request(type_, body, check=False)
+    assert f.type == type_ | P.RESPONSE
+    assert f.status <= 0
+    if type_ > P.RESET:
+        assert f.status == P.C["EBP_PERR_UNKNOWN"]

@@ -1,0 +1,217 @@
+"""Boards the firmware runs on: how to build, emulate or flash each, and the emulator runner.
+
+    with start_emulator("qemu-mps2-an385") as url:      # builds if needed, QEMU with -icount shift=6
+        with Device(url) as dev: ...
+
+Real boards are flashed with the vendor tools (pyOCD, OpenOCD, picotool), which edgebp calls but does not
+reimplement. Their port folders are written by the user from firmware/ports/generic-cortex-m.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+from .errors import ConfigError, DeviceError, EdgeBPError
+
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    core: str                      # CPU core
+    emulated: bool
+    ram: int                       # bytes of RAM on the part
+    qemu_machine: Optional[str] = None
+    port: Optional[str] = None     # folder under firmware/ports/ ("" if the user still has to write it)
+    flash: List[List[str]] = field(default_factory=list)   # candidate commands; {elf} {hex} {bin} {port}
+    notes: str = ""
+
+    @property
+    def buildable(self) -> bool:
+        return self.port is not None and (FIRMWARE_DIR / "ports" / self.port / "board.mk").is_file()
+
+
+BOARDS: Dict[str, Board] = {b.name: b for b in [
+    Board("qemu-mps2-an385", "cortex-m3", True, 4 << 20, "mps2-an385", "qemu-mps2-an385",
+          notes="default; ARM MPS2 AN385 FPGA image in QEMU, CMSDK UART0"),
+    Board("qemu-microbit", "cortex-m0", True, 16 << 10, "microbit", "qemu-microbit",
+          notes="BBC micro:bit v1 (nRF51822) in QEMU: 16 KiB RAM, 64-bit multiply in software"),
+    Board("host", "native", True, 0, None, "host",
+          notes="the firmware as a native process serving TCP (no emulator needed)"),
+    Board("generic-cortex-m", "cortex-m3", False, 32 << 10, None, "generic-cortex-m",
+          flash=[["pyocd", "flash", "{elf}"], ["openocd", "-f", "interface/cmsis-dap.cfg", "-f", "target/stm32f4x.cfg",
+                                                "-c", "program {elf} verify reset exit"]],
+          notes="template: fill in the UART hooks in firmware/ports/generic-cortex-m/port.c"),
+    Board("nucleo-f401re", "cortex-m4", False, 96 << 10, None, "nucleo-f401re",
+          flash=[["pyocd", "flash", "-t", "stm32f401retx", "{elf}"],
+                 ["openocd", "-f", "board/st_nucleo_f4.cfg", "-c", "program {elf} verify reset exit"]],
+          notes="write firmware/ports/nucleo-f401re from the generic template (USART2 on the ST-LINK VCP)"),
+    Board("nrf52840dk", "cortex-m4f", False, 256 << 10, None, "nrf52840dk",
+          flash=[["pyocd", "flash", "-t", "nrf52840", "{elf}"],
+                 ["openocd", "-f", "interface/jlink.cfg", "-c", "transport select swd", "-f", "target/nrf52.cfg",
+                  "-c", "program {elf} verify reset exit"]],
+          notes="write firmware/ports/nrf52840dk from the generic template (UARTE0 on the J-Link VCP)"),
+    Board("rpi-pico", "cortex-m0+", False, 264 << 10, None, "rpi-pico",
+          flash=[["picotool", "load", "-x", "{elf}"],
+                 ["openocd", "-f", "interface/cmsis-dap.cfg", "-f", "target/rp2040.cfg",
+                  "-c", "program {elf} verify reset exit"]],
+          notes="write firmware/ports/rpi-pico from the generic template (needs the boot2 stage in flash)"),
+]}
+
+
+def get_board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ConfigError(f"unknown board {name!r}; known boards: {', '.join(BOARDS)}") from None
+
+
+def build_dir(board: str) -> Path:
+    return FIRMWARE_DIR / "build" / board
+
+
+def firmware_path(board: str) -> Path:
+    return build_dir(board) / ("edgebp-host" if board == "host" else "edgebp.elf")
+
+
+def _need_tree() -> None:
+    if not (FIRMWARE_DIR / "Makefile").is_file():
+        raise EdgeBPError(f"the firmware sources are not at {FIRMWARE_DIR}; building needs a source checkout "
+                          f"of edgebp")
+
+
+def build(board: str, jobs: int = 2, sanitize: bool = False) -> dict:
+    """Runs make for the board; returns the size report (flash, ram, stack, arena, ...) and 'output'.
+    ``sanitize`` (host only): an AddressSanitizer + UBSan build in build/host-asan/ (its 'elf' is the binary)."""
+    b = get_board(board)
+    _need_tree()
+    if not b.buildable:
+        raise ConfigError(f"board {board!r} has no port folder yet: copy firmware/ports/generic-cortex-m to "
+                          f"firmware/ports/{b.port} and fill in its UART hooks (see firmware/README.md)")
+    if b.name != "host" and shutil.which("arm-none-eabi-gcc") is None:
+        raise EdgeBPError("arm-none-eabi-gcc not found: install it (Debian/Ubuntu: apt install gcc-arm-none-eabi "
+                          "libnewlib-arm-none-eabi)")
+    if sanitize and b.name != "host":
+        raise ConfigError("sanitizer builds exist only for the host port")
+    cmd = ["make", "-C", str(FIRMWARE_DIR), f"BOARD={b.port}", f"-j{jobs}"] + (["SANITIZE=1"] if sanitize else [])
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise EdgeBPError(f"firmware build for {board} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    rep = json.loads((build_dir(b.port + ("-asan" if sanitize else "")) / "size.json").read_text())
+    m = re.search(r"^size report for .*", p.stdout, re.M | re.S)
+    text = m.group(0) if m else p.stdout
+    rep["output"] = "\n".join(l for l in text.splitlines() if not l.startswith("make"))
+    return rep
+
+
+def ensure_built(board: str) -> Path:
+    """Builds the board's firmware (make is incremental, so this is cheap when it is up to date)."""
+    build(board)
+    return firmware_path(get_board(board).port)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def qemu_command(board: str, elf: Path, port: int) -> List[str]:
+    """QEMU holding the guest until the host connects to the serial port, counting instructions."""
+    b = get_board(board)
+    return ["qemu-system-arm", "-M", b.qemu_machine, "-kernel", str(elf), "-display", "none", "-monitor", "none",
+            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", "-icount", "shift=6"]
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=3)
+
+
+@contextlib.contextmanager
+def start_emulator(board: str = "qemu-mps2-an385", timeout: float = 600.0, build_first: bool = True,
+                   elf: Optional[Path] = None) -> Iterator[str]:
+    """Runs the board's firmware (QEMU, or the native host port) and yields a serial URL for ``Device``.
+    The process is killed by its PID on exit, or after ``timeout`` seconds at the latest."""
+    b = get_board(board)
+    if not b.emulated:
+        raise ConfigError(f"{board} is a real board: flash it (edgebp flash --board {board}) and use its serial "
+                          f"port")
+    if elf is None:
+        elf = ensure_built(board) if build_first else firmware_path(b.port)
+    if not Path(elf).is_file():
+        raise EdgeBPError(f"no firmware at {elf}: run edgebp build --board {board}")
+    if board == "host":
+        proc = subprocess.Popen([str(elf), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        line = proc.stdout.readline()
+        m = re.search(r"listening on ([\d.]+):(\d+)", line)
+        if not m:
+            _kill(proc)
+            raise DeviceError(f"host firmware did not start: {line!r} {proc.stderr.read()[-500:]!r}")
+        url = f"socket://{m.group(1)}:{m.group(2)}"
+    else:
+        if shutil.which("qemu-system-arm") is None:
+            raise EdgeBPError("qemu-system-arm not found: install it (Debian/Ubuntu: apt install qemu-system-arm)")
+        port = free_port()
+        proc = subprocess.Popen(qemu_command(board, elf, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        url = f"socket://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while not _listening(port):   # QEMU is ready when its serial server listens (checked without connecting)
+            if proc.poll() is not None:
+                raise DeviceError(f"QEMU exited with status {proc.returncode}: {proc.stderr.read()[-800:]!r}")
+            if time.monotonic() > deadline:
+                _kill(proc)
+                raise DeviceError("QEMU did not open its serial port within 10 s")
+            time.sleep(0.05)
+    timer = threading.Timer(timeout, _kill, (proc,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield url
+    finally:
+        timer.cancel()
+        _kill(proc)
+
+
+def _listening(port: int) -> bool:
+    """True when something listens on 127.0.0.1:port, read from /proc (connecting would start the guest)."""
+    want = f":{port:04X}"
+    try:
+        for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(path) as f:
+                for line in f.readlines()[1:]:
+                    parts = line.split()
+                    if parts[1].endswith(want) and parts[3] == "0A":
+                        return True
+        return False
+    except OSError:
+        time.sleep(0.3)     # no /proc (macOS): give QEMU a moment
+        return True
+
+
+def flash_command(board: str, elf: Path, port: Optional[str] = None) -> List[str]:
+    """The first installed flashing tool's command for a real board; EdgeBPError if none is installed."""
+    b = get_board(board)
+    if b.emulated:
+        raise ConfigError(f"{board} is emulated: nothing to flash")
+    for cmd in b.flash:
+        if shutil.which(cmd[0]):
+            return [c.format(elf=elf, port=port or "") for c in cmd]
+    tools = ", ".join(sorted({c[0] for c in b.flash})) or "a vendor tool"
+    raise EdgeBPError(f"no flashing tool for {board} found: install one of {tools} (e.g. pip install pyocd)")

@@ -1,0 +1,346 @@
+"""The edgebp wire protocol, host side: COBS framing, CRC-32, message bodies (see docs/protocol.md).
+
+The constants (protocol version, message types, status codes) are defined once, in
+``firmware/app/protocol.h``, and parsed from it here. A frame on the wire is ``COBS(raw) + b"\\x00"`` with
+``raw = header | body | crc32(header | body)``; header ``<BBHhH``: version, type, seq, status, body length.
+"""
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Tuple
+
+import numpy as np
+
+from .errors import ProtocolError
+
+HEADER_FILE = Path(__file__).resolve().parent.parent / "firmware" / "app" / "protocol.h"
+
+# Used only when the package runs without the firmware tree next to it (an installed wheel talking to a
+# flashed board). tests/test_protocol.py checks that it equals what protocol.h defines.
+_FALLBACK = {
+    "EBP_PROTO_VERSION": 1, "EBP_FW_VERSION_MAJOR": 0, "EBP_FW_VERSION_MINOR": 1, "EBP_PROTO_HEADER": 8,
+    "EBP_PROTO_CRC": 4, "EBP_PROTO_MAX_BODY": 1024, "EBP_PROTO_MAX_RAW": 1036, "EBP_PROTO_MAX_ENCODED": 1042,
+    "EBP_PROTO_CACHE_BODY": 48, "EBP_MSG_HELLO": 1, "EBP_MSG_LOAD": 2, "EBP_MSG_TRAIN": 3, "EBP_MSG_PREDICT": 4,
+    "EBP_MSG_EVALUATE": 5, "EBP_MSG_READ_WEIGHTS": 6, "EBP_MSG_READ_STATS": 7, "EBP_MSG_SET_HPARAMS": 8,
+    "EBP_MSG_RESET": 9, "EBP_MSG_RESPONSE": 128, "EBP_MSG_ERROR": 255, "EBP_TRAIN_ACCUMULATE": 1,
+    "EBP_TRAIN_STEP": 2, "EBP_PERR_UNKNOWN": -100, "EBP_PERR_LENGTH": -101, "EBP_PERR_CRC": -102,
+    "EBP_PERR_FRAME": -103, "EBP_PERR_OVERFLOW": -104, "EBP_PERR_VERSION": -105, "EBP_PERR_NO_MODEL": -106,
+    "EBP_PERR_NO_MEMORY": -107, "EBP_PERR_RANGE": -108, "EBP_TICK_NONE": 0, "EBP_TICK_INSTRUCTIONS": 1,
+    "EBP_TICK_NANOSECONDS": 2,
+}
+
+
+def parse_header(text: str) -> Dict[str, int]:
+    """``#define EBP_NAME <int>`` lines of protocol.h -> {name: value}."""
+    out = {}
+    for m in re.finditer(r"^#define\s+(EBP_\w+)\s+(-?(?:0x[0-9A-Fa-f]+|\d+))\b", text, re.M):
+        out[m.group(1)] = int(m.group(2), 0)
+    return out
+
+
+def _load_constants() -> Dict[str, int]:
+    try:
+        return parse_header(HEADER_FILE.read_text())
+    except OSError:
+        return dict(_FALLBACK)
+
+
+C = _load_constants()
+PROTO_VERSION = C["EBP_PROTO_VERSION"]
+HEADER = struct.Struct("<BBHhH")
+assert HEADER.size == C["EBP_PROTO_HEADER"]
+MAX_BODY = C["EBP_PROTO_MAX_BODY"]
+MAX_ENCODED = C["EBP_PROTO_MAX_ENCODED"]
+RESPONSE = C["EBP_MSG_RESPONSE"]
+MSG_ERROR = C["EBP_MSG_ERROR"]
+HELLO, LOAD, TRAIN, PREDICT, EVALUATE, READ_WEIGHTS, READ_STATS, SET_HPARAMS, RESET = (
+    C[f"EBP_MSG_{n}"] for n in ("HELLO", "LOAD", "TRAIN", "PREDICT", "EVALUATE", "READ_WEIGHTS", "READ_STATS",
+                                "SET_HPARAMS", "RESET"))
+MESSAGE_NAMES = {v: k[len("EBP_MSG_"):].lower() for k, v in C.items()
+                 if k.startswith("EBP_MSG_") and k not in ("EBP_MSG_RESPONSE",)}
+
+CORE_STATUS = {0: "ok", -1: "invalid argument (EBP_ERR_ARG)", -2: "invalid network configuration (EBP_ERR_CONFIG)",
+               -3: "buffer too small (EBP_ERR_SIZE)", -4: "buffer not 8-byte aligned (EBP_ERR_ALIGN)",
+               -5: "call out of order (EBP_ERR_STATE)", -6: "Q format outside 0..15 (EBP_ERR_FORMAT)"}
+PROTO_STATUS = {
+    C["EBP_PERR_UNKNOWN"]: "unknown message type", C["EBP_PERR_LENGTH"]: "body length does not match the message",
+    C["EBP_PERR_CRC"]: "CRC mismatch", C["EBP_PERR_FRAME"]: "malformed frame (COBS or too short)",
+    C["EBP_PERR_OVERFLOW"]: "frame longer than the device buffer",
+    C["EBP_PERR_VERSION"]: "protocol version mismatch", C["EBP_PERR_NO_MODEL"]: "no model loaded",
+    C["EBP_PERR_NO_MEMORY"]: "model does not fit the device arena", C["EBP_PERR_RANGE"]: "argument out of range",
+}
+# Frame-level errors: the device could not read the request; the host retransmits.
+FRAME_ERRORS = (C["EBP_PERR_CRC"], C["EBP_PERR_FRAME"], C["EBP_PERR_OVERFLOW"])
+
+
+def status_message(status: int) -> str:
+    return CORE_STATUS.get(status) or PROTO_STATUS.get(status) or f"unknown status {status}"
+
+
+# --- COBS --------------------------------------------------------------------------------------------------
+def cobs_encode(data: bytes) -> bytes:
+    """Consistent Overhead Byte Stuffing: the result has no 0x00 bytes (delimiter not included)."""
+    out = bytearray()
+    data = bytes(data)
+    i, n = 0, len(data)
+    while True:
+        j = data.find(b"\x00", i, min(i + 254, n))
+        if j < 0:
+            run = min(254, n - i)
+            out.append(run + 1)
+            out += data[i:i + run]
+            i += run
+            if run == 254:
+                if i >= n:
+                    break
+                continue
+            break
+        out.append(j - i + 1)
+        out += data[i:j]
+        i = j + 1
+        if i == n:
+            out.append(1)
+            break
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    out = bytearray()
+    data = bytes(data)
+    i, n = 0, len(data)
+    while i < n:
+        code = data[i]
+        if code == 0 or i + code > n:
+            raise ProtocolError("malformed COBS block")
+        out += data[i + 1:i + code]
+        i += code
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+# --- frames ------------------------------------------------------------------------------------------------
+@dataclass
+class Frame:
+    type: int
+    seq: int
+    status: int = 0
+    body: bytes = b""
+    version: int = PROTO_VERSION
+
+    @property
+    def name(self) -> str:
+        return MESSAGE_NAMES.get(self.type & ~RESPONSE if self.type != MSG_ERROR else MSG_ERROR, f"type {self.type}")
+
+
+def encode_raw(f: Frame) -> bytes:
+    raw = HEADER.pack(f.version, f.type, f.seq & 0xFFFF, f.status, len(f.body)) + bytes(f.body)
+    return raw + struct.pack("<I", zlib.crc32(raw) & 0xFFFFFFFF)
+
+
+def encode_frame(f: Frame) -> bytes:
+    """COBS-encoded frame with its 0x00 delimiter, ready to write."""
+    if len(f.body) > MAX_BODY:
+        raise ProtocolError(f"body of {len(f.body)} bytes exceeds the {MAX_BODY}-byte limit")
+    return cobs_encode(encode_raw(f)) + b"\x00"
+
+
+def decode_frame(encoded: bytes) -> Frame:
+    """One frame (without its delimiter) -> Frame; ProtocolError if it does not decode."""
+    raw = cobs_decode(encoded)
+    if len(raw) < HEADER.size + 4:
+        raise ProtocolError(f"frame of {len(raw)} bytes is shorter than header + CRC")
+    (crc,) = struct.unpack_from("<I", raw, len(raw) - 4)
+    if zlib.crc32(raw[:-4]) & 0xFFFFFFFF != crc:
+        raise ProtocolError("CRC mismatch")
+    version, type_, seq, status, length = HEADER.unpack_from(raw)
+    body = raw[HEADER.size:-4]
+    if length != len(body):
+        raise ProtocolError(f"header says {length} body bytes, frame has {len(body)}")
+    return Frame(type_, seq, status, body, version)
+
+
+class FrameSplitter:
+    """Collects bytes and yields each complete encoded frame (delimiter stripped, empty frames skipped)."""
+
+    def __init__(self, max_len: int = 4 * MAX_ENCODED):
+        self.buf = bytearray()
+        self.max_len = max_len
+        self.overflowed = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        self.buf += data
+        while True:
+            k = self.buf.find(b"\x00")
+            if k < 0:
+                if len(self.buf) > self.max_len:   # garbage without a delimiter: drop it
+                    self.buf.clear()
+                    self.overflowed = True
+                return
+            chunk = bytes(self.buf[:k])
+            del self.buf[:k + 1]
+            if chunk:
+                yield chunk
+
+
+# --- bodies ------------------------------------------------------------------------------------------------
+LOAD_FIXED = struct.Struct("<HbBBBBBHbHBHI")
+LAYER = struct.Struct("<HBbb")
+MEMORY_FIELDS = ("weights", "biases", "gradients", "optimizer", "activations", "scratch", "total")
+
+
+def pack_load(p: dict) -> bytes:
+    """Body of LOAD from ``FixedNet.core_params()``."""
+    layers = list(p["layers"])
+    body = LOAD_FIXED.pack(p["n_in"], p["in_frac"], len(layers), p["loss"], p["optimizer"], p["rounding"],
+                           p["flags"], p["lr_m"], p["lr_e"], p["momentum_q15"], p["init_kind"],
+                           p["init_range_q12"], p["seed"] & 0xFFFFFFFF)
+    return body + b"".join(LAYER.pack(*l) for l in layers)
+
+
+def unpack_load(body: bytes) -> dict:
+    """Inverse of pack_load (used by tests and fakes)."""
+    (n_in, in_frac, nl, loss, opt, rnd, flags, lr_m, lr_e, mom, ik, rng, seed) = LOAD_FIXED.unpack_from(body)
+    layers = [LAYER.unpack_from(body, LOAD_FIXED.size + LAYER.size * i) for i in range(nl)]
+    return dict(n_in=n_in, in_frac=in_frac, loss=loss, optimizer=opt, rounding=rnd, flags=flags, layers=layers,
+                lr_m=lr_m, lr_e=lr_e, momentum_q15=mom, init_kind=ik, init_range_q12=rng, seed=seed)
+
+
+def unpack_memory(body: bytes) -> dict:
+    vals = struct.unpack_from("<8I", body)
+    d = dict(zip(MEMORY_FIELDS, vals[:7]))
+    d["arena"] = vals[7]
+    return d
+
+
+def _i16(a) -> bytes:
+    return np.ascontiguousarray(a, dtype="<i2").tobytes()
+
+
+def pack_train(Xq: np.ndarray, Tq: np.ndarray, batch: int, flags: int = 0) -> bytes:
+    return struct.pack("<HHI", len(Xq), flags, batch) + _i16(Xq) + _i16(Tq)
+
+
+@dataclass
+class TrainResult:
+    loss_sum: int       # Q16 sum of per-sample losses
+    steps: int          # net.steps after the request
+    ticks: int          # device counter ticks spent in the request
+    n: int              # samples trained
+    grad_count: int     # samples accumulated but not yet applied
+
+
+def unpack_train(body: bytes) -> TrainResult:
+    return TrainResult(*struct.unpack_from("<qIIII", body))
+
+
+def pack_predict(Xq: np.ndarray) -> bytes:
+    return struct.pack("<HH", len(Xq), 0) + _i16(Xq)
+
+
+def unpack_predict(body: bytes) -> Tuple[np.ndarray, int]:
+    n, n_out, ticks = struct.unpack_from("<HHI", body)
+    y = np.frombuffer(body, dtype="<i2", count=n * n_out, offset=8).astype(np.int16).reshape(n, n_out)
+    return y, ticks
+
+
+def pack_evaluate(Xq: np.ndarray, Tq: np.ndarray) -> bytes:
+    return struct.pack("<HH", len(Xq), 0) + _i16(Xq) + _i16(Tq)
+
+
+def unpack_evaluate(body: bytes) -> Tuple[int, int, int]:
+    return struct.unpack_from("<qII", body)
+
+
+WEIGHTS_HDR = struct.Struct("<BBHHbbIHH")
+
+
+@dataclass
+class WeightChunk:
+    layer: int
+    n_layers: int
+    n_in: int
+    n_out: int
+    w_frac: int
+    a_frac: int
+    offset: int
+    act: int
+    data: np.ndarray
+
+
+def pack_read_weights(layer: int, offset: int, count: int) -> bytes:
+    return struct.pack("<BBHI", layer, 0, count, offset)
+
+
+def unpack_read_weights(body: bytes) -> WeightChunk:
+    layer, nl, n_in, n_out, wf, af, off, count, act = WEIGHTS_HDR.unpack_from(body)
+    data = np.frombuffer(body, dtype="<i2", count=count, offset=WEIGHTS_HDR.size).astype(np.int16)
+    return WeightChunk(layer, nl, n_in, n_out, wf, af, off, act, data)
+
+
+STAT_FIELDS = ("sat_out", "sat_delta", "sat_grad", "sat_param", "sat_vel", "updates", "zero_updates")
+
+
+def unpack_stats(body: bytes) -> dict:
+    steps, grad_count, nl = struct.unpack_from("<IIB", body)
+    layers = []
+    for i in range(nl):
+        v = struct.unpack_from("<7Ihh", body, 12 + 32 * i)
+        d = dict(zip(STAT_FIELDS, v[:7]))
+        d["delta_exp"], d["g_exp"] = v[7], v[8]
+        layers.append(d)
+    return dict(steps=steps, grad_count=grad_count, layers=layers)
+
+
+def pack_hparams(lr_m: int, lr_e: int, momentum_q15: int) -> bytes:
+    return struct.pack("<HbBH", lr_m, lr_e, 0, momentum_q15)
+
+
+@dataclass
+class Info:
+    protocol: int
+    core_version: Tuple[int, int]
+    firmware_version: Tuple[int, int]
+    max_body: int
+    arena: int
+    tick_num: int
+    tick_den: int
+    tick_unit: int
+    have_model: bool
+    max_layers: int
+    net_struct: int
+    board: str
+    core: str
+    build: str
+
+    def ticks_to(self, ticks: int) -> Optional[float]:
+        """Counter ticks in the counter's unit (instructions or ns); None if the board has no counter."""
+        if self.tick_unit == C["EBP_TICK_NONE"] or self.tick_den == 0:
+            return None
+        return ticks * self.tick_num / self.tick_den
+
+    @property
+    def tick_unit_name(self) -> str:
+        return {C["EBP_TICK_INSTRUCTIONS"]: "instructions", C["EBP_TICK_NANOSECONDS"]: "ns"}.get(self.tick_unit,
+                                                                                                 "none")
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["tick_unit"] = self.tick_unit_name
+        return d
+
+
+def unpack_hello(body: bytes) -> Info:
+    proto, cmaj, cmin, fmaj, fmin, max_body, arena, tn, td, tu, hm, ml, _, ns = struct.unpack_from(
+        "<HBBBBHIIIBBBBI", body)
+    k = 28
+    strs = []
+    for _ in range(3):
+        n = body[k]
+        strs.append(body[k + 1:k + 1 + n].decode("utf-8", "replace"))
+        k += 1 + n
+    return Info(proto, (cmaj, cmin), (fmaj, fmin), max_body, arena, tn, td, tu, bool(hm), ml, ns, *strs)

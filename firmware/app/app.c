@@ -1,0 +1,564 @@
+/*
+ * app.c - the edgebp device application: reads COBS frames, runs the request on the core, answers.
+ *
+ * Memory: everything is static. rx holds one decoded request (the int16 sample arrays are used in
+ * place, so the buffer is 8-byte aligned and bodies put arrays at even offsets); tx holds one raw
+ * response, COBS-encoded while it is sent. The training arena's size comes from the board (EBP_ARENA_BYTES).
+ * The device is little-endian, like the wire format, so int16 arrays are used as they arrive.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../csrc/edgebp.h"
+#include "port.h"
+#include "protocol.h"
+
+#ifndef EBP_ARENA_BYTES
+#error "the board must define EBP_ARENA_BYTES (bytes of the training arena)"
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the edgebp application assumes a little-endian target (the wire format is little-endian)"
+#endif
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static uint64_t arena[EBP_ARENA_BYTES / 8];
+static ebp_net_t net;
+static uint8_t have_model;
+
+static union {
+    uint64_t align;
+    uint8_t b[EBP_PROTO_MAX_ENCODED + 2];
+} rx;
+static uint32_t rx_len;
+static uint8_t rx_overflow;
+
+static union {
+    uint64_t align;
+    uint8_t b[EBP_PROTO_MAX_RAW];
+} tx;
+
+/* The last answered request, to answer a retransmission without running it again. */
+static struct {
+    uint8_t valid, type;
+    uint16_t seq;
+    uint32_t crc;
+    uint16_t len;
+    uint8_t raw[EBP_PROTO_HEADER + EBP_PROTO_CACHE_BODY + EBP_PROTO_CRC];
+} cache;
+
+/* ---- little-endian helpers --------------------------------------------------------------------------- */
+static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static void put_u16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v & 0xFFu);
+    p[1] = (uint8_t)((v >> 8) & 0xFFu);
+}
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    put_u16(p, v & 0xFFFFu);
+    put_u16(p + 2, v >> 16);
+}
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    put_u32(p, (uint32_t)(v & 0xFFFFFFFFu));
+    put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* ---- CRC-32 (zlib), nibble table: 64 bytes of flash, about 20 instructions per byte ---------------------- */
+static uint32_t crc32(const uint8_t *p, uint32_t n)
+{
+    static const uint32_t t[16] = {
+        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
+        0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu, 0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
+    uint32_t c = 0xFFFFFFFFu;
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        c ^= p[i];
+        c = (c >> 4) ^ t[c & 15u];
+        c = (c >> 4) ^ t[c & 15u];
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* ---- COBS --------------------------------------------------------------------------------------------- */
+/* Decodes in place (the output never overtakes the input). Returns the decoded length or -1. */
+static int32_t cobs_decode(uint8_t *buf, uint32_t n)
+{
+    uint32_t r = 0, w = 0;
+    while (r < n) {
+        uint32_t code = buf[r++], k;
+        if (code == 0 || r + code - 1 > n)
+            return -1;
+        for (k = 1; k < code; k++)
+            buf[w++] = buf[r++];
+        if (code != 0xFF && r < n)
+            buf[w++] = 0;
+    }
+    return (int32_t)w;
+}
+
+/* Encodes while sending, then the 0x00 delimiter. */
+static void cobs_send(const uint8_t *p, uint32_t n)
+{
+    uint32_t i = 0;
+    for (;;) {
+        uint32_t run = 0, k;
+        while (i + run < n && run < 254u && p[i + run] != 0)
+            run++;
+        ebp_port_putc((uint8_t)(run + 1u));
+        for (k = 0; k < run; k++)
+            ebp_port_putc(p[i + k]);
+        i += run;
+        if (run == 254u) {
+            if (i >= n)
+                break;
+            continue;        /* a full block carries no implied zero */
+        }
+        if (i >= n)
+            break;
+        i++;                 /* the zero this block stands for */
+        if (i == n) {        /* a trailing zero: one more (empty) block */
+            ebp_port_putc(1);
+            break;
+        }
+    }
+    ebp_port_putc(0);
+    ebp_port_flush();
+}
+
+/* ---- responses ---------------------------------------------------------------------------------------- */
+static uint8_t *const body_out = tx.b + EBP_PROTO_HEADER;
+
+static void send_raw(uint8_t type, uint16_t seq, int status, uint32_t len)
+{
+    uint32_t crc;
+    tx.b[0] = EBP_PROTO_VERSION;
+    tx.b[1] = type;
+    put_u16(tx.b + 2, seq);
+    put_u16(tx.b + 4, (uint32_t)(uint16_t)(int16_t)status);
+    put_u16(tx.b + 6, len);
+    crc = crc32(tx.b, EBP_PROTO_HEADER + len);
+    put_u32(tx.b + EBP_PROTO_HEADER + len, crc);
+    cobs_send(tx.b, EBP_PROTO_HEADER + len + EBP_PROTO_CRC);
+}
+
+static uint32_t put_str(uint8_t *p, const char *s)
+{
+    uint32_t n = 0;
+    while (s[n] != 0 && n < 255u) {
+        p[1 + n] = (uint8_t)s[n];
+        n++;
+    }
+    p[0] = (uint8_t)n;
+    return n + 1u;
+}
+
+/* ---- requests: each returns a status and sets *len to the response body length ---------------------------- */
+static int req_hello(uint32_t n, uint32_t *len)
+{
+    uint8_t *o = body_out;
+    uint32_t k = 0;
+    (void)n;
+    cache.valid = 0;
+    put_u16(o + 0, EBP_PROTO_VERSION);
+    o[2] = EBP_VERSION_MAJOR;
+    o[3] = EBP_VERSION_MINOR;
+    o[4] = EBP_FW_VERSION_MAJOR;
+    o[5] = EBP_FW_VERSION_MINOR;
+    put_u16(o + 6, EBP_PROTO_MAX_BODY);
+    put_u32(o + 8, (uint32_t)sizeof arena);
+    put_u32(o + 12, ebp_port_info.tick_num);
+    put_u32(o + 16, ebp_port_info.tick_den);
+    o[20] = ebp_port_info.tick_unit;
+    o[21] = have_model;
+    o[22] = EBP_MAX_LAYERS;
+    o[23] = 0;
+    put_u32(o + 24, (uint32_t)sizeof(ebp_net_t));
+    k = 28;
+    k += put_str(o + k, ebp_port_info.board);
+    k += put_str(o + k, "edgebp " STR(EBP_VERSION_MAJOR) "." STR(EBP_VERSION_MINOR));
+    k += put_str(o + k, ebp_port_info.build);
+    *len = k;
+    return 0;
+}
+
+static int req_load(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    ebp_cfg_t cfg;
+    ebp_hparams_t hp;
+    ebp_memory_t mem;
+    uint32_t i, nl, seed;
+    uint16_t range;
+    uint8_t init_kind;
+    int st;
+    if (n < 20)
+        return EBP_PERR_LENGTH;
+    nl = in[3];
+    if (nl < 1 || nl > EBP_MAX_LAYERS)
+        return EBP_ERR_CONFIG;
+    if (n != 20 + 5 * nl)
+        return EBP_PERR_LENGTH;
+    cfg.n_in = get_u16(in);
+    cfg.in_frac = (int8_t)in[2];
+    cfg.n_layers = (uint8_t)nl;
+    cfg.loss = in[4];
+    cfg.optimizer = in[5];
+    cfg.rounding = in[6];
+    cfg.flags = in[7];
+    hp.lr_m = get_u16(in + 8);
+    hp.lr_e = (int8_t)in[10];
+    hp.momentum_q15 = get_u16(in + 11);
+    init_kind = in[13];
+    range = get_u16(in + 14);
+    seed = get_u32(in + 16);
+    for (i = 0; i < EBP_MAX_LAYERS; i++) {
+        const uint8_t *l = in + 20 + 5 * i;
+        if (i < nl) {
+            cfg.layers[i].n_out = get_u16(l);
+            cfg.layers[i].act = l[2];
+            cfg.layers[i].w_frac = (int8_t)l[3];
+            cfg.layers[i].a_frac = (int8_t)l[4];
+        } else {
+            cfg.layers[i].n_out = 0;
+            cfg.layers[i].act = 0;
+            cfg.layers[i].w_frac = 0;
+            cfg.layers[i].a_frac = 0;
+        }
+    }
+    st = ebp_cfg_check(&cfg);
+    if (st != EBP_OK)
+        return st;
+    st = ebp_net_memory(&cfg, EBP_MODE_TRAIN, &mem);
+    if (st != EBP_OK)
+        return st;
+    if (mem.total > sizeof arena) {
+        put_u32(body_out, mem.total);
+        put_u32(body_out + 4, (uint32_t)sizeof arena);
+        *len = 8;
+        return EBP_PERR_NO_MEMORY;   /* the loaded model, if any, is kept */
+    }
+    have_model = 0;
+    st = ebp_net_init(&net, &cfg, EBP_MODE_TRAIN, arena, sizeof arena);
+    if (st == EBP_OK)
+        st = ebp_net_init_weights(&net, init_kind, range, seed);
+    if (st == EBP_OK)
+        st = ebp_net_seed(&net, seed);
+    if (st == EBP_OK)
+        st = ebp_net_set_hparams(&net, &hp);
+    if (st != EBP_OK)
+        return st;
+    have_model = 1;
+    put_u32(body_out + 0, mem.weights);
+    put_u32(body_out + 4, mem.biases);
+    put_u32(body_out + 8, mem.gradients);
+    put_u32(body_out + 12, mem.optimizer);
+    put_u32(body_out + 16, mem.activations);
+    put_u32(body_out + 20, mem.scratch);
+    put_u32(body_out + 24, mem.total);
+    put_u32(body_out + 28, (uint32_t)sizeof arena);
+    *len = 32;
+    return 0;
+}
+
+static uint32_t n_in_(void) { return net.cfg.n_in; }
+static uint32_t n_out_(void) { return net.cfg.layers[net.cfg.n_layers - 1].n_out; }
+
+/* body: u16 n, u16 flags, u32 batch, int16 x[n][n_in], int16 t[n][n_out] */
+static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint32_t ns, flags, batch, i;
+    const int16_t *x, *t;
+    int64_t loss = 0;
+    uint32_t t0, t1;
+    int st = EBP_OK;
+    if (!have_model)
+        return EBP_PERR_NO_MODEL;
+    if (n < 8)
+        return EBP_PERR_LENGTH;
+    ns = get_u16(in);
+    flags = get_u16(in + 2);
+    batch = get_u32(in + 4);
+    if (n != 8 + 2 * ns * (n_in_() + n_out_()))
+        return EBP_PERR_LENGTH;
+    if (batch == 0)
+        return EBP_PERR_RANGE;
+    x = (const int16_t *)(const void *)(in + 8);
+    t = x + ns * n_in_();
+    t0 = ebp_port_ticks();
+    if (flags & EBP_TRAIN_ACCUMULATE) {
+        for (i = 0; i < ns && st == EBP_OK; i++) {
+            int32_t l = 0;
+            st = ebp_forward(&net, x + i * n_in_(), NULL);
+            if (st == EBP_OK)
+                st = ebp_backward(&net, t + i * n_out_(), &l);
+            loss += l;
+        }
+        if (st == EBP_OK && (flags & EBP_TRAIN_STEP))
+            st = ebp_step(&net);
+    } else if (ns > 0) {
+        st = ebp_train(&net, x, t, ns, batch, &loss);
+    }
+    t1 = ebp_port_ticks();
+    if (st != EBP_OK)
+        return st;
+    put_u64(body_out, (uint64_t)loss);
+    put_u32(body_out + 8, net.steps);
+    put_u32(body_out + 12, t1 - t0);
+    put_u32(body_out + 16, ns);
+    put_u32(body_out + 20, net.grad_count);
+    *len = 24;
+    return 0;
+}
+
+/* body: u16 n, u16 0, int16 x[n][n_in] -> u16 n, u16 n_out, u32 ticks, int16 y[n][n_out] */
+static int req_predict(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint32_t ns, t0, t1;
+    int st;
+    if (!have_model)
+        return EBP_PERR_NO_MODEL;
+    if (n < 4)
+        return EBP_PERR_LENGTH;
+    ns = get_u16(in);
+    if (n != 4 + 2 * ns * n_in_())
+        return EBP_PERR_LENGTH;
+    if (8 + 2 * ns * n_out_() > EBP_PROTO_MAX_BODY)
+        return EBP_PERR_RANGE;
+    t0 = ebp_port_ticks();
+    st = ns ? ebp_predict(&net, (const int16_t *)(const void *)(in + 4), ns,
+                          (int16_t *)(void *)(body_out + 8)) : EBP_OK;
+    t1 = ebp_port_ticks();
+    if (st != EBP_OK)
+        return st;
+    put_u16(body_out, ns);
+    put_u16(body_out + 2, n_out_());
+    put_u32(body_out + 4, t1 - t0);
+    *len = 8 + 2 * ns * n_out_();
+    return 0;
+}
+
+/* body: u16 n, u16 0, x, t -> i64 loss_sum, u32 correct, u32 ticks */
+static int req_evaluate(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint32_t ns, correct = 0, t0, t1;
+    int64_t loss = 0;
+    int st = EBP_OK;
+    if (!have_model)
+        return EBP_PERR_NO_MODEL;
+    if (n < 4)
+        return EBP_PERR_LENGTH;
+    ns = get_u16(in);
+    if (n != 4 + 2 * ns * (n_in_() + n_out_()))
+        return EBP_PERR_LENGTH;
+    t0 = ebp_port_ticks();
+    if (ns)
+        st = ebp_evaluate(&net, (const int16_t *)(const void *)(in + 4),
+                          (const int16_t *)(const void *)(in + 4 + 2 * ns * n_in_()), ns, &loss, &correct);
+    t1 = ebp_port_ticks();
+    if (st != EBP_OK)
+        return st;
+    put_u64(body_out, (uint64_t)loss);
+    put_u32(body_out + 8, correct);
+    put_u32(body_out + 12, t1 - t0);
+    *len = 16;
+    return 0;
+}
+
+/* body: u8 layer, u8 0, u16 max count, u32 offset; elements are w (n_out*n_in) then b (n_out) */
+static int req_read_weights(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    const ebp_layer_t *L;
+    uint32_t layer, count, off, total, nw, i;
+    uint8_t *o = body_out;
+    if (!have_model)
+        return EBP_PERR_NO_MODEL;
+    if (n != 8)
+        return EBP_PERR_LENGTH;
+    layer = in[0];
+    count = get_u16(in + 2);
+    off = get_u32(in + 4);
+    if (layer >= net.cfg.n_layers)
+        return EBP_PERR_RANGE;
+    L = &net.layers[layer];
+    nw = (uint32_t)L->n_out * L->n_in;
+    total = nw + L->n_out;
+    if (off > total)
+        return EBP_PERR_RANGE;
+    if (count > (EBP_PROTO_MAX_BODY - 16) / 2)
+        count = (EBP_PROTO_MAX_BODY - 16) / 2;
+    if (count > total - off)
+        count = total - off;
+    o[0] = (uint8_t)layer;
+    o[1] = net.cfg.n_layers;
+    put_u16(o + 2, L->n_in);
+    put_u16(o + 4, L->n_out);
+    o[6] = (uint8_t)L->w_frac;
+    o[7] = (uint8_t)L->a_frac;
+    put_u32(o + 8, off);
+    put_u16(o + 12, count);
+    put_u16(o + 14, L->act);
+    for (i = 0; i < count; i++) {
+        uint32_t e = off + i;
+        int16_t v = e < nw ? L->w[e] : L->b[e - nw];
+        put_u16(o + 16 + 2 * i, (uint32_t)(uint16_t)v);
+    }
+    *len = 16 + 2 * count;
+    return 0;
+}
+
+/* body: u8 flags (bit 0: clear after reading) -> u32 steps, u32 grad_count, u8 n_layers, 3 pad,
+ * per layer: 7 x u32 counters, i16 delta_exp, i16 g_exp */
+static int req_read_stats(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint8_t *o = body_out;
+    uint32_t l;
+    if (!have_model)
+        return EBP_PERR_NO_MODEL;
+    if (n != 1)
+        return EBP_PERR_LENGTH;
+    put_u32(o, net.steps);
+    put_u32(o + 4, net.grad_count);
+    o[8] = net.cfg.n_layers;
+    o[9] = o[10] = o[11] = 0;
+    for (l = 0; l < net.cfg.n_layers; l++) {
+        const ebp_layer_stats_t *s = &net.layers[l].stats;
+        uint8_t *p = o + 12 + 32 * l;
+        put_u32(p, s->sat_out);
+        put_u32(p + 4, s->sat_delta);
+        put_u32(p + 8, s->sat_grad);
+        put_u32(p + 12, s->sat_param);
+        put_u32(p + 16, s->sat_vel);
+        put_u32(p + 20, s->updates);
+        put_u32(p + 24, s->zero_updates);
+        put_u16(p + 28, (uint32_t)(uint16_t)net.layers[l].delta_exp);
+        put_u16(p + 30, (uint32_t)(uint16_t)net.layers[l].g_exp);
+    }
+    *len = 12 + 32 * l;
+    if (in[0] & 1u)
+        return ebp_net_clear_stats(&net);
+    return 0;
+}
+
+static int req_set_hparams(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    ebp_hparams_t hp;
+    (void)len;
+    if (!have_model)
+        return EBP_PERR_NO_MODEL;
+    if (n != 6)
+        return EBP_PERR_LENGTH;
+    hp.lr_m = get_u16(in);
+    hp.lr_e = (int8_t)in[2];
+    hp.momentum_q15 = get_u16(in + 4);
+    return ebp_net_set_hparams(&net, &hp);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------------------- */
+static void handle_frame(void)
+{
+    int32_t m = cobs_decode(rx.b, rx_len);
+    uint32_t n, blen = 0, crc;
+    uint16_t seq;
+    uint8_t type, reset = 0;
+    const uint8_t *in;
+    int st;
+    if (m < 0 || (uint32_t)m < EBP_PROTO_HEADER + EBP_PROTO_CRC) {
+        send_raw(EBP_MSG_ERROR, 0, EBP_PERR_FRAME, 0);
+        return;
+    }
+    n = (uint32_t)m;
+    seq = get_u16(rx.b + 2);
+    crc = get_u32(rx.b + n - EBP_PROTO_CRC);
+    if (crc32(rx.b, n - EBP_PROTO_CRC) != crc) {
+        send_raw(EBP_MSG_ERROR, seq, EBP_PERR_CRC, 0);
+        return;
+    }
+    type = rx.b[1];
+    if (type & EBP_MSG_RESPONSE)       /* our own echo or a stray response: ignore */
+        return;
+    if (get_u16(rx.b + 6) != n - EBP_PROTO_HEADER - EBP_PROTO_CRC) {
+        send_raw((uint8_t)(type | EBP_MSG_RESPONSE), seq, EBP_PERR_LENGTH, 0);
+        return;
+    }
+    if (rx.b[0] != EBP_PROTO_VERSION) {
+        body_out[0] = EBP_PROTO_VERSION;
+        send_raw((uint8_t)(type | EBP_MSG_RESPONSE), seq, EBP_PERR_VERSION, 1);
+        return;
+    }
+    if (cache.valid && cache.seq == seq && cache.type == type && cache.crc == crc) {
+        cobs_send(cache.raw, cache.len);  /* a retransmission: answer again, do not run it twice */
+        return;
+    }
+    n -= EBP_PROTO_HEADER + EBP_PROTO_CRC;
+    in = rx.b + EBP_PROTO_HEADER;
+    switch (type) {
+    case EBP_MSG_HELLO: st = req_hello(n, &blen); break;
+    case EBP_MSG_LOAD: st = req_load(in, n, &blen); break;
+    case EBP_MSG_TRAIN: st = req_train(in, n, &blen); break;
+    case EBP_MSG_PREDICT: st = req_predict(in, n, &blen); break;
+    case EBP_MSG_EVALUATE: st = req_evaluate(in, n, &blen); break;
+    case EBP_MSG_READ_WEIGHTS: st = req_read_weights(in, n, &blen); break;
+    case EBP_MSG_READ_STATS: st = req_read_stats(in, n, &blen); break;
+    case EBP_MSG_SET_HPARAMS: st = req_set_hparams(in, n, &blen); break;
+    case EBP_MSG_RESET:
+        if (n != 1) {
+            st = EBP_PERR_LENGTH;
+            break;
+        }
+        have_model = 0;
+        reset = (uint8_t)(in[0] & 1u);
+        st = 0;
+        break;
+    default: st = EBP_PERR_UNKNOWN; break;
+    }
+    if (st != 0 && st != EBP_PERR_NO_MEMORY)
+        blen = 0;
+    send_raw((uint8_t)(type | EBP_MSG_RESPONSE), seq, st, blen);
+    if (blen <= EBP_PROTO_CACHE_BODY) {
+        uint32_t k, total = EBP_PROTO_HEADER + blen + EBP_PROTO_CRC;
+        for (k = 0; k < total; k++)
+            cache.raw[k] = tx.b[k];
+        cache.len = (uint16_t)total;
+        cache.seq = seq;
+        cache.type = type;
+        cache.crc = crc;
+        cache.valid = 1;
+    } else {
+        cache.valid = 0;
+    }
+    if (reset) {
+        cache.valid = 0;
+        ebp_port_reset();
+    }
+}
+
+void ebp_app_init(void)
+{
+    have_model = 0;
+    rx_len = 0;
+    rx_overflow = 0;
+    cache.valid = 0;
+}
+
+void ebp_app_byte(uint8_t c)
+{
+    if (c != 0) {
+        if (rx_len < sizeof rx.b)
+            rx.b[rx_len++] = c;
+        else
+            rx_overflow = 1;
+        return;
+    }
+    if (rx_overflow)
+        send_raw(EBP_MSG_ERROR, 0, EBP_PERR_OVERFLOW, 0);
+    else if (rx_len > 0)
+        handle_frame();      /* empty frames (0x00 0x00) are ignored: a host may send 0x00 to resync */
+    rx_len = 0;
+    rx_overflow = 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * port.h - what a board must provide to run the edgebp application (one folder per board in ../ports/).
+ *
+ * The application is single-threaded and polls: the port's main() calls ebp_app_init() once, then feeds
+ * every received byte to ebp_app_byte(), which answers complete frames through ebp_port_putc().
+ */
+#ifndef EBP_PORT_H
+#define EBP_PORT_H
+
+#include <stdint.h>
+
+/** Static description of the board, reported by HELLO. */
+typedef struct {
+    const char *board;     /**< e.g. "qemu-mps2-an385" */
+    const char *build;     /**< compiler and flags, e.g. "gcc 12.2 cortex-m3 -Os" */
+    uint32_t tick_num;     /**< counter ticks -> unit: value = ticks * tick_num / tick_den */
+    uint32_t tick_den;
+    uint8_t tick_unit;     /**< EBP_TICK_* */
+} ebp_port_info_t;
+
+extern const ebp_port_info_t ebp_port_info;
+
+/** Sends one byte (blocking). */
+void ebp_port_putc(uint8_t c);
+/** Called after the last byte of a response: ports that buffer output send it now. */
+void ebp_port_flush(void);
+/** A free-running up-counter (wraps modulo 2^32); see tick_num/tick_den for its unit. */
+uint32_t ebp_port_ticks(void);
+/** Resets the board (MCU: system reset); called after the RESET response is flushed. */
+void ebp_port_reset(void);
+
+/* MCU ports built on ports/common/cortexm.c (startup + main loop) also provide these two. */
+/** Sets up clocks, the UART and the counter. */
+void ebp_port_init(void);
+/** Waits for and returns one received byte. */
+uint8_t ebp_port_getc(void);
+
+/* Provided by the application (app.c). */
+void ebp_app_init(void);
+void ebp_app_byte(uint8_t c);
+
+#endif /* EBP_PORT_H */

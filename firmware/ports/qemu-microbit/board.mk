@@ -1,0 +1,7 @@
+# Board: QEMU microbit (nRF51822, Cortex-M0, 16 KiB RAM). Included by firmware/Makefile.
+TOOLCHAIN := arm
+CPU_FLAGS := -mcpu=cortex-m0 -mthumb
+ARENA_BYTES := 12288
+PORT_SRCS := $(PORT_DIR)/port.c $(FW)/ports/common/cortexm.c
+LDSCRIPT := $(PORT_DIR)/link.ld
+QEMU_MACHINE := microbit

@@ -1,0 +1,51 @@
+/*
+ * Port for QEMU's mps2-an385 (Cortex-M3, 25 MHz): CMSDK UART0 at 0x40004000, CMSDK TIMER0 at 0x40000000
+ * as a free-running counter. Run QEMU with -icount shift=6: each instruction then takes 64 ns of virtual
+ * time, so instructions = timer ticks (40 ns) * 40 / 64 = ticks * 5 / 8.
+ */
+#include <stdint.h>
+
+#include "../../app/port.h"
+#include "../../app/protocol.h"
+
+#define REG(a) (*(volatile uint32_t *)(a))
+#define UART0 0x40004000u
+#define UART_DATA REG(UART0 + 0x00u)
+#define UART_STATE REG(UART0 + 0x04u)  /* bit 0: TX full, bit 1: RX full */
+#define UART_CTRL REG(UART0 + 0x08u)
+#define UART_BAUDDIV REG(UART0 + 0x10u)
+#define TIMER0 0x40000000u
+#define TIMER_CTRL REG(TIMER0 + 0x00u)
+#define TIMER_VALUE REG(TIMER0 + 0x04u)
+#define TIMER_RELOAD REG(TIMER0 + 0x08u)
+
+const ebp_port_info_t ebp_port_info = {"qemu-mps2-an385", "gcc " __VERSION__ " -mcpu=cortex-m3 -mthumb -Os", 5, 8,
+                                       EBP_TICK_INSTRUCTIONS};
+
+void ebp_port_init(void)
+{
+    UART_BAUDDIV = 16u;
+    UART_CTRL = 3u; /* TX and RX enable */
+    TIMER_CTRL = 0u;
+    TIMER_RELOAD = 0xFFFFFFFFu;
+    TIMER_VALUE = 0xFFFFFFFFu;
+    TIMER_CTRL = 1u;
+}
+
+uint8_t ebp_port_getc(void)
+{
+    while ((UART_STATE & 2u) == 0u) {
+    }
+    return (uint8_t)(UART_DATA & 0xFFu);
+}
+
+void ebp_port_putc(uint8_t c)
+{
+    while (UART_STATE & 1u) {
+    }
+    UART_DATA = c;
+}
+
+void ebp_port_flush(void) {}
+
+uint32_t ebp_port_ticks(void) { return ~TIMER_VALUE; } /* the timer counts down */
