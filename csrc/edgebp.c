@@ -593,12 +593,6 @@ static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int32_t *g
     L->stats.sat_vel += sat_vel;
 }
 
-/*
- * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
- * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
- * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
- * in the common case 1 <= S <= 30.
- */
 /* w -= q, saturated to int16; returns 1 if it clipped */
 static uint32_t sub_sat16(int16_t *w, int32_t q) {
     int32_t nw = *w - q;
@@ -612,12 +606,21 @@ static uint32_t sub_sat16(int16_t *w, int32_t q) {
 
 /* one parameter of update_online outside the fast path (S <= 0 or S > 30) */
 static int32_t online_delta_slow(ebp_net_t *net, int32_t p, int S) {
-    if (S <= 0) return ebp_sat32(ebp_lshift_sat(p, -S));
+    if (S <= 0) { /* beyond +-65535 any update saturates the weight alike: clamp, so w - q cannot overflow */
+        int64_t q = ebp_lshift_sat(p, -S);
+        return (int32_t)(q > 65535 ? 65535 : q < -65535 ? -65535 : q);
+    }
     if (S > 62) S = 62;
     if (net->cfg.rounding == EBP_ROUND_STOCHASTIC) return (int32_t)ebp_rshift_sr(p, S, ebp_xorshift32(&net->rng));
     return (int32_t)ebp_rshift_rn(p, S);
 }
 
+/*
+ * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
+ * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
+ * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
+ * in the common case 1 <= S <= 30.
+ */
 static void update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
     const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
     const int S = -(L->delta_exp + net->hp.lr_e + 16 - L->in_frac + L->w_frac);
