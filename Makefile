@@ -1,12 +1,17 @@
 # The README's two commands: `make demo` (main job) and `make test`. Both set up a fresh machine first.
 PY ?= python3
 
-.PHONY: setup demo test
+.PHONY: setup demo demo-host test
 
 setup:
 	bash tools/setup.sh
 
 demo: setup
+	$(PY) -m edgebp.cli device train diabetes --board qemu-mps2-an385 --check --layers 8,16,2 \
+		--activation sigmoid --loss mse --optimizer sgd --lr 0.2 --batch-size 1 --epochs 200 --seed 1
+
+# the same training on the host only (no emulator): fixed-point core and float mirror side by side
+demo-host: setup
 	$(PY) -m edgebp.cli train diabetes --layers 8,16,2 --activation sigmoid --loss mse --optimizer sgd \
 		--lr 0.2 --batch-size 1 --epochs 200 --seed 1 --engine both
 

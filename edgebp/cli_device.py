@@ -178,20 +178,24 @@ def cmd_device_train(args) -> int:
             res["ns_per_step"] = net.train_ticks * info.tick_num / info.tick_den / net.train_steps
         results["device"] = res
         dev_weights = net.get_int_weights()
+        dev_pred = net.predict(ds.X_test)
         if args.save_weights:
             save_weights(args.save_weights, _Frozen(spec, dev_weights))
     ok = True
     if args.check:
-        from .fixed import FixedNet
-        fixed = FixedNet(spec, cfg)
-        t0 = time.monotonic()
-        fhist = fixed.fit(ds.X_train, ds.T_train, stop)
-        results["fixed"] = result_of(fixed, fhist, ds, time.monotonic() - t0)
-        host_weights = fixed.get_int_weights()
+        # the same run on the host: the fixed-point core (must match bit for bit) and the float mirror
+        from .cli import make_engines
+        for name, eng in make_engines(spec, cfg, "both").items():
+            t0 = time.monotonic()
+            h = eng.fit(ds.X_train, ds.T_train, stop)
+            results[name] = result_of(eng, h, ds, time.monotonic() - t0)
+            if name == "fixed":
+                host_weights, fhist, host_pred = eng.get_int_weights(), h, eng.predict(ds.X_test)
         diffs = [i for i, ((dW, db), (hW, hb)) in enumerate(zip(dev_weights, host_weights))
                  if not (np.array_equal(dW, hW) and np.array_equal(db, hb))]
-        ok = not diffs and fhist.epochs == hist.epochs
-        out["check"] = dict(identical=ok, differing_layers=diffs)
+        same_pred = bool(np.array_equal(dev_pred, host_pred))
+        ok = not diffs and same_pred and fhist.epochs == hist.epochs
+        out["check"] = dict(identical=ok, differing_layers=diffs, identical_predictions=same_pred)
     if args.json:
         _print_json(dict(data=args.data, spec=spec.to_dict(), config=cfg.to_dict(), engines=results, **out))
     else:
@@ -205,8 +209,12 @@ def cmd_device_train(args) -> int:
         if sps:
             print(f"samples per second over the link: {sps:.0f}")
         if args.check:
-            print("device vs host FixedNet weights: " + ("bit-identical" if ok else
-                                                          f"DIFFERENT in layers {out['check']['differing_layers']}"))
+            c = out["check"]
+            print("device vs host fixed-point core: " + ("weights and predictions bit-identical" if ok else
+                  f"DIFFERENT: weights of layers {c['differing_layers']}, "
+                  f"predictions {'equal' if c['identical_predictions'] else 'differ'}"))
+            gap = results["fixed"]["test_accuracy"] - results["float"]["test_accuracy"]
+            print(f"fixed - float test accuracy: {gap * 100:+.2f} points")
     return 0 if ok else 1
 
 
