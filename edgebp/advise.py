@@ -22,12 +22,11 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 
-from .config import Layer, NetSpec, StopRule, TrainConfig
-from .engine import accuracy, check_data
+from .config import NetSpec, StopRule, TrainConfig
+from .engine import check_data
 from .errors import EdgeBPError
 
 _DATA = None   # (X, T, X_test, T_test) in each worker process

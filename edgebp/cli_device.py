@@ -241,7 +241,6 @@ def _read_inputs(path: str) -> np.ndarray:
 
 
 def cmd_device_predict(args) -> int:
-    from . import protocol as P
     X = _read_inputs(args.inputs)
     with connect(args) as dev:
         info = dev.info()
@@ -249,7 +248,7 @@ def cmd_device_predict(args) -> int:
             raise EdgeBPError(f"no model is loaded on {info.board}: train one first (edgebp device train ... "
                               f"--port URL)")
         fmts = dev.read_formats()
-        n_in, n_out, a_frac = fmts[0]["n_in"], fmts[-1]["n_out"], fmts[-1]["a_frac"]
+        n_in, a_frac = fmts[0]["n_in"], fmts[-1]["a_frac"]
         if X.shape[1] != n_in:
             raise DataError(f"the device model has {n_in} inputs, the file has {X.shape[1]} columns")
         if args.raw:

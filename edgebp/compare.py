@@ -30,12 +30,12 @@ systematic error (round-to-nearest dropping small updates) does not.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
 from .config import NetSpec, TrainConfig
-from .engine import accuracy, check_data, sample_order
+from .engine import check_data, sample_order
 from .errors import ConfigError
 from .fixed import FixedNet, dequantize
 from .mirror import FloatNet, act_backward, dense_backward, loss_delta

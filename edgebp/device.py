@@ -60,6 +60,17 @@ class TrainSummary:
         return self.loss_sum * LOSS_SCALE / max(self.n, 1)
 
 
+def _hello_stack_high_water(body: bytes) -> Optional[int]:
+    """The optional u32 after HELLO's three strings: bytes of stack the firmware used since reset (painted
+    stack, Cortex-M ports); None when the firmware does not report it (host port, older firmware)."""
+    k = 28
+    for _ in range(3):
+        if k >= len(body):
+            return None
+        k += 1 + body[k]
+    return struct.unpack_from("<I", body, k)[0] if len(body) >= k + 4 else None
+
+
 class Device:
     """One board. ``url``: anything ``serial.serial_for_url`` opens (``socket://host:port``, ``/dev/ttyACM0``,
     ``loop://``). ``timeout``: seconds to wait for each response; ``retries``: retransmissions per request."""
@@ -201,6 +212,7 @@ class Device:
     def info(self) -> P.Info:
         f = self.request(P.HELLO)
         info = P.unpack_hello(f.body)
+        info.stack_high_water = _hello_stack_high_water(f.body)
         if info.protocol != P.PROTO_VERSION:
             raise ProtocolError(f"device speaks protocol {info.protocol}, this host {P.PROTO_VERSION}; "
                                 f"rebuild the firmware or update edgebp")
@@ -252,7 +264,6 @@ class Device:
         steps0 = None
 
         def send(lo, hi, flags, b):
-            nonlocal steps0
             f = self.request(P.TRAIN, P.pack_train(Xq[lo:hi], Tq[lo:hi], b, flags), timeout=timeout)
             r = P.unpack_train(f.body)
             if r.n != hi - lo:
@@ -267,10 +278,7 @@ class Device:
             chunk = (cap // batch) * batch
             for lo in range(0, n, chunk):
                 hi = min(n, lo + chunk)
-                # ebp_train(n=1, batch>1) would take the fused online-SGD path (batch clamps to n), which rounds
-                # differently from the accumulator path one call over all rows takes for this last sample.
-                flags = P.C["EBP_TRAIN_ACCUMULATE"] | P.C["EBP_TRAIN_STEP"] if hi - lo == 1 and batch > 1 else 0
-                r = send(lo, hi, flags, batch)
+                r = send(lo, hi, 0, batch)  # chunks at batch multiples: the same integers as one call
                 if steps0 is None:
                     steps0 = r.steps - (-(-(hi - lo) // batch))
         else:

@@ -1,24 +1,16 @@
 """The C core on its own: strict warnings, sanitizers, integer-only object code, no drifted tables."""
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from toolcheck import need_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Wconversion", "-Werror"]
 # What the core may call: the compiler's own runtime (64-bit and division helpers) and struct copies.
 ALLOWED_UNDEFINED = {"memset", "memcpy"}
-
-
-def need(tool):
-    if shutil.which(tool) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is missing; CI must install it (tools/setup.sh)")
-        pytest.skip(f"{tool} not installed (run tools/setup.sh)")
 
 
 def run(cmd, **kw):
@@ -48,7 +40,7 @@ def test_core_object_calls_nothing_but_memset_and_memcpy(tmp_path):
 
 @pytest.mark.parametrize("cpu", ["cortex-m0", "cortex-m3"])
 def test_core_builds_for_cortex_m_without_float(tmp_path, cpu):
-    need("arm-none-eabi-gcc")
+    need_tools("arm-none-eabi-gcc")
     obj = tmp_path / "edgebp.o"
     run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft", "-Os", *STRICT, "-c",
          CSRC / "edgebp.c", "-o", obj])

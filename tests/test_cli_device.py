@@ -1,22 +1,18 @@
 """`edgebp device train --check`: the README's main job, end to end on the host port and the emulated M3."""
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from toolcheck import need_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("board", ["host", "qemu-mps2-an385"])
 def test_device_train_check_json(board):
-    if board != "host" and shutil.which("qemu-system-arm") is None:
-        if os.environ.get("CI"):
-            pytest.fail("qemu-system-arm is missing; CI must install it (tools/setup.sh)")
-        pytest.skip("qemu-system-arm not installed")
+    need_tools("make", "cc", *(("arm-none-eabi-gcc", "qemu-system-arm") if board != "host" else ()))
     p = subprocess.run([sys.executable, "-m", "edgebp.cli", "device", "train", "diabetes", "--layers", "8,16,2",
                         "--epochs", "1", "--board", board, "--check", "--json"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)

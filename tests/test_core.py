@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from edgebp import ConfigError, CoreError, DataError, EdgeBPError, Layer, MemoryBudgetError, NetSpec, StopRule, TrainConfig
+from edgebp import ConfigError, CoreError, DataError, EdgeBPError, Layer, NetSpec, StopRule, TrainConfig
 from edgebp._core import ffi, lib
 from edgebp.data import load_dataset
 from edgebp.fixed import FixedNet, core_cfg, memory

@@ -86,12 +86,10 @@ def test_unknown_name_lists_shipped_sets():
         load_dataset("sklearn:nosuchset")
 
 
-def test_sklearn_missing_says_how_to_install():
-    try:
-        import sklearn  # noqa: F401
-        pytest.skip("scikit-learn is installed")
-    except ImportError:
-        pass
+def test_sklearn_missing_says_how_to_install(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "sklearn", None)            # as if it were not installed
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(DataError, match="pip install scikit-learn"):
         load_dataset("sklearn:iris")
 

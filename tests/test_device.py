@@ -1,6 +1,4 @@
 """End to end: the firmware on the host port and on emulated boards trains bit for bit like FixedNet."""
-import os
-import shutil
 import time
 
 import numpy as np
@@ -9,15 +7,7 @@ import pytest
 from edgebp import protocol as P
 from edgebp.config import NetSpec, TrainConfig
 from edgebp.errors import DeviceError, MemoryBudgetError
-
-
-def need_tools(*tools):
-    """Skip when a tool is missing on a developer machine; in CI (CI set) a missing tool is a failure."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"required tools missing in CI: {', '.join(missing)}")
-        pytest.skip(f"tools not installed: {', '.join(missing)}")
+from toolcheck import need_tools
 
 
 BOARDS = {"host": ("make", "cc"), "qemu-mps2-an385": ("arm-none-eabi-gcc", "qemu-system-arm"),
@@ -204,7 +194,7 @@ def test_every_request_round_trips(dev, board_url, diabetes):
     assert dev.read_stats()["steps"] == 5
     dev.set_hparams(lr_m=40000, lr_e=-17, momentum_q15=0)
     dev.reset()
-    with pytest.raises(DeviceError) as e:
+    with pytest.raises(DeviceError):
         dev.predict(Xq)
     with pytest.raises(DeviceError):
         dev.request(P.PREDICT, P.pack_predict(Xq))

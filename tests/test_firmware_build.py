@@ -1,20 +1,10 @@
 """Every port builds with the strict flags; the size report has flash, RAM, stack and arena figures; the
 core's objects use no allocation or stdio."""
-import os
 import re
-import shutil
 import subprocess
 
 import pytest
-
-
-def need_tools(*tools):
-    """Skip when a tool is missing on a developer machine; in CI (CI set) a missing tool is a failure."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"required tools missing in CI: {', '.join(missing)}")
-        pytest.skip(f"tools not installed: {', '.join(missing)}")
+from toolcheck import need_tools
 
 
 PORTS = {"host": ("make", "cc"), "qemu-mps2-an385": ("make", "arm-none-eabi-gcc"),

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from edgebp import Layer, NetSpec, StopRule, TrainConfig
+from edgebp import NetSpec, StopRule, TrainConfig
 from edgebp.data import load_dataset
 from edgebp.fixed import FixedNet
 from edgebp.mirror import FloatNet

@@ -1,8 +1,5 @@
 """Framing and protocol robustness: unit level (COBS, CRC, frames) and against the host port binary."""
-import os
-import shutil
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -11,15 +8,7 @@ from hypothesis import strategies as st
 
 from edgebp import protocol as P
 from edgebp.errors import ProtocolError
-
-
-def need_tools(*tools):
-    """Skip when a tool is missing on a developer machine; in CI (CI set) a missing tool is a failure."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"required tools missing in CI: {', '.join(missing)}")
-        pytest.skip(f"tools not installed: {', '.join(missing)}")
+from toolcheck import need_tools
 
 
 # --- unit level ----------------------------------------------------------------------------------------------
