@@ -23,11 +23,11 @@ static inline int32_t ebp_sat32(int64_t x) {
 }
 
 static inline int64_t ebp_rshift_rn(int64_t x, int s) {
-    uint64_t m;
+    /* floor((x + 2^(s-1) - [x < 0]) / 2^s), the floor taken on x + 2^62 as an unsigned number */
+    uint64_t b;
     if (s <= 0) return x;
-    m = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
-    m = (m + ((uint64_t)1 << (s - 1))) >> s;
-    return x < 0 ? -(int64_t)m : (int64_t)m;
+    b = (uint64_t)x + ((uint64_t)1 << 62) + ((uint64_t)1 << (s - 1)) - ((uint64_t)x >> 63);
+    return (int64_t)(b >> s) - (int64_t)(((uint64_t)1 << 62) >> s);
 }
 
 /*
