@@ -48,18 +48,19 @@
  *   SGD:      w -= lr * g
  *   momentum: v = mu * v + lr * g;  w -= v      (v kept in int32 with EBP_VEL_EXTRA_FRAC extra bits)
  * Online SGD (ebp_train with batch 1 and EBP_OPT_SGD) skips the accumulators: each layer is updated
- * straight from its deltas, w_oi -= lr * delta_o * in_i, in 32-bit arithmetic (the lr-scaled delta is
- * rounded per neuron, the update per parameter; the accumulator path rounds the gradient and then the
- * update, so the two differ in the last bit; each is deterministic). With
- * EBP_FLAG_ONLINE the network has no gradient memory at all and only this path is available.
+ * straight from its deltas, w_oi -= lr * delta_o * in_i, in 32-bit arithmetic. The lr-scaled delta is
+ * rounded per neuron and the update per parameter, where the accumulator path rounds the gradient and
+ * then the update, so the two paths differ in the last bit; each is deterministic. With EBP_FLAG_ONLINE
+ * the network has no gradient memory at all and only this path is available.
  * Loss per sample: squared error 1/2 * sum_k (y_k - t_k)^2, or cross-entropy -sum_k t_k ln y_k (softmax
  * output) / -sum_k (t_k ln y_k + (1 - t_k) ln(1 - y_k)) (sigmoid outputs). With cross-entropy the output
  * delta is y - t (the activation's derivative cancels); with squared error it is (y - t) * f'(y).
  *
  * Memory
  * ------
- * No allocation: ebp_net_sizeof() reports the bytes a configuration needs, ebp_net_init() lays the network
- * out in a caller-owned buffer (8-byte aligned). The ebp_net_t struct itself is also the caller's.
+ * No allocation: ebp_net_memory() reports the bytes a configuration needs (by part and in total),
+ * ebp_net_init() lays the network out in a caller-owned buffer (8-byte aligned). The ebp_net_t struct
+ * itself is also the caller's. Nothing in the core is global or static except constant tables.
  */
 #ifndef EDGEBP_H
 #define EDGEBP_H
@@ -134,7 +135,8 @@ typedef struct {
     uint16_t momentum_q15; /**< 0..32767 */
 } ebp_hparams_t;
 
-/** Counters per layer; they only grow until ebp_net_clear_stats(). */
+/** Counters per layer; they only grow until ebp_net_clear_stats(). sat_out counts every forward pass,
+ *  evaluation and prediction included. */
 typedef struct {
     uint32_t sat_out;      /**< outputs clipped to their format */
     uint32_t sat_delta;    /**< deltas clipped (EBP_FLAG_FIXED_DELTA only) */
