@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save-weights", metavar="FILE.npz", help="save the fixed-point integer weights")
     t.set_defaults(func=cmd_train)
     # command groups that live in their own modules (device, compare), added when present
-    for mod, fn in (("cli_device", "add_device_commands"), ("cli_compare", "add_compare_commands")):
+    for mod, fn in (("cli_device", "add_device_commands"), ("cli_compare", "add_compare_commands"),
+                    ("cli_bench", "add_bench_commands")):
         if importlib.util.find_spec(f"edgebp.{mod}") is not None:
             getattr(importlib.import_module(f"edgebp.{mod}"), fn)(sub)
     return ap
