@@ -298,7 +298,7 @@ static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     uint16_t o, i;
     for (o = 0; o < L->n_out; o++, w += L->n_in) {
         int64_t acc = (int64_t)L->b[o] * ((int32_t)1 << L->in_frac);
-        for (i = 0; i < L->n_in; i++) acc += (int64_t)w[i] * in[i];
+        for (i = 0; i < L->n_in; i++) acc += (int32_t)w[i] * in[i]; /* exact: |product| <= 2^30 */
         switch (L->act) {
         case EBP_ACT_RELU:
             if (acc < 0) acc = 0;
@@ -502,7 +502,7 @@ static void backward_deltas(ebp_net_t *net, const int16_t *t) {
         for (i = 0; i < L->n_out; i++) { /* column i of the next layer's weights */
             const int16_t *w = N->w + i;
             int64_t acc = 0;
-            for (k = 0; k < N->n_out; k++, w += N->n_in) acc += (int64_t)*w * N->delta[k];
+            for (k = 0; k < N->n_out; k++, w += N->n_in) acc += (int32_t)*w * N->delta[k];
             raw[i] = acc * act_deriv_q15(L->act, L->y[i], L->a_frac);
         }
         live = normalize_delta(net, L, raw, N->delta_exp - N->w_frac - 15);
