@@ -160,6 +160,9 @@ static uint32_t put_str(uint8_t *p, const char *s)
 }
 
 /* ---- requests: each returns a status and sets *len to the response body length ---------------------------- */
+/* Bytes of stack used since reset (painted stack); provided by ports/common/cortexm.c, absent on the host port. */
+extern uint32_t ebp_port_stack_high_water(void) __attribute__((weak));
+
 static int req_hello(uint32_t n, uint32_t *len)
 {
     uint8_t *o = body_out;
@@ -184,6 +187,10 @@ static int req_hello(uint32_t n, uint32_t *len)
     k += put_str(o + k, ebp_port_info.board);
     k += put_str(o + k, "edgebp " STR(EBP_VERSION_MAJOR) "." STR(EBP_VERSION_MINOR));
     k += put_str(o + k, ebp_port_info.build);
+    if (ebp_port_stack_high_water != NULL) { /* optional trailing field: older hosts ignore it */
+        put_u32(o + k, ebp_port_stack_high_water());
+        k += 4;
+    }
     *len = k;
     return 0;
 }

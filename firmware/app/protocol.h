@@ -26,7 +26,7 @@
 #define EBP_PROTO_CACHE_BODY 48      /* responses up to this body size are kept for retransmissions */
 
 /* Message types (requests). */
-#define EBP_MSG_HELLO 1          /* -> versions, board, arena size, counter units */
+#define EBP_MSG_HELLO 1          /* -> versions, board, arena size, counter units [, u32 stack high water] */
 #define EBP_MSG_LOAD 2           /* network config + hparams + init -> memory by part */
 #define EBP_MSG_TRAIN 3          /* n samples -> loss sum, steps, counter ticks */
 #define EBP_MSG_PREDICT 4        /* n inputs -> n outputs */

@@ -26,13 +26,28 @@ void ebp_port_reset(void)
 
 void ebp_fault_handler(void) { ebp_port_reset(); }
 
+/* Painted stack: at reset every word between the end of .bss and the stack pointer gets EBP_STACK_PAINT; the
+ * high-water mark is how far down from the top of RAM the paint has been overwritten since. */
+#define EBP_STACK_PAINT 0xA5C3E1F7u
+
+uint32_t ebp_port_stack_high_water(void)
+{
+    const uint32_t *p = &_ebss;
+    while (p < &_estack && *p == EBP_STACK_PAINT)
+        p++;
+    return (uint32_t)((uintptr_t)&_estack - (uintptr_t)p);
+}
+
 void ebp_reset_handler(void)
 {
-    uint32_t *src = &_sidata, *dst = &_sdata;
+    uint32_t *src = &_sidata, *dst = &_sdata, *sp;
     while (dst < &_edata)
         *dst++ = *src++;
     for (dst = &_sbss; dst < &_ebss; dst++)
         *dst = 0;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    for (dst = &_ebss; dst < sp - 8; dst++) /* 32 bytes below this frame stay unpainted */
+        *dst = EBP_STACK_PAINT;
     (void)main();
     for (;;) {
     }

@@ -1,8 +1,11 @@
-/* Minimal bare-metal start for QEMU mps2-an385/microbit instruction counting (tools/bench). */
+/* Minimal bare-metal start for the QEMU mps2-an385 (Cortex-M3) and microbit (Cortex-M0) benchmark harness
+ * (tools/bench): vector table with an optional SysTick handler (the sampling profiler of bench_m.c), .data/.bss
+ * set-up, memset/memcpy, and semihosting output and exit. */
 #include <stdint.h>
 
 extern uint32_t __data_load, __data_start, __data_end, __bss_start, __bss_end, __stack_top;
 int main(void);
+void systick_handler(void);
 
 void reset_handler(void) {
     uint32_t *src = &__data_load, *dst;
@@ -13,8 +16,17 @@ void reset_handler(void) {
     }
 }
 
+static void hang(void) {
+    for (;;) {
+    }
+}
+
+/* Overridden by bench_m.c when it profiles. */
+__attribute__((weak)) void systick_handler(void) {}
+
 __attribute__((section(".vectors"), used)) static const void *vectors[16] = {
-    &__stack_top, (void *)reset_handler,
+    &__stack_top, (void *)reset_handler, (void *)hang, (void *)hang, (void *)hang, (void *)hang, (void *)hang,
+    0, 0, 0, 0, (void *)hang, (void *)hang, 0, (void *)hang, (void *)systick_handler,
 };
 
 void *memset(void *d, int c, unsigned n) {

@@ -1,0 +1,732 @@
+"""Benchmarks of the edgebp core (issue 5): instructions per online training step on emulated Cortex-M3 and
+Cortex-M0, host speed against the float mirror and PyTorch, memory against the analytic minimum, and training
+over the emulated serial link. ``run(...)`` measures, ``markdown(...)`` writes docs/benchmarks.md; the command
+line is ``edgebp bench`` (edgebp/cli_bench.py) or ``python tools/bench/run.py``.
+
+Every number comes with the command that produced it (``result["commands"]``). Instruction counts on the boards
+come from QEMU ``-icount shift=6`` (64 ns of virtual time per instruction, read from SysTick; see
+tools/bench/m3/bench_m.c); they are instructions, not cycles.
+"""
+from __future__ import annotations
+
+import math
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "tools" / "bench"
+HARNESS = BENCH_DIR / "m3"
+CSRC = ROOT / "csrc"
+
+NETS: Dict[str, Tuple[int, int, int]] = {"8-16-2": (8, 16, 2), "21-16-3": (21, 16, 3), "64-32-10": (64, 32, 10)}
+HOST_DATA = {"8-16-2": "diabetes", "21-16-3": "thyroid", "64-32-10": None}   # None: synthetic (seeded)
+
+MCUS = {
+    "cortex-m3": dict(machine="mps2-an385", cpu="cortex-m3", clock=25_000_000, board="qemu-mps2-an385",
+                      label="Cortex-M3 (QEMU mps2-an385)"),
+    "cortex-m0": dict(machine="microbit", cpu="cortex-m0", clock=16_000_000, board="qemu-microbit",
+                      label="Cortex-M0 (QEMU microbit)"),
+}
+OPT = "-O2"
+
+# Baselines quoted from /work/shared/datasets/README.md (8-16-2, Cortex-M3, QEMU, soft float).
+BASELINES_M3 = {"genann (float)": 62_800, "AIfES (float32)": 138_500}
+GENANN_X86_PER_STEP = 4_100
+
+TARGETS = dict(m3_step=4_000, m3_per_mac=8.0, host_x86=4_100, torch_ratio=500.0, ram_over_min=0.10)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def macs_per_step(n_in: int, n_hid: int, n_out: int) -> int:
+    """Multiply-accumulates of one online step, as defined in docs/benchmarks.md: forward
+    n_in*n_hid + n_hid*n_out, back-propagation of the output deltas to the hidden layer n_hid*n_out, update of
+    every weight n_in*n_hid + n_hid*n_out (biases not counted)."""
+    w = n_in * n_hid + n_hid * n_out
+    return 2 * w + n_hid * n_out
+
+
+def _q(cmd: Sequence[str]) -> str:
+    return " ".join(shlex.quote(str(c)) for c in cmd)
+
+
+def _rel(p) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def have_mcu_tools() -> Optional[str]:
+    """None if the cross compiler and QEMU are installed, else what is missing."""
+    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
+    return ", ".join(missing) or None
+
+
+# --- 1. instructions per step on the boards --------------------------------------------------------------
+class Harness:
+    """Builds and runs tools/bench/m3/bench_m.c variants; remembers the commands it ran."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.commands: List[str] = []
+
+    def build(self, mcu: str, sizes: Tuple[int, int, int], variant: str = "fixed", extra: Sequence[str] = ()) -> Path:
+        m = MCUS[mcu]
+        n_in, n_hid, n_out = sizes
+        elf = self.workdir / f"bench_{mcu}_{variant}_{n_in}-{n_hid}-{n_out}.elf"
+        defs = [f"-DN_IN={n_in}", f"-DN_HID={n_hid}", f"-DN_OUT={n_out}", f"-DCLOCK_HZ={m['clock']}u"]
+        defs += {"fixed": [], "float": ["-DBENCH_FLOAT"], "mac": ["-DBENCH_MAC"], "profile": ["-DBENCH_PROFILE"]}[variant]
+        srcs = [HARNESS / "startup.c", HARNESS / "bench_m.c"] + ([CSRC / "edgebp.c"] if variant in ("fixed", "profile")
+                                                                 else [])
+        cmd = ["arm-none-eabi-gcc", f"-mcpu={m['cpu']}", "-mthumb", OPT, "-g", "-std=c99", "-ffreestanding",
+               "-fno-tree-loop-distribute-patterns", f"-I{_rel(CSRC)}", "-nostdlib", "-nostartfiles",
+               "-T", _rel(HARNESS / "link.ld"), *defs, *extra, *[_rel(s) for s in srcs], "-lgcc", "-o", str(elf)]
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise BenchError(f"harness build failed: {_q(cmd)}\n{p.stderr[-2000:]}")
+        self.commands.append(_q(cmd).replace(str(self.workdir) + "/", "$OUT/"))
+        return elf
+
+    def run(self, mcu: str, elf: Path, timeout: float = 120) -> Tuple[dict, List[str]]:
+        m = MCUS[mcu]
+        cmd = ["qemu-system-arm", "-M", m["machine"], "-kernel", str(elf), "-display", "none", "-monitor", "none",
+               "-serial", "null", "-icount", "shift=6", "-semihosting-config", "enable=on,target=native"]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"QEMU timed out after {timeout} s: {_q(cmd)}") from None
+        if p.returncode != 0:
+            raise BenchError(f"harness exited with {p.returncode}: {_q(cmd)}\n{p.stdout[-500:]}{p.stderr[-500:]}")
+        self.commands.append(_q(cmd).replace(str(self.workdir) + "/", "$OUT/"))
+        kv, other = {}, []
+        for line in (p.stdout + "\n" + p.stderr).splitlines():   # semihosting output goes to QEMU's stderr
+            mm = re.fullmatch(r"(\w+)=(\d+)", line.strip())
+            if mm:
+                kv[mm.group(1)] = int(mm.group(2))
+            elif line.strip():
+                other.append(line.strip())
+        return kv, other
+
+
+def ticks_to_instructions(ticks: float, clock_hz: int) -> float:
+    """SysTick runs at the core clock; with -icount shift=6 one instruction is 64 ns."""
+    return ticks * 1e9 / (clock_hz * 64.0)
+
+
+def mcu_bench(h: Harness, mcus: Sequence[str], nets: Sequence[str], steps: int) -> dict:
+    rows, floors = [], {}
+    for mcu in mcus:
+        clk = MCUS[mcu]["clock"]
+        kv, _ = h.run(mcu, h.build(mcu, NETS["8-16-2"], "mac"))
+        floors[mcu] = {"int32": ticks_to_instructions(kv["mac32_ticks"], clk) / kv["macs"],
+                       "int64": ticks_to_instructions(kv["mac64_ticks"], clk) / kv["macs"]}
+        for net in nets:
+            sizes = NETS[net]
+            row = dict(mcu=mcu, net=net, macs=macs_per_step(*sizes))
+            for variant in ("fixed", "float"):
+                kv, _ = h.run(mcu, h.build(mcu, sizes, variant, [f"-DSTEPS={steps}"]))
+                row[f"{variant}_step"] = ticks_to_instructions(kv["step_ticks"], clk) / kv["steps"]
+                row[f"{variant}_fwd"] = ticks_to_instructions(kv["fwd_ticks"], clk) / kv["steps"]
+                if variant == "fixed":
+                    row["harness_arena"] = kv.get("arena_bytes")
+            row["per_mac"] = row["fixed_step"] / row["macs"]
+            row["float_per_mac"] = row["float_step"] / row["macs"]
+            row["speedup"] = row["float_step"] / row["fixed_step"]
+            rows.append(row)
+    return dict(rows=rows, floors=floors)
+
+
+PHASES = [("forward", ("dense_fwd_s16", "ebp_forward", "sigmoid_q16", "q16_to_out", "exp_neg_q16")),
+          ("loss + output/hidden deltas", ("backward_deltas", "normalize_delta", "act_deriv_q15", "bit_length",
+                                           "ebp_loss", "ln_q16")),
+          ("weight update", ("update_online", "sub_sat16", "online_delta_slow", "update_params"))]
+
+
+def _addr2line(elf: Path, addrs: Sequence[int]) -> Dict[int, List[str]]:
+    """Inline chain (innermost first) of function names per address."""
+    if not addrs:
+        return {}
+    p = subprocess.run(["arm-none-eabi-addr2line", "-f", "-i", "-a", "-e", str(elf)] + [hex(a) for a in addrs],
+                       capture_output=True, text=True, check=True)
+    out, cur = {}, None
+    lines = p.stdout.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("0x"):
+            cur = int(line, 16)
+            out[cur] = []
+            i += 1
+            continue
+        out[cur].append(line.strip())
+        i += 2     # function name, then file:line
+    return out
+
+
+def _symbols(elf: Path) -> List[Tuple[int, int, str]]:
+    p = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", str(elf)], capture_output=True, text=True,
+                       check=True)
+    syms = []
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2].lower() == "t":
+            syms.append((int(parts[0], 16) & ~1, int(parts[1], 16), parts[3]))
+    return syms
+
+
+def profile(h: Harness, mcu: str, net: str = "8-16-2", steps: int = 256, period: int = 1999) -> dict:
+    """Where a step's instructions go: a SysTick interrupt every ``period`` ticks samples the interrupted PC;
+    samples inside libgcc helpers are charged to their caller (the stacked LR)."""
+    elf = h.build(mcu, NETS[net], "profile", [f"-DSTEPS={steps}", f"-DPROFILE_PERIOD={period}u"])
+    _, lines = h.run(mcu, elf)
+    samples, lost = [], 0
+    for line in lines:
+        mm = re.fullmatch(r"pc=(0x[0-9a-f]+) lr=(0x[0-9a-f]+) ret=(0x[0-9a-f]+) n=(\d+)", line)
+        if mm:
+            samples.append((int(mm.group(1), 16), int(mm.group(2), 16), int(mm.group(3), 16), int(mm.group(4))))
+        mm = re.fullmatch(r"lost=(\d+)", line)
+        if mm:
+            lost = int(mm.group(1))
+    syms = _symbols(elf)
+
+    def sym_of(a):
+        for lo, size, name in syms:
+            if lo <= a < lo + size:
+                return name
+        return None
+
+    def core(a):      # an address in compiled C (not a libgcc helper)
+        s = sym_of(a & ~1)
+        return s is not None and not s.startswith("__")
+
+    addrs, resolved = set(), []
+    for pc, lr, ret, n in samples:
+        helper = None if core(pc) else (sym_of(pc) or "?")
+        a = pc
+        if helper:    # charge the helper's instructions to the C code that called it
+            a = next(((c & ~1) - 2 for c in (lr, ret) if c and core(c)), pc)
+        resolved.append((a, n, helper))
+        addrs.add(a)
+    chains = _addr2line(elf, sorted(addrs))
+    totals: Dict[str, int] = {}
+    funcs: Dict[str, int] = {}
+    helpers: Dict[str, int] = {}
+    for a, n, helper in resolved:
+        chain = [c for c in chains.get(a, []) if c != "??"] or [sym_of(a) or "?"]
+        phase = "other (ebp_train loop, calls)"
+        for name, fns in PHASES:
+            if any(f in fns for f in chain):
+                phase = name
+                break
+        totals[phase] = totals.get(phase, 0) + n
+        fn = helper or chain[0]
+        funcs[fn] = funcs.get(fn, 0) + n
+        if helper:
+            key = f"{helper} in {phase.split(' (')[0]}"
+            helpers[key] = helpers.get(key, 0) + n
+    total = sum(totals.values()) or 1
+    if lost > 0.01 * total:
+        raise BenchError(f"profiler table overflowed: {lost} of {total + lost} samples lost")
+    return dict(mcu=mcu, net=net, samples=total, lost=lost,
+                phases={k: v / total for k, v in totals.items()},
+                functions=dict(sorted(((k, v / total) for k, v in funcs.items()), key=lambda kv: -kv[1])[:10]),
+                helpers={k: v / total for k, v in helpers.items()})
+
+
+# --- 2. host --------------------------------------------------------------------------------------------
+def _host_data(net: str, n: int, seed: int = 1):
+    from .data import load_dataset
+    n_in, _, n_out = NETS[net]
+    name = HOST_DATA.get(net)
+    if name:
+        ds = load_dataset(name)
+        X, T = ds.X_train[:n], ds.T_train[:n]
+    else:
+        r = np.random.default_rng(seed)
+        X = r.uniform(0, 1, (n, n_in))
+        T = np.eye(n_out)[r.integers(0, n_out, n)]
+    return np.ascontiguousarray(X, np.float64), np.ascontiguousarray(T, np.float64), name or "synthetic"
+
+
+def callgrind_per_step(workdir: Path, net: str, steps: Tuple[int, int], commands: List[str]) -> Optional[float]:
+    """x86 instructions per online step of the C core (tools/bench/bench_step.c, cc -O2): difference of two
+    callgrind runs divided by the extra steps. None if valgrind or cc is missing."""
+    if shutil.which("valgrind") is None or shutil.which("cc") is None:
+        return None
+    exe = Path(workdir) / "bench_step"
+    if not exe.exists():
+        cmd = ["cc", "-O2", "-std=c99", f"-I{_rel(CSRC)}", _rel(BENCH_DIR / "bench_step.c"), _rel(CSRC / "edgebp.c"),
+               "-o", str(exe)]
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        commands.append(_q(cmd).replace(str(workdir) + "/", "$OUT/"))
+    counts = []
+    for s in steps:
+        out = Path(workdir) / f"callgrind.{net}.{s}"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(exe), str(s), *map(str, NETS[net])]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        mm = re.search(r"Collected\s*:\s*(\d+)", p.stderr)
+        if p.returncode != 0 or not mm:
+            raise BenchError(f"callgrind failed: {_q(cmd)}\n{p.stderr[-1000:]}")
+        counts.append(int(mm.group(1)))
+        commands.append(_q(cmd).replace(str(workdir) + "/", "$OUT/"))
+    return (counts[1] - counts[0]) / (steps[1] - steps[0])
+
+
+def _best_rate(fn, n_steps: int, repeat: int) -> float:
+    """Steps per second: the fastest of ``repeat`` timed runs of fn() (each n_steps steps)."""
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n_steps / best
+
+
+def torch_available() -> Optional[str]:
+    try:
+        import torch
+        return torch.__version__
+    except Exception:
+        return None
+
+
+def host_bench(workdir: Path, nets: Sequence[str], n: int, repeat: int, callgrind_steps: Tuple[int, int],
+               commands: List[str], with_torch: bool = True) -> dict:
+    from .config import NetSpec, TrainConfig
+    from .fixed import FixedNet
+    from .mirror import FloatNet
+    rows = []
+    tv = torch_available() if with_torch else None
+    for net in nets:
+        sizes = NETS[net]
+        X, T, data = _host_data(net, n)
+        spec = NetSpec.from_sizes(list(sizes), "sigmoid", "mse", w_frac=12, a_frac=12)
+        cfg = TrainConfig(lr=0.2, batch_size=1)
+        fixed = FixedNet(spec, cfg)
+        Xq, Tq = fixed.quantize_inputs(X), fixed.quantize_targets(T)
+        flt = FloatNet(spec, cfg, weights=fixed.get_weights())
+        row = dict(net=net, data=data, n=len(X))
+        # the C epoch is sub-millisecond: time the data repeated to >= 4,096 rows so timer and call overhead vanish
+        k = max(1, -(-4096 // len(Xq)))
+        Xk, Tk = np.ascontiguousarray(np.tile(Xq, (k, 1))), np.ascontiguousarray(np.tile(Tq, (k, 1)))
+        row["c_steps_s"] = _best_rate(lambda: fixed.train_q(Xk, Tk, 1), len(Xk), 2 * repeat)
+        row["float_steps_s"] = _best_rate(lambda: flt.train_samples(X, T, 1), len(X), max(1, repeat // 2))
+        row["torch_steps_s"] = None
+        if tv:
+            row["torch_steps_s"] = _torch_rate(spec, fixed.get_weights(), X, T, max(1, repeat // 2))
+        row["x86_per_step"] = callgrind_per_step(workdir, net, callgrind_steps, commands)
+        row["vs_float"] = row["c_steps_s"] / row["float_steps_s"]
+        row["vs_torch"] = row["c_steps_s"] / row["torch_steps_s"] if row["torch_steps_s"] else None
+        rows.append(row)
+    return dict(rows=rows, torch=tv)
+
+
+def _torch_rate(spec, weights, X, T, repeat: int) -> float:
+    """PyTorch on the CPU, float32, batch size 1, one thread: the same net, loss 1/2 sum (y - t)^2, plain SGD."""
+    import torch
+    torch.set_num_threads(1)
+    sizes = spec.sizes
+    layers = []
+    for i in range(len(sizes) - 1):
+        lin = torch.nn.Linear(sizes[i], sizes[i + 1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor(weights[i][0], dtype=torch.float32).reshape(sizes[i + 1], sizes[i]))
+            lin.bias.copy_(torch.tensor(weights[i][1], dtype=torch.float32).reshape(-1))
+        layers += [lin, torch.nn.Sigmoid()]
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    Xt = torch.tensor(X, dtype=torch.float32)
+    Tt = torch.tensor(T, dtype=torch.float32)
+
+    def epoch():
+        for i in range(len(Xt)):
+            opt.zero_grad()
+            y = model(Xt[i:i + 1])
+            loss = 0.5 * ((y - Tt[i:i + 1]) ** 2).sum()
+            loss.backward()
+            opt.step()
+
+    epoch()   # warm up
+    return _best_rate(epoch, len(Xt), repeat)
+
+
+# --- 3. memory ------------------------------------------------------------------------------------------
+def analytic_minimum(sizes: Sequence[int], batch_size: int = 1, optimizer: str = "sgd") -> int:
+    """Bytes a configuration cannot do without (docs/benchmarks.md): int16 weights and biases, int16 activations
+    including the input, int16 deltas of every layer; plus int32 gradient sums when batch_size != 1, int32
+    velocities for momentum. Online SGD needs no gradient memory."""
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    n = 2 * params + 2 * sum(sizes) + 2 * sum(sizes[1:])
+    if batch_size != 1:
+        n += 4 * params
+    if optimizer == "momentum":
+        n += 4 * params
+    return n
+
+
+def memory_bench(nets: Sequence[str]) -> dict:
+    from .config import NetSpec, TrainConfig
+    from .fixed import memory
+    rows = []
+    for net in nets:
+        sizes = NETS[net]
+        spec = NetSpec.from_sizes(list(sizes), "sigmoid", "mse")
+        for label, cfg in (("online_only", TrainConfig(batch_size=1, online_only=True)),
+                           ("default (batch 1)", TrainConfig(batch_size=1)),
+                           ("batch 32", TrainConfig(batch_size=32)),
+                           ("momentum 0.9, batch 1", TrainConfig(optimizer="momentum", momentum=0.9, batch_size=1))):
+            mem = memory(spec, cfg)
+            amin = analytic_minimum(sizes, cfg.batch_size, cfg.optimizer)
+            rows.append(dict(net=net, config=label, **mem, minimum=amin, over=mem["total"] / amin - 1))
+    return dict(rows=rows)
+
+
+def firmware_bench(boards: Sequence[str], commands: List[str]) -> dict:
+    from .boards import build
+    out = {}
+    for b in boards:
+        rep = build(b)
+        commands.append(f"edgebp build --board {b}   # = make -C firmware BOARD={b} -j2")
+        out[b] = {k: rep[k] for k in ("flash", "ram", "ram_without_arena", "arena", "stack", "stack_max_frame",
+                                      "stack_max_frame_function")}
+    return out
+
+
+# --- 4. serial ------------------------------------------------------------------------------------------
+class CountingSerial:
+    """Wraps a pyserial object and counts the bytes that cross it."""
+
+    def __init__(self, ser):
+        self._ser = ser
+        self.tx = 0
+        self.rx = 0
+
+    def write(self, data):
+        self.tx += len(data)
+        return self._ser.write(data)
+
+    def read(self, size=1):
+        data = self._ser.read(size)
+        self.rx += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._ser, name)
+
+    def __setattr__(self, name, value):
+        if name in ("_ser", "tx", "rx"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._ser, name, value)
+
+
+def serial_bench(boards: Sequence[str], n: int, commands: List[str]) -> dict:
+    from .boards import start_emulator
+    from .config import NetSpec, TrainConfig
+    from .device import Device, DeviceNet
+    rows = []
+    X, T, data = _host_data("8-16-2", n)
+    spec = NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse", w_frac=12, a_frac=12)
+    for b in boards:
+        with start_emulator(b) as url, Device(url, timeout=60) as dev:
+            cfg = TrainConfig(lr=0.2, batch_size=1, online_only=True)
+            dnet = DeviceNet(dev, spec, cfg)
+            Xq, Tq = dnet.quantize_inputs(X), dnet.quantize_targets(T)
+            dev.info()    # HELLO now, so that only training requests cross the counted link
+            counter = CountingSerial(dev.ser)
+            dev.ser = counter
+            t0 = time.monotonic()
+            dnet.train_q(Xq, Tq, 1)
+            secs = time.monotonic() - t0
+            dev.ser = counter._ser
+            sample_bytes = int(Xq.nbytes + Tq.nbytes)
+            info = dev.info()
+            ipstep = dnet.instructions_per_step()
+            rows.append(dict(board=b, n=len(Xq), seconds=secs, samples_s=len(Xq) / secs, tx=counter.tx,
+                             rx=counter.rx, sample_bytes=sample_bytes,
+                             share=sample_bytes / max(1, counter.tx + counter.rx),
+                             share_tx=sample_bytes / max(1, counter.tx), requests=dnet.train_requests,
+                             device_instr_step=ipstep, stack_high_water=info.stack_high_water,
+                             build=info.build))
+        commands.append(f"python: start_emulator({b!r}) + DeviceNet(Device(url), 8-16-2, online_only).train_q("
+                        f"{data} first {len(Xq)} rows, batch 1), serial object wrapped to count bytes")
+    return dict(rows=rows, data=data)
+
+
+# --- driver ---------------------------------------------------------------------------------------------
+def run(short: bool = False, parts: Sequence[str] = ("mcu", "host", "memory", "serial"), nets: Optional[Sequence[str]] = None,
+        with_torch: bool = True, workdir: Optional[Path] = None, progress=None) -> dict:
+    """Measures everything (``short``: 8-16-2 only, few steps; for tests). Returns a dict of tables."""
+    say = progress or (lambda s: None)
+    nets = list(nets or (["8-16-2"] if short else list(NETS)))
+    tmp = tempfile.TemporaryDirectory(prefix="edgebp-bench-") if workdir is None else None
+    wd = Path(workdir or tmp.name)
+    wd.mkdir(parents=True, exist_ok=True)
+    res: dict = dict(short=short, nets=nets, commands={}, started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    try:
+        if "mcu" in parts:
+            missing = have_mcu_tools()
+            if missing:
+                raise BenchError(f"missing {missing}: install gcc-arm-none-eabi and qemu-system-arm")
+            h = Harness(wd)
+            say("MCU: instructions per step (QEMU -icount)")
+            res["mcu"] = mcu_bench(h, list(MCUS), nets, 8 if short else 32)
+            say("MCU: profile")
+            res["profile"] = [profile(h, m, "8-16-2", 16 if short else 256) for m in MCUS]
+            res["commands"]["mcu"] = h.commands
+        if "host" in parts:
+            say("host: steps per second, callgrind")
+            cmds: List[str] = []
+            res["host"] = host_bench(wd, nets, 64 if short else 384, 2 if short else 9,
+                                     (20, 40) if short else (1000, 3000), cmds, with_torch)
+            res["commands"]["host"] = cmds
+        if "memory" in parts:
+            say("memory")
+            cmds = []
+            res["memory"] = memory_bench(nets)
+            res["firmware"] = firmware_bench(["qemu-mps2-an385", "qemu-microbit"], cmds) if "serial" in parts \
+                or not short else {}
+            res["commands"]["memory"] = cmds
+        if "serial" in parts:
+            say("serial: DeviceNet over the emulated UART")
+            cmds = []
+            res["serial"] = serial_bench(["qemu-mps2-an385", "qemu-microbit"], 32 if short else 384, cmds)
+            res["commands"]["serial"] = cmds
+        res["targets"] = targets(res)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return res
+
+
+def targets(res: dict) -> List[dict]:
+    out = []
+
+    def add(name, value, limit, met, unit=""):
+        out.append(dict(target=name, value=value, limit=limit, met=met, unit=unit))
+
+    mcu = {(r["mcu"], r["net"]): r for r in res.get("mcu", {}).get("rows", [])}
+    r = mcu.get(("cortex-m3", "8-16-2"))
+    if r:
+        add("Cortex-M3 8-16-2 online step, instructions", r["fixed_step"], TARGETS["m3_step"],
+            r["fixed_step"] <= TARGETS["m3_step"])
+        add("Cortex-M3 8-16-2 instructions per MAC", r["per_mac"], TARGETS["m3_per_mac"],
+            r["per_mac"] <= TARGETS["m3_per_mac"])
+    host = {r["net"]: r for r in res.get("host", {}).get("rows", [])}
+    r = host.get("8-16-2")
+    if r and r["x86_per_step"]:
+        add("host C core 8-16-2, x86 instructions per step", r["x86_per_step"], TARGETS["host_x86"],
+            r["x86_per_step"] <= TARGETS["host_x86"])
+    if r and r["vs_torch"]:
+        add("host C core vs PyTorch batch 1, speed-up per step", r["vs_torch"], TARGETS["torch_ratio"],
+            r["vs_torch"] >= TARGETS["torch_ratio"])
+    for m in res.get("memory", {}).get("rows", []):
+        if m["net"] == "8-16-2" and m["config"] in ("online_only", "default (batch 1)"):
+            add(f"8-16-2 SGD training RAM over the analytic minimum ({m['config']})", m["over"],
+                TARGETS["ram_over_min"], m["over"] <= TARGETS["ram_over_min"])
+    return out
+
+
+# --- report ---------------------------------------------------------------------------------------------
+def _f(v, nd=0):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "n/a"
+    return f"{v:,.{nd}f}"
+
+
+def tables(res: dict) -> str:
+    L: List[str] = []
+    if "mcu" in res:
+        fl = res["mcu"]["floors"]
+        L += ["### 1. Instructions per online training step on the microcontroller (QEMU -icount)", "",
+              "| core | net | MACs/step | fixed: instr/step | fixed: forward | fixed: instr/MAC | float32: instr/step "
+              "| float32: instr/MAC | fixed speed-up over float | plain int32 MAC loop | plain int64 MAC loop |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in res["mcu"]["rows"]:
+            f = fl[r["mcu"]]
+            L.append(f"| {MCUS[r['mcu']]['label']} | {r['net']} | {r['macs']:,} | {_f(r['fixed_step'])} | "
+                     f"{_f(r['fixed_fwd'])} | {_f(r['per_mac'], 1)} | {_f(r['float_step'])} | "
+                     f"{_f(r['float_per_mac'], 1)} | {_f(r['speedup'], 1)}x | {_f(f['int32'], 1)} | {_f(f['int64'], 1)} |")
+        L += ["", "Baselines, Cortex-M3, 8-16-2 online update (datasets README): " +
+              ", ".join(f"{k} {v:,}" for k, v in BASELINES_M3.items()) + " instructions."]
+        m3 = next((r for r in res["mcu"]["rows"] if r["mcu"] == "cortex-m3" and r["net"] == "8-16-2"), None)
+        if m3:
+            L[-1] += " edgebp's fixed-point step: " + ", ".join(
+                f"{v / m3['fixed_step']:.1f}x fewer than {k}" for k, v in BASELINES_M3.items()) + \
+                f"; the float32 build of the same algorithm here: {m3['float_step']:,.0f}."
+        L.append("")
+    if res.get("profile"):
+        steps = {(r["mcu"], r["net"]): r["fixed_step"] for r in res.get("mcu", {}).get("rows", [])}
+        L += ["### Where a step's instructions go (8-16-2, sampling profiler)", "",
+              "Share of the step's instructions (and the instructions it implies); libgcc helpers are charged to the "
+              "phase that called them.", "",
+              "| core | samples | " + " | ".join(n for n, _ in PHASES) + " | other | top functions (innermost, "
+              "share) | libgcc helpers |", "|---|---|" + "---|" * (len(PHASES) + 3)]
+        for p in res["profile"]:
+            st = steps.get((p["mcu"], p["net"]))
+            other = sum(v for k, v in p["phases"].items() if k not in dict(PHASES))
+            top = ", ".join(f"{k} {v:.0%}" for k, v in list(p["functions"].items())[:6])
+            hel = ", ".join(f"{k} {v:.0%}" for k, v in p["helpers"].items()) or "none"
+            cell = lambda v: f"{v:.0%}" + (f" (~{v * st:,.0f})" if st else "")
+            L.append(f"| {MCUS[p['mcu']]['label']} | {p['samples']:,} | " +
+                     " | ".join(cell(p['phases'].get(n, 0)) for n, _ in PHASES) + f" | {cell(other)} | {top} | {hel} |")
+        L.append("")
+    if "host" in res:
+        L += ["### 2. Host (x86-64): the C core driven from Python, loop in C", "",
+              f"PyTorch: {res['host']['torch'] or 'not installed'}.", "",
+              "| net | data | C core steps/s (`FixedNet.train_q`) | x86 instr/step (callgrind) | float mirror steps/s "
+              "(numpy) | PyTorch CPU batch 1 steps/s | C / float mirror | C / PyTorch |", "|---|---|---|---|---|---|---|---|"]
+        for r in res["host"]["rows"]:
+            L.append(f"| {r['net']} | {r['data']} ({r['n']} rows) | {_f(r['c_steps_s'])} | {_f(r['x86_per_step'])} | "
+                     f"{_f(r['float_steps_s'])} | {_f(r['torch_steps_s'])} | {_f(r['vs_float'])}x | "
+                     f"{_f(r['vs_torch'])}{'x' if r['vs_torch'] else ''} |")
+        L += ["", f"genann: about {GENANN_X86_PER_STEP:,} x86 instructions per 8-16-2 step. Steps/s are wall-clock "
+              "(best of several runs) on a shared 2-core machine and move by tens of percent between runs; the "
+              "instruction counts are exact and repeatable.", ""]
+    if "memory" in res:
+        L += ["### 3. Memory", "", "Training arena (`edgebp.fixed.memory(spec, cfg)`, bytes) against the analytic "
+              "minimum of the configuration:", "",
+              "| net | configuration | weights | biases | gradients | optimizer | activations | scratch | total | "
+              "analytic minimum | over minimum |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for m in res["memory"]["rows"]:
+            L.append(f"| {m['net']} | {m['config']} | {m['weights']:,} | {m['biases']:,} | {m['gradients']:,} | "
+                     f"{m['optimizer']:,} | {m['activations']:,} | {m['scratch']:,} | {m['total']:,} | "
+                     f"{m['minimum']:,} | {m['over']:+.0%} |")
+        L.append("")
+        fit = [m for m in res["memory"]["rows"] if m["config"] in ("online_only", "default (batch 1)")]
+        if fit and res.get("firmware", {}).get("qemu-microbit"):
+            arena = res["firmware"]["qemu-microbit"]["arena"]
+            L += ["micro:bit firmware arena " + f"{arena:,} bytes: " + "; ".join(
+                f"{m['net']} {m['config']} {m['total']:,} ({'fits' if m['total'] <= arena else 'does NOT fit'})"
+                for m in fit) + ".", ""]
+        if res.get("firmware"):
+            hw = {r["board"]: r["stack_high_water"] for r in res.get("serial", {}).get("rows", [])}
+            L += ["Firmware (`edgebp build` size report) and stack:", "",
+                  "| board | flash | static RAM (with arena) | arena | static RAM without arena | stack, call-graph "
+                  "estimate | stack, measured high-water (painted) |", "|---|---|---|---|---|---|---|"]
+            for b, f in res["firmware"].items():
+                L.append(f"| {b} | {f['flash']:,} | {f['ram']:,} | {f['arena']:,} | {f['ram_without_arena']:,} | "
+                         f"{f['stack']:,} (largest frame {f['stack_max_frame']} in {f['stack_max_frame_function']}) | "
+                         f"{_f(hw.get(b)) if hw.get(b) is not None else 'n/a'} |")
+            L.append("")
+    if "serial" in res:
+        L += ["### 4. Training over the emulated UART (`DeviceNet`, 8-16-2, online, "
+              f"{res['serial']['data']})", "",
+              "| board | samples | samples/s (wall) | requests | bytes host->device | bytes device->host | sample bytes "
+              "| sample share of all link bytes | of host->device bytes | device instr/step (firmware build) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in res["serial"]["rows"]:
+            L.append(f"| {r['board']} | {r['n']} | {_f(r['samples_s'])} | {r['requests']} | {r['tx']:,} | "
+                     f"{r['rx']:,} | {r['sample_bytes']:,} | {r['share']:.1%} | {r['share_tx']:.1%} | "
+                     f"{_f(r['device_instr_step'])} |")
+        L.append("")
+    if res.get("targets"):
+        L += ["### Targets", "", "| target | measured | limit | met |", "|---|---|---|---|"]
+        for t in res["targets"]:
+            v = t["value"]
+            if "over the analytic" in t["target"]:
+                vs, ls = f"{v:+.1%}", f"<= +{t['limit']:.0%}"
+            elif "speed-up" in t["target"]:
+                vs, ls = f"{v:,.0f}x", f">= {t['limit']:,.0f}x"
+            elif "per MAC" in t["target"]:
+                vs, ls = f"{v:.1f}", f"<= {t['limit']:.0f}"
+            else:
+                vs, ls = f"{v:,.0f}", f"<= {t['limit']:,}"
+            L.append(f"| {t['target']} | {vs} | {ls} | {'met' if t['met'] else 'NOT met'} |")
+        L.append("")
+    return "\n".join(L)
+
+
+def markdown(res: dict, command: str) -> str:
+    cmds = []
+    for part, cs in res.get("commands", {}).items():
+        cmds += [f"# {part}"] + cs
+    return "\n".join([
+        "# Benchmarks", "",
+        f"Produced by `{command}` on {res['started']} (edgebp/bench.py; tools/bench/). Every instruction count on a "
+        "board comes from QEMU `-icount shift=6`: SysTick then advances 64 ns of virtual time per instruction, so "
+        "instructions = ticks x 1e9 / (f_clk x 64). SysTick works on both emulated boards (checked: the micro:bit's "
+        "SysTick runs at its 16 MHz core clock in QEMU 7.2, so the nRF51 TIMER0 was not needed). These are "
+        "instructions, not cycles (QEMU has no pipeline model). The harness (tools/bench/m3/bench_m.c, built "
+        f"{OPT}) times each call alone and subtracts the cost of an empty measurement; the network is built with "
+        "EBP_FLAG_ONLINE, which takes the same fused online-SGD path as the default configuration (batch 1, SGD) "
+        "but has no gradient memory, so 64-32-10 fits the micro:bit's 16 KiB.", "",
+        "Definitions:", "",
+        "- **MACs per step** (2-layer n_in-n_hid-n_out): forward n_in*n_hid + n_hid*n_out, back-propagation of the "
+        "output deltas n_hid*n_out, update of every weight n_in*n_hid + n_hid*n_out (biases not counted): " +
+        ", ".join(f"{k} {macs_per_step(*v):,}" for k, v in NETS.items()) + ".",
+        "- **float32 build**: the same 2-layer sigmoid / squared-error online SGD step written like genann in C "
+        "float (soft float on M0/M3, libgcc `__aeabi_f*`), sigmoid from a 257-entry table on [0, 16] with linear "
+        "interpolation as in the fixed core (tools/bench/m3/bench_m.c, `-DBENCH_FLOAT`).",
+        "- **plain MAC loops**: `acc += a[i] * b[i]` over 1,024 int16 pairs into int32 and into int64, same harness.",
+        "- **analytic minimum** of a configuration: int16 weights and biases, int16 activations including the input, "
+        "int16 deltas of every layer; plus int32 gradient sums when the batch is not 1 and int32 velocities for "
+        "momentum. Online SGD needs no gradient memory. Scratch and the `ebp_net_t` struct are not in it.",
+        "- **host**: steps/s is the best of several runs timed with `time.perf_counter` (the C core over the rows "
+        "repeated to at least 4,096 steps per call, the others over one epoch); x86 instructions per "
+        "step = (callgrind total at N2 steps - at N1 steps) / (N2 - N1) of tools/bench/bench_step.c (cc -O2). "
+        "PyTorch: float32, one thread, `Linear`+`Sigmoid` x2, loss 1/2 sum (y-t)^2, `optim.SGD(lr=0.2)`, "
+        "batch size 1, a Python loop over the samples (`zero_grad`, forward, `backward`, `step`).",
+        "- **serial**: the host counts every byte written to and read from the serial object during "
+        "`DeviceNet.train_q`; sample bytes = int16 inputs + targets. Samples/s is host wall time including the "
+        "emulated link; the device's own instruction count per step comes from the firmware's counter (the "
+        "micro:bit firmware compiles the core with -Os, the harness with -O2, hence its higher count).",
+        "- **stack high-water**: the Cortex-M firmware paints the free RAM between .bss and the stack at reset "
+        "(ports/common/cortexm.c) and reports the deepest overwritten byte as an optional u32 after HELLO's "
+        "strings (`Device.info().stack_high_water`), read here after loading the model and training; the "
+        "estimate is the size report's worst case over GCC's call graph.",
+        "- **profile**: the harness built with -DBENCH_PROFILE takes a SysTick interrupt every 1,999 ticks and "
+        "records the interrupted PC (a sample inside a libgcc helper is charged to the return address of its "
+        "C caller); PCs are mapped to the inline chain by `arm-none-eabi-addr2line -f -i`, and a sample belongs to "
+        "the first phase whose function appears in the chain.",
+        "- `$OUT` in the commands is a temporary directory.", "",
+        "## Results", "", tables(res),
+        "## Commands", "", "```sh", *cmds, "```", ""])
+
+
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="edgebp bench", description="Benchmarks of the edgebp core (docs/benchmarks.md)")
+    add_arguments(ap)
+    return run_from_args(ap.parse_args(argv), "python tools/bench/run.py")
+
+
+def add_arguments(ap) -> None:
+    ap.add_argument("--short", action="store_true", help="8-16-2 only, few steps (what the tests run)")
+    ap.add_argument("--parts", default="mcu,host,memory,serial", help="comma list of mcu,host,memory,serial")
+    ap.add_argument("--nets", default=None, help=f"comma list of {','.join(NETS)}")
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    ap.add_argument("--output", default=None, help="markdown file to write (default: docs/benchmarks.md unless "
+                                                   "--short; '-' for none)")
+    ap.add_argument("--json", default=None, help="also write the raw results as JSON to this file")
+
+
+def run_from_args(args, prog: str) -> int:
+    import json
+    import sys
+    parts = [p for p in args.parts.split(",") if p]
+    nets = args.nets.split(",") if args.nets else None
+    res = run(short=args.short, parts=parts, nets=nets, with_torch=not args.no_torch,
+              progress=lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
+    print(tables(res))
+    cmdline = prog + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+    out = args.output if args.output is not None else (None if args.short else str(ROOT / "docs" / "benchmarks.md"))
+    if out and out != "-":
+        Path(out).write_text(markdown(res, cmdline))
+        print(f"wrote {out}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+    return 0
