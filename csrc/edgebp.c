@@ -62,21 +62,18 @@ int ebp_cfg_check(const ebp_cfg_t *cfg) {
 }
 
 int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
-    uint32_t n_in, params = 0, neurons = 0, width;
+    uint32_t n_in, params = 0, neurons = 0;
     unsigned l;
     int st = ebp_cfg_check(cfg);
     if (st != EBP_OK) return st;
     if (mem == NULL || (mode != EBP_MODE_INFER && mode != EBP_MODE_TRAIN)) return EBP_ERR_ARG;
     mem->weights = 0;
     n_in = cfg->n_in;
-    width = 0;
     for (l = 0; l < cfg->n_layers; l++) {
         uint32_t n_out = cfg->layers[l].n_out;
         mem->weights += 2u * n_out * n_in;
         params += n_out * n_in + n_out;
         neurons += n_out;
-        if (l > 0 && n_in > width) width = n_in; /* backward sums over a hidden layer's width */
-        if (n_out > width) width = n_out;
         n_in = n_out;
     }
     mem->biases = 2u * neurons;
@@ -87,11 +84,9 @@ int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
         mem->activations += 2u * neurons;                     /* deltas */
         mem->gradients = (cfg->flags & EBP_FLAG_ONLINE) ? 0u : 4u * params;
         if (cfg->optimizer == EBP_OPT_MOMENTUM) mem->optimizer = 4u * params;
-        mem->scratch = 8u * width;
-    } else {
-        /* inference needs scratch only for the softmax of the output layer */
-        mem->scratch = cfg->layers[cfg->n_layers - 1].act == EBP_ACT_SOFTMAX ? 8u * n_in : 0u;
     }
+    /* scratch: only the softmax of the output layer (its z, then exp(z - max)) */
+    mem->scratch = cfg->layers[cfg->n_layers - 1].act == EBP_ACT_SOFTMAX ? 8u * n_in : 0u;
     mem->total = mem->weights + mem->biases + mem->gradients + mem->optimizer + mem->activations + mem->scratch;
     return EBP_OK;
 }
@@ -398,24 +393,47 @@ static int bit_length(uint64_t v) {
 }
 
 /*
- * raw (n) at exponent e -> delta mantissas with one shared exponent, largest magnitude in [2^14, 2^15)
- * (block floating point), or plain Q15 with EBP_FLAG_FIXED_DELTA. Returns 0 when every delta is zero.
+ * dL/dz of neuron i of layer l before normalisation: (y - t) [* f'(y)] at the output, f'(y_i) *
+ * sum_k w_ki delta_k below it. Recomputed by both passes of normalize_delta (a second dot product per
+ * hidden neuron) so that the backward pass needs no scratch memory.
  */
-static int normalize_delta(ebp_net_t *net, ebp_layer_t *L, const int64_t *raw, int e) {
+static int64_t delta_raw(const ebp_net_t *net, int l, uint16_t i, const int16_t *t) {
+    const ebp_layer_t *L = &net->layers[l];
+    if (l == (int)net->cfg.n_layers - 1) {
+        int64_t diff = (int64_t)L->y[i] - t[i];
+        return net->cfg.loss == EBP_LOSS_CE ? diff : diff * act_deriv_q15(L->act, L->y[i], L->a_frac);
+    } else {
+        const ebp_layer_t *N = &net->layers[l + 1];
+        const int16_t *w = N->w + i; /* column i of the next layer's weights */
+        int64_t acc = 0;
+        uint16_t k;
+        for (k = 0; k < N->n_out; k++, w += N->n_in) acc += (int32_t)*w * N->delta[k];
+        return acc * act_deriv_q15(L->act, L->y[i], L->a_frac);
+    }
+}
+
+/*
+ * Layer l's deltas from delta_raw (at exponent e): int16 mantissas with one shared exponent, largest
+ * magnitude in [2^14, 2^15) (block floating point), or plain Q15 with EBP_FLAG_FIXED_DELTA.
+ * Returns 0 when every delta is zero.
+ */
+static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
+    ebp_layer_t *L = &net->layers[l];
     uint64_t maxabs = 0;
-    int nb = 0, s;
+    int s;
     uint16_t i;
     if (net->cfg.flags & EBP_FLAG_FIXED_DELTA) {
         int nz = 0;
         for (i = 0; i < L->n_out; i++) {
-            L->delta[i] = sat16_count(requant(raw[i], -e, 15), &L->stats.sat_delta);
+            L->delta[i] = sat16_count(requant(delta_raw(net, l, i, t), -e, 15), &L->stats.sat_delta);
             nz |= L->delta[i] != 0;
         }
         L->delta_exp = -15;
         return nz;
     }
     for (i = 0; i < L->n_out; i++) {
-        uint64_t a = raw[i] < 0 ? (uint64_t)0 - (uint64_t)raw[i] : (uint64_t)raw[i];
+        int64_t r = delta_raw(net, l, i, t);
+        uint64_t a = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
         if (a > maxabs) maxabs = a;
     }
     if (maxabs == 0) {
@@ -423,11 +441,12 @@ static int normalize_delta(ebp_net_t *net, ebp_layer_t *L, const int64_t *raw, i
         L->delta_exp = 0;
         return 0;
     }
-    nb = bit_length(maxabs);
-    s = nb - 15;
+    s = bit_length(maxabs) - 15;
     if (s > 0 && ((maxabs + ((uint64_t)1 << (s - 1))) >> s) >> 15 != 0) s++; /* rounding reached 2^15 */
-    for (i = 0; i < L->n_out; i++)
-        L->delta[i] = ebp_sat16(s > 0 ? ebp_rshift_rn(raw[i], s) : ebp_lshift_sat(raw[i], -s));
+    for (i = 0; i < L->n_out; i++) {
+        int64_t r = delta_raw(net, l, i, t);
+        L->delta[i] = ebp_sat16(s > 0 ? ebp_rshift_rn(r, s) : ebp_lshift_sat(r, -s));
+    }
     L->delta_exp = (int16_t)(e + s);
     return 1;
 }
@@ -477,21 +496,13 @@ static void accumulate_grad(ebp_layer_t *L, const int16_t *in) {
 
 /* Deltas of every layer for target t, from the output back (generalised delta rule). */
 static void backward_deltas(ebp_net_t *net, const int16_t *t) {
-    int64_t *raw = net->scratch;
-    int l, live;
-    uint16_t i, k;
-    /* output layer: dL/dz = (y - t) with cross-entropy, (y - t) f'(y) with squared error */
-    {
-        ebp_layer_t *L = &net->layers[net->cfg.n_layers - 1];
-        int ce = net->cfg.loss == EBP_LOSS_CE;
-        for (k = 0; k < L->n_out; k++) {
-            int64_t diff = (int64_t)L->y[k] - t[k];
-            raw[k] = ce ? diff : diff * act_deriv_q15(L->act, L->y[k], L->a_frac);
-        }
-        live = normalize_delta(net, L, raw, ce ? -L->a_frac : -(L->a_frac + 15));
+    int l = (int)net->cfg.n_layers - 1, live;
+    uint16_t i;
+    {   /* output layer: dL/dz = (y - t) with cross-entropy, (y - t) f'(y) with squared error */
+        const ebp_layer_t *L = &net->layers[l];
+        live = normalize_delta(net, l, t, net->cfg.loss == EBP_LOSS_CE ? -L->a_frac : -(L->a_frac + 15));
     }
-    /* hidden layers: delta_j = f'(y_j) * sum_k w_kj delta_k */
-    for (l = (int)net->cfg.n_layers - 2; l >= 0; l--) {
+    for (l--; l >= 0; l--) { /* hidden layers: delta_j = f'(y_j) * sum_k w_kj delta_k */
         ebp_layer_t *L = &net->layers[l];
         const ebp_layer_t *N = &net->layers[l + 1];
         if (!live) {
@@ -499,13 +510,7 @@ static void backward_deltas(ebp_net_t *net, const int16_t *t) {
             L->delta_exp = 0;
             continue;
         }
-        for (i = 0; i < L->n_out; i++) { /* column i of the next layer's weights */
-            const int16_t *w = N->w + i;
-            int64_t acc = 0;
-            for (k = 0; k < N->n_out; k++, w += N->n_in) acc += (int32_t)*w * N->delta[k];
-            raw[i] = acc * act_deriv_q15(L->act, L->y[i], L->a_frac);
-        }
-        live = normalize_delta(net, L, raw, N->delta_exp - N->w_frac - 15);
+        live = normalize_delta(net, l, NULL, N->delta_exp - N->w_frac - 15);
     }
 }
 

@@ -26,8 +26,11 @@ def test_memory_report_is_exact_for_8_16_2():
     assert m["gradients"] == 4 * params
     assert m["optimizer"] == 0
     assert m["activations"] == 2 * (8 + 16 + 2) + 2 * (16 + 2)  # outputs + deltas
-    assert m["scratch"] == 8 * 16
+    assert m["scratch"] == 0                                      # only a softmax output needs scratch
     assert m["total"] == sum(v for k, v in m.items() if k != "total")
+    lean = memory(s, TrainConfig(online_only=True))
+    assert lean["total"] == 2 * (params + 8 + 16 + 2) + 2 * (16 + 2)  # the analytic minimum: params, outputs, deltas
+    assert memory(spec([8, 16, 3], act=["sigmoid", "softmax"], loss="ce"), TrainConfig())["scratch"] == 8 * 3
     mom = memory(s, TrainConfig(optimizer="momentum"))
     assert mom["optimizer"] == 4 * params
     infer = memory(s, TrainConfig(), train=False)
