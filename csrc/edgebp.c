@@ -397,7 +397,7 @@ static int bit_length(uint64_t v) {
  * sum_k w_ki delta_k below it. Recomputed by both passes of normalize_delta (a second dot product per
  * hidden neuron) so that the backward pass needs no scratch memory.
  */
-static int64_t delta_raw(const ebp_net_t *net, int l, uint16_t i, const int16_t *t) {
+static inline int64_t delta_raw(const ebp_net_t *net, int l, uint16_t i, const int16_t *t) {
     const ebp_layer_t *L = &net->layers[l];
     if (l == (int)net->cfg.n_layers - 1) {
         int64_t diff = (int64_t)L->y[i] - t[i];
