@@ -292,7 +292,7 @@ static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     const int16_t *w = L->w;
     uint16_t o, i;
     for (o = 0; o < L->n_out; o++, w += L->n_in) {
-        int64_t acc = (int64_t)L->b[o] * ((int32_t)1 << L->in_frac);
+        int64_t acc = (int32_t)L->b[o] * ((int32_t)1 << L->in_frac); /* <= 2^30 */
         for (i = 0; i < L->n_in; i++) acc += (int32_t)w[i] * in[i]; /* exact: |product| <= 2^30 */
         switch (L->act) {
         case EBP_ACT_RELU:
