@@ -58,6 +58,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--w-frac", type=int, default=12, help="fractional bits of weights and biases")
     p.add_argument("--a-frac", type=int, default=12, help="fractional bits of activations")
     p.add_argument("--shuffle", action="store_true", help="reshuffle samples every epoch (same order per engine)")
+    p.add_argument("--online-only", action="store_true",
+                   help="fixed point: online SGD without gradient memory (least RAM; needs --batch-size 1, sgd)")
     p.add_argument("--target-loss", type=float, default=None, help="stop when the training loss reaches this")
     p.add_argument("--all-correct", action="store_true", help="stop when every training sample is classified")
     p.add_argument("--patience", type=int, default=None, help="early stopping on a validation split")
@@ -88,7 +90,7 @@ def spec_and_config_from_args(args, ds=None):
                               args.in_frac)
     cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
                       rounding=args.rounding, seed=args.seed, init=args.init, init_range=args.init_range,
-                      shuffle=args.shuffle)
+                      shuffle=args.shuffle, online_only=args.online_only)
     cfg.validate()
     stop = StopRule(epochs=args.epochs, target_loss=args.target_loss, all_correct=args.all_correct,
                     patience=args.patience, validation_split=args.validation_split)

@@ -37,6 +37,13 @@ def test_activation_list_and_fixed_engine_only():
     assert list(json.loads(p.stdout)["engines"]) == ["fixed"]
 
 
+def test_online_only_reports_the_minimum_memory():
+    p = edgebp("train", "diabetes", "--layers", "8,16,2", "--epochs", "1", "--engine", "fixed", "--online-only",
+               "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["engines"]["fixed"]["memory"]["total"] == 444
+
+
 def test_readable_summary():
     p = edgebp("train", "parity8", "--layers", "8,8,1", "--epochs", "2")
     assert p.returncode == 0, p.stderr
