@@ -62,7 +62,7 @@ int ebp_cfg_check(const ebp_cfg_t *cfg) {
 }
 
 int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
-    uint32_t n_in, params = 0, neurons = 0;
+    uint32_t n_in, params = 0, neurons = 0, width = 0;
     unsigned l;
     int st = ebp_cfg_check(cfg);
     if (st != EBP_OK) return st;
@@ -74,6 +74,7 @@ int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
         mem->weights += 2u * n_out * n_in;
         params += n_out * n_in + n_out;
         neurons += n_out;
+        if (n_out > width) width = n_out;
         n_in = n_out;
     }
     mem->biases = 2u * neurons;
@@ -85,8 +86,12 @@ int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
         mem->gradients = (cfg->flags & EBP_FLAG_ONLINE) ? 0u : 4u * params;
         if (cfg->optimizer == EBP_OPT_MOMENTUM) mem->optimizer = 4u * params;
     }
-    /* scratch: only the softmax of the output layer (its z, then exp(z - max)) */
-    mem->scratch = cfg->layers[cfg->n_layers - 1].act == EBP_ACT_SOFTMAX ? 8u * n_in : 0u;
+    /* scratch: raw deltas of the widest layer when training with gradient memory (EBP_FLAG_ONLINE
+       recomputes them instead), else only a softmax output layer's z and exp(z - max) */
+    if (mode == EBP_MODE_TRAIN && !(cfg->flags & EBP_FLAG_ONLINE))
+        mem->scratch = 8u * width;
+    else
+        mem->scratch = cfg->layers[cfg->n_layers - 1].act == EBP_ACT_SOFTMAX ? 8u * n_in : 0u;
     mem->total = mem->weights + mem->biases + mem->gradients + mem->optimizer + mem->activations + mem->scratch;
     return EBP_OK;
 }
@@ -394,8 +399,9 @@ static int bit_length(uint64_t v) {
 
 /*
  * dL/dz of neuron i of layer l before normalisation: (y - t) [* f'(y)] at the output, f'(y_i) *
- * sum_k w_ki delta_k below it. Recomputed by both passes of normalize_delta (a second dot product per
- * hidden neuron) so that the backward pass needs no scratch memory.
+ * sum_k w_ki delta_k below it. normalize_delta needs it twice (for the block exponent, then to store the
+ * mantissa): it keeps the first result in scratch memory when the network has gradient memory anyway, and
+ * recomputes it in an EBP_FLAG_ONLINE network, which so needs no scratch at all.
  */
 static inline int64_t delta_raw(const ebp_net_t *net, int l, uint16_t i, const int16_t *t) {
     const ebp_layer_t *L = &net->layers[l];
@@ -419,6 +425,7 @@ static inline int64_t delta_raw(const ebp_net_t *net, int l, uint16_t i, const i
  */
 static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     ebp_layer_t *L = &net->layers[l];
+    int64_t *cache = (net->cfg.flags & EBP_FLAG_ONLINE) ? NULL : net->scratch;
     uint64_t maxabs = 0;
     int s;
     uint16_t i;
@@ -435,6 +442,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
         int64_t r = delta_raw(net, l, i, t);
         uint64_t a = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
         if (a > maxabs) maxabs = a;
+        if (cache != NULL) cache[i] = r;
     }
     if (maxabs == 0) {
         for (i = 0; i < L->n_out; i++) L->delta[i] = 0;
@@ -444,7 +452,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     s = bit_length(maxabs) - 15;
     if (s > 0 && ((maxabs + ((uint64_t)1 << (s - 1))) >> s) >> 15 != 0) s++; /* rounding reached 2^15 */
     for (i = 0; i < L->n_out; i++) {
-        int64_t r = delta_raw(net, l, i, t);
+        int64_t r = cache != NULL ? cache[i] : delta_raw(net, l, i, t);
         L->delta[i] = ebp_sat16(s > 0 ? ebp_rshift_rn(r, s) : ebp_lshift_sat(r, -s));
     }
     L->delta_exp = (int16_t)(e + s);

@@ -58,9 +58,9 @@
  *
  * Memory
  * ------
- * No allocation: ebp_net_memory() reports the bytes a configuration needs (by part and in total; the
- * backward pass recomputes each neuron's raw delta rather than keeping it, so only a softmax output layer
- * needs scratch memory),
+ * No allocation: ebp_net_memory() reports the bytes a configuration needs (by part and in total; an
+ * EBP_FLAG_ONLINE network recomputes each neuron's raw delta instead of keeping it in scratch memory, so
+ * it needs exactly its int16 parameters, outputs and deltas, plus scratch for a softmax output only),
  * ebp_net_init() lays the network out in a caller-owned buffer (8-byte aligned). The ebp_net_t struct
  * itself is also the caller's. Nothing in the core is global or static except constant tables.
  */
@@ -176,7 +176,7 @@ typedef struct {
     uint32_t grad_count;     /**< samples accumulated since ebp_zero_grad() */
     uint32_t steps;          /**< ebp_step() calls that applied an update */
     int16_t *x;              /**< (n_in), Q in_frac: copy of the last input */
-    int64_t *scratch;        /**< (n_out of a softmax output layer), else NULL */
+    int64_t *scratch;        /**< (widest layer) when training with gradient memory, else (n_out) of a softmax output, else NULL */
     ebp_layer_t layers[EBP_MAX_LAYERS];
 } ebp_net_t;
 

@@ -25,7 +25,7 @@ def test_train_json_has_the_documented_fields(tmp_path):
         for key in ("train_loss", "train_accuracy", "test_accuracy", "memory"):
             assert key in r
         assert 0.5 < r["test_accuracy"] <= 1
-    assert out["engines"]["fixed"]["memory"]["total"] == 1156
+    assert out["engines"]["fixed"]["memory"]["total"] == 1284
     w = np.load(tmp_path / "w.npz")
     assert w["w0"].dtype == np.int16 and w["w0"].shape == (16, 8) and int(w["w0_frac"]) == 12
 

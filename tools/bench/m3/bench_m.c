@@ -5,7 +5,8 @@
  * (edgebp.bench); it prints "key=value" lines over semihosting, raw ticks, and the host converts.
  *
  * Build variants (one per binary, so a float network and a fixed one never share the micro:bit's 16 KiB):
- *   (default)      the C core: ebp_train(batch 1) steps and ebp_forward passes, EBP_FLAG_ONLINE network
+ *   (default)      the C core: ebp_train(batch 1) steps and ebp_forward passes (-DBENCH_ONLINE_ONLY:
+ *                  an EBP_FLAG_ONLINE network)
  *   -DBENCH_FLOAT  the same 2-layer sigmoid / squared-error online SGD step in float32 (soft float on M0/M3)
  *   -DBENCH_MAC    plain multiply-accumulate loops: int16 x int16 into int32, and into int64
  *   -DBENCH_PROFILE  the core's steps with a SysTick interrupt every PROFILE_PERIOD ticks recording the
@@ -259,8 +260,12 @@ int main(void) {
 #else
 /* ------------------------------------------------------------------------------------------------------ */
 #define PARAMS (N_IN * N_HID + N_HID * N_OUT + N_HID + N_OUT)
-static int64_t arena[(2 * PARAMS + 2 * (N_IN + 2 * N_HID + 2 * N_OUT) + 8 * (N_HID > N_OUT ? N_HID : N_OUT) +
-                      64) / 8 + 1];
+#ifdef BENCH_ONLINE_ONLY /* EBP_FLAG_ONLINE: no gradient memory, no scratch (raw deltas recomputed) */
+static int64_t arena[(2 * PARAMS + 2 * (N_IN + 2 * N_HID + 2 * N_OUT) + 64) / 8 + 1];
+#else /* the default configuration: int32 gradient sums and int64 raw-delta scratch */
+static int64_t arena[(2 * PARAMS + 4 * PARAMS + 2 * (N_IN + 2 * N_HID + 2 * N_OUT) +
+                      8 * (N_HID > N_OUT ? N_HID : N_OUT) + 64) / 8 + 1];
+#endif
 static int16_t x[NDATA][N_IN], t[NDATA][N_OUT];
 
 #ifdef BENCH_PROFILE
@@ -320,7 +325,9 @@ int main(void) {
     c.n_in = N_IN;
     c.in_frac = 12;
     c.n_layers = 2;
-    c.flags = EBP_FLAG_ONLINE; /* same step as without the flag (the fused online path), no gradient memory */
+#ifdef BENCH_ONLINE_ONLY
+    c.flags = EBP_FLAG_ONLINE; /* the same integers as the default configuration, least RAM, slower deltas */
+#endif
     c.layers[0].n_out = N_HID;
     c.layers[0].act = EBP_ACT_SIGMOID;
     c.layers[0].w_frac = c.layers[0].a_frac = 12;
