@@ -219,6 +219,9 @@ class FixedNet(Engine):
 
     def gradients(self, X, T) -> List[Tuple[np.ndarray, np.ndarray]]:
         """Mean gradient over the rows, computed by the core and dequantized; weights are unchanged."""
+        if self.cfg.online_only:
+            raise ConfigError("an online_only network keeps no gradient memory to compute gradients in; "
+                              "build it without online_only")
         X, T = check_data(self.spec, X, T)
         Xq, Tq = self.quantize_inputs(X), self.quantize_targets(T)
         check(lib.ebp_zero_grad(self._net), "zero_grad")

@@ -228,7 +228,10 @@ def test_online_only_network_needs_no_gradient_memory_and_trains():
         n.fit(ds.X_train, ds.T_train, StopRule(epochs=3))
     for (a, b), (c, d) in zip(lean.get_int_weights(), full.get_int_weights()):   # same online path
         assert np.array_equal(a, c) and np.array_equal(b, d)
-    with pytest.raises(CoreError, match="out of order"):
+    with pytest.raises(ConfigError, match="no gradient memory"):
         lean.gradients(ds.X_train[:2], ds.T_train[:2])     # no accumulators to compute them in
+    x, t = lean.quantize_inputs(ds.X_train[:1]), lean.quantize_targets(ds.T_train[:1])
+    assert lib.ebp_forward(lean._net, ffi.from_buffer("int16_t[]", x), ffi.NULL) == lib.EBP_OK
+    assert lib.ebp_backward(lean._net, ffi.from_buffer("int16_t[]", t), ffi.NULL) == lib.EBP_ERR_STATE
     with pytest.raises(ConfigError, match="online_only"):
         TrainConfig(online_only=True, batch_size=4).validate()
