@@ -7,6 +7,7 @@ need=()
 command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
 command -v make >/dev/null || need+=(make)
+command -v valgrind >/dev/null || need+=(valgrind)   # instruction counts in edgebp bench
 if ((${#need[@]})); then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
