@@ -268,13 +268,14 @@ def _host_data(net: str, n: int, seed: int = 1):
 
 
 def callgrind_per_step(workdir: Path, net: str, steps: Tuple[int, int], commands: List[str]) -> Optional[float]:
-    """x86 instructions per online step of the C core (tools/bench/bench_step.c, cc -O2): difference of two
+    """x86 instructions per online step of the C core (tools/bench/bench_step.c, cc -O3 like the Python
+    extension): difference of two
     callgrind runs divided by the extra steps. None if valgrind or cc is missing."""
     if shutil.which("valgrind") is None or shutil.which("cc") is None:
         return None
     exe = Path(workdir) / "bench_step"
     if not exe.exists():
-        cmd = ["cc", "-O2", "-std=c99", f"-I{_rel(CSRC)}", _rel(BENCH_DIR / "bench_step.c"), _rel(CSRC / "edgebp.c"),
+        cmd = ["cc", "-O3", "-std=c99", f"-I{_rel(CSRC)}", _rel(BENCH_DIR / "bench_step.c"), _rel(CSRC / "edgebp.c"),
                "-o", str(exe)]
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
         commands.append(_q(cmd).replace(str(workdir) + "/", "$OUT/"))
@@ -689,7 +690,7 @@ def markdown(res: dict, command: str) -> str:
         "momentum. Online SGD needs no gradient memory. Scratch and the `ebp_net_t` struct are not in it.",
         "- **host**: steps/s is the best of several runs timed with `time.perf_counter` (the C core over the rows "
         "repeated to at least 4,096 steps per call, the others over one epoch); x86 instructions per "
-        "step = (callgrind total at N2 steps - at N1 steps) / (N2 - N1) of tools/bench/bench_step.c (cc -O2). "
+        "step = (callgrind total at N2 steps - at N1 steps) / (N2 - N1) of tools/bench/bench_step.c (cc -O3, as the Python extension is built). "
         "PyTorch: float32, one thread, `Linear`+`Sigmoid` x2, loss 1/2 sum (y-t)^2, `optim.SGD(lr=0.2)`, "
         "batch size 1, a Python loop over the samples (`zero_grad`, forward, `backward`, `step`).",
         "- **serial**: the host counts every byte written to and read from the serial object during "
