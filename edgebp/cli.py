@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 import time
@@ -179,11 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--save-weights", metavar="FILE.npz", help="save the fixed-point integer weights")
     t.set_defaults(func=cmd_train)
-    # command groups that live in their own modules (device, compare), added when present
-    for mod, fn in (("cli_device", "add_device_commands"), ("cli_compare", "add_compare_commands"),
-                    ("cli_bench", "add_bench_commands")):
-        if importlib.util.find_spec(f"edgebp.{mod}") is not None:
-            getattr(importlib.import_module(f"edgebp.{mod}"), fn)(sub)
+    # command groups that live in their own modules
+    from .cli_bench import add_bench_commands
+    from .cli_compare import add_compare_commands
+    from .cli_device import add_device_commands
+    for add in (add_device_commands, add_compare_commands, add_bench_commands):
+        add(sub)
     return ap
 
 

@@ -21,10 +21,8 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from . import protocol as P
-from .engine import Engine, check_data
 from .errors import DeviceError, MemoryBudgetError, ProtocolError
-
-LOSS_SCALE = 2.0 ** -16
+from .fixed import LOSS_SCALE, FixedNet, IntegerEngine
 
 
 class DeviceStatusError(DeviceError):
@@ -384,7 +382,7 @@ class Device:
             self._info = None
 
 
-class DeviceNet(Engine):
+class DeviceNet(IntegerEngine):
     """An Engine whose training and inference run on a device, with the same integers as ``FixedNet``.
 
     The host keeps a FixedNet only to quantize data and describe the model (``core_params``); it does not
@@ -394,7 +392,6 @@ class DeviceNet(Engine):
 
     def __init__(self, device: Device, spec, cfg=None):
         from .config import TrainConfig
-        from .fixed import FixedNet
         self.device, self.spec, self.cfg = device, spec, cfg or TrainConfig()
         self._ref = FixedNet(spec, self.cfg)
         self.memory = device.load_model(self._ref)
@@ -447,21 +444,7 @@ class DeviceNet(Engine):
             return None
         return info.ticks_to(self.train_ticks) / self.train_steps
 
-    # --- Engine interface ----------------------------------------------------------------------------------
-    def train_samples(self, X, T, batch_size: int) -> float:
-        return self.train_q(self.quantize_inputs(X), self.quantize_targets(T), batch_size) * LOSS_SCALE / len(X)
-
-    def predict(self, X) -> np.ndarray:
-        return self.predict_q(self.quantize_inputs(X)) * 2.0 ** -self.spec.layers[-1].a_frac
-
-    def loss(self, X, T) -> float:
-        X, T = check_data(self.spec, X, T)
-        return self.evaluate_q(self.quantize_inputs(X), self.quantize_targets(T))[0] * LOSS_SCALE / len(X)
-
-    def get_weights(self):
-        return [(W * 2.0 ** -l.w_frac, b * 2.0 ** -l.w_frac)
-                for (W, b), l in zip(self.get_int_weights(), self.spec.layers)]
-
+    # --- Engine interface beyond IntegerEngine's -----------------------------------------------------------
     def set_weights(self, weights) -> None:
         raise DeviceError("the device protocol has no weight upload; early stopping (patience) cannot restore "
                           "the best weights on a device")

@@ -81,7 +81,27 @@ def memory(spec: NetSpec, cfg: TrainConfig, train: bool = True) -> dict:
             ("weights", "biases", "gradients", "optimizer", "activations", "scratch", "total")}
 
 
-class FixedNet(Engine):
+class IntegerEngine(Engine):
+    """An engine whose arithmetic is the core's integers (FixedNet on the host, DeviceNet on a board). Its
+    float interface quantizes on the way in and dequantizes on the way out, around the integer primitives
+    quantize_inputs, quantize_targets, train_q, predict_q, evaluate_q and get_int_weights."""
+
+    def train_samples(self, X, T, batch_size: int) -> float:
+        return self.train_q(self.quantize_inputs(X), self.quantize_targets(T), batch_size) * LOSS_SCALE / len(X)
+
+    def predict(self, X) -> np.ndarray:
+        return dequantize(self.predict_q(self.quantize_inputs(X)), self.spec.layers[-1].a_frac)
+
+    def loss(self, X, T) -> float:
+        X, T = check_data(self.spec, X, T)
+        return self.evaluate_q(self.quantize_inputs(X), self.quantize_targets(T))[0] * LOSS_SCALE / len(X)
+
+    def get_weights(self) -> List[Tuple[np.ndarray, np.ndarray]]:
+        return [(dequantize(W, l.w_frac), dequantize(b, l.w_frac))
+                for (W, b), l in zip(self.get_int_weights(), self.spec.layers)]
+
+
+class FixedNet(IntegerEngine):
     """A network trained in integer arithmetic by the C core, exactly as on the device."""
 
     name = "fixed"
@@ -172,7 +192,7 @@ class FixedNet(Engine):
 
     def get_int_weights(self) -> List[Tuple[np.ndarray, np.ndarray]]:
         out = []
-        for i, l in enumerate(self.spec.layers):
+        for i in range(len(self.spec.layers)):
             L = self._net.layers[i]
             W = self._array(L.w, L.n_out * L.n_in, np.int16).reshape(L.n_out, L.n_in).copy()
             out.append((W, self._array(L.b, L.n_out, np.int16).copy()))
@@ -206,17 +226,7 @@ class FixedNet(Engine):
     def steps(self) -> int:
         return int(self._net.steps)
 
-    # --- Engine interface (float in, float out) --------------------------------------------------------
-    def train_samples(self, X, T, batch_size: int) -> float:
-        return self.train_q(self.quantize_inputs(X), self.quantize_targets(T), batch_size) * LOSS_SCALE / len(X)
-
-    def predict(self, X) -> np.ndarray:
-        return dequantize(self.predict_q(self.quantize_inputs(X)), self.spec.layers[-1].a_frac)
-
-    def loss(self, X, T) -> float:
-        X, T = check_data(self.spec, X, T)
-        return self.evaluate_q(self.quantize_inputs(X), self.quantize_targets(T))[0] * LOSS_SCALE / len(X)
-
+    # --- Engine interface beyond IntegerEngine's --------------------------------------------------------
     def gradients(self, X, T) -> List[Tuple[np.ndarray, np.ndarray]]:
         """Mean gradient over the rows, computed by the core and dequantized; weights are unchanged."""
         if self.cfg.online_only:
@@ -237,10 +247,6 @@ class FixedNet(Engine):
             out.append((gW, self._array(L.gb, L.n_out, np.int32) * scale))
         check(lib.ebp_zero_grad(self._net), "zero_grad")
         return out
-
-    def get_weights(self) -> List[Tuple[np.ndarray, np.ndarray]]:
-        return [(dequantize(W, l.w_frac), dequantize(b, l.w_frac))
-                for (W, b), l in zip(self.get_int_weights(), self.spec.layers)]
 
     def set_weights(self, weights) -> None:
         if len(weights) != len(self.spec.layers):

@@ -9,10 +9,14 @@
 
 #include <stdint.h>
 
+#ifndef EBP_BUILD_DESC /* the Makefile passes the real flags */
+#define EBP_BUILD_DESC "(flags unknown)"
+#endif
+
 /** Static description of the board, reported by HELLO. */
 typedef struct {
     const char *board;     /**< e.g. "qemu-mps2-an385" */
-    const char *build;     /**< compiler and flags, e.g. "gcc 12.2 cortex-m3 -Os" */
+    const char *build;     /**< compiler and flags: "gcc " __VERSION__ " " EBP_BUILD_DESC (set by the Makefile) */
     uint32_t tick_num;     /**< counter ticks -> unit: value = ticks * tick_num / tick_den */
     uint32_t tick_den;
     uint8_t tick_unit;     /**< EBP_TICK_* */

@@ -15,7 +15,7 @@
 
 /* tick_unit: cycles are reported as "instructions" only in QEMU; on silicon DWT counts cycles. Use
  * EBP_TICK_NANOSECONDS with tick_num/tick_den = 1e9/f_cpu if you prefer time. */
-const ebp_port_info_t ebp_port_info = {"generic-cortex-m", "gcc " __VERSION__ " -Os", 1, 1, EBP_TICK_NONE};
+const ebp_port_info_t ebp_port_info = {"generic-cortex-m", "gcc " __VERSION__ " " EBP_BUILD_DESC, 1, 1, EBP_TICK_NONE};
 
 void ebp_port_init(void)
 {

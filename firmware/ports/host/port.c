@@ -20,7 +20,7 @@
 #include "../../app/port.h"
 #include "../../app/protocol.h"
 
-const ebp_port_info_t ebp_port_info = {"host", "cc " __VERSION__ " (native)", 1, 1, EBP_TICK_NANOSECONDS};
+const ebp_port_info_t ebp_port_info = {"host", "cc " __VERSION__ " " EBP_BUILD_DESC, 1, 1, EBP_TICK_NANOSECONDS};
 
 static int out_fd = -1;
 static unsigned char out_buf[4096];

@@ -25,7 +25,7 @@
 #define TIMER_PRESCALER REG(TIMER + 0x510u)
 #define TIMER_CC0 REG(TIMER + 0x540u)
 
-const ebp_port_info_t ebp_port_info = {"qemu-microbit", "gcc " __VERSION__ " -mcpu=cortex-m0 -mthumb -Os", 125, 128,
+const ebp_port_info_t ebp_port_info = {"qemu-microbit", "gcc " __VERSION__ " " EBP_BUILD_DESC, 125, 128,
                                        EBP_TICK_INSTRUCTIONS};
 
 void ebp_port_init(void)

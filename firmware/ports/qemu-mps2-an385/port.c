@@ -19,7 +19,7 @@
 #define TIMER_VALUE REG(TIMER0 + 0x04u)
 #define TIMER_RELOAD REG(TIMER0 + 0x08u)
 
-const ebp_port_info_t ebp_port_info = {"qemu-mps2-an385", "gcc " __VERSION__ " -mcpu=cortex-m3 -mthumb -Os", 5, 8,
+const ebp_port_info_t ebp_port_info = {"qemu-mps2-an385", "gcc " __VERSION__ " " EBP_BUILD_DESC, 5, 8,
                                        EBP_TICK_INSTRUCTIONS};
 
 void ebp_port_init(void)
