@@ -119,7 +119,8 @@ def test_same_seed_same_integers_and_epoch_chunks_are_equivalent():
     lc = sum(c.train_q(X[i:i + 64], T[i:i + 64], 4) for i in range(0, len(X), 64))  # chunks at batch multiples
     assert la == lb == lc
     for (wa, ba), (wb, bb), (wc, bc) in zip(a.get_int_weights(), b.get_int_weights(), c.get_int_weights()):
-        assert np.array_equal(wa, wb) and np.array_equal(wa, wc) and np.array_equal(ba, bc)
+        assert np.array_equal(wa, wb) and np.array_equal(wa, wc)
+        assert np.array_equal(ba, bb) and np.array_equal(ba, bc)
     d = FixedNet(spec([8, 16, 2]), TrainConfig(**dict(cfg, seed=8)))
     assert not np.array_equal(d.get_int_weights()[0][0], FixedNet(spec([8, 16, 2]), TrainConfig(**cfg)).get_int_weights()[0][0])
 
