@@ -292,48 +292,72 @@ static int16_t q16_to_out(int32_t v, int a_frac, uint32_t *sat) {
     return (int16_t)y;
 }
 
+/* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum, unrolled by 4 */
+static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+    const int16_t *end4 = w + (n & ~3u), *end = w + n;
+    for (; w != end4; w += 4, x += 4) {
+        acc += (int32_t)w[0] * x[0];
+        acc += (int32_t)w[1] * x[1];
+        acc += (int32_t)w[2] * x[2];
+        acc += (int32_t)w[3] * x[3];
+    }
+    for (; w != end; w++, x++) acc += (int32_t)*w * *x;
+    return acc;
+}
+
+/* requant(acc, s, 0) saturated to int32: 32-bit rounding when acc is small (the common case) */
+static inline int32_t requant_sat32(int64_t acc, int s) {
+    if (s >= 1 && s <= 30 && acc > -((int64_t)1 << 30) && acc < ((int64_t)1 << 30))
+        return ebp_rshift_rn32((int32_t)acc, s);
+    return ebp_sat32(requant(acc, s, 0));
+}
+
 static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     const int zf = L->w_frac + L->in_frac; /* fractional bits of the accumulator */
-    const int16_t *w = L->w;
-    uint16_t o, i;
-    for (o = 0; o < L->n_out; o++, w += L->n_in) {
-        int64_t acc = (int32_t)L->b[o] * ((int32_t)1 << L->in_frac); /* <= 2^30 */
-        for (i = 0; i < L->n_in; i++) acc += (int32_t)w[i] * in[i]; /* exact: |product| <= 2^30 */
-        switch (L->act) {
-        case EBP_ACT_RELU:
-            if (acc < 0) acc = 0;
-            /* fall through */
-        case EBP_ACT_LINEAR:
-            L->y[o] = sat16_count(requant(acc, zf, L->a_frac), &L->stats.sat_out);
-            break;
-        case EBP_ACT_SIGMOID:
-            L->y[o] = q16_to_out(sigmoid_q16(ebp_sat32(requant(acc, zf, EBP_Z_FRAC))), L->a_frac, &L->stats.sat_out);
-            break;
-        case EBP_ACT_TANH: {
-            /* tanh(z) = 2 sigmoid(2z) - 1 */
-            int32_t s = sigmoid_q16(ebp_sat32(requant(acc, zf, EBP_Z_FRAC + 1)));
-            L->y[o] = q16_to_out(2 * s - EBP_ONE_Q16, L->a_frac, &L->stats.sat_out);
-            break;
+    const uint32_t n_in = L->n_in, n_out = L->n_out;
+    const int in_frac = L->in_frac, a_frac = L->a_frac;
+    const int16_t *w = L->w, *b = L->b;
+    int16_t *y = L->y;
+    uint32_t o, sat = 0;
+    switch (L->act) {
+    case EBP_ACT_SIGMOID:
+    case EBP_ACT_TANH: {
+        /* tanh(z) = 2 sigmoid(2z) - 1 */
+        const int tanh = L->act == EBP_ACT_TANH, s = zf - EBP_Z_FRAC - tanh;
+        for (o = 0; o < n_out; o++, w += n_in) {
+            int32_t v = sigmoid_q16(requant_sat32(dot16((int32_t)b[o] * ((int32_t)1 << in_frac), w, in, n_in), s));
+            y[o] = q16_to_out(tanh ? 2 * v - EBP_ONE_Q16 : v, a_frac, &sat);
         }
-        default: /* softmax: keep z (Q12) for the normalisation below */
-            scratch[o] = requant(acc, zf, EBP_Z_FRAC);
-            break;
-        }
+        break;
     }
-    if (L->act == EBP_ACT_SOFTMAX) {
-        int64_t zmax = scratch[0];
+    case EBP_ACT_RELU:
+    case EBP_ACT_LINEAR:
+        for (o = 0; o < n_out; o++, w += n_in) {
+            int64_t acc = dot16((int32_t)b[o] * ((int32_t)1 << in_frac), w, in, n_in); /* <= 2^30 */
+            if (L->act == EBP_ACT_RELU && acc < 0) acc = 0;
+            y[o] = sat16_count(requant(acc, zf, a_frac), &sat);
+        }
+        break;
+    default: { /* softmax: z (Q12), then exp(z - max z) / sum */
+        int64_t zmax;
         uint32_t sum = 0;
-        for (o = 1; o < L->n_out; o++)
+        for (o = 0; o < n_out; o++, w += n_in)
+            scratch[o] = requant(dot16((int32_t)b[o] * ((int32_t)1 << in_frac), w, in, n_in), zf, EBP_Z_FRAC);
+        zmax = scratch[0];
+        for (o = 1; o < n_out; o++)
             if (scratch[o] > zmax) zmax = scratch[o];
-        for (o = 0; o < L->n_out; o++) {
+        for (o = 0; o < n_out; o++) {
             scratch[o] = exp_neg_q16(zmax - scratch[o]); /* (0, 65536] */
             sum += (uint32_t)scratch[o];
         }
-        for (o = 0; o < L->n_out; o++) {
-            uint32_t e = (uint32_t)scratch[o] << L->a_frac; /* <= 2^31 */
-            L->y[o] = sat16_count((e + sum / 2u) / sum, &L->stats.sat_out);
+        for (o = 0; o < n_out; o++) {
+            uint32_t e = (uint32_t)scratch[o] << a_frac; /* <= 2^31 */
+            y[o] = sat16_count((e + sum / 2u) / sum, &sat);
         }
+        break;
     }
+    }
+    L->stats.sat_out += sat;
 }
 
 int ebp_forward(ebp_net_t *net, const int16_t *x, int16_t *y) {
@@ -606,6 +630,37 @@ static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int32_t *g
     L->stats.sat_vel += sat_vel;
 }
 
+/* an int16 from its 16 bits (two's complement), without an out-of-range conversion */
+static inline int16_t s16_of_bits(uint32_t bits) {
+    bits &= 0xFFFFu;
+    return (int16_t)((int32_t)bits - (int32_t)((bits & 0x8000u) << 1));
+}
+
+/*
+ * The fast row of update_online, for non-negative inputs and round to nearest (1 <= S <= 30):
+ * w[i] -= sign(dl) * floor((m in[i] + 2^(S-1)) / 2^S), m = |dl| <= 2^15, which is round(dl in[i] / 2^S)
+ * with ties away from zero. With u = m in[i] + 2^31 - 2^(S-1) (m in[i] <= 2^30, so no wrap) the magnitude
+ * is (u >> S) - (2^(31-S) - 1), and it is non-zero exactly when bit 31 of u is set. Each new weight is
+ * stored as its low 16 bits and (new + 2^15) is OR-ed into *ovf, which so exceeds 16 bits iff some new
+ * weight left int16 (fix_row then repairs the row). Returns the number of non-zero updates.
+ */
+static inline uint32_t row_nonneg(int16_t *w, const int16_t *in, uint32_t n, uint32_t m, int S, int add,
+                                  uint32_t *ovf) {
+    const uint32_t c = 0x80000000u - ((uint32_t)1 << (S - 1));
+    const int32_t k = (int32_t)(0x80000000u >> S) - 1;
+    uint16_t *wb = (uint16_t *)w; /* the same objects: stores their two's complement bits */
+    uint32_t i, nz = 0, acc = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t u = m * (uint32_t)(uint16_t)in[i] + c;
+        int32_t r = (int32_t)(u >> S) - k, nw = add ? w[i] + r : w[i] - r;
+        nz += u >> 31;
+        acc |= (uint32_t)(nw + 32768);
+        wb[i] = (uint16_t)nw;
+    }
+    *ovf |= acc;
+    return nz;
+}
+
 /* w -= q, saturated to int16; returns 1 if it clipped */
 static uint32_t sub_sat16(int16_t *w, int32_t q) {
     int32_t nw = *w - q;
@@ -615,6 +670,18 @@ static uint32_t sub_sat16(int16_t *w, int32_t q) {
     }
     *w = (int16_t)nw;
     return 0u;
+}
+
+/* Rare: a row_nonneg row with a weight that left int16. Its stored bits are w - q modulo 2^16, so the
+ * weights before the update are recovered exactly; applies the update again, saturated. Returns clips. */
+static uint32_t fix_row(int16_t *w, const int16_t *in, uint32_t n, uint32_t m, int S, int add) {
+    uint32_t i, sat = 0;
+    for (i = 0; i < n; i++) {
+        int32_t r = (int32_t)((m * (uint32_t)(uint16_t)in[i] + ((uint32_t)1 << (S - 1))) >> S), q = add ? -r : r;
+        w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
+        sat += sub_sat16(&w[i], q);
+    }
+    return sat;
 }
 
 /* one parameter of update_online outside the fast path (S <= 0 or S > 30) */
@@ -632,26 +699,33 @@ static int32_t online_delta_slow(ebp_net_t *net, int32_t p, int S) {
  * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
  * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
  * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
- * in the common case 1 <= S <= 30.
+ * in the common case 1 <= S <= 30 (row_nonneg when no input is negative and rounding is to nearest).
  */
 static void update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
     const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
     const int S = -(L->delta_exp + net->hp.lr_e + 16 - L->in_frac + L->w_frac);
-    const int32_t lr_m = net->hp.lr_m;
-    const uint16_t n_in = L->n_in;
-    uint32_t zeros = 0, sat = 0, rows = 0, zero_in = 0, rng = net->rng;
+    const int32_t lr_m = net->hp.lr_m, one = (int32_t)1 << L->in_frac;
+    const uint32_t n_in = L->n_in, n_out = L->n_out;
+    uint32_t zeros = 0, sat = 0, rows = 0, zero_in = 0, neg_in = 0, rng = net->rng, o, i;
     int16_t *w = L->w;
-    uint16_t o, i;
-    for (i = 0; i < n_in; i++) zero_in += in[i] == 0;
-    for (o = 0; o < L->n_out; o++, w += n_in) {
+    for (i = 0; i < n_in; i++) {
+        zero_in += in[i] == 0;
+        neg_in |= in[i] < 0;
+    }
+    for (o = 0; o < n_out; o++, w += n_in) {
         int32_t dl = ebp_rshift_rn32(L->delta[o] * lr_m, 16), p, q;
         if (L->delta[o] == 0) continue;
         rows++;
         if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
-            zeros += (uint32_t)n_in + 1u - zero_in;
+            zeros += n_in + 1u - zero_in;
             continue;
         }
-        if (S >= 1 && S <= 30) { /* the common case: 32-bit arithmetic throughout */
+        if (S >= 1 && S <= 30 && !stochastic && !neg_in) {
+            uint32_t m = (uint32_t)(dl < 0 ? -dl : dl), ovf = 0;
+            zeros += n_in - (dl < 0 ? row_nonneg(w, in, n_in, m, S, 1, &ovf) : row_nonneg(w, in, n_in, m, S, 0, &ovf));
+            if (ovf > 0xFFFFu) sat += fix_row(w, in, n_in, m, S, dl < 0);
+            q = ebp_rshift_rn32(dl * one, S); /* bias: input 1 */
+        } else if (S >= 1 && S <= 30) { /* 32-bit arithmetic throughout */
             if (stochastic) {
                 for (i = 0; i < n_in; i++) {
                     q = ebp_rshift_sr32(dl * in[i], S, ebp_xorshift32(&rng));
@@ -665,7 +739,7 @@ static void update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
                     sat += sub_sat16(&w[i], q);
                 }
             }
-            p = dl * ((int32_t)1 << L->in_frac); /* bias: input 1 */
+            p = dl * one;
             q = stochastic ? ebp_rshift_sr32(p, S, ebp_xorshift32(&rng)) : ebp_rshift_rn32(p, S);
         } else {
             net->rng = rng;
@@ -674,15 +748,14 @@ static void update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
                 zeros += q == 0;
                 sat += sub_sat16(&w[i], q);
             }
-            p = dl * ((int32_t)1 << L->in_frac);
-            q = online_delta_slow(net, p, S);
+            q = online_delta_slow(net, dl * one, S);
             rng = net->rng;
         }
         zeros += (uint32_t)(q == 0) - zero_in; /* a zero input has a zero gradient, not a lost update */
         sat += sub_sat16(&L->b[o], q);
     }
     net->rng = rng;
-    L->stats.updates += rows * ((uint32_t)n_in + 1u - zero_in); /* parameters with a non-zero gradient */
+    L->stats.updates += rows * (n_in + 1u - zero_in); /* parameters with a non-zero gradient */
     L->stats.zero_updates += zeros;
     L->stats.sat_param += sat;
 }
