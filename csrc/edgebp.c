@@ -6,6 +6,13 @@
 #include "ebp_fixed.h"
 #include "ebp_tables.h"
 
+/* keeps a hot function out of its caller (register pressure), where the compiler allows saying so */
+#if defined(__GNUC__)
+#define EBP_NOINLINE __attribute__((noinline))
+#else
+#define EBP_NOINLINE
+#endif
+
 #define EBP_ONE_Q16 65536
 #define EBP_LN2_Q16 45426 /* ln(2) * 2^16 */
 
@@ -28,6 +35,12 @@ static inline int64_t requant(int64_t x, int from_frac, int to_frac) {
     if (s <= 0) return ebp_lshift_sat(x, -s);
     if (s <= 31 && x > INT32_MIN && x < ((int64_t)1 << 30)) return ebp_rshift_rn32((int32_t)x, s); /* cheaper */
     return ebp_rshift_rn(x, s > 62 ? 62 : s);
+}
+
+/* an int16 from its 16 bits (two's complement), without an out-of-range conversion */
+static inline int16_t s16_of_bits(uint32_t bits) {
+    bits &= 0xFFFFu;
+    return (int16_t)((int32_t)bits - (int32_t)((bits & 0x8000u) << 1));
 }
 
 static int16_t sat16_count(int64_t x, uint32_t *count) {
@@ -230,7 +243,7 @@ int ebp_net_clear_stats(ebp_net_t *net) {
 /* ---- activations ------------------------------------------------------------------------------------ */
 
 /* sigmoid of a Q12 argument, Q16 in [0, 65536]: table on [0, 16] with step 1/16, linear interpolation */
-static int32_t sigmoid_q16(int32_t z) {
+static inline int32_t sigmoid_q16(int32_t z) {
     uint32_t a = z < 0 ? (uint32_t)0 - (uint32_t)z : (uint32_t)z;
     int32_t v;
     if (a >= (16u << 12)) {
@@ -269,28 +282,22 @@ static int32_t ln_q16(int32_t v, int frac) {
     return y0 + (int32_t)(((uint32_t)(y1 - y0) * rem + 512u) >> 10) + (n - frac) * EBP_LN2_Q16;
 }
 
-/* f'(y) from the output y (Q a_frac), Q15 in [0, 32768]; sigmoid outputs lie in [0, 1], tanh in [-1, 1] */
-static inline int32_t act_deriv_q15(int act, int32_t y, int a_frac) {
-    const int32_t one = (int32_t)1 << a_frac;
+/*
+ * f'(y) from the output y (Q a_frac), Q15 in [0, 32768]; sd = 2 a_frac - 15. The forward pass leaves sigmoid
+ * outputs in [0, 1] and tanh outputs in [-1, 1], so the products below lie in [0, 2^30].
+ */
+static inline int32_t act_deriv_q15(int act, int32_t y, int32_t one, int sd) {
+    int32_t v;
     switch (act) {
-    case EBP_ACT_SIGMOID: return (int32_t)requant(y * (one - y), 2 * a_frac, 15);   /* <= 2^28 */
-    case EBP_ACT_TANH: return (int32_t)requant(one * one - y * y, 2 * a_frac, 15);  /* <= 2^30 */
+    case EBP_ACT_SIGMOID: v = y * (one - y); break;
+    case EBP_ACT_TANH: v = one * one - y * y; break;
     case EBP_ACT_RELU: return y > 0 ? 32768 : 0;
     default: return 32768;
     }
+    return sd > 0 ? (int32_t)(((uint32_t)v + ((uint32_t)1 << (sd - 1))) >> sd) : v * ((int32_t)1 << -sd);
 }
 
 /* ---- forward ---------------------------------------------------------------------------------------- */
-
-/* a Q16 activation value (|v| <= 2^16) in Q a_frac, rounded to nearest; only +1.0 at a_frac 15 clips */
-static int16_t q16_to_out(int32_t v, int a_frac, uint32_t *sat) {
-    int32_t y = ebp_rshift_rn32(v, 16 - a_frac);
-    if (y > INT16_MAX) {
-        (*sat)++;
-        return INT16_MAX;
-    }
-    return (int16_t)y;
-}
 
 /* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum, unrolled by 4 */
 static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
@@ -312,6 +319,40 @@ static inline int32_t requant_sat32(int64_t acc, int s) {
     return ebp_sat32(requant(acc, s, 0));
 }
 
+/*
+ * A sigmoid (tanh: 2 sigmoid(2z) - 1) layer, the common hidden layer: requant to Q12, the table, then the
+ * output format, in 32-bit arithmetic with the rounding constants computed once per layer.
+ */
+EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in, int tanh) {
+    const uint32_t n_in = L->n_in, n_out = L->n_out;
+    const int in_frac = L->in_frac, s = L->w_frac + in_frac - EBP_Z_FRAC - tanh, sh = 16 - L->a_frac;
+    const int fast = s >= 1 && s <= 30;
+    const uint32_t cz = fast ? 0x80000000u + ((uint32_t)1 << (s - 1)) : 0u, bz = fast ? 0x80000000u >> s : 0u;
+    const uint32_t cy = 0x80000000u + ((uint32_t)1 << (sh - 1)), by = 0x80000000u >> sh;
+    const int16_t *w = L->w;
+    uint32_t o, sat = 0;
+    for (o = 0; o < n_out; o++, w += n_in) {
+        int64_t acc = dot16((int32_t)L->b[o] * ((int32_t)1 << in_frac), w, in, n_in);
+        int32_t z, v;
+        uint32_t y;
+        if (fast && acc > -((int64_t)1 << 30) && acc < ((int64_t)1 << 30)) { /* ebp_rshift_rn32 */
+            uint32_t x = (uint32_t)(int32_t)acc;
+            z = (int32_t)(((x + cz - (x >> 31)) >> s) - bz);
+        } else {
+            z = requant_sat32(acc, s);
+        }
+        v = sigmoid_q16(z);
+        if (tanh) v = 2 * v - EBP_ONE_Q16;
+        y = (((uint32_t)v + cy - ((uint32_t)v >> 31)) >> sh) - by; /* ebp_rshift_rn32(v, sh), |v| <= 2^16 */
+        if (y == 32768u) { /* only +1.0 at a_frac 15 */
+            sat++;
+            y = 32767u;
+        }
+        L->y[o] = s16_of_bits(y);
+    }
+    L->stats.sat_out += sat;
+}
+
 static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     const int zf = L->w_frac + L->in_frac; /* fractional bits of the accumulator */
     const uint32_t n_in = L->n_in, n_out = L->n_out;
@@ -321,15 +362,9 @@ static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     uint32_t o, sat = 0;
     switch (L->act) {
     case EBP_ACT_SIGMOID:
-    case EBP_ACT_TANH: {
-        /* tanh(z) = 2 sigmoid(2z) - 1 */
-        const int tanh = L->act == EBP_ACT_TANH, s = zf - EBP_Z_FRAC - tanh;
-        for (o = 0; o < n_out; o++, w += n_in) {
-            int32_t v = sigmoid_q16(requant_sat32(dot16((int32_t)b[o] * ((int32_t)1 << in_frac), w, in, n_in), s));
-            y[o] = q16_to_out(tanh ? 2 * v - EBP_ONE_Q16 : v, a_frac, &sat);
-        }
+    case EBP_ACT_TANH:
+        fwd_sigmoid(L, in, L->act == EBP_ACT_TANH);
         break;
-    }
     case EBP_ACT_RELU:
     case EBP_ACT_LINEAR:
         for (o = 0; o < n_out; o++, w += n_in) {
@@ -410,74 +445,101 @@ int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
 
 /* ---- backward --------------------------------------------------------------------------------------- */
 
-/* number of significant bits of v (0 for 0), by binary search */
+/* number of significant bits of v (0 for 0), by binary search on its upper or lower half */
 static int bit_length(uint64_t v) {
-    int n = 0, step;
-    for (step = 32; step > 0; step >>= 1)
-        if ((v >> step) != 0) {
-            v >>= step;
+    uint32_t x = (uint32_t)(v >> 32);
+    int n = 32, step;
+    if (x == 0) {
+        x = (uint32_t)v;
+        n = 0;
+    }
+    for (step = 16; step > 0; step >>= 1)
+        if ((x >> step) != 0) {
+            x >>= step;
             n += step;
         }
-    return n + (int)v;
+    return n + (int)x;
+}
+
+/* dL/dz of output neuron i before normalisation: (y - t) with cross-entropy, (y - t) f'(y) with squared
+ * error; |result| < 2^31 */
+static inline int32_t raw_out(const ebp_layer_t *L, const int16_t *t, uint32_t i, int ce, int32_t one, int sd) {
+    int32_t d = (int32_t)L->y[i] - t[i];
+    return ce ? d : d * act_deriv_q15(L->act, L->y[i], one, sd);
+}
+
+/* dL/dz of hidden neuron i before normalisation: f'(y_i) sum_k w_ki delta_k over the next layer N */
+static inline int64_t raw_hidden(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t i, int32_t one, int sd) {
+    const int16_t *w = N->w + i; /* column i of the next layer's weights */
+    const uint32_t n = N->n_out, stride = N->n_in;
+    int64_t acc = 0;
+    uint32_t k;
+    for (k = 0; k < n; k++, w += stride) acc += (int32_t)*w * N->delta[k];
+    return acc * act_deriv_q15(L->act, L->y[i], one, sd);
+}
+
+/* ebp_rshift_rn(x, s) for 1 <= s <= 62 when the result is known to lie below 2^31 in magnitude */
+static inline int32_t rshift_rn_small(int64_t x, int s) {
+    uint64_t v = (x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x) + ((uint64_t)1 << (s - 1));
+    uint32_t m = s < 32 ? ((uint32_t)v >> s) | ((uint32_t)(v >> 32) << (32 - s)) : (uint32_t)(v >> 32) >> (s - 32);
+    return x < 0 ? -(int32_t)m : (int32_t)m;
 }
 
 /*
- * dL/dz of neuron i of layer l before normalisation: (y - t) [* f'(y)] at the output, f'(y_i) *
- * sum_k w_ki delta_k below it. normalize_delta needs it twice (for the block exponent, then to store the
- * mantissa): it keeps the first result in scratch memory when the network has gradient memory anyway, and
- * recomputes it in an EBP_FLAG_ONLINE network, which so needs no scratch at all.
- */
-static inline int64_t delta_raw(const ebp_net_t *net, int l, uint16_t i, const int16_t *t) {
-    const ebp_layer_t *L = &net->layers[l];
-    if (l == (int)net->cfg.n_layers - 1) {
-        int64_t diff = (int64_t)L->y[i] - t[i];
-        return net->cfg.loss == EBP_LOSS_CE ? diff : diff * act_deriv_q15(L->act, L->y[i], L->a_frac);
-    } else {
-        const ebp_layer_t *N = &net->layers[l + 1];
-        const int16_t *w = N->w + i; /* column i of the next layer's weights */
-        int64_t acc = 0;
-        uint16_t k;
-        for (k = 0; k < N->n_out; k++, w += N->n_in) acc += (int32_t)*w * N->delta[k];
-        return acc * act_deriv_q15(L->act, L->y[i], L->a_frac);
-    }
-}
-
-/*
- * Layer l's deltas from delta_raw (at exponent e): int16 mantissas with one shared exponent, largest
- * magnitude in [2^14, 2^15) (block floating point), or plain Q15 with EBP_FLAG_FIXED_DELTA.
- * Returns 0 when every delta is zero.
+ * Layer l's deltas from their raw values (at exponent e): int16 mantissas with one shared exponent, largest
+ * magnitude in [2^14, 2^15) (block floating point), or plain Q15 with EBP_FLAG_FIXED_DELTA. t is the target
+ * for the output layer, NULL for a hidden one. The block exponent needs every raw value before the first
+ * mantissa: they are kept in scratch memory when the network has gradient memory anyway, and recomputed in
+ * an EBP_FLAG_ONLINE network, which so needs no scratch at all. Returns 0 when every delta is zero.
  */
 static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     ebp_layer_t *L = &net->layers[l];
+    const ebp_layer_t *N = t == NULL ? &net->layers[l + 1] : NULL;
+    const int ce = net->cfg.loss == EBP_LOSS_CE, sd = 2 * L->a_frac - 15;
+    const int32_t one = (int32_t)1 << L->a_frac;
+    const uint32_t n = L->n_out;
     int64_t *cache = (net->cfg.flags & EBP_FLAG_ONLINE) ? NULL : net->scratch;
     uint64_t maxabs = 0;
+    uint32_t i;
     int s;
-    uint16_t i;
     if (net->cfg.flags & EBP_FLAG_FIXED_DELTA) {
         int nz = 0;
-        for (i = 0; i < L->n_out; i++) {
-            L->delta[i] = sat16_count(requant(delta_raw(net, l, i, t), -e, 15), &L->stats.sat_delta);
+        for (i = 0; i < n; i++) {
+            int64_t r = N != NULL ? raw_hidden(L, N, i, one, sd) : raw_out(L, t, i, ce, one, sd);
+            L->delta[i] = sat16_count(requant(r, -e, 15), &L->stats.sat_delta);
             nz |= L->delta[i] != 0;
         }
         L->delta_exp = -15;
         return nz;
     }
-    for (i = 0; i < L->n_out; i++) {
-        int64_t r = delta_raw(net, l, i, t);
-        uint64_t a = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
-        if (a > maxabs) maxabs = a;
-        if (cache != NULL) cache[i] = r;
+    if (N == NULL) {
+        uint32_t max32 = 0;
+        for (i = 0; i < n; i++) {
+            int32_t r = raw_out(L, t, i, ce, one, sd);
+            uint32_t a = r < 0 ? 0u - (uint32_t)r : (uint32_t)r;
+            if (a > max32) max32 = a;
+            if (cache != NULL) cache[i] = r;
+        }
+        maxabs = max32;
+    } else {
+        for (i = 0; i < n; i++) {
+            int64_t r = raw_hidden(L, N, i, one, sd);
+            uint64_t a = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
+            if (a > maxabs) maxabs = a;
+            if (cache != NULL) cache[i] = r;
+        }
     }
     if (maxabs == 0) {
-        for (i = 0; i < L->n_out; i++) L->delta[i] = 0;
+        for (i = 0; i < n; i++) L->delta[i] = 0;
         L->delta_exp = 0;
         return 0;
     }
     s = bit_length(maxabs) - 15;
     if (s > 0 && ((maxabs + ((uint64_t)1 << (s - 1))) >> s) >> 15 != 0) s++; /* rounding reached 2^15 */
-    for (i = 0; i < L->n_out; i++) {
-        int64_t r = cache != NULL ? cache[i] : delta_raw(net, l, i, t);
-        L->delta[i] = ebp_sat16(s > 0 ? ebp_rshift_rn(r, s) : ebp_lshift_sat(r, -s));
+    for (i = 0; i < n; i++) {
+        int64_t r = cache != NULL ? cache[i] : N != NULL ? raw_hidden(L, N, i, one, sd) : raw_out(L, t, i, ce, one, sd);
+        /* |r| <= maxabs, so the mantissa fits: below 2^15 when shifted left, at most 2^15 - 1 after rounding */
+        L->delta[i] = (int16_t)(s > 0 ? rshift_rn_small(r, s) : (int32_t)r * ((int32_t)1 << -s));
     }
     L->delta_exp = (int16_t)(e + s);
     return 1;
@@ -630,34 +692,34 @@ static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int32_t *g
     L->stats.sat_vel += sat_vel;
 }
 
-/* an int16 from its 16 bits (two's complement), without an out-of-range conversion */
-static inline int16_t s16_of_bits(uint32_t bits) {
-    bits &= 0xFFFFu;
-    return (int16_t)((int32_t)bits - (int32_t)((bits & 0x8000u) << 1));
+/* one weight of row_nonneg: the update's magnitude is (u >> S) - k; returns the new weight + 2^15 */
+static inline uint32_t row_step(int16_t *w, uint32_t u, int S, int32_t k, int add) {
+    int32_t q = (int32_t)(u >> S) - k, nw = add ? *w + q : *w - q;
+    *(uint16_t *)w = (uint16_t)nw; /* the same object: its two's complement bits */
+    return (uint32_t)(nw + 32768);
 }
 
 /*
  * The fast row of update_online, for non-negative inputs and round to nearest (1 <= S <= 30):
  * w[i] -= sign(dl) * floor((m in[i] + 2^(S-1)) / 2^S), m = |dl| <= 2^15, which is round(dl in[i] / 2^S)
- * with ties away from zero. With u = m in[i] + 2^31 - 2^(S-1) (m in[i] <= 2^30, so no wrap) the magnitude
- * is (u >> S) - (2^(31-S) - 1), and it is non-zero exactly when bit 31 of u is set. Each new weight is
- * stored as its low 16 bits and (new + 2^15) is OR-ed into *ovf, which so exceeds 16 bits iff some new
- * weight left int16 (fix_row then repairs the row). Returns the number of non-zero updates.
+ * with ties away from zero (m in[i] <= 2^30: no 32-bit wrap); `add` when dl < 0. It computes
+ * u = m in[i] + 2^31 - 2^(S-1): the magnitude is (u >> S) - (2^(31-S) - 1), non-zero exactly when bit 31 of
+ * u is set, so counting the non-zero updates costs one instruction. Each new weight is stored as its low
+ * 16 bits, and (new + 2^15) is OR-ed into *ovf, which so exceeds 16 bits iff some new weight left int16
+ * (fix_row then repairs the row). Returns the number of non-zero updates.
  */
 static inline uint32_t row_nonneg(int16_t *w, const int16_t *in, uint32_t n, uint32_t m, int S, int add,
                                   uint32_t *ovf) {
+    const uint16_t *a = (const uint16_t *)in, *end = a + n; /* non-negative: the same values */
     const uint32_t c = 0x80000000u - ((uint32_t)1 << (S - 1));
     const int32_t k = (int32_t)(0x80000000u >> S) - 1;
-    uint16_t *wb = (uint16_t *)w; /* the same objects: stores their two's complement bits */
-    uint32_t i, nz = 0, acc = 0;
-    for (i = 0; i < n; i++) {
-        uint32_t u = m * (uint32_t)(uint16_t)in[i] + c;
-        int32_t r = (int32_t)(u >> S) - k, nw = add ? w[i] + r : w[i] - r;
+    uint32_t nz = 0, acc = 0;
+    for (; a != end; a++, w++) {
+        uint32_t u = m * *a + c;
         nz += u >> 31;
-        acc |= (uint32_t)(nw + 32768);
-        wb[i] = (uint16_t)nw;
+        acc |= row_step(w, u, S, k, add);
     }
-    *ovf |= acc;
+    *ovf = acc;
     return nz;
 }
 
@@ -677,7 +739,7 @@ static uint32_t sub_sat16(int16_t *w, int32_t q) {
 static uint32_t fix_row(int16_t *w, const int16_t *in, uint32_t n, uint32_t m, int S, int add) {
     uint32_t i, sat = 0;
     for (i = 0; i < n; i++) {
-        int32_t r = (int32_t)((m * (uint32_t)(uint16_t)in[i] + ((uint32_t)1 << (S - 1))) >> S), q = add ? -r : r;
+        int32_t r = (int32_t)((m * (uint16_t)in[i] + ((uint32_t)1 << (S - 1))) >> S), q = add ? -r : r;
         w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
         sat += sub_sat16(&w[i], q);
     }
@@ -701,6 +763,41 @@ static int32_t online_delta_slow(ebp_net_t *net, int32_t p, int S) {
  * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
  * in the common case 1 <= S <= 30 (row_nonneg when no input is negative and rounding is to nearest).
  */
+/*
+ * update_online for a layer whose inputs are all non-negative, with round to nearest and 1 <= S <= 30 (the
+ * common case: sigmoid or ReLU outputs, or non-negative data, feed the layer). Adds its counts to z and sat.
+ */
+EBP_NOINLINE static void update_rows_nonneg(ebp_layer_t *L, const int16_t *in, int32_t lr_m, int S,
+                                            uint32_t zero_in, uint32_t *z, uint32_t *sat) {
+    const uint32_t n_in = L->n_in, n_out = L->n_out, half = (uint32_t)1 << (S - 1);
+    const uint32_t one = (uint32_t)1 << L->in_frac;
+    uint32_t zeros = 0, clips = 0, o;
+    int16_t *w = L->w;
+    for (o = 0; o < n_out; o++, w += n_in) {
+        const int32_t d = L->delta[o], dl = ebp_rshift_rn32(d * lr_m, 16);
+        uint32_t m, ovf, q;
+        if (d == 0) continue;
+        if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
+            zeros += n_in + 1u - zero_in;
+            continue;
+        }
+        m = (uint32_t)(dl < 0 ? -dl : dl);
+        zeros += n_in - (dl < 0 ? row_nonneg(w, in, n_in, m, S, 1, &ovf) : row_nonneg(w, in, n_in, m, S, 0, &ovf));
+        if (ovf > 0xFFFFu) clips += fix_row(w, in, n_in, m, S, dl < 0);
+        q = (m * one + half) >> S; /* the bias: input 1 */
+        zeros += (uint32_t)(q == 0) - zero_in; /* a zero input has a zero gradient, not a lost update */
+        clips += sub_sat16(&L->b[o], dl < 0 ? -(int32_t)q : (int32_t)q);
+    }
+    *z += zeros;
+    *sat += clips;
+}
+
+/*
+ * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
+ * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
+ * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
+ * in the common case 1 <= S <= 30 (update_rows_nonneg when no input is negative and rounding is to nearest).
+ */
 static void update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
     const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
     const int S = -(L->delta_exp + net->hp.lr_e + 16 - L->in_frac + L->w_frac);
@@ -710,49 +807,48 @@ static void update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
     int16_t *w = L->w;
     for (i = 0; i < n_in; i++) {
         zero_in += in[i] == 0;
-        neg_in |= in[i] < 0;
+        neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
     }
-    for (o = 0; o < n_out; o++, w += n_in) {
-        int32_t dl = ebp_rshift_rn32(L->delta[o] * lr_m, 16), p, q;
-        if (L->delta[o] == 0) continue;
-        rows++;
-        if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
-            zeros += n_in + 1u - zero_in;
-            continue;
-        }
-        if (S >= 1 && S <= 30 && !stochastic && !neg_in) {
-            uint32_t m = (uint32_t)(dl < 0 ? -dl : dl), ovf = 0;
-            zeros += n_in - (dl < 0 ? row_nonneg(w, in, n_in, m, S, 1, &ovf) : row_nonneg(w, in, n_in, m, S, 0, &ovf));
-            if (ovf > 0xFFFFu) sat += fix_row(w, in, n_in, m, S, dl < 0);
-            q = ebp_rshift_rn32(dl * one, S); /* bias: input 1 */
-        } else if (S >= 1 && S <= 30) { /* 32-bit arithmetic throughout */
-            if (stochastic) {
-                for (i = 0; i < n_in; i++) {
-                    q = ebp_rshift_sr32(dl * in[i], S, ebp_xorshift32(&rng));
-                    zeros += q == 0;
-                    sat += sub_sat16(&w[i], q);
+    for (o = 0; o < n_out; o++) rows += L->delta[o] != 0;
+    if (S >= 1 && S <= 30 && !stochastic && !neg_in) {
+        update_rows_nonneg(L, in, lr_m, S, zero_in, &zeros, &sat);
+    } else {
+        for (o = 0; o < n_out; o++, w += n_in) {
+            int32_t dl = ebp_rshift_rn32(L->delta[o] * lr_m, 16), p, q;
+            if (L->delta[o] == 0) continue;
+            if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
+                zeros += n_in + 1u - zero_in;
+                continue;
+            }
+            if (S >= 1 && S <= 30) { /* 32-bit arithmetic throughout */
+                if (stochastic) {
+                    for (i = 0; i < n_in; i++) {
+                        q = ebp_rshift_sr32(dl * in[i], S, ebp_xorshift32(&rng));
+                        zeros += q == 0;
+                        sat += sub_sat16(&w[i], q);
+                    }
+                } else {
+                    for (i = 0; i < n_in; i++) {
+                        q = ebp_rshift_rn32(dl * in[i], S);
+                        zeros += q == 0;
+                        sat += sub_sat16(&w[i], q);
+                    }
                 }
+                p = dl * one;
+                q = stochastic ? ebp_rshift_sr32(p, S, ebp_xorshift32(&rng)) : ebp_rshift_rn32(p, S);
             } else {
+                net->rng = rng;
                 for (i = 0; i < n_in; i++) {
-                    q = ebp_rshift_rn32(dl * in[i], S);
+                    q = online_delta_slow(net, dl * in[i], S);
                     zeros += q == 0;
                     sat += sub_sat16(&w[i], q);
                 }
+                q = online_delta_slow(net, dl * one, S);
+                rng = net->rng;
             }
-            p = dl * one;
-            q = stochastic ? ebp_rshift_sr32(p, S, ebp_xorshift32(&rng)) : ebp_rshift_rn32(p, S);
-        } else {
-            net->rng = rng;
-            for (i = 0; i < n_in; i++) {
-                q = online_delta_slow(net, dl * in[i], S);
-                zeros += q == 0;
-                sat += sub_sat16(&w[i], q);
-            }
-            q = online_delta_slow(net, dl * one, S);
-            rng = net->rng;
+            zeros += (uint32_t)(q == 0) - zero_in; /* a zero input has a zero gradient, not a lost update */
+            sat += sub_sat16(&L->b[o], q);
         }
-        zeros += (uint32_t)(q == 0) - zero_in; /* a zero input has a zero gradient, not a lost update */
-        sat += sub_sat16(&L->b[o], q);
     }
     net->rng = rng;
     L->stats.updates += rows * (n_in + 1u - zero_in); /* parameters with a non-zero gradient */
