@@ -395,16 +395,19 @@ static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     L->stats.sat_out += sat;
 }
 
-int ebp_forward(ebp_net_t *net, const int16_t *x, int16_t *y) {
-    const int16_t *in = x;
+static void forward_layers(ebp_net_t *net, const int16_t *x) {
     unsigned l;
+    for (l = 0; l < net->cfg.n_layers; l++) {
+        dense_fwd_s16(&net->layers[l], x, net->scratch);
+        x = net->layers[l].y;
+    }
+}
+
+int ebp_forward(ebp_net_t *net, const int16_t *x, int16_t *y) {
     uint16_t i;
     if (net == NULL || x == NULL) return EBP_ERR_ARG;
     for (i = 0; i < net->cfg.n_in; i++) net->x[i] = x[i];
-    for (l = 0; l < net->cfg.n_layers; l++) {
-        dense_fwd_s16(&net->layers[l], in, net->scratch);
-        in = net->layers[l].y;
-    }
+    forward_layers(net, x);
     if (y != NULL) {
         const ebp_layer_t *L = &net->layers[net->cfg.n_layers - 1];
         for (i = 0; i < L->n_out; i++) y[i] = L->y[i];
@@ -765,18 +768,19 @@ static int32_t online_delta_slow(ebp_net_t *net, int32_t p, int S) {
  */
 /*
  * update_online for a layer whose inputs are all non-negative, with round to nearest and 1 <= S <= 30 (the
- * common case: sigmoid or ReLU outputs, or non-negative data, feed the layer). Adds its counts to z and sat.
+ * common case: sigmoid or ReLU outputs, or non-negative data, feed the layer). Adds its counts to z and sat; returns the rows with a non-zero delta.
  */
-EBP_NOINLINE static void update_rows_nonneg(ebp_layer_t *L, const int16_t *in, int32_t lr_m, int S,
-                                            uint32_t zero_in, uint32_t *z, uint32_t *sat) {
+EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *in, int32_t lr_m, int S,
+                                                uint32_t zero_in, uint32_t *z, uint32_t *sat) {
     const uint32_t n_in = L->n_in, n_out = L->n_out, half = (uint32_t)1 << (S - 1);
     const uint32_t one = (uint32_t)1 << L->in_frac;
-    uint32_t zeros = 0, clips = 0, o;
+    uint32_t zeros = 0, clips = 0, rows = 0, o;
     int16_t *w = L->w;
     for (o = 0; o < n_out; o++, w += n_in) {
         const int32_t d = L->delta[o], dl = ebp_rshift_rn32(d * lr_m, 16);
         uint32_t m, ovf, q;
         if (d == 0) continue;
+        rows++;
         if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
             zeros += n_in + 1u - zero_in;
             continue;
@@ -790,6 +794,7 @@ EBP_NOINLINE static void update_rows_nonneg(ebp_layer_t *L, const int16_t *in, i
     }
     *z += zeros;
     *sat += clips;
+    return rows; /* rows with a non-zero delta */
 }
 
 /*
@@ -809,13 +814,13 @@ static void update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
         zero_in += in[i] == 0;
         neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
     }
-    for (o = 0; o < n_out; o++) rows += L->delta[o] != 0;
     if (S >= 1 && S <= 30 && !stochastic && !neg_in) {
-        update_rows_nonneg(L, in, lr_m, S, zero_in, &zeros, &sat);
+        rows = update_rows_nonneg(L, in, lr_m, S, zero_in, &zeros, &sat);
     } else {
         for (o = 0; o < n_out; o++, w += n_in) {
             int32_t dl = ebp_rshift_rn32(L->delta[o] * lr_m, 16), p, q;
             if (L->delta[o] == 0) continue;
+            rows++;
             if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
                 zeros += n_in + 1u - zero_in;
                 continue;
@@ -896,15 +901,17 @@ int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, ui
         /* online SGD: deltas, then each layer updated directly from them (update_online) */
         const int16_t *ts = t;
         for (s = 0; s < n; s++, ts += net->layers[net->cfg.n_layers - 1].n_out) {
+            const int16_t *xs = x + (size_t)s * net->cfg.n_in; /* read in place: no copy to net->x */
             int l;
-            ebp_forward(net, x + (size_t)s * net->cfg.n_in, NULL);
+            forward_layers(net, xs);
             if (loss_sum != NULL) {
                 int32_t loss;
                 ebp_loss(net, ts, &loss);
                 *loss_sum += loss;
             }
             backward_deltas(net, ts);
-            for (l = 0; l < (int)net->cfg.n_layers; l++) update_online(net, &net->layers[l], layer_input(net, l));
+            for (l = 0; l < (int)net->cfg.n_layers; l++)
+                update_online(net, &net->layers[l], l == 0 ? xs : net->layers[l - 1].y);
             net->steps++;
         }
         net->have_forward = 0;

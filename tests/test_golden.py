@@ -321,3 +321,19 @@ def test_core_matches_intref_on_random_configurations(sc):
 @given(scenarios(online=True))
 def test_core_matches_intref_on_random_online_configurations(sc):
     check_core_matches_intref(sc)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_online_fast_row_repairs_weights_that_leave_int16_like_intref(seed):
+    """With non-negative inputs and round to nearest, update_online stores each new weight modulo 2^16 and
+    repairs a row in which one left int16 (fix_row). Weights initialised at +-4.0 in Q13 sit at the rails and
+    a large learning rate pushes them past both: the core must still equal intref, clip counts included."""
+    spec = NetSpec(3, [Layer(4, "sigmoid", 13, 12), Layer(2, "sigmoid", 13, 12)], "mse", 12)
+    cfg = TrainConfig("sgd", lr=2.0, batch_size=1, rounding="nearest", init="uniform", init_range=4.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 4097, size=(12, 3)).tolist()          # non-negative: the fast row
+    X[0][1] = 0                                               # and a zero input
+    T = rng.choice([0, 4096], size=(12, 2)).tolist()
+    check_core_matches_intref((spec, cfg, X, T, 1, 2))
+    rec, _ = run_scenario_c(spec, cfg, X, T, 1, 2)
+    assert sum(l["sat_param"] for l in rec["train"]["stats"]) > 0
