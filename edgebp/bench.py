@@ -155,10 +155,12 @@ def mcu_bench(h: Harness, mcus: Sequence[str], nets: Sequence[str], steps: int) 
     return dict(rows=rows, floors=floors)
 
 
-PHASES = [("forward", ("dense_fwd_s16", "ebp_forward", "sigmoid_q16", "q16_to_out", "exp_neg_q16")),
-          ("loss + output/hidden deltas", ("backward_deltas", "normalize_delta", "act_deriv_q15", "bit_length",
-                                           "ebp_loss", "ln_q16")),
-          ("weight update", ("update_online", "sub_sat16", "online_delta_slow", "update_params"))]
+PHASES = [("forward", ("forward_layers", "dense_fwd_s16", "fwd_sigmoid", "dot16", "requant_sat32", "ebp_forward",
+                        "sigmoid_q16", "exp_neg_q16")),
+          ("loss + output/hidden deltas", ("backward_deltas", "normalize_delta", "raw_out", "raw_hidden",
+                                           "act_deriv_q15", "rshift_rn_small", "bit_length", "ebp_loss", "ln_q16")),
+          ("weight update", ("update_online", "update_rows_nonneg", "row_nonneg", "row_step", "fix_row", "sub_sat16",
+                             "online_delta_slow", "update_params"))]
 
 
 def _addr2line(elf: Path, addrs: Sequence[int]) -> Dict[int, List[str]]:
@@ -706,6 +708,15 @@ def markdown(res: dict, command: str) -> str:
         "C caller); PCs are mapped to the inline chain by `arm-none-eabi-addr2line -f -i`, and a sample belongs to "
         "the first phase whose function appears in the chain.",
         "- `$OUT` in the commands is a temporary directory.", "",
+        "What the online step runs (csrc/edgebp.c; every kernel gives the integers of the plain rules in "
+        "csrc/ebp_fixed.h, checked against the golden vectors and the independent reference tools/intref.py): "
+        "`fwd_sigmoid` (a 4x-unrolled int64 dot product, then the rounding to Q12, the sigmoid table and the "
+        "output rounding in 32-bit arithmetic with per-layer constants), `normalize_delta` (32-bit raw deltas at "
+        "the output, 64-bit in hidden layers, one max pass and one rounding pass), and `update_rows_nonneg` for "
+        "every layer whose inputs are non-negative under round to nearest: 12 instructions per weight on the "
+        "Cortex-M3, including the count of updates that rounded to zero (bit 31 of a biased product) and the "
+        "saturation check (new weights stored modulo 2^16, OR-ed range flag, `fix_row` repairs a row that "
+        "clipped). Layers with negative inputs, stochastic rounding or extreme formats take the general loops.", "",
         "## Results", "", tables(res),
         "## Commands", "", "```sh", *cmds, "```", ""])
 
