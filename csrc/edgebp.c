@@ -312,13 +312,6 @@ static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uin
     return acc;
 }
 
-/* requant(acc, s, 0) saturated to int32: 32-bit rounding when acc is small (the common case) */
-static inline int32_t requant_sat32(int64_t acc, int s) {
-    if (s >= 1 && s <= 30 && acc > -((int64_t)1 << 30) && acc < ((int64_t)1 << 30))
-        return ebp_rshift_rn32((int32_t)acc, s);
-    return ebp_sat32(requant(acc, s, 0));
-}
-
 /*
  * A sigmoid (tanh: 2 sigmoid(2z) - 1) layer, the common hidden layer: requant to Q12, the table, then the
  * output format, in 32-bit arithmetic with the rounding constants computed once per layer.
@@ -339,7 +332,7 @@ EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in, int tanh
             uint32_t x = (uint32_t)(int32_t)acc;
             z = (int32_t)(((x + cz - (x >> 31)) >> s) - bz);
         } else {
-            z = requant_sat32(acc, s);
+            z = ebp_sat32(requant(acc, s, 0));
         }
         v = sigmoid_q16(z);
         if (tanh) v = 2 * v - EBP_ONE_Q16;
@@ -761,14 +754,9 @@ static int32_t online_delta_slow(ebp_net_t *net, int32_t p, int S) {
 }
 
 /*
- * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
- * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
- * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
- * in the common case 1 <= S <= 30 (row_nonneg when no input is negative and rounding is to nearest).
- */
-/*
  * update_online for a layer whose inputs are all non-negative, with round to nearest and 1 <= S <= 30 (the
- * common case: sigmoid or ReLU outputs, or non-negative data, feed the layer). Adds its counts to z and sat; returns the rows with a non-zero delta.
+ * common case: sigmoid or ReLU outputs, or non-negative data, feed the layer). Adds its counts to z and sat;
+ * returns the number of rows with a non-zero delta.
  */
 EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *in, int32_t lr_m, int S,
                                                 uint32_t zero_in, uint32_t *z, uint32_t *sat) {
