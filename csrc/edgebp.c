@@ -696,27 +696,24 @@ static inline uint32_t row_step(int16_t *w, uint32_t u, int S, int32_t k, int ad
 }
 
 /*
- * The fast row of update_online, for non-negative inputs and round to nearest (1 <= S <= 30):
- * w[i] -= sign(dl) * floor((m in[i] + 2^(S-1)) / 2^S), m = |dl| <= 2^15, which is round(dl in[i] / 2^S)
- * with ties away from zero (m in[i] <= 2^30: no 32-bit wrap); `add` when dl < 0. It computes
- * u = m in[i] + 2^31 - 2^(S-1): the magnitude is (u >> S) - (2^(31-S) - 1), non-zero exactly when bit 31 of
- * u is set, so counting the non-zero updates costs one instruction. Each new weight is stored as its low
- * 16 bits, and (new + 2^15) is OR-ed into *ovf, which so exceeds 16 bits iff some new weight left int16
- * (fix_row then repairs the row). Returns the number of non-zero updates.
+ * The fast row of update_online, for non-negative inputs a[] and round to nearest (1 <= S <= 30):
+ * w[i] -= sign(dl) * floor((m a[i] + 2^(S-1)) / 2^S), m = |dl| <= 2^15, which is round(dl a[i] / 2^S)
+ * with ties away from zero (m a[i] <= 2^30: no 32-bit wrap); `add` when dl < 0. It computes
+ * u = m a[i] + c, c = 2^31 - 2^(S-1): the magnitude is (u >> S) - k, k = 2^(31-S) - 1, non-zero exactly
+ * when bit 31 of u is set, so counting the non-zero updates (into *nz) costs one instruction. Each new
+ * weight is stored as its low 16 bits, and (new + 2^15) is OR-ed into the result, which so exceeds 16 bits
+ * iff some new weight left int16 (fix_row then repairs the row).
  */
-static inline uint32_t row_nonneg(int16_t *w, const int16_t *in, uint32_t n, uint32_t m, int S, int add,
-                                  uint32_t *ovf) {
-    const uint16_t *a = (const uint16_t *)in, *end = a + n; /* non-negative: the same values */
-    const uint32_t c = 0x80000000u - ((uint32_t)1 << (S - 1));
-    const int32_t k = (int32_t)(0x80000000u >> S) - 1;
-    uint32_t nz = 0, acc = 0;
+static inline uint32_t row_nonneg(int16_t *w, const uint16_t *a, const uint16_t *end, uint32_t m, uint32_t c,
+                                  int S, int32_t k, int add, uint32_t *nz) {
+    uint32_t n = *nz, acc = 0;
     for (; a != end; a++, w++) {
         uint32_t u = m * *a + c;
-        nz += u >> 31;
+        n += u >> 31;
         acc |= row_step(w, u, S, k, add);
     }
-    *ovf = acc;
-    return nz;
+    *nz = n;
+    return acc;
 }
 
 /* w -= q, saturated to int16; returns 1 if it clipped */
@@ -732,10 +729,10 @@ static uint32_t sub_sat16(int16_t *w, int32_t q) {
 
 /* Rare: a row_nonneg row with a weight that left int16. Its stored bits are w - q modulo 2^16, so the
  * weights before the update are recovered exactly; applies the update again, saturated. Returns clips. */
-static uint32_t fix_row(int16_t *w, const int16_t *in, uint32_t n, uint32_t m, int S, int add) {
+static uint32_t fix_row(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, int S, int add) {
     uint32_t i, sat = 0;
     for (i = 0; i < n; i++) {
-        int32_t r = (int32_t)((m * (uint16_t)in[i] + ((uint32_t)1 << (S - 1))) >> S), q = add ? -r : r;
+        int32_t r = (int32_t)((m * a[i] + ((uint32_t)1 << (S - 1))) >> S), q = add ? -r : r;
         w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
         sat += sub_sat16(&w[i], q);
     }
@@ -755,34 +752,38 @@ static int32_t online_delta_slow(ebp_net_t *net, int32_t p, int S) {
 
 /*
  * update_online for a layer whose inputs are all non-negative, with round to nearest and 1 <= S <= 30 (the
- * common case: sigmoid or ReLU outputs, or non-negative data, feed the layer). Adds its counts to z and sat;
- * returns the number of rows with a non-zero delta.
+ * common case: sigmoid or ReLU outputs, or non-negative data, feed the layer). The bias is the row's weight
+ * on the input 2^in_frac. Adds the number of non-zero updates to *nz and the clips to *sat; returns the
+ * number of rows with a non-zero delta.
  */
 EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *in, int32_t lr_m, int S,
-                                                uint32_t zero_in, uint32_t *z, uint32_t *sat) {
-    const uint32_t n_in = L->n_in, n_out = L->n_out, half = (uint32_t)1 << (S - 1);
-    const uint32_t one = (uint32_t)1 << L->in_frac;
-    uint32_t zeros = 0, clips = 0, rows = 0, o;
-    int16_t *w = L->w;
-    for (o = 0; o < n_out; o++, w += n_in) {
-        const int32_t d = L->delta[o], dl = ebp_rshift_rn32(d * lr_m, 16);
-        uint32_t m, ovf, q;
-        if (d == 0) continue;
+                                                uint32_t *nz, uint32_t *sat) {
+    const uint32_t n_in = L->n_in, c = 0x80000000u - ((uint32_t)1 << (S - 1));
+    const int32_t k = (int32_t)(0x80000000u >> S) - 1;
+    const uint16_t one[1] = {(uint16_t)(1u << L->in_frac)};
+    const uint16_t *a = (const uint16_t *)in, *a_end = a + n_in; /* non-negative: the same values */
+    const int16_t *d = L->delta, *d_end = d + L->n_out;
+    int16_t *w = L->w, *b = L->b;
+    uint32_t rows = 0, clips = 0, n = *nz;
+    for (; d != d_end; d++, b++, w += n_in) {
+        int32_t dl;
+        uint32_t m, ovf;
+        if (*d == 0) continue;
         rows++;
-        if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
-            zeros += n_in + 1u - zero_in;
-            continue;
+        dl = ebp_rshift_rn32(*d * lr_m, 16);
+        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution */
+        if (dl > 0) {
+            m = (uint32_t)dl;
+            ovf = row_nonneg(w, a, a_end, m, c, S, k, 0, &n) | row_nonneg(b, one, one + 1, m, c, S, k, 0, &n);
+        } else {
+            m = 0u - (uint32_t)dl;
+            ovf = row_nonneg(w, a, a_end, m, c, S, k, 1, &n) | row_nonneg(b, one, one + 1, m, c, S, k, 1, &n);
         }
-        m = (uint32_t)(dl < 0 ? -dl : dl);
-        zeros += n_in - (dl < 0 ? row_nonneg(w, in, n_in, m, S, 1, &ovf) : row_nonneg(w, in, n_in, m, S, 0, &ovf));
-        if (ovf > 0xFFFFu) clips += fix_row(w, in, n_in, m, S, dl < 0);
-        q = (m * one + half) >> S; /* the bias: input 1 */
-        zeros += (uint32_t)(q == 0) - zero_in; /* a zero input has a zero gradient, not a lost update */
-        clips += sub_sat16(&L->b[o], dl < 0 ? -(int32_t)q : (int32_t)q);
+        if (ovf > 0xFFFFu) clips += fix_row(w, a, n_in, m, S, dl < 0) + fix_row(b, one, 1, m, S, dl < 0);
     }
-    *z += zeros;
+    *nz = n;
     *sat += clips;
-    return rows; /* rows with a non-zero delta */
+    return rows;
 }
 
 /*
@@ -803,7 +804,9 @@ static void update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
         neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
     }
     if (S >= 1 && S <= 30 && !stochastic && !neg_in) {
-        rows = update_rows_nonneg(L, in, lr_m, S, zero_in, &zeros, &sat);
+        uint32_t nz = 0;
+        rows = update_rows_nonneg(L, in, lr_m, S, &nz, &sat);
+        zeros = rows * (n_in + 1u - zero_in) - nz; /* every parameter with a non-zero gradient, minus the moves */
     } else {
         for (o = 0; o < n_out; o++, w += n_in) {
             int32_t dl = ebp_rshift_rn32(L->delta[o] * lr_m, 16), p, q;
