@@ -443,6 +443,10 @@ int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
 
 /* number of significant bits of v (0 for 0), by binary search on its upper or lower half */
 static int bit_length(uint64_t v) {
+#if defined(__GNUC__) /* GCC and clang: one CLZ instruction where the target has it */
+    uint32_t hi = (uint32_t)(v >> 32), lo = (uint32_t)v;
+    return hi != 0 ? 64 - __builtin_clz(hi) : lo != 0 ? 32 - __builtin_clz(lo) : 0;
+#else
     uint32_t x = (uint32_t)(v >> 32);
     int n = 32, step;
     if (x == 0) {
@@ -455,6 +459,7 @@ static int bit_length(uint64_t v) {
             n += step;
         }
     return n + (int)x;
+#endif
 }
 
 /* dL/dz of output neuron i before normalisation: (y - t) with cross-entropy, (y - t) f'(y) with squared
@@ -479,6 +484,55 @@ static inline int32_t rshift_rn_small(int64_t x, int s) {
     uint64_t v = (x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x) + ((uint64_t)1 << (s - 1));
     uint32_t m = s < 32 ? ((uint32_t)v >> s) | ((uint32_t)(v >> 32) << (32 - s)) : (uint32_t)(v >> 32) >> (s - 32);
     return x < 0 ? -(int32_t)m : (int32_t)m;
+}
+
+/*
+ * Every raw_hidden of layer L, for activation act (a constant where inlined): with mant == NULL it returns
+ * their largest magnitude and stores them into out[] unless out is NULL; otherwise it writes their
+ * mantissas at shift s (the rounding pass of normalize_delta without a cache) and returns 0.
+ */
+static inline uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, int16_t *mant, int s,
+                                   int act) {
+    const int16_t *y = L->y, *y_end = y + L->n_out, *col = N->w, *dk = N->delta;
+    const uint32_t nk = N->n_out, stride = N->n_in;
+    const int32_t one = (int32_t)1 << L->a_frac;
+    const int sd = 2 * L->a_frac - 15;
+    uint64_t maxabs = 0;
+    for (; y != y_end; y++, col++) {
+        const int16_t *w = col;
+        int64_t acc = 0;
+        uint64_t a;
+        uint32_t k;
+        for (k = 0; k < nk; k++, w += stride) acc += (int32_t)*w * dk[k];
+        acc *= (int64_t)(uint32_t)act_deriv_q15(act, *y, one, sd); /* >= 0: a 64 x 32-bit unsigned multiply */
+        if (mant != NULL) {
+            *mant++ = (int16_t)(s > 0 ? rshift_rn_small(acc, s) : (int32_t)acc * ((int32_t)1 << -s));
+            continue;
+        }
+        a = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+        if (a > maxabs) maxabs = a;
+        if (out != NULL) *out++ = acc;
+    }
+    return maxabs;
+}
+
+/* hidden_pass with act and the pass (mant != NULL) as constants, so each of the eight loops is a tight one */
+EBP_NOINLINE static uint64_t hidden_raw(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, int16_t *mant,
+                                        int s) {
+    if (mant == NULL) {
+        switch (L->act) {
+        case EBP_ACT_SIGMOID: return hidden_pass(L, N, out, NULL, 0, EBP_ACT_SIGMOID);
+        case EBP_ACT_TANH: return hidden_pass(L, N, out, NULL, 0, EBP_ACT_TANH);
+        case EBP_ACT_RELU: return hidden_pass(L, N, out, NULL, 0, EBP_ACT_RELU);
+        default: return hidden_pass(L, N, out, NULL, 0, EBP_ACT_LINEAR);
+        }
+    }
+    switch (L->act) {
+    case EBP_ACT_SIGMOID: return hidden_pass(L, N, NULL, mant, s, EBP_ACT_SIGMOID);
+    case EBP_ACT_TANH: return hidden_pass(L, N, NULL, mant, s, EBP_ACT_TANH);
+    case EBP_ACT_RELU: return hidden_pass(L, N, NULL, mant, s, EBP_ACT_RELU);
+    default: return hidden_pass(L, N, NULL, mant, s, EBP_ACT_LINEAR);
+    }
 }
 
 /*
@@ -518,12 +572,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
         }
         maxabs = max32;
     } else {
-        for (i = 0; i < n; i++) {
-            int64_t r = raw_hidden(L, N, i, one, sd);
-            uint64_t a = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
-            if (a > maxabs) maxabs = a;
-            if (cache != NULL) cache[i] = r;
-        }
+        maxabs = hidden_raw(L, N, cache, NULL, 0);
     }
     if (maxabs == 0) {
         for (i = 0; i < n; i++) L->delta[i] = 0;
@@ -532,8 +581,25 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     }
     s = bit_length(maxabs) - 15;
     if (s > 0 && ((maxabs + ((uint64_t)1 << (s - 1))) >> s) >> 15 != 0) s++; /* rounding reached 2^15 */
+    if (cache != NULL && s > 0 && s < 32) { /* the common case: rshift_rn_small on 32-bit halves */
+        const uint64_t half = (uint64_t)1 << (s - 1);
+        const int64_t *c = cache, *c_end = cache + n;
+        int16_t *d = L->delta;
+        for (; c != c_end; c++, d++) {
+            uint64_t v = (*c < 0 ? (uint64_t)0 - (uint64_t)*c : (uint64_t)*c) + half;
+            uint32_t m = ((uint32_t)v >> s) | ((uint32_t)(v >> 32) << (32 - s));
+            *d = (int16_t)(*c < 0 ? -(int32_t)m : (int32_t)m);
+        }
+        L->delta_exp = (int16_t)(e + s);
+        return 1;
+    }
+    if (cache == NULL && N != NULL) { /* EBP_FLAG_ONLINE: computed again */
+        hidden_raw(L, N, NULL, L->delta, s);
+        L->delta_exp = (int16_t)(e + s);
+        return 1;
+    }
     for (i = 0; i < n; i++) {
-        int64_t r = cache != NULL ? cache[i] : N != NULL ? raw_hidden(L, N, i, one, sd) : raw_out(L, t, i, ce, one, sd);
+        int64_t r = cache != NULL ? cache[i] : raw_out(L, t, i, ce, one, sd);
         /* |r| <= maxabs, so the mantissa fits: below 2^15 when shifted left, at most 2^15 - 1 after rounding */
         L->delta[i] = (int16_t)(s > 0 ? rshift_rn_small(r, s) : (int32_t)r * ((int32_t)1 << -s));
     }
