@@ -441,9 +441,11 @@ int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
 
 /* ---- backward --------------------------------------------------------------------------------------- */
 
-/* number of significant bits of v (0 for 0), by binary search on its upper or lower half */
+/* number of significant bits of v (0 for 0): count leading zeros with GCC and clang on targets that have
+ * the instruction (not Cortex-M0; -DEBP_NO_CLZ forces the portable code), else binary search on its upper
+ * or lower half */
 static int bit_length(uint64_t v) {
-#if defined(__GNUC__) /* GCC and clang: one CLZ instruction where the target has it */
+#if defined(__GNUC__) && (defined(__ARM_FEATURE_CLZ) || defined(__x86_64__)) && !defined(EBP_NO_CLZ)
     uint32_t hi = (uint32_t)(v >> 32), lo = (uint32_t)v;
     return hi != 0 ? 64 - __builtin_clz(hi) : lo != 0 ? 32 - __builtin_clz(lo) : 0;
 #else

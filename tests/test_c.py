@@ -28,6 +28,15 @@ def test_c_suite_under_asan_and_ubsan(tmp_path):
     assert last.endswith(", 0 failed") and int(last.split()[0]) > 1000, out
 
 
+@pytest.mark.parametrize("flags", [[], ["-DEBP_NO_CLZ"]], ids=["clz", "portable"])
+def test_bit_length_both_implementations(tmp_path, flags):
+    exe = tmp_path / "test_bit_length"
+    run(["gcc", *STRICT, *flags, "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+         f"-I{CSRC}", ROOT / "tests/c/test_bit_length.c", "-o", exe])
+    out = run([exe])
+    assert out.strip().endswith(", 0 failed") and int(out.split()[0]) > 100000, out
+
+
 def undefined_symbols(obj):
     return {line.split()[-1] for line in run(["nm", "-u", obj]).splitlines() if line.strip()}
 
