@@ -6,11 +6,14 @@
 #include "ebp_fixed.h"
 #include "ebp_tables.h"
 
-/* keeps a hot function out of its caller (register pressure), where the compiler allows saying so */
+/* keep a hot function out of its caller (register pressure), or a kernel specialised for constant arguments
+ * in it, where the compiler allows saying so (like CMSIS's __STATIC_FORCEINLINE) */
 #if defined(__GNUC__)
 #define EBP_NOINLINE __attribute__((noinline))
+#define EBP_INLINE static inline __attribute__((always_inline))
 #else
 #define EBP_NOINLINE
+#define EBP_INLINE static inline
 #endif
 
 #define EBP_ONE_Q16 65536
@@ -242,20 +245,6 @@ int ebp_net_clear_stats(ebp_net_t *net) {
 
 /* ---- activations ------------------------------------------------------------------------------------ */
 
-/* sigmoid of a Q12 argument, Q16 in [0, 65536]: table on [0, 16] with step 1/16, linear interpolation */
-static inline int32_t sigmoid_q16(int32_t z) {
-    uint32_t a = z < 0 ? (uint32_t)0 - (uint32_t)z : (uint32_t)z;
-    int32_t v;
-    if (a >= (16u << 12)) {
-        v = 65535;
-    } else {
-        uint32_t idx = a >> 8, frac = a & 255u;
-        int32_t y0 = ebp_sigmoid_q16[idx], y1 = ebp_sigmoid_q16[idx + 1];
-        v = y0 + (int32_t)(((uint32_t)(y1 - y0) * frac + 128u) >> 8); /* the table does not decrease */
-    }
-    return z < 0 ? EBP_ONE_Q16 - v : v;
-}
-
 /* exp(-x) of a Q12 argument x >= 0, Q16 */
 static int32_t exp_neg_q16(int64_t x) {
     uint32_t idx, frac;
@@ -312,38 +301,77 @@ static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uin
     return acc;
 }
 
+/* sigmoid of a Q12 magnitude a, Q16 in [32768, 65535]: the table on [0, 16] with step 1/16, linear
+ * interpolation (sigmoid(-a) is 65536 minus this) */
+static inline uint32_t sigmoid_pos_q16(uint32_t a) {
+    uint32_t idx, frac, y0, y1;
+    if (a >= (16u << 12)) return 65535u;
+    idx = a >> 8;
+    frac = a & 255u;
+    y0 = ebp_sigmoid_q16[idx];
+    y1 = ebp_sigmoid_q16[idx + 1];
+    return y0 + (((y1 - y0) * frac + 128u) >> 8); /* the table does not decrease */
+}
+
 /*
- * A sigmoid (tanh: 2 sigmoid(2z) - 1) layer, the common hidden layer: requant to Q12, the table, then the
- * output format, in 32-bit arithmetic with the rounding constants computed once per layer.
+ * A sigmoid (tanh = 2 sigmoid(2z) - 1, when `tanh`, a constant where inlined) layer, the common hidden layer.
+ * The rules are requant to Q12, the sigmoid table, and requant to the output format; since rounding is
+ * symmetric (ties away from zero) and sigmoid(-z) = 1 - sigmoid(z), it works on magnitudes: |z| from |acc|
+ * in 32 bits, the table on |z|, the sign applied to the Q16 value, whose rounding is then of a magnitude too.
  */
-EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in, int tanh) {
-    const uint32_t n_in = L->n_in, n_out = L->n_out;
+EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) {
+    const uint32_t n_in = L->n_in;
     const int in_frac = L->in_frac, s = L->w_frac + in_frac - EBP_Z_FRAC - tanh, sh = 16 - L->a_frac;
-    const int fast = s >= 1 && s <= 30;
-    const uint32_t cz = fast ? 0x80000000u + ((uint32_t)1 << (s - 1)) : 0u, bz = fast ? 0x80000000u >> s : 0u;
-    const uint32_t cy = 0x80000000u + ((uint32_t)1 << (sh - 1)), by = 0x80000000u >> sh;
-    const int16_t *w = L->w;
-    uint32_t o, sat = 0;
-    for (o = 0; o < n_out; o++, w += n_in) {
-        int64_t acc = dot16((int32_t)L->b[o] * ((int32_t)1 << in_frac), w, in, n_in);
-        int32_t z, v;
-        uint32_t y;
-        if (fast && acc > -((int64_t)1 << 30) && acc < ((int64_t)1 << 30)) { /* ebp_rshift_rn32 */
+    const int fast = s >= 1 && s <= 31;
+    const uint32_t half_z = fast ? (uint32_t)1 << (s - 1) : 0u, half_y = (uint32_t)1 << (sh - 1);
+    const int16_t *w = L->w, *b = L->b, *in4 = in + (n_in & ~3u), *in_end = in + n_in;
+    int16_t *y = L->y, *y_end = y + L->n_out;
+    uint32_t sat = 0;
+    for (; y != y_end; y++, b++) { /* the rows of w follow each other: w runs on through them */
+        const int16_t *x = in;
+        int64_t acc = (int32_t)*b * ((int32_t)1 << in_frac); /* dot16, with its bounds set once per layer */
+        uint32_t a, v, q;
+        for (; x != in4; x += 4, w += 4) {
+            acc += (int32_t)w[0] * x[0];
+            acc += (int32_t)w[1] * x[1];
+            acc += (int32_t)w[2] * x[2];
+            acc += (int32_t)w[3] * x[3];
+        }
+        for (; x != in_end; x++, w++) acc += (int32_t)*w * *x;
+        int neg = acc < 0;
+        if (fast && acc >= INT32_MIN && acc <= INT32_MAX) { /* |z| = floor((|acc| + 2^(s-1)) / 2^s) */
             uint32_t x = (uint32_t)(int32_t)acc;
-            z = (int32_t)(((x + cz - (x >> 31)) >> s) - bz);
+            a = ((neg ? 0u - x : x) + half_z) >> s; /* |acc| <= 2^31, s >= 1: no wrap */
         } else {
-            z = ebp_sat32(requant(acc, s, 0));
+            int32_t z = ebp_sat32(requant(acc, s, 0));
+            a = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;
         }
-        v = sigmoid_q16(z);
-        if (tanh) v = 2 * v - EBP_ONE_Q16;
-        y = (((uint32_t)v + cy - ((uint32_t)v >> 31)) >> sh) - by; /* ebp_rshift_rn32(v, sh), |v| <= 2^16 */
-        if (y == 32768u) { /* only +1.0 at a_frac 15 */
-            sat++;
-            y = 32767u;
+        v = sigmoid_pos_q16(a);
+        if (tanh) { /* |2 sigmoid - 1| in Q16, the sign that of z */
+            q = ((2u * v - 65536u) + half_y) >> sh;
+            if (q == 32768u && !neg) { /* only +1.0 at a_frac 15 */
+                sat++;
+                q = 32767u;
+            }
+            *y = (int16_t)(neg ? -(int32_t)q : (int32_t)q);
+        } else { /* sigmoid >= 0: 1 - v for negative z */
+            q = ((neg ? 65536u - v : v) + half_y) >> sh;
+            if (q == 32768u) {
+                sat++;
+                q = 32767u;
+            }
+            *y = (int16_t)q;
         }
-        L->y[o] = s16_of_bits(y);
     }
     L->stats.sat_out += sat;
+}
+
+EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) {
+    fwd_sigmoid_kernel(L, in, 0);
+}
+
+EBP_NOINLINE static void fwd_tanh(ebp_layer_t *L, const int16_t *in) {
+    fwd_sigmoid_kernel(L, in, 1);
 }
 
 static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
@@ -355,8 +383,10 @@ static void dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     uint32_t o, sat = 0;
     switch (L->act) {
     case EBP_ACT_SIGMOID:
+        fwd_sigmoid(L, in);
+        break;
     case EBP_ACT_TANH:
-        fwd_sigmoid(L, in, L->act == EBP_ACT_TANH);
+        fwd_tanh(L, in);
         break;
     case EBP_ACT_RELU:
     case EBP_ACT_LINEAR:
@@ -493,7 +523,7 @@ static inline int32_t rshift_rn_small(int64_t x, int s) {
  * their largest magnitude and stores them into out[] unless out is NULL; otherwise it writes their
  * mantissas at shift s (the rounding pass of normalize_delta without a cache) and returns 0.
  */
-static inline uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, int16_t *mant, int s,
+EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, int16_t *mant, int s,
                                    int act) {
     const int16_t *y = L->y, *y_end = y + L->n_out, *col = N->w, *dk = N->delta;
     const uint32_t nk = N->n_out, stride = N->n_in;
