@@ -16,6 +16,16 @@
 #define EBP_INLINE static inline
 #endif
 
+/* dot products unrolled by 4, except on ARMv6-M (Cortex-M0/M0+), whose 8 low registers cannot hold the
+ * unrolled 64-bit sums (measured: tools/bench) */
+#ifndef EBP_UNROLL_DOT
+#if defined(__ARM_ARCH_6M__)
+#define EBP_UNROLL_DOT 0
+#else
+#define EBP_UNROLL_DOT 1
+#endif
+#endif
+
 #define EBP_ONE_Q16 65536
 #define EBP_LN2_Q16 45426 /* ln(2) * 2^16 */
 
@@ -289,14 +299,21 @@ static inline int32_t act_deriv_q15(int act, int32_t y, int32_t one, int sd) {
 /* ---- forward ---------------------------------------------------------------------------------------- */
 
 /* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum, unrolled by 4 */
+#if EBP_UNROLL_DOT
 static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
-    const int16_t *end4 = w + (n & ~3u), *end = w + n;
+#else
+EBP_NOINLINE static int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+#endif
+    const int16_t *end = w + n;
+#if EBP_UNROLL_DOT
+    const int16_t *end4 = w + (n & ~3u);
     for (; w != end4; w += 4, x += 4) {
         acc += (int32_t)w[0] * x[0];
         acc += (int32_t)w[1] * x[1];
         acc += (int32_t)w[2] * x[2];
         acc += (int32_t)w[3] * x[3];
     }
+#endif
     for (; w != end; w++, x++) acc += (int32_t)*w * *x;
     return acc;
 }
@@ -324,13 +341,17 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
     const int in_frac = L->in_frac, s = L->w_frac + in_frac - EBP_Z_FRAC - tanh, sh = 16 - L->a_frac;
     const int fast = s >= 1 && s <= 31;
     const uint32_t half_z = fast ? (uint32_t)1 << (s - 1) : 0u, half_y = (uint32_t)1 << (sh - 1);
-    const int16_t *w = L->w, *b = L->b, *in4 = in + (n_in & ~3u), *in_end = in + n_in;
+    const int16_t *w = L->w, *b = L->b;
+#if EBP_UNROLL_DOT
+    const int16_t *in4 = in + (n_in & ~3u), *in_end = in + n_in;
+#endif
     int16_t *y = L->y, *y_end = y + L->n_out;
     uint32_t sat = 0;
     for (; y != y_end; y++, b++) { /* the rows of w follow each other: w runs on through them */
         const int16_t *x = in;
         int64_t acc = (int32_t)*b * ((int32_t)1 << in_frac); /* dot16, with its bounds set once per layer */
         uint32_t a, v, q;
+#if EBP_UNROLL_DOT
         for (; x != in4; x += 4, w += 4) {
             acc += (int32_t)w[0] * x[0];
             acc += (int32_t)w[1] * x[1];
@@ -338,6 +359,10 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
             acc += (int32_t)w[3] * x[3];
         }
         for (; x != in_end; x++, w++) acc += (int32_t)*w * *x;
+#else
+        acc = dot16(acc, w, x, n_in);
+        w += n_in;
+#endif
         int neg = acc < 0;
         if (fast && acc >= INT32_MIN && acc <= INT32_MAX) { /* |z| = floor((|acc| + 2^(s-1)) / 2^s) */
             uint32_t x = (uint32_t)(int32_t)acc;
