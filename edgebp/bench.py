@@ -167,10 +167,11 @@ def mcu_bench(h: Harness, mcus: Sequence[str], nets: Sequence[str], steps: int) 
     return dict(rows=rows, floors=floors)
 
 
-PHASES = [("forward", ("forward_layers", "dense_fwd_s16", "fwd_sigmoid", "dot16", "ebp_forward",
-                        "sigmoid_q16", "exp_neg_q16")),
-          ("loss + output/hidden deltas", ("backward_deltas", "normalize_delta", "raw_out", "raw_hidden",
-                                           "act_deriv_q15", "rshift_rn_small", "bit_length", "ebp_loss", "ln_q16")),
+PHASES = [("forward", ("forward_layers", "dense_fwd_s16", "fwd_sigmoid", "fwd_tanh", "fwd_sigmoid_kernel", "dot16",
+                        "ebp_forward", "sigmoid_pos_q16", "exp_neg_q16")),
+          ("loss + output/hidden deltas", ("backward_deltas", "normalize_delta", "raw_out", "raw_hidden", "hidden_raw",
+                                           "hidden_pass", "act_deriv_q15", "rshift_rn_small", "bit_length",
+                                           "ebp_loss", "ln_q16")),
           ("weight update", ("update_online", "update_rows_nonneg", "row_nonneg", "row_step", "fix_row", "sub_sat16",
                              "online_delta_slow", "update_params"))]
 
@@ -722,10 +723,13 @@ def markdown(res: dict, command: str) -> str:
         "- `$OUT` in the commands is a temporary directory.", "",
         "What the online step runs (csrc/edgebp.c; every kernel gives the integers of the plain rules in "
         "csrc/ebp_fixed.h, checked against the golden vectors and the independent reference tools/intref.py): "
-        "`fwd_sigmoid` (a 4x-unrolled int64 dot product, then the rounding to Q12, the sigmoid table and the "
-        "output rounding in 32-bit arithmetic with per-layer constants), `normalize_delta` (32-bit raw deltas at "
-        "the output, 64-bit in hidden layers, one max pass and one rounding pass), and `update_rows_nonneg` for "
-        "every layer whose inputs are non-negative under round to nearest: 12 instructions per weight on the "
+        "`fwd_sigmoid` / `fwd_tanh` (an int64 dot product, unrolled by 4 except on ARMv6-M, then the rounding to "
+        "Q12, the sigmoid table and the output rounding on magnitudes in 32-bit arithmetic with per-layer "
+        "constants), `normalize_delta` (32-bit raw deltas at the output; in hidden layers `hidden_raw`, one loop "
+        "per activation with a 64 x 32-bit multiply; the block exponent by CLZ where the target has it; a 32-bit "
+        "rounding pass over the cached raw deltas, or over recomputed ones in an EBP_FLAG_ONLINE network), and "
+        "`update_rows_nonneg` for every layer whose inputs are non-negative under round to nearest, biases "
+        "included as the weight on the input 2^in_frac: 12 instructions per weight on the "
         "Cortex-M3, including the count of updates that rounded to zero (bit 31 of a biased product) and the "
         "saturation check (new weights stored modulo 2^16, OR-ed range flag, `fix_row` repairs a row that "
         "clipped). Layers with negative inputs, stochastic rounding or extreme formats take the general loops.", "",
