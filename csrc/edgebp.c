@@ -113,7 +113,7 @@ int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
         if (cfg->optimizer == EBP_OPT_MOMENTUM) mem->optimizer = 4u * params;
     }
     /* scratch: raw deltas of the widest layer when training with gradient memory (EBP_FLAG_ONLINE
-       recomputes them instead), else only a softmax output layer's z and exp(z - max) */
+       packs them into the delta arrays instead), else only a softmax output layer's z and exp(z - max) */
     if (mode == EBP_MODE_TRAIN && !(cfg->flags & EBP_FLAG_ONLINE))
         mem->scratch = 8u * width;
     else
@@ -543,52 +543,97 @@ static inline int32_t rshift_rn_small(int64_t x, int s) {
     return x < 0 ? -(int32_t)m : (int32_t)m;
 }
 
+/* widest hidden layer whose raw deltas an EBP_FLAG_ONLINE network packs instead of computing twice */
+#define EBP_PACK_WIDTH 128
+
 /*
- * Every raw_hidden of layer L, for activation act (a constant where inlined): with mant == NULL it returns
- * their largest magnitude and stores them into out[] unless out is NULL; otherwise it writes their
- * mantissas at shift s (the rounding pass of normalize_delta without a cache) and returns 0.
+ * Every raw_hidden of layer L, for activation act (a constant where inlined); returns their largest magnitude.
+ * Mode 0 stores them into out[] unless it is NULL. Mode 1 (mant) writes their mantissas at shift s: the
+ * rounding pass without a cache, for a network too wide to pack. Mode 2 (pack, an EBP_FLAG_ONLINE network
+ * of at most EBP_PACK_WIDTH neurons) keeps them without scratch memory, in the delta array and a sign
+ * bitmask: delta[i] holds the 16 bits of floor(|r_i| / 2^a), a = max(0, bit_length(running max) - 16),
+ * the earlier entries shifted on when a grows (a floor of a floor is one floor). At the end a = s0 - 1 for
+ * the block exponent's s0 = bit_length(max) - 15 >= 1 (else 0), and the final s >= s0 keeps s - a >= 1, so
+ * round(|r_i| / 2^s) = floor((delta[i] + 2^(s-a-1)) / 2^(s-a)) exactly (unpack_delta).
  */
 EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, int16_t *mant, int s,
-                                   int act) {
+                                uint32_t *signs, int act) {
     const int16_t *y = L->y, *y_end = y + L->n_out, *col = N->w, *dk = N->delta;
     const uint32_t nk = N->n_out, stride = N->n_in;
     const int32_t one = (int32_t)1 << L->a_frac;
     const int sd = 2 * L->a_frac - 15;
+    uint16_t *packed = (uint16_t *)L->delta; /* the same object: its bits */
     uint64_t maxabs = 0;
-    for (; y != y_end; y++, col++) {
+    uint32_t i = 0;
+    int a = 0;
+    for (; y != y_end; y++, col++, i++) {
         const int16_t *w = col;
         int64_t acc = 0;
-        uint64_t a;
+        uint64_t m;
         uint32_t k;
         for (k = 0; k < nk; k++, w += stride) acc += (int32_t)*w * dk[k];
         acc *= (int64_t)(uint32_t)act_deriv_q15(act, *y, one, sd); /* >= 0: a 64 x 32-bit unsigned multiply */
         if (mant != NULL) {
-            *mant++ = (int16_t)(s > 0 ? rshift_rn_small(acc, s) : (int32_t)acc * ((int32_t)1 << -s));
+            mant[i] = (int16_t)(s > 0 ? rshift_rn_small(acc, s) : (int32_t)acc * ((int32_t)1 << -s));
             continue;
         }
-        a = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
-        if (a > maxabs) maxabs = a;
-        if (out != NULL) *out++ = acc;
+        m = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+        if (m > maxabs) {
+            maxabs = m;
+            if (signs != NULL && (maxabs >> a) > 0xFFFFu) { /* the new largest needs a larger shift */
+                const int na = bit_length(maxabs) - 16;
+                uint32_t j;
+                for (j = 0; j < i; j++) packed[j] = (uint16_t)(na - a >= 16 ? 0u : (uint32_t)packed[j] >> (na - a));
+                a = na;
+            }
+        }
+        if (signs != NULL) {
+            packed[i] = (uint16_t)(m >> a);
+            signs[i >> 5] |= (uint32_t)(acc < 0) << (i & 31u);
+        } else if (out != NULL) {
+            out[i] = acc;
+        }
     }
     return maxabs;
 }
 
-/* hidden_pass with act and the pass (mant != NULL) as constants, so each of the eight loops is a tight one */
+/* hidden_pass with act and the mode as constants, so that each loop is a tight one */
 EBP_NOINLINE static uint64_t hidden_raw(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, int16_t *mant,
-                                        int s) {
-    if (mant == NULL) {
+                                        int s, uint32_t *signs) {
+    if (mant != NULL) /* rare: a wide EBP_FLAG_ONLINE network */
+        return hidden_pass(L, N, NULL, mant, s, NULL, L->act);
+    if (signs != NULL) {
         switch (L->act) {
-        case EBP_ACT_SIGMOID: return hidden_pass(L, N, out, NULL, 0, EBP_ACT_SIGMOID);
-        case EBP_ACT_TANH: return hidden_pass(L, N, out, NULL, 0, EBP_ACT_TANH);
-        case EBP_ACT_RELU: return hidden_pass(L, N, out, NULL, 0, EBP_ACT_RELU);
-        default: return hidden_pass(L, N, out, NULL, 0, EBP_ACT_LINEAR);
+        case EBP_ACT_SIGMOID: return hidden_pass(L, N, NULL, NULL, 0, signs, EBP_ACT_SIGMOID);
+        case EBP_ACT_TANH: return hidden_pass(L, N, NULL, NULL, 0, signs, EBP_ACT_TANH);
+        case EBP_ACT_RELU: return hidden_pass(L, N, NULL, NULL, 0, signs, EBP_ACT_RELU);
+        default: return hidden_pass(L, N, NULL, NULL, 0, signs, EBP_ACT_LINEAR);
         }
     }
     switch (L->act) {
-    case EBP_ACT_SIGMOID: return hidden_pass(L, N, NULL, mant, s, EBP_ACT_SIGMOID);
-    case EBP_ACT_TANH: return hidden_pass(L, N, NULL, mant, s, EBP_ACT_TANH);
-    case EBP_ACT_RELU: return hidden_pass(L, N, NULL, mant, s, EBP_ACT_RELU);
-    default: return hidden_pass(L, N, NULL, mant, s, EBP_ACT_LINEAR);
+    case EBP_ACT_SIGMOID: return hidden_pass(L, N, out, NULL, 0, NULL, EBP_ACT_SIGMOID);
+    case EBP_ACT_TANH: return hidden_pass(L, N, out, NULL, 0, NULL, EBP_ACT_TANH);
+    case EBP_ACT_RELU: return hidden_pass(L, N, out, NULL, 0, NULL, EBP_ACT_RELU);
+    default: return hidden_pass(L, N, out, NULL, 0, NULL, EBP_ACT_LINEAR);
+    }
+}
+
+/* the mantissas at shift s from hidden_pass's packed magnitudes (mode 2) and signs; s0 as there */
+static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int s, int s0) {
+    const uint16_t *packed = (const uint16_t *)delta;
+    uint32_t i;
+    if (s <= 0) { /* a = 0: the magnitudes are exact */
+        for (i = 0; i < n; i++) {
+            int32_t m = (int32_t)packed[i] * ((int32_t)1 << -s);
+            delta[i] = (int16_t)((signs[i >> 5] >> (i & 31u)) & 1u ? -m : m);
+        }
+    } else {
+        const int sh = s - (s0 > 0 ? s0 - 1 : 0); /* s - a >= 1 */
+        const uint32_t half = (uint32_t)1 << (sh - 1);
+        for (i = 0; i < n; i++) {
+            int32_t m = (int32_t)(((uint32_t)packed[i] + half) >> sh);
+            delta[i] = (int16_t)((signs[i >> 5] >> (i & 31u)) & 1u ? -m : m);
+        }
     }
 }
 
@@ -596,8 +641,9 @@ EBP_NOINLINE static uint64_t hidden_raw(const ebp_layer_t *L, const ebp_layer_t 
  * Layer l's deltas from their raw values (at exponent e): int16 mantissas with one shared exponent, largest
  * magnitude in [2^14, 2^15) (block floating point), or plain Q15 with EBP_FLAG_FIXED_DELTA. t is the target
  * for the output layer, NULL for a hidden one. The block exponent needs every raw value before the first
- * mantissa: they are kept in scratch memory when the network has gradient memory anyway, and recomputed in
- * an EBP_FLAG_ONLINE network, which so needs no scratch at all. Returns 0 when every delta is zero.
+ * mantissa: they are kept in scratch memory when the network has gradient memory anyway; an EBP_FLAG_ONLINE
+ * network, which so needs no scratch at all, packs a hidden layer's into its delta array (hidden_pass) and
+ * recomputes an output layer's, a subtraction and a multiply each. Returns 0 when every delta is zero.
  */
 static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     ebp_layer_t *L = &net->layers[l];
@@ -606,9 +652,10 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     const int32_t one = (int32_t)1 << L->a_frac;
     const uint32_t n = L->n_out;
     int64_t *cache = (net->cfg.flags & EBP_FLAG_ONLINE) ? NULL : net->scratch;
+    uint32_t signs[EBP_PACK_WIDTH / 32], *pack = NULL;
     uint64_t maxabs = 0;
     uint32_t i;
-    int s;
+    int s, s0;
     if (net->cfg.flags & EBP_FLAG_FIXED_DELTA) {
         int nz = 0;
         for (i = 0; i < n; i++) {
@@ -629,15 +676,24 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
         }
         maxabs = max32;
     } else {
-        maxabs = hidden_raw(L, N, cache, NULL, 0);
+        if (cache == NULL && n <= EBP_PACK_WIDTH) {
+            for (i = 0; i < EBP_PACK_WIDTH / 32; i++) signs[i] = 0;
+            pack = signs;
+        }
+        maxabs = hidden_raw(L, N, cache, NULL, 0, pack);
     }
     if (maxabs == 0) {
         for (i = 0; i < n; i++) L->delta[i] = 0;
         L->delta_exp = 0;
         return 0;
     }
-    s = bit_length(maxabs) - 15;
+    s = s0 = bit_length(maxabs) - 15;
     if (s > 0 && ((maxabs + ((uint64_t)1 << (s - 1))) >> s) >> 15 != 0) s++; /* rounding reached 2^15 */
+    if (pack != NULL) {
+        unpack_delta(L->delta, n, signs, s, s0);
+        L->delta_exp = (int16_t)(e + s);
+        return 1;
+    }
     if (cache != NULL && s > 0 && s < 32) { /* the common case: rshift_rn_small on 32-bit halves */
         const uint64_t half = (uint64_t)1 << (s - 1);
         const int64_t *c = cache, *c_end = cache + n;
@@ -650,8 +706,8 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
         L->delta_exp = (int16_t)(e + s);
         return 1;
     }
-    if (cache == NULL && N != NULL) { /* EBP_FLAG_ONLINE: computed again */
-        hidden_raw(L, N, NULL, L->delta, s);
+    if (cache == NULL && N != NULL) { /* EBP_FLAG_ONLINE, wider than EBP_PACK_WIDTH: computed again */
+        hidden_raw(L, N, NULL, L->delta, s, NULL);
         L->delta_exp = (int16_t)(e + s);
         return 1;
     }

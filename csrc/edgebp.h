@@ -59,8 +59,10 @@
  * Memory
  * ------
  * No allocation: ebp_net_memory() reports the bytes a configuration needs (by part and in total; an
- * EBP_FLAG_ONLINE network recomputes each neuron's raw delta instead of keeping it in scratch memory, so
- * it needs exactly its int16 parameters, outputs and deltas, plus scratch for a softmax output only),
+ * EBP_FLAG_ONLINE network keeps a hidden layer's raw deltas packed in its delta array, exactly, with a
+ * sign bitmask on the stack (layers of up to 128 neurons; wider ones compute them twice) instead of in
+ * scratch memory, so it needs exactly its int16 parameters, outputs and deltas, plus scratch for a softmax
+ * output only),
  * ebp_net_init() lays the network out in a caller-owned buffer (8-byte aligned). The ebp_net_t struct
  * itself is also the caller's. Nothing in the core is global or static except constant tables.
  */

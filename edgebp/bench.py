@@ -690,7 +690,7 @@ def markdown(res: dict, command: str) -> str:
         f"{OPT}) times each call alone and subtracts the cost of an empty measurement; the network is built with "
         "the default configuration (batch 1, SGD: the fused online path, with gradient memory and scratch for the "
         "raw deltas) and, built -DBENCH_ONLINE_ONLY, an EBP_FLAG_ONLINE network: the same integers with no "
-        "gradient memory and no scratch, each neuron's raw delta computed twice instead of kept (so 64-32-10 fits "
+        "gradient memory and no scratch, hidden raw deltas packed exactly into the delta array (so 64-32-10 fits "
         "the micro:bit's 16 KiB). instr/MAC and the speed-up use the default configuration where it fits.", "",
         "Definitions:", "",
         "- **MACs per step** (2-layer n_in-n_hid-n_out): forward n_in*n_hid + n_hid*n_out, back-propagation of the "
@@ -727,7 +727,8 @@ def markdown(res: dict, command: str) -> str:
         "Q12, the sigmoid table and the output rounding on magnitudes in 32-bit arithmetic with per-layer "
         "constants), `normalize_delta` (32-bit raw deltas at the output; in hidden layers `hidden_raw`, one loop "
         "per activation with a 64 x 32-bit multiply; the block exponent by CLZ where the target has it; a 32-bit "
-        "rounding pass over the cached raw deltas, or over recomputed ones in an EBP_FLAG_ONLINE network), and "
+        "rounding pass over the cached raw deltas, or in an EBP_FLAG_ONLINE network over the 16-bit magnitudes "
+        "packed at a running shift with a sign bitmask, which rounds them exactly), and "
         "`update_rows_nonneg` for every layer whose inputs are non-negative under round to nearest, biases "
         "included as the weight on the input 2^in_frac: 12 instructions per weight on the "
         "Cortex-M3, including the count of updates that rounded to zero (bit 31 of a biased product) and the "

@@ -337,3 +337,18 @@ def test_online_fast_row_repairs_weights_that_leave_int16_like_intref(seed):
     check_core_matches_intref((spec, cfg, X, T, 1, 2))
     rec, _ = run_scenario_c(spec, cfg, X, T, 1, 2)
     assert sum(l["sat_param"] for l in rec["train"]["stats"]) > 0
+
+
+@pytest.mark.parametrize("width", [7, 128, 129])
+def test_online_only_hidden_deltas_packed_or_recomputed_like_intref(width):
+    """An EBP_FLAG_ONLINE network has no scratch for a hidden layer's raw deltas: up to EBP_PACK_WIDTH (128)
+    neurons it keeps them packed in the delta array (16 bits of magnitude at a running shift, and a sign
+    bitmask), beyond that it computes them twice. Both must give intref's integers; wide tanh layers with
+    mixed-sign deltas make the running shift grow mid-layer."""
+    spec = NetSpec(4, [Layer(width, "tanh", 12, 12), Layer(3, "sigmoid", 12, 12)], "mse", 12)
+    cfg = TrainConfig("sgd", lr=0.3, batch_size=1, rounding="nearest", init="uniform", init_range=1.0,
+                      seed=width, online_only=True)
+    rng = np.random.default_rng(width)
+    X = rng.integers(-4096, 4097, size=(6, 4)).tolist()
+    T = rng.choice([0, 4096], size=(6, 3)).tolist()
+    check_core_matches_intref((spec, cfg, X, T, 1, 2))
