@@ -564,7 +564,7 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
     const int sd = 2 * L->a_frac - 15;
     uint16_t *packed = (uint16_t *)L->delta; /* the same object: its bits */
     uint64_t maxabs = 0;
-    uint32_t i = 0;
+    uint32_t i = 0, sw = 0;
     int a = 0;
     for (; y != y_end; y++, col++, i++) {
         const int16_t *w = col;
@@ -589,11 +589,16 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
         }
         if (signs != NULL) {
             packed[i] = (uint16_t)(m >> a);
-            signs[i >> 5] |= (uint32_t)(acc < 0) << (i & 31u);
+            sw |= (uint32_t)(acc < 0) << (i & 31u);
+            if ((i & 31u) == 31u) { /* a full word of signs */
+                signs[i >> 5] = sw;
+                sw = 0;
+            }
         } else if (out != NULL) {
             out[i] = acc;
         }
     }
+    if (signs != NULL && (i & 31u) != 0) signs[i >> 5] = sw;
     return maxabs;
 }
 
@@ -621,18 +626,15 @@ EBP_NOINLINE static uint64_t hidden_raw(const ebp_layer_t *L, const ebp_layer_t 
 /* the mantissas at shift s from hidden_pass's packed magnitudes (mode 2) and signs; s0 as there */
 static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int s, int s0) {
     const uint16_t *packed = (const uint16_t *)delta;
-    uint32_t i;
-    if (s <= 0) { /* a = 0: the magnitudes are exact */
-        for (i = 0; i < n; i++) {
-            int32_t m = (int32_t)packed[i] * ((int32_t)1 << -s);
-            delta[i] = (int16_t)((signs[i >> 5] >> (i & 31u)) & 1u ? -m : m);
-        }
-    } else {
-        const int sh = s - (s0 > 0 ? s0 - 1 : 0); /* s - a >= 1 */
-        const uint32_t half = (uint32_t)1 << (sh - 1);
-        for (i = 0; i < n; i++) {
-            int32_t m = (int32_t)(((uint32_t)packed[i] + half) >> sh);
-            delta[i] = (int16_t)((signs[i >> 5] >> (i & 31u)) & 1u ? -m : m);
+    const int sh = s > 0 ? s - (s0 > 0 ? s0 - 1 : 0) : 0; /* s - a >= 1; for s <= 0, a = 0 */
+    const uint32_t half = sh > 0 ? (uint32_t)1 << (sh - 1) : 0u;
+    uint32_t i = 0;
+    for (; i < n; signs++) { /* 32 neurons per sign word */
+        const uint32_t end = n - i > 32u ? i + 32u : n;
+        uint32_t sw = *signs;
+        for (; i < end; i++, sw >>= 1) {
+            int32_t m = s > 0 ? (int32_t)(((uint32_t)packed[i] + half) >> sh) : (int32_t)packed[i] * ((int32_t)1 << -s);
+            delta[i] = (int16_t)(sw & 1u ? -m : m);
         }
     }
 }
@@ -676,10 +678,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
         }
         maxabs = max32;
     } else {
-        if (cache == NULL && n <= EBP_PACK_WIDTH) {
-            for (i = 0; i < EBP_PACK_WIDTH / 32; i++) signs[i] = 0;
-            pack = signs;
-        }
+        if (cache == NULL && n <= EBP_PACK_WIDTH) pack = signs;
         maxabs = hidden_raw(L, N, cache, NULL, 0, pack);
     }
     if (maxabs == 0) {
