@@ -307,14 +307,17 @@ def callgrind_per_step(workdir: Path, net: str, steps: Tuple[int, int], commands
     return (counts[1] - counts[0]) / (steps[1] - steps[0])
 
 
-def _best_rate(fn, n_steps: int, repeat: int) -> float:
-    """Steps per second: the fastest of ``repeat`` timed runs of fn() (each n_steps steps)."""
-    best = math.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n_steps / best
+def _best_rates(runs: Dict[str, Tuple], rounds: int) -> Dict[str, float]:
+    """Steps per second of each ``name: (fn, n_steps)``: the fastest of ``rounds`` timed calls, taken in turn
+    (one call of each per round), so that the ratios compare runs made under the same load of a shared
+    machine."""
+    best = {name: math.inf for name in runs}
+    for _ in range(rounds):
+        for name, (fn, _n) in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: n / best[name] for name, (_fn, n) in runs.items()}
 
 
 def torch_available() -> Optional[str]:
@@ -344,11 +347,11 @@ def host_bench(workdir: Path, nets: Sequence[str], n: int, repeat: int, callgrin
         # the C epoch is sub-millisecond: time the data repeated to >= 4,096 rows so timer and call overhead vanish
         k = max(1, -(-4096 // len(Xq)))
         Xk, Tk = np.ascontiguousarray(np.tile(Xq, (k, 1))), np.ascontiguousarray(np.tile(Tq, (k, 1)))
-        row["c_steps_s"] = _best_rate(lambda: fixed.train_q(Xk, Tk, 1), len(Xk), 2 * repeat)
-        row["float_steps_s"] = _best_rate(lambda: flt.train_samples(X, T, 1), len(X), max(1, repeat // 2))
-        row["torch_steps_s"] = None
+        runs = dict(c=(lambda: fixed.train_q(Xk, Tk, 1), len(Xk)), float=(lambda: flt.train_samples(X, T, 1), len(X)))
         if tv:
-            row["torch_steps_s"] = _torch_rate(spec, fixed.get_weights(), X, T, max(1, repeat // 2))
+            runs["torch"] = (_torch_epoch(spec, fixed.get_weights(), X, T), len(X))
+        rates = _best_rates(runs, repeat)
+        row["c_steps_s"], row["float_steps_s"], row["torch_steps_s"] = rates["c"], rates["float"], rates.get("torch")
         row["x86_per_step"] = callgrind_per_step(workdir, net, callgrind_steps, commands)
         row["vs_float"] = row["c_steps_s"] / row["float_steps_s"]
         row["vs_torch"] = row["c_steps_s"] / row["torch_steps_s"] if row["torch_steps_s"] else None
@@ -356,8 +359,9 @@ def host_bench(workdir: Path, nets: Sequence[str], n: int, repeat: int, callgrin
     return dict(rows=rows, torch=tv)
 
 
-def _torch_rate(spec, weights, X, T, repeat: int) -> float:
-    """PyTorch on the CPU, float32, batch size 1, one thread: the same net, loss 1/2 sum (y - t)^2, plain SGD."""
+def _torch_epoch(spec, weights, X, T):
+    """One epoch of PyTorch on the CPU, float32, batch size 1, one thread: the same net, loss 1/2 sum (y - t)^2,
+    plain SGD; returned as a function, warmed up."""
     import torch
     torch.set_num_threads(1)
     sizes = spec.sizes
@@ -382,7 +386,7 @@ def _torch_rate(spec, weights, X, T, repeat: int) -> float:
             opt.step()
 
     epoch()   # warm up
-    return _best_rate(epoch, len(Xt), repeat)
+    return epoch
 
 
 # --- 3. memory ------------------------------------------------------------------------------------------
@@ -620,7 +624,8 @@ def tables(res: dict) -> str:
                      f"{_f(r['float_steps_s'])} | {_f(r['torch_steps_s'])} | {_f(r['vs_float'])}x | "
                      f"{_f(r['vs_torch'])}{'x' if r['vs_torch'] else ''} |")
         L += ["", f"genann: about {GENANN_X86_PER_STEP:,} x86 instructions per 8-16-2 step. Steps/s are wall-clock "
-              "(best of several runs) on a shared 2-core machine and move by tens of percent between runs; the "
+              "(best of several interleaved runs) on a shared 2-core machine and move by tens of percent between "
+              "runs of the benchmark; the "
               "instruction counts are exact and repeatable.", ""]
     if "memory" in res:
         L += ["### 3. Memory", "", "Training arena (`edgebp.fixed.memory(spec, cfg)`, bytes) against the analytic "
@@ -704,7 +709,9 @@ def markdown(res: dict, command: str) -> str:
         "int16 deltas of every layer; plus int32 gradient sums when the batch is not 1 and int32 velocities for "
         "momentum. Online SGD needs no gradient memory. Scratch and the `ebp_net_t` struct are not in it.",
         "- **host**: steps/s is the best of several runs timed with `time.perf_counter` (the C core over the rows "
-        "repeated to at least 4,096 steps per call, the others over one epoch); x86 instructions per "
+        "repeated to at least 4,096 steps per call, the others over one epoch), the C core, the float mirror and "
+        "PyTorch taking turns, one run each per round, so that their ratios compare runs made under the same "
+        "load; x86 instructions per "
         "step = (callgrind total at N2 steps - at N1 steps) / (N2 - N1) of tools/bench/bench_step.c (cc -O3, as the Python extension is built). "
         "PyTorch: float32, one thread, `Linear`+`Sigmoid` x2, loss 1/2 sum (y-t)^2, `optim.SGD(lr=0.2)`, "
         "batch size 1, a Python loop over the samples (`zero_grad`, forward, `backward`, `step`).",
