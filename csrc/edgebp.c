@@ -8,9 +8,12 @@
 
 /* keep a hot function out of its caller (register pressure), or a kernel specialised for constant arguments
  * in it, where the compiler allows saying so (like CMSIS's __STATIC_FORCEINLINE) */
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__OPTIMIZE_SIZE__) /* -Os: the compiler weighs the copies' size */
 #define EBP_NOINLINE __attribute__((noinline))
 #define EBP_INLINE static inline __attribute__((always_inline))
+#elif defined(__GNUC__)
+#define EBP_NOINLINE __attribute__((noinline))
+#define EBP_INLINE static inline
 #else
 #define EBP_NOINLINE
 #define EBP_INLINE static inline
