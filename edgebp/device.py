@@ -21,8 +21,11 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from . import protocol as P
-from .errors import DeviceError, MemoryBudgetError, ProtocolError
+from ._core import lib
+from .errors import ConfigError, DeviceError, MemoryBudgetError, ProtocolError
 from .fixed import LOSS_SCALE, FixedNet, IntegerEngine
+
+ONLINE_FLAG = lib.EBP_FLAG_ONLINE
 
 
 class DeviceStatusError(DeviceError):
@@ -256,6 +259,11 @@ class Device:
             raise ProtocolError(f"{len(Xq)} input rows but {len(Tq)} target rows")
         n = len(Xq)
         batch = n if batch <= 0 else int(batch)
+        if self._params["flags"] & ONLINE_FLAG and batch != 1:
+            raise ConfigError(f"the model on the device was built for online SGD without gradient memory "
+                              f"(TrainConfig online_only, the default for sgd with batch_size 1), so it trains with "
+                              f"batch 1 only, not {batch}; load it from a TrainConfig(batch_size={batch}) or "
+                              f"online_only=False network to train in batches")
         cap = self.samples_per_frame()
         out = TrainSummary()
         t0 = time.monotonic()

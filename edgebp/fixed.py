@@ -5,7 +5,8 @@ a buffer, and reads tensors through the pointers the core laid out.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+import dataclasses
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -46,8 +47,8 @@ def dequantize(q, frac: int) -> np.ndarray:
     return np.asarray(q, dtype=np.float64) * 2.0 ** -frac
 
 
-def core_cfg(spec: NetSpec, cfg: TrainConfig):
-    """The ebp_cfg_t of a NetSpec + TrainConfig (checked by the core)."""
+def core_cfg(spec: NetSpec, cfg: TrainConfig, online: Optional[bool] = None):
+    """The ebp_cfg_t of a NetSpec + TrainConfig (checked by the core); ``online`` overrides ``cfg.online``."""
     spec.validate()
     cfg.validate()
     if len(spec.layers) > lib.EBP_MAX_LAYERS:
@@ -62,7 +63,8 @@ def core_cfg(spec: NetSpec, cfg: TrainConfig):
     c.loss = LOSSES.index(spec.loss)
     c.optimizer = OPTIMIZERS.index(cfg.optimizer)
     c.rounding = ROUNDINGS.index(cfg.rounding)
-    c.flags = (lib.EBP_FLAG_FIXED_DELTA if cfg.fixed_delta else 0) | (lib.EBP_FLAG_ONLINE if cfg.online_only else 0)
+    online = cfg.online if online is None else online
+    c.flags = (lib.EBP_FLAG_FIXED_DELTA if cfg.fixed_delta else 0) | (lib.EBP_FLAG_ONLINE if online else 0)
     for i, l in enumerate(spec.layers):
         c.layers[i].n_out = l.n_out
         c.layers[i].act = ACTIVATIONS.index(l.act)
@@ -72,11 +74,11 @@ def core_cfg(spec: NetSpec, cfg: TrainConfig):
     return c
 
 
-def memory(spec: NetSpec, cfg: TrainConfig, train: bool = True) -> dict:
+def memory(spec: NetSpec, cfg: TrainConfig, train: bool = True, online: Optional[bool] = None) -> dict:
     """Bytes by part for this configuration, as the core lays it out."""
     mem = ffi.new("ebp_memory_t *")
-    check(lib.ebp_net_memory(core_cfg(spec, cfg), lib.EBP_MODE_TRAIN if train else lib.EBP_MODE_INFER, mem),
-          "memory report")
+    check(lib.ebp_net_memory(core_cfg(spec, cfg, online), lib.EBP_MODE_TRAIN if train else lib.EBP_MODE_INFER,
+                             mem), "memory report")
     return {k: int(getattr(mem, k)) for k in
             ("weights", "biases", "gradients", "optimizer", "activations", "scratch", "total")}
 
@@ -108,16 +110,36 @@ class FixedNet(IntegerEngine):
 
     def __init__(self, spec: NetSpec, cfg: TrainConfig = None, train: bool = True):
         self.spec, self.cfg = spec, cfg or TrainConfig()
-        self._cfg = core_cfg(spec, self.cfg)
-        mode = lib.EBP_MODE_TRAIN if train else lib.EBP_MODE_INFER
-        self._mem = memory(spec, self.cfg, train)
-        # int64 elements keep the buffer 8-byte aligned, as the core requires
-        self._buf = ffi.new("int64_t[]", (self._mem["total"] + 7) // 8)
-        self._net = ffi.new("ebp_net_t *")
-        check(lib.ebp_net_init(self._net, self._cfg, mode, self._buf, self._mem["total"]), "network init")
+        self._train = train
+        self._layout(self.cfg.online)
         p = self.core_params()
         check(lib.ebp_net_init_weights(self._net, p["init_kind"], p["init_range_q12"], p["seed"]), "weight init")
         check(lib.ebp_net_seed(self._net, p["seed"]), "rounding seed")
+        self.set_hparams(self.cfg.lr, self.cfg.momentum)
+
+    def _layout(self, online: bool) -> None:
+        """A new, zeroed core network in a new buffer, with (online False) or without gradient memory."""
+        self._online = online
+        self._cfg = core_cfg(self.spec, self.cfg, online)
+        self._mem = memory(self.spec, self.cfg, self._train, online)
+        # int64 elements keep the buffer 8-byte aligned, as the core requires
+        self._buf = ffi.new("int64_t[]", (self._mem["total"] + 7) // 8)
+        self._net = ffi.new("ebp_net_t *")
+        check(lib.ebp_net_init(self._net, self._cfg, lib.EBP_MODE_TRAIN if self._train else lib.EBP_MODE_INFER,
+                               self._buf, self._mem["total"]), "network init")
+
+    def _add_gradient_memory(self) -> None:
+        """Lays an automatically online network (TrainConfig.online_only None) out again with gradient
+        memory. Weights, biases, the rounding generator, counters and the step count carry over, and neither
+        layout changes an integer, so training goes on exactly as if it had had gradient memory from the
+        start."""
+        weights, stats, rng, steps = self.get_int_weights(), self.stats(), self._net.rng, self._net.steps
+        self._layout(False)
+        self.set_int_weights(weights)
+        for i, st in enumerate(stats):
+            for f, v in st.items():
+                setattr(self._net.layers[i].stats, f, v)
+        self._net.rng, self._net.steps = rng, steps
         self.set_hparams(self.cfg.lr, self.cfg.momentum)
 
     # --- integer interface (what the device sees) ----------------------------------------------------------
@@ -166,6 +188,11 @@ class FixedNet(IntegerEngine):
         Tq = self._rows(Tq, self.spec.n_out, "targets")
         if len(Xq) != len(Tq):
             raise DataError(f"{len(Xq)} input rows but {len(Tq)} target rows")
+        if self._online and batch_size != 1:
+            if self.cfg.online_only:
+                raise ConfigError(f"an online_only network trains with batch_size 1 and sgd only (got batch_size "
+                                  f"{batch_size}); build it with online_only=False to train in batches")
+            self._add_gradient_memory()
         loss = ffi.new("int64_t *")
         check(lib.ebp_train(self._net, ffi.from_buffer("int16_t[]", Xq), ffi.from_buffer("int16_t[]", Tq),
                             len(Xq), batch_size, loss), "train")
@@ -228,10 +255,12 @@ class FixedNet(IntegerEngine):
 
     # --- Engine interface beyond IntegerEngine's --------------------------------------------------------
     def gradients(self, X, T) -> List[Tuple[np.ndarray, np.ndarray]]:
-        """Mean gradient over the rows, computed by the core and dequantized; weights are unchanged."""
-        if self.cfg.online_only:
-            raise ConfigError("an online_only network keeps no gradient memory to compute gradients in; "
-                              "build it without online_only")
+        """Mean gradient over the rows, computed by the core and dequantized; weights are unchanged. A network
+        without gradient memory computes them in a copy of itself that has it (host memory, same integers)."""
+        if self._online:
+            twin = FixedNet(self.spec, dataclasses.replace(self.cfg, online_only=False), self._train)
+            twin.set_int_weights(self.get_int_weights())
+            return twin.gradients(X, T)
         X, T = check_data(self.spec, X, T)
         Xq, Tq = self.quantize_inputs(X), self.quantize_targets(T)
         check(lib.ebp_zero_grad(self._net), "zero_grad")

@@ -56,8 +56,8 @@ def test_host_table(short_run):
 
 def test_memory_and_firmware(short_run):
     rows = {r["config"]: r for r in short_run["memory"]["rows"]}
-    assert {"online_only", "default (batch 1)"} <= set(rows)
-    assert rows["online_only"]["gradients"] == 0 and rows["default (batch 1)"]["gradients"] > 0
+    default, full = rows["default (batch 1: online_only)"], rows["gradient memory (batch 1, online_only=False)"]
+    assert default["gradients"] == 0 and default["total"] == default["minimum"] and full["gradients"] > 0
     for r in rows.values():
         assert r["total"] >= r["minimum"] > 0
     for b in ("qemu-mps2-an385", "qemu-microbit"):

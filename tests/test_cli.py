@@ -25,7 +25,7 @@ def test_train_json_has_the_documented_fields(tmp_path):
         for key in ("train_loss", "train_accuracy", "test_accuracy", "memory"):
             assert key in r
         assert 0.5 < r["test_accuracy"] <= 1
-    assert out["engines"]["fixed"]["memory"]["total"] == 1284
+    assert out["engines"]["fixed"]["memory"]["total"] == 444      # online SGD: no gradient memory by default
     w = np.load(tmp_path / "w.npz")
     assert w["w0"].dtype == np.int16 and w["w0"].shape == (16, 8) and int(w["w0_frac"]) == 12
 
@@ -37,11 +37,17 @@ def test_activation_list_and_fixed_engine_only():
     assert list(json.loads(p.stdout)["engines"]) == ["fixed"]
 
 
-def test_online_only_reports_the_minimum_memory():
+def test_online_only_reports_the_minimum_memory_and_gradient_memory_the_rest():
     p = edgebp("train", "diabetes", "--layers", "8,16,2", "--epochs", "1", "--engine", "fixed", "--online-only",
                "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["engines"]["fixed"]["memory"]["total"] == 444
+    p = edgebp("train", "diabetes", "--layers", "8,16,2", "--epochs", "1", "--engine", "fixed", "--gradient-memory",
+               "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["engines"]["fixed"]["memory"]["total"] == 1284
+    p = edgebp("train", "diabetes", "--layers", "8,16,2", "--epochs", "1", "--online-only", "--batch-size", "4")
+    assert p.returncode != 0 and "online_only needs" in p.stderr
 
 
 def test_readable_summary():

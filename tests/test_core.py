@@ -19,7 +19,7 @@ def spec(sizes, act="sigmoid", loss="mse", **kw):
 
 def test_memory_report_is_exact_for_8_16_2():
     s = spec([8, 16, 2])
-    m = memory(s, TrainConfig())
+    m = memory(s, TrainConfig(online_only=False))
     params = 8 * 16 + 16 + 16 * 2 + 2
     assert m["weights"] == 2 * (8 * 16 + 16 * 2)
     assert m["biases"] == 2 * (16 + 2)
@@ -30,7 +30,9 @@ def test_memory_report_is_exact_for_8_16_2():
     assert m["total"] == sum(v for k, v in m.items() if k != "total")
     lean = memory(s, TrainConfig(online_only=True))
     assert lean["total"] == 2 * (params + 8 + 16 + 2) + 2 * (16 + 2)  # the analytic minimum: params, outputs, deltas
-    assert lean["scratch"] == 0                                   # recomputed instead
+    assert lean["scratch"] == 0                                   # packed into the delta array instead
+    assert memory(s, TrainConfig()) == lean                       # the default for sgd with batch_size 1
+    assert memory(s, TrainConfig(batch_size=8))["gradients"] == 4 * params
     sm = spec([8, 16, 3], act=["sigmoid", "softmax"], loss="ce")
     assert memory(sm, TrainConfig(online_only=True))["scratch"] == 8 * 3   # softmax z and exp values
     mom = memory(s, TrainConfig(optimizer="momentum"))
@@ -40,8 +42,8 @@ def test_memory_report_is_exact_for_8_16_2():
 
 
 def test_init_refuses_a_small_or_misaligned_buffer():
-    c = core_cfg(spec([4, 3, 2]), TrainConfig())
-    need = memory(spec([4, 3, 2]), TrainConfig())["total"]
+    c = core_cfg(spec([4, 3, 2]), TrainConfig(online_only=False))
+    need = memory(spec([4, 3, 2]), TrainConfig(online_only=False))["total"]
     net = ffi.new("ebp_net_t *")
     buf = ffi.new("int64_t[]", need // 8 + 2)
     assert lib.ebp_net_init(net, c, lib.EBP_MODE_TRAIN, buf, need - 1) == lib.EBP_ERR_SIZE
@@ -221,18 +223,42 @@ def test_online_only_network_needs_no_gradient_memory_and_trains():
     ds = load_dataset("diabetes")
     s = spec([8, 16, 2])
     lean = FixedNet(s, TrainConfig(lr=0.2, seed=1, online_only=True))
-    full = FixedNet(s, TrainConfig(lr=0.2, seed=1))
+    full = FixedNet(s, TrainConfig(lr=0.2, seed=1, online_only=False))
     assert lean.memory_report()["gradients"] == 0
-    # no int32 gradient sums and no int64 raw-delta scratch (recomputed instead)
+    # no int32 gradient sums and no int64 raw-delta scratch (packed into the delta arrays instead)
     assert lean.memory_report()["total"] == full.memory_report()["total"] - 4 * (8 * 16 + 16 + 16 * 2 + 2) - 8 * 16
     for n in (lean, full):
         n.fit(ds.X_train, ds.T_train, StopRule(epochs=3))
     for (a, b), (c, d) in zip(lean.get_int_weights(), full.get_int_weights()):   # same online path
         assert np.array_equal(a, c) and np.array_equal(b, d)
-    with pytest.raises(ConfigError, match="no gradient memory"):
-        lean.gradients(ds.X_train[:2], ds.T_train[:2])     # no accumulators to compute them in
+    # gradients come from a copy with gradient memory: the same integers as the network that has it
+    for (a, b), (c, d) in zip(lean.gradients(ds.X_train[:5], ds.T_train[:5]), full.gradients(ds.X_train[:5], ds.T_train[:5])):
+        assert np.array_equal(a, c) and np.array_equal(b, d) and np.abs(a).max() > 0
+    assert lean.memory_report()["gradients"] == 0
+    with pytest.raises(ConfigError, match="batch_size 1"):
+        lean.train_samples(ds.X_train[:4], ds.T_train[:4], 2)  # online_only=True insists
     x, t = lean.quantize_inputs(ds.X_train[:1]), lean.quantize_targets(ds.T_train[:1])
     assert lib.ebp_forward(lean._net, ffi.from_buffer("int16_t[]", x), ffi.NULL) == lib.EBP_OK
     assert lib.ebp_backward(lean._net, ffi.from_buffer("int16_t[]", t), ffi.NULL) == lib.EBP_ERR_STATE
     with pytest.raises(ConfigError, match="online_only"):
         TrainConfig(online_only=True, batch_size=4).validate()
+
+
+def test_default_online_network_gains_gradient_memory_for_batches_with_the_same_integers():
+    """TrainConfig() (sgd, batch_size 1) lays the network out without gradient memory; trained later in
+    batches, a FixedNet lays itself out again with it, carrying weights, rounding state, counters and steps,
+    so it continues exactly like a network that had gradient memory from the start."""
+    ds = load_dataset("diabetes")
+    s = spec([8, 16, 2])
+    auto = FixedNet(s, TrainConfig(lr=0.3, seed=3, rounding="stochastic"))
+    full = FixedNet(s, TrainConfig(lr=0.3, seed=3, rounding="stochastic", online_only=False))
+    assert auto.memory_report() == memory(s, TrainConfig(online_only=True))
+    for n in (auto, full):
+        n.train_samples(ds.X_train[:50], ds.T_train[:50], 1)     # online, stochastic rounding draws numbers
+        n.train_samples(ds.X_train[50:130], ds.T_train[50:130], 16)  # batches: auto gains gradient memory
+        n.train_samples(ds.X_train[130:150], ds.T_train[130:150], 1)
+    assert auto.memory_report() == full.memory_report()
+    assert auto.stats() == full.stats() and auto.steps == full.steps == 50 + 5 + 20
+    assert int(auto._net.rng) == int(full._net.rng)
+    for (a, b), (c, d) in zip(auto.get_int_weights(), full.get_int_weights()):
+        assert np.array_equal(a, c) and np.array_equal(b, d)

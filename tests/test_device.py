@@ -6,7 +6,8 @@ import pytest
 
 from edgebp import protocol as P
 from edgebp.config import NetSpec, TrainConfig
-from edgebp.errors import DeviceError, MemoryBudgetError
+from edgebp._core import lib
+from edgebp.errors import ConfigError, DeviceError, MemoryBudgetError
 from toolcheck import need_tools
 
 
@@ -104,7 +105,7 @@ def test_partial_last_chunk_of_one_sample(dev, diabetes):
 
 
 def test_set_hparams_matches_host(dev, diabetes):
-    fn = make_net()
+    fn = make_net(TrainConfig(lr=0.2, batch_size=4, seed=7))
     dev.load_model(fn)
     dev.set_hparams(lr=0.05, momentum=0.0)
     fn.set_hparams(0.05, 0.0)
@@ -210,3 +211,17 @@ def test_every_request_round_trips(dev, board_url, diabetes):
                 raise
     dev.load_model(fn)
     assert np.array_equal(dev.predict(Xq), fn.predict_q(Xq))
+
+
+def test_online_model_refuses_batches_before_sending(dev, diabetes):
+    """TrainConfig's default (sgd, batch_size 1) builds the model without gradient memory: a batch request
+    gets a ConfigError that says what to do, nothing is sent, and online training still matches the host."""
+    fn = make_net()
+    assert fn.core_params()["flags"] & lib.EBP_FLAG_ONLINE
+    dev.load_model(fn)
+    Xq, Tq = fn.quantize_inputs(diabetes.X_train[:16]), fn.quantize_targets(diabetes.T_train[:16])
+    with pytest.raises(ConfigError, match="batch 1 only"):
+        dev.train(Xq, Tq, 4)
+    dev.train(Xq, Tq, 1)
+    fn.train_q(Xq, Tq, 1)
+    assert_same_weights(dev.read_weights(), fn.get_int_weights())

@@ -329,7 +329,8 @@ def test_online_fast_row_repairs_weights_that_leave_int16_like_intref(seed):
     repairs a row in which one left int16 (fix_row). Weights initialised at +-4.0 in Q13 sit at the rails and
     a large learning rate pushes them past both: the core must still equal intref, clip counts included."""
     spec = NetSpec(3, [Layer(4, "sigmoid", 13, 12), Layer(2, "sigmoid", 13, 12)], "mse", 12)
-    cfg = TrainConfig("sgd", lr=2.0, batch_size=1, rounding="nearest", init="uniform", init_range=4.0, seed=seed)
+    cfg = TrainConfig("sgd", lr=2.0, batch_size=1, rounding="nearest", init="uniform", init_range=4.0, seed=seed,
+                      online_only=False)
     rng = np.random.default_rng(seed)
     X = rng.integers(0, 4097, size=(12, 3)).tolist()          # non-negative: the fast row
     X[0][1] = 0                                               # and a zero input

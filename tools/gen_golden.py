@@ -49,7 +49,7 @@ def core_params(spec: NetSpec, cfg: TrainConfig) -> dict:
     return dict(n_in=spec.n_in, in_frac=spec.in_frac, loss=LOSSES.index(spec.loss),
                 optimizer=OPTIMIZERS.index(cfg.optimizer), rounding=ROUNDINGS.index(cfg.rounding),
                 flags=(intref.FLAG_FIXED_DELTA if cfg.fixed_delta else 0)
-                | (intref.FLAG_ONLINE if cfg.online_only else 0),
+                | (intref.FLAG_ONLINE if cfg.online else 0),
                 layers=[(l.n_out, ACTIVATIONS.index(l.act), l.w_frac, l.a_frac) for l in spec.layers],
                 lr_m=lr_m, lr_e=lr_e, momentum_q15=cfg.quantized_momentum(), init_kind=INITS.index(cfg.init),
                 init_range_q12=int(cfg.init_range * 4096 + 0.5),  # half away from zero (init_range > 0)
@@ -116,35 +116,37 @@ SCENARIOS = {
     "sgd_sigmoid_mse_8_16_2": (
         "8-16-2 sigmoid, squared error, SGD, round to nearest, online, uniform init",
         NetSpec(8, [Layer(16, "sigmoid", 12, 12), Layer(2, "sigmoid", 11, 13)], "mse", 10),
-        TrainConfig("sgd", lr=0.5, batch_size=1, rounding="nearest", seed=7, init="uniform", init_range=0.5),
+        TrainConfig("sgd", lr=0.5, batch_size=1, rounding="nearest", seed=7, init="uniform", init_range=0.5,
+                    online_only=False),
         4, 1, 2, 101),
     "momentum_softmax_4_6_5_3": (
         "4-6-5-3 relu/tanh/softmax, cross-entropy, momentum, stochastic rounding, batch 3 (8 samples: the "
         "last batch has 2), xavier init",
         NetSpec(4, [Layer(6, "relu", 12, 10), Layer(5, "tanh", 13, 14), Layer(3, "softmax", 11, 12)], "ce", 11),
         TrainConfig("momentum", lr=0.25, momentum=0.9, batch_size=3, rounding="stochastic", seed=2024,
-                    init="xavier"),
+                    init="xavier", online_only=False),
         8, 3, 2, 202),
     "fixed_delta_tanh_sigmoid_ce_3_4_2": (
         "3-4-2 tanh/sigmoid, cross-entropy on sigmoid outputs, SGD, stochastic rounding, fixed Q15 deltas "
         "(EBP_FLAG_FIXED_DELTA), batch 2, he init",
         NetSpec(3, [Layer(4, "tanh", 14, 15), Layer(2, "sigmoid", 9, 8)], "ce", 13),
         TrainConfig("sgd", lr=0.75, batch_size=2, rounding="stochastic", seed=99, init="he",
-                    fixed_delta=True),
+                    fixed_delta=True, online_only=False),
         6, 2, 2, 303),
     "momentum_linear_lowfrac_2_3_1": (
         "2-3-1 relu/linear, squared error, momentum, round to nearest, full batch, uniform init, few "
         "fractional bits (left-shifting requant paths; a dead relu layer keeps g_exp empty)",
         NetSpec(2, [Layer(3, "relu", 4, 3), Layer(1, "linear", 5, 2)], "mse", 2),
         TrainConfig("momentum", lr=0.125, momentum=0.5, batch_size=0, rounding="nearest", seed=0,
-                    init="uniform", init_range=1.5),
+                    init="uniform", init_range=1.5, online_only=False),
         5, 0, 3, 404),
     "online_stochastic_relu_sigmoid_ce_5_7_3": (
         "5-7-3 relu/sigmoid, cross-entropy on sigmoid outputs, SGD batch 1 (the fused update_online path of "
         "ebp_train), stochastic rounding, zero inputs and dead relu units (zero-input draws and counters); "
         "the trace runs the accumulator path (ebp_backward + ebp_step) on the first sample",
         NetSpec(5, [Layer(7, "relu", 13, 11), Layer(3, "sigmoid", 12, 14)], "ce", 12),
-        TrainConfig("sgd", lr=0.4, batch_size=1, rounding="stochastic", seed=31337, init="he"),
+        TrainConfig("sgd", lr=0.4, batch_size=1, rounding="stochastic", seed=31337, init="he",
+                    online_only=False),
         9, 1, 2, 505),
     "online_only_extreme_formats_tanh_linear_3_4_2": (
         "3-4-2 tanh/linear, squared error, EBP_FLAG_ONLINE (TrainConfig.online_only: no gradient memory), "
