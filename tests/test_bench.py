@@ -51,7 +51,7 @@ def test_host_table(short_run):
     for k in ("c_steps_s", "float_steps_s", "vs_float"):
         assert positive(r[k]), k
     if r["x86_per_step"] is not None:      # valgrind installed
-        assert positive(r["x86_per_step"])
+        assert positive(r["x86_per_step"]) and positive(r["x86_per_step_online"])
 
 
 def test_memory_and_firmware(short_run):

@@ -1,7 +1,8 @@
 /*
  * Counts the cost of one online training step (forward, backward, update) of the C core: run under
  * `valgrind --tool=callgrind` with two step counts; the difference divided by the extra steps is the
- * instructions per step, free of start-up costs. Usage: bench_step N_STEPS N_IN N_HIDDEN N_OUT
+ * instructions per step, free of start-up costs. Usage: bench_step N_STEPS N_IN N_HIDDEN N_OUT [online]
+ * (online: an EBP_FLAG_ONLINE network, without gradient memory; else core flags 0)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ int main(int argc, char **argv) {
     c.layers[0].w_frac = c.layers[0].a_frac = 12;
     c.layers[1] = c.layers[0];
     c.layers[1].n_out = (uint16_t)n_out;
+    if (argc > 5 && argv[5][0] == 'o') c.flags = EBP_FLAG_ONLINE;
     if (ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) != EBP_OK) return 1;
     ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 2048, 1);
     ebp_net_set_hparams(&net, &hp);
