@@ -301,7 +301,8 @@ static inline int32_t act_deriv_q15(int act, int32_t y, int32_t one, int sd) {
 
 /* ---- forward ---------------------------------------------------------------------------------------- */
 
-/* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum, unrolled by 4 */
+/* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum (unrolled by 4 where
+ * EBP_UNROLL_DOT) */
 #if EBP_UNROLL_DOT
 static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
 #else
@@ -368,8 +369,8 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
 #endif
         int neg = acc < 0;
         if (fast && acc >= INT32_MIN && acc <= INT32_MAX) { /* |z| = floor((|acc| + 2^(s-1)) / 2^s) */
-            uint32_t x = (uint32_t)(int32_t)acc;
-            a = ((neg ? 0u - x : x) + half_z) >> s; /* |acc| <= 2^31, s >= 1: no wrap */
+            uint32_t u = (uint32_t)(int32_t)acc;
+            a = ((neg ? 0u - u : u) + half_z) >> s; /* |acc| <= 2^31, s >= 1: no wrap */
         } else {
             int32_t z = ebp_sat32(requant(acc, s, 0));
             a = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;
@@ -551,16 +552,15 @@ static inline int32_t rshift_rn_small(int64_t x, int s) {
 
 /*
  * Every raw_hidden of layer L, for activation act (a constant where inlined); returns their largest magnitude.
- * Mode 0 stores them into out[] unless it is NULL. Mode 1 (mant) writes their mantissas at shift s: the
- * rounding pass without a cache, for a network too wide to pack. Mode 2 (pack, an EBP_FLAG_ONLINE network
- * of at most EBP_PACK_WIDTH neurons) keeps them without scratch memory, in the delta array and a sign
+ * Without signs it stores them into out[] unless that is NULL. With signs (an EBP_FLAG_ONLINE network of
+ * at most EBP_PACK_WIDTH neurons) it keeps them without scratch memory, in the delta array and the sign
  * bitmask: delta[i] holds the 16 bits of floor(|r_i| / 2^a), a = max(0, bit_length(running max) - 16),
  * the earlier entries shifted on when a grows (a floor of a floor is one floor). At the end a = s0 - 1 for
  * the block exponent's s0 = bit_length(max) - 15 >= 1 (else 0), and the final s >= s0 keeps s - a >= 1, so
  * round(|r_i| / 2^s) = floor((delta[i] + 2^(s-a-1)) / 2^(s-a)) exactly (unpack_delta).
  */
-EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, int16_t *mant, int s,
-                                uint32_t *signs, int act) {
+EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, uint32_t *signs,
+                                int act) {
     const int16_t *y = L->y, *y_end = y + L->n_out, *col = N->w, *dk = N->delta;
     const uint32_t nk = N->n_out, stride = N->n_in;
     const int32_t one = (int32_t)1 << L->a_frac;
@@ -576,10 +576,6 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
         uint32_t k;
         for (k = 0; k < nk; k++, w += stride) acc += (int32_t)*w * dk[k];
         acc *= (int64_t)(uint32_t)act_deriv_q15(act, *y, one, sd); /* >= 0: a 64 x 32-bit unsigned multiply */
-        if (mant != NULL) {
-            mant[i] = (int16_t)(s > 0 ? rshift_rn_small(acc, s) : (int32_t)acc * ((int32_t)1 << -s));
-            continue;
-        }
         m = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
         if (m > maxabs) {
             maxabs = m;
@@ -605,24 +601,21 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
     return maxabs;
 }
 
-/* hidden_pass with act and the mode as constants, so that each loop is a tight one */
-EBP_NOINLINE static uint64_t hidden_raw(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, int16_t *mant,
-                                        int s, uint32_t *signs) {
-    if (mant != NULL) /* rare: a wide EBP_FLAG_ONLINE network */
-        return hidden_pass(L, N, NULL, mant, s, NULL, L->act);
+/* hidden_pass with act and the mode (signs or not) as constants, so that each loop is a tight one */
+EBP_NOINLINE static uint64_t hidden_raw(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, uint32_t *signs) {
     if (signs != NULL) {
         switch (L->act) {
-        case EBP_ACT_SIGMOID: return hidden_pass(L, N, NULL, NULL, 0, signs, EBP_ACT_SIGMOID);
-        case EBP_ACT_TANH: return hidden_pass(L, N, NULL, NULL, 0, signs, EBP_ACT_TANH);
-        case EBP_ACT_RELU: return hidden_pass(L, N, NULL, NULL, 0, signs, EBP_ACT_RELU);
-        default: return hidden_pass(L, N, NULL, NULL, 0, signs, EBP_ACT_LINEAR);
+        case EBP_ACT_SIGMOID: return hidden_pass(L, N, NULL, signs, EBP_ACT_SIGMOID);
+        case EBP_ACT_TANH: return hidden_pass(L, N, NULL, signs, EBP_ACT_TANH);
+        case EBP_ACT_RELU: return hidden_pass(L, N, NULL, signs, EBP_ACT_RELU);
+        default: return hidden_pass(L, N, NULL, signs, EBP_ACT_LINEAR);
         }
     }
     switch (L->act) {
-    case EBP_ACT_SIGMOID: return hidden_pass(L, N, out, NULL, 0, NULL, EBP_ACT_SIGMOID);
-    case EBP_ACT_TANH: return hidden_pass(L, N, out, NULL, 0, NULL, EBP_ACT_TANH);
-    case EBP_ACT_RELU: return hidden_pass(L, N, out, NULL, 0, NULL, EBP_ACT_RELU);
-    default: return hidden_pass(L, N, out, NULL, 0, NULL, EBP_ACT_LINEAR);
+    case EBP_ACT_SIGMOID: return hidden_pass(L, N, out, NULL, EBP_ACT_SIGMOID);
+    case EBP_ACT_TANH: return hidden_pass(L, N, out, NULL, EBP_ACT_TANH);
+    case EBP_ACT_RELU: return hidden_pass(L, N, out, NULL, EBP_ACT_RELU);
+    default: return hidden_pass(L, N, out, NULL, EBP_ACT_LINEAR);
     }
 }
 
@@ -682,7 +675,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
         maxabs = max32;
     } else {
         if (cache == NULL && n <= EBP_PACK_WIDTH) pack = signs;
-        maxabs = hidden_raw(L, N, cache, NULL, 0, pack);
+        maxabs = hidden_raw(L, N, cache, pack);
     }
     if (maxabs == 0) {
         for (i = 0; i < n; i++) L->delta[i] = 0;
@@ -708,13 +701,9 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
         L->delta_exp = (int16_t)(e + s);
         return 1;
     }
-    if (cache == NULL && N != NULL) { /* EBP_FLAG_ONLINE, wider than EBP_PACK_WIDTH: computed again */
-        hidden_raw(L, N, NULL, L->delta, s, NULL);
-        L->delta_exp = (int16_t)(e + s);
-        return 1;
-    }
+    /* the rest: cached with s outside 1..31, or computed again (an output layer, or one wider than packs) */
     for (i = 0; i < n; i++) {
-        int64_t r = cache != NULL ? cache[i] : raw_out(L, t, i, ce, one, sd);
+        int64_t r = cache != NULL ? cache[i] : N != NULL ? raw_hidden(L, N, i, one, sd) : raw_out(L, t, i, ce, one, sd);
         /* |r| <= maxabs, so the mantissa fits: below 2^15 when shifted left, at most 2^15 - 1 after rounding */
         L->delta[i] = (int16_t)(s > 0 ? rshift_rn_small(r, s) : (int32_t)r * ((int32_t)1 << -s));
     }
