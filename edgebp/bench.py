@@ -414,7 +414,8 @@ def memory_bench(nets: Sequence[str]) -> dict:
         sizes = NETS[net]
         spec = NetSpec.from_sizes(list(sizes), "sigmoid", "mse")
         for label, cfg in (("default (batch 1: online_only)", TrainConfig(batch_size=1)),
-                           ("gradient memory (batch 1, online_only=False)", TrainConfig(batch_size=1, online_only=False)),
+                           ("gradient memory (batch 1, online_only=False)",
+                            TrainConfig(batch_size=1, online_only=False)),
                            ("batch 32", TrainConfig(batch_size=32)),
                            ("momentum 0.9, batch 1", TrainConfig(optimizer="momentum", momentum=0.9, batch_size=1))):
             mem = memory(spec, cfg)

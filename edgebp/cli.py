@@ -61,7 +61,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                      help="fixed point: online SGD without gradient memory, the least RAM (the default for "
                           "--batch-size 1 with sgd; needs both)")
     mem.add_argument("--gradient-memory", dest="online_only", action="store_false",
-                     help="fixed point: keep gradient memory with --batch-size 1 (about 5%% faster steps, more RAM)")
+                     help="fixed point: keep gradient memory with --batch-size 1 (about 6%% fewer instructions "
+                          "per step, more RAM)")
     p.add_argument("--target-loss", type=float, default=None, help="stop when the training loss reaches this")
     p.add_argument("--all-correct", action="store_true", help="stop when every training sample is classified")
     p.add_argument("--patience", type=int, default=None, help="early stopping on a validation split")

@@ -97,7 +97,8 @@ class TrainConfig:
     fixed_delta: bool = False    # ablation: plain Q15 deltas instead of block floating point
     # online SGD without gradient memory, the least RAM: None (default) chooses it exactly for sgd with
     # batch_size 1 (a FixedNet gains gradient memory on the host if later asked for batches); True insists
-    # on it (sgd, batch_size 1 only); False keeps gradient memory (the fused online step is then ~5% faster)
+    # on it (sgd, batch_size 1 only); False keeps gradient memory (the fused online step then takes ~6%
+    # fewer instructions)
     online_only: Optional[bool] = None
 
     def validate(self) -> None:

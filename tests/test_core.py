@@ -232,7 +232,8 @@ def test_online_only_network_needs_no_gradient_memory_and_trains():
     for (a, b), (c, d) in zip(lean.get_int_weights(), full.get_int_weights()):   # same online path
         assert np.array_equal(a, c) and np.array_equal(b, d)
     # gradients come from a copy with gradient memory: the same integers as the network that has it
-    for (a, b), (c, d) in zip(lean.gradients(ds.X_train[:5], ds.T_train[:5]), full.gradients(ds.X_train[:5], ds.T_train[:5])):
+    X5, T5 = ds.X_train[:5], ds.T_train[:5]
+    for (a, b), (c, d) in zip(lean.gradients(X5, T5), full.gradients(X5, T5)):
         assert np.array_equal(a, c) and np.array_equal(b, d) and np.abs(a).max() > 0
     assert lean.memory_report()["gradients"] == 0
     with pytest.raises(ConfigError, match="batch_size 1"):
