@@ -345,6 +345,7 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
     const int in_frac = L->in_frac, s = L->w_frac + in_frac - EBP_Z_FRAC - tanh, sh = 16 - L->a_frac;
     const int fast = s >= 1 && s <= 31;
     const uint32_t half_z = fast ? (uint32_t)1 << (s - 1) : 0u, half_y = (uint32_t)1 << (sh - 1);
+    const uint64_t fast_lim = fast ? (uint64_t)1 << 32 : 0u; /* the 32-bit path iff acc + 2^31 < fast_lim */
     const int16_t *w = L->w, *b = L->b;
 #if EBP_UNROLL_DOT
     const int16_t *in4 = in + (n_in & ~3u), *in_end = in + n_in;
@@ -368,7 +369,7 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
         w += n_in;
 #endif
         int neg = acc < 0;
-        if (fast && acc >= INT32_MIN && acc <= INT32_MAX) { /* |z| = floor((|acc| + 2^(s-1)) / 2^s) */
+        if ((uint64_t)acc + 0x80000000u < fast_lim) { /* acc in int32: |z| = floor((|acc| + 2^(s-1)) / 2^s) */
             uint32_t u = (uint32_t)(int32_t)acc;
             a = ((neg ? 0u - u : u) + half_z) >> s; /* |acc| <= 2^31, s >= 1: no wrap */
         } else {
@@ -872,16 +873,17 @@ static inline uint32_t row_step(int16_t *w, uint32_t u, int S, int32_t k, int ad
  * u = m a[i] + c, c = 2^31 - 2^(S-1): the magnitude is (u >> S) - k, k = 2^(31-S) - 1, non-zero exactly
  * when bit 31 of u is set, so counting the non-zero updates (into *nz) costs one instruction. Each new
  * weight is stored as its low 16 bits, and (new + 2^15) is OR-ed into the result, which so exceeds 16 bits
- * iff some new weight left int16 (fix_row then repairs the row).
+ * iff some new weight left int16 (fix_row then repairs the row). The row has at least one weight, and w[]
+ * and a[] never overlap (restrict: the x86 vectoriser then needs no run-time overlap test).
  */
-static inline uint32_t row_nonneg(int16_t *w, const uint16_t *a, const uint16_t *end, uint32_t m, uint32_t c,
-                                  int S, int32_t k, int add, uint32_t *nz) {
+static inline uint32_t row_nonneg(int16_t *restrict w, const uint16_t *restrict a, const uint16_t *end, uint32_t m,
+                                  uint32_t c, int S, int32_t k, int add, uint32_t *nz) {
     uint32_t n = *nz, acc = 0;
-    for (; a != end; a++, w++) {
+    do { /* a row has at least one input */
         uint32_t u = m * *a + c;
         n += u >> 31;
         acc |= row_step(w, u, S, k, add);
-    }
+    } while (++w, ++a != end);
     *nz = n;
     return acc;
 }
