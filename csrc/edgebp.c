@@ -873,8 +873,8 @@ static inline uint32_t row_step(int16_t *w, uint32_t u, int S, int32_t k, int ad
  * u = m a[i] + c, c = 2^31 - 2^(S-1): the magnitude is (u >> S) - k, k = 2^(31-S) - 1, non-zero exactly
  * when bit 31 of u is set, so counting the non-zero updates (into *nz) costs one instruction. Each new
  * weight is stored as its low 16 bits, and (new + 2^15) is OR-ed into the result, which so exceeds 16 bits
- * iff some new weight left int16 (fix_row then repairs the row). The row has at least one weight, and w[]
- * and a[] never overlap (restrict: the x86 vectoriser then needs no run-time overlap test).
+ * iff some new weight left int16 (fix_row then repairs the row). w[] and a[] never overlap (restrict: the
+ * x86 vectoriser then needs no run-time overlap test).
  */
 static inline uint32_t row_nonneg(int16_t *restrict w, const uint16_t *restrict a, const uint16_t *end, uint32_t m,
                                   uint32_t c, int S, int32_t k, int add, uint32_t *nz) {
