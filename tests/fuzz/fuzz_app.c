@@ -86,6 +86,44 @@ void ebp_port_putc(uint8_t c)
 }
 
 void ebp_port_flush(void) {}
+
+/* checkpoint storage: 8 KiB of RAM in 1 KiB pages, programmed like flash; kept across resets within an input */
+#define NV_SIZE 8192u
+#define NV_PAGE 1024u
+static uint8_t nv[NV_SIZE];
+
+uint32_t ebp_port_nv_size(uint32_t *page_size)
+{
+    *page_size = NV_PAGE;
+    return NV_SIZE;
+}
+
+int ebp_port_nv_erase(uint32_t offset)
+{
+    if (offset % NV_PAGE != 0u || offset >= NV_SIZE)
+        abort(); /* the checkpoint code must never ask for this */
+    memset(nv + offset, 0xFF, NV_PAGE);
+    return 0;
+}
+
+int ebp_port_nv_write(uint32_t offset, const uint8_t *src, uint32_t n)
+{
+    uint32_t i;
+    if (offset % 4u || n % 4u || offset > NV_SIZE || n > NV_SIZE - offset)
+        abort();
+    for (i = 0; i < n; i++)
+        nv[offset + i] &= src[i];
+    return 0;
+}
+
+int ebp_port_nv_read(uint32_t offset, uint8_t *dst, uint32_t n)
+{
+    if (offset > NV_SIZE || n > NV_SIZE - offset)
+        abort();
+    memcpy(dst, nv + offset, n);
+    return 0;
+}
+
 uint32_t ebp_port_ticks(void) { return ticks += 1000u; }
 uint32_t ebp_port_boot_count(void) { return boots; }
 
@@ -325,11 +363,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     boots = 1;
     seq = 0;
     last_len = 0;
+    memset(nv, 0xFF, sizeof nv);
     ebp_app_init();
     ebp_app_byte(0);
     m_in = 8;
     m_out = 2;
     memset(shadow, 0, sizeof shadow);
+    memset(nv, 0xFF, sizeof nv);
     frame_damage = 0;
     if (data[0] & 1u)
         preload(data[0]);
