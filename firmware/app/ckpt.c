@@ -244,7 +244,7 @@ int ebp_ckpt_restore(ebp_ckpt_t *c, ebp_net_t *net, void *arena, size_t size, ui
     ebp_hparams_t hp;
     ebp_memory_t mem;
     uint8_t h[EBP_CKPT_HEADER], state8[8];
-    uint32_t off, k, sb = c->slot_bytes;
+    uint32_t off, k, sb = c->slot_bytes, len, want = 0;
     block_t b;
     ebp_ckpt_scan(c);
     *slot = 0xFFu;
@@ -261,6 +261,11 @@ int ebp_ckpt_restore(ebp_ckpt_t *c, ebp_net_t *net, void *arena, size_t size, ui
         return EBP_CKPT_BOOT_CORRUPT;
     if (ebp_net_memory(&cfg, EBP_MODE_TRAIN, &mem) != EBP_OK || mem.total > size ||
         ebp_net_init(net, &cfg, EBP_MODE_TRAIN, arena, size) != EBP_OK || ebp_net_set_hparams(net, &hp) != EBP_OK)
+        return EBP_CKPT_BOOT_UNUSABLE;
+    len = rd32(h + 12);
+    for (k = 0; payload_block(net, k, &b, state8); k++)
+        want += b.n;
+    if (want != len)                     /* a payload that is not this configuration's (found by the fuzzer) */
         return EBP_CKPT_BOOT_UNUSABLE;
     for (k = 3; payload_block(net, k, &b, state8); k++)
         if (read_into(&off, b.p, b.n) != 0)

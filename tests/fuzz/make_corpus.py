@@ -27,6 +27,19 @@ def samples(n, n_in, n_out, seed=0):
     return r.integers(-4096, 4096, (n, n_in)).astype(np.int16), r.integers(0, 4096, (n, n_out)).astype(np.int16)
 
 
+def planted_payload() -> bytes:
+    """A real checkpoint payload (firmware/app/ckpt.h) of an 8-16-2 network: ebp_cfg_t and ebp_hparams_t as the
+    core lays them out, rng and steps, weights and biases."""
+    from edgebp._core import ffi
+    from edgebp.config import NetSpec, TrainConfig
+    from edgebp.fixed import FixedNet
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=3))
+    out = bytes(ffi.buffer(fn._cfg)) + bytes(ffi.buffer(ffi.addressof(fn._net, "hp"))) + struct.pack("<II", 77, 5)
+    for W, b in fn.get_int_weights():
+        out += W.astype("<i2").tobytes() + b.astype("<i2").tobytes()
+    return out
+
+
 def main(out: Path):
     out.mkdir(parents=True, exist_ok=True)
     X, T = samples(6, 8, 2)
@@ -57,6 +70,18 @@ def main(out: Path):
         + rec(FIXED, P.WRITE_WEIGHTS, P.pack_write_weights(1, 0, np.arange(51)))
         + rec(FIXED, P.COMMIT_WEIGHTS, P.pack_commit_weights(0)) + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2)),
         "damaged_headers": bytes([1]) + rec(FRAME | 0x20, P.HELLO) + rec(FRAME | 0x40, P.READ_STATS, b"\x00"),
+        "checkpoint_cycle": bytes([1]) + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1))
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("save")) + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("autosave", 4))
+        + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1)) + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("status"))
+        + rec(AGAIN | 4, 0) + rec(FRAME, P.HELLO) + rec(FIXED, P.PREDICT, P.pack_predict(X))
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("damage", 1)) + rec(AGAIN | 4, 0)
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("damage", 0)) + rec(AGAIN | 4, 0)
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("erase")),
+        "checkpoint_momentum": bytes([3]) + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2))
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("save")) + rec(AGAIN | 4, 0)
+        + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2)),
+        "planted_checkpoint": bytes([8]) + rec(FRAME, 0, planted_payload())
+        + rec(FRAME, P.HELLO) + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1)),
         "resets": bytes([1]) + rec(FRAME, P.RESET, b"\x00") + rec(AGAIN | 4, 0) + rec(FRAME, P.HELLO),
     }
     for name, data in seeds.items():
