@@ -57,3 +57,21 @@ def cmd_export(args) -> int:
     print(f"wrote {out}: {name}, {'-'.join(map(str, wf.spec.sizes))}, training arena "
           f"{memory(wf.spec, cfg)['total']} bytes" + (f", {len(samples[0])} samples" if samples is not None else ""))
     return 0
+
+
+def main(argv=None) -> int:
+    """``python3 -m edgebp.cli_export WEIGHTS --name NAME ...`` (what ``edgebp export`` runs)."""
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(prog="edgebp")
+    add_export_commands(ap.add_subparsers(dest="command", required=True))
+    args = ap.parse_args(["export", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except EdgeBPError as e:
+        print(f"edgebp: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

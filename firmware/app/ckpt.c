@@ -139,8 +139,15 @@ static int slot_ok(uint32_t sb, uint32_t s, uint32_t *seq, uint32_t *steps, uint
     *present = 0;
     if (ebp_port_nv_read(s * sb, h, EBP_CKPT_HEADER) != 0)
         return 0;
-    if (rd32(h) == 0xFFFFFFFFu)
-        return 0;                        /* erased: no checkpoint */
+    {
+        uint32_t i, ones = 0, zeros = 0;
+        for (i = 0; i < EBP_CKPT_HEADER; i++) {
+            ones += h[i] == 0xFFu;
+            zeros += h[i] == 0u;
+        }
+        if (ones == EBP_CKPT_HEADER || zeros == EBP_CKPT_HEADER)
+            return 0;                    /* erased flash, or RAM never written (QEMU starts it at zero) */
+    }
     *present = 1;
     if (rd32(h) != EBP_CKPT_MAGIC || ebp_crc32(0, h, 28) != rd32(h + 28) || (h[4] | (h[5] << 8)) != EBP_CKPT_VERSION)
         return 0;
@@ -244,9 +251,10 @@ int ebp_ckpt_restore(ebp_ckpt_t *c, ebp_net_t *net, void *arena, size_t size, ui
     ebp_hparams_t hp;
     ebp_memory_t mem;
     uint8_t h[EBP_CKPT_HEADER], state8[8];
-    uint32_t off, k, sb = c->slot_bytes, len, want = 0;
+    uint32_t off, k, sb, len, want = 0;
     block_t b;
     ebp_ckpt_scan(c);
+    sb = c->slot_bytes;                  /* set by the scan (c may be fresh at boot) */
     *slot = 0xFFu;
     if (c->newest == 0xFFu)
         return c->corrupt ? EBP_CKPT_BOOT_CORRUPT : EBP_CKPT_BOOT_NONE;
