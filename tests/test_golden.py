@@ -42,13 +42,20 @@ def c_weights(fn):
     return [[W.tolist(), b.tolist()] for W, b in fn.get_int_weights()]
 
 
+def flat_mat(ptr, L, dtype):
+    """A parameter-shaped int32 tensor as intref exports it: (n_out, n_in) rows for dense, (ch, in_ch*kernel)
+    for conv1d."""
+    rows = L.n_b
+    return arr(ptr, L.n_w, dtype).reshape(rows, L.n_w // rows).tolist()
+
+
 def c_velocities(fn):
     if fn.cfg.optimizer != "momentum":
         return []
     out = []
     for i in range(len(fn.spec.layers)):
         L = fn._net.layers[i]
-        out.append([mat(L.vw, L.n_out, L.n_in, np.int32), arr(L.vb, L.n_out, np.int32).tolist()])
+        out.append([flat_mat(L.vw, L, np.int32), arr(L.vb, L.n_b, np.int32).tolist()] if L.vw != ffi.NULL else [])
     return out
 
 
@@ -56,8 +63,14 @@ def c_grads(fn):
     out = []
     for i in range(len(fn.spec.layers)):
         L = fn._net.layers[i]
-        out.append([mat(L.gw, L.n_out, L.n_in, np.int32), arr(L.gb, L.n_out, np.int32).tolist(), int(L.g_exp)])
+        out.append([flat_mat(L.gw, L, np.int32), arr(L.gb, L.n_b, np.int32).tolist(), int(L.g_exp)]
+                   if L.gw != ffi.NULL else [])
     return out
+
+
+def c_deltas(net, n_layers):
+    return [arr(net.layers[l].delta, net.layers[l].n_out, np.int16).tolist() if net.layers[l].delta != ffi.NULL
+            else [] for l in range(n_layers)]
 
 
 def c_state(fn):
@@ -87,7 +100,7 @@ def run_scenario_c(spec, cfg, X, T, batch, epochs):
             rec["trace"].append(dict(
                 y=[arr(net.layers[l].y, net.layers[l].n_out, np.int16).tolist() for l in range(n_layers)],
                 loss=int(loss64[0]),
-                delta=[arr(net.layers[l].delta, net.layers[l].n_out, np.int16).tolist() for l in range(n_layers)],
+                delta=c_deltas(net, n_layers),
                 delta_exp=[int(net.layers[l].delta_exp) for l in range(n_layers)], weights=c_weights(fn),
                 stats=fn.stats(), rng=int(net.rng)))
             continue
@@ -96,7 +109,7 @@ def run_scenario_c(spec, cfg, X, T, batch, epochs):
         assert lib.ebp_backward(net, ffi.from_buffer("int16_t[]", Tq[s]), loss) == lib.EBP_OK
         rec["trace"].append(dict(
             y=ys, loss=int(loss[0]),
-            delta=[arr(net.layers[l].delta, net.layers[l].n_out, np.int16).tolist() for l in range(n_layers)],
+            delta=c_deltas(net, n_layers),
             delta_exp=[int(net.layers[l].delta_exp) for l in range(n_layers)], grads=c_grads(fn)))
     assert lib.ebp_step(net) == lib.EBP_OK
     rec["step"] = c_state(fn)
@@ -179,6 +192,16 @@ def test_golden_scenarios_reach_the_paths_they_name():
     assert lean["core"]["flags"] == intref.FLAG_ONLINE and len(lean["trace"]) == 3
     assert all("grads" not in tr for tr in lean["trace"])
     assert sum(l["sat_param"] for l in lean["train"]["stats"]) > 0
+    first = load("frozen_first_layer_online_only_6_5_4_2")
+    assert first["core"]["layer_ext"][0][1] == 1 and first["train"]["weights"][0] == first["init"][0]
+    assert all(tr["delta"][0] == [] and tr["delta"][1] for tr in first["trace"])   # no deltas below
+    assert first["train"]["weights"][1] != first["init"][1]
+    assert first["train"]["stats"][0]["updates"] == 0 and first["train"]["stats"][1]["updates"] > 0
+    mid = load("frozen_middle_momentum_batch_4_5_4_3")
+    assert mid["train"]["weights"][1] == mid["init"][1]                # frozen
+    assert mid["train"]["weights"][0] != mid["init"][0]                # trained through it
+    assert all(tr["grads"][1] == [] and tr["grads"][0] and any(tr["delta"][1]) for tr in mid["trace"])
+    assert mid["train"]["velocities"][1] == [] and mid["train"]["velocities"][0]
 
 
 def intref_paths(name):
@@ -271,7 +294,8 @@ def scenarios(draw, online=False):
             act = draw(st.sampled_from(["sigmoid", "softmax"]))
         else:
             act = draw(st.sampled_from([a for a in ACTIVATIONS if a != "softmax"]))
-        layers.append(Layer(draw(st.integers(1, 5)), act, draw(fracs), draw(fracs)))
+        layers.append(Layer(draw(st.integers(1, 5)), act, draw(fracs), draw(fracs),
+                            trainable=draw(st.sampled_from([True, True, False]))))
     spec = NetSpec(n_in, layers, loss, draw(fracs))
     if online:
         optimizer = "sgd"

@@ -12,7 +12,9 @@ this code relies on never truncating are asserted (`_fits`), and uint32 arithmet
 
 A network is a `Net`; its configuration is the dict FixedNet.core_params() returns (enum values as ints):
   n_in, in_frac, loss, optimizer, rounding, flags (FLAG_FIXED_DELTA | FLAG_ONLINE),
-  layers=[(n_out, act, w_frac, a_frac), ...], lr_m, lr_e, momentum_q15, init_kind, init_range_q12, seed
+  layers=[(n_out, act, w_frac, a_frac), ...], lr_m, lr_e, momentum_q15, init_kind, init_range_q12, seed,
+  and, when a network uses them, in_ch (0 = 1) and layer_ext=[(kind, frozen, kernel, stride, w_bits), ...]
+  (absent: every layer dense, trained, int16)
 
 The C code's 32-bit fast paths (ebp_rshift_rn32, ebp_rshift_sr32, the int32 products of accumulate_grad and
 update_online) are mirrored in explicit uint32 arithmetic, and their stated domains are asserted: a C call
@@ -40,6 +42,7 @@ FLAG_FIXED_DELTA = 1
 FLAG_ONLINE = 2
 
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX = 0, 1, 2, 3, 4
+KIND_DENSE, KIND_CONV1D, KIND_MAXPOOL1D, KIND_AVGPOOL1D, KIND_GAP1D = 0, 1, 2, 3, 4
 LOSS_MSE, LOSS_CE = 0, 1
 OPT_SGD, OPT_MOMENTUM = 0, 1
 ROUND_NEAREST, ROUND_STOCHASTIC = 0, 1
@@ -205,8 +208,27 @@ def sat16_count(x: int, stats: dict, key: str) -> int:
 # ---- configuration and memory -------------------------------------------------------------------------
 
 
+def layer_ext(cfg: dict) -> list:
+    """(kind, frozen, kernel, stride, w_bits) per layer; all 0 (dense, trained, int16) when absent."""
+    return [tuple(e) for e in cfg.get("layer_ext") or [(0, 0, 0, 0, 0)] * len(cfg["layers"])]
+
+
+def first_trained(cfg: dict) -> int:
+    """The lowest layer that gets deltas: the lowest trained (not frozen) layer with parameters; the
+    number of layers if none."""
+    for l, (kind, frozen, _, _, _) in enumerate(layer_ext(cfg)):
+        if not frozen and kind in (KIND_DENSE, KIND_CONV1D):
+            return l
+    return len(cfg["layers"])
+
+
 def cfg_check(cfg: dict) -> bool:
     """ebp_cfg_check, reduced to a yes/no (the reference is only built for valid configurations)."""
+    for kind, frozen, kernel, stride, w_bits in layer_ext(cfg):
+        if kind != KIND_DENSE or frozen not in (0, 1) or kernel or stride or w_bits not in (0, 16):
+            return False
+    if cfg.get("in_ch", 0) not in (0, 1):
+        return False
     if not (1 <= cfg["n_in"] <= MAX_WIDTH and 1 <= len(cfg["layers"]) <= MAX_LAYERS):
         return False
     if cfg["loss"] > LOSS_CE or cfg["optimizer"] > OPT_MOMENTUM or cfg["rounding"] > ROUND_STOCHASTIC:
@@ -231,19 +253,23 @@ def cfg_check(cfg: dict) -> bool:
 class Layer:
     """ebp_layer_t: tensors as flat Python lists, (n_out, n_in) row-major like the C buffers."""
 
-    def __init__(self, n_in, n_out, act, in_frac, w_frac, a_frac, train, momentum, online=False):
+    def __init__(self, n_in, n_out, act, in_frac, w_frac, a_frac, train, momentum, online=False, frozen=0,
+                 has_delta=True):
         self.n_in, self.n_out, self.act = n_in, n_out, act
+        self.frozen = frozen
+        train_params = train and not frozen
         self.in_frac, self.w_frac, self.a_frac = in_frac, w_frac, a_frac
         self.delta_exp = 0          # the C struct starts zeroed
         self.g_exp = INT16_MIN      # set by zero_grad()
         self.w = [0] * (n_out * n_in)
         self.b = [0] * n_out
         self.y = [0] * n_out
-        self.delta = [0] * n_out if train else None
-        self.gw = [0] * (n_out * n_in) if train and not online else None  # EBP_FLAG_ONLINE: no accumulators
-        self.gb = [0] * n_out if train and not online else None
-        self.vw = [0] * (n_out * n_in) if train and momentum else None
-        self.vb = [0] * n_out if train and momentum else None
+        self.delta = [0] * n_out if train and has_delta else None   # below first_train: none
+        # EBP_FLAG_ONLINE or frozen: no accumulators; frozen: no velocities
+        self.gw = [0] * (n_out * n_in) if train_params and not online else None
+        self.gb = [0] * n_out if train_params and not online else None
+        self.vw = [0] * (n_out * n_in) if train_params and momentum else None
+        self.vb = [0] * n_out if train_params and momentum else None
         self.stats = dict.fromkeys(STAT_FIELDS, 0)
 
 
@@ -268,10 +294,12 @@ def net_init(net: Net, cfg: dict, mode: int) -> None:
     net.x = [0] * cfg["n_in"]
     net.paths = Counter()  # reference-only instrumentation (see the module docstring)
     net.layers = []
+    net.first_train = first_trained(cfg)
     n_in, in_frac = cfg["n_in"], cfg["in_frac"]
-    for n_out, act, w_frac, a_frac in cfg["layers"]:
+    for l, ((n_out, act, w_frac, a_frac), ext) in enumerate(zip(cfg["layers"], layer_ext(cfg))):
         net.layers.append(Layer(n_in, n_out, act, in_frac, w_frac, a_frac, mode == MODE_TRAIN,
-                                cfg["optimizer"] == OPT_MOMENTUM, bool(cfg["flags"] & FLAG_ONLINE)))
+                                cfg["optimizer"] == OPT_MOMENTUM, bool(cfg["flags"] & FLAG_ONLINE), ext[1],
+                                l >= net.first_train))
         n_in, in_frac = n_out, a_frac
     if mode == MODE_TRAIN:
         zero_grad(net)
@@ -566,9 +594,12 @@ def accumulate_grad(L: Layer, inp: list) -> None:
 
 
 def backward_deltas(net: Net, t: list) -> None:
-    """Deltas of every layer for target t: output (y - t) for cross-entropy or (y - t) f'(y) for squared
-    error, hidden f'(y) * W^T delta (exact int64 sums), each normalised by normalize_delta. Once a layer's
-    deltas are all zero, the layers below get zero deltas with delta_exp = 0."""
+    """Deltas of every layer from net.first_train up for target t: output (y - t) for cross-entropy or
+    (y - t) f'(y) for squared error, hidden f'(y) * W^T delta (exact int64 sums), each normalised by
+    normalize_delta. Once a layer's deltas are all zero, the layers below get zero deltas with delta_exp = 0.
+    The layers below first_train get none (and nothing at all when every layer is frozen)."""
+    if net.first_train >= len(net.layers):
+        return
     L = net.layers[-1]
     ce = net.cfg["loss"] == LOSS_CE
     raw = []
@@ -576,7 +607,7 @@ def backward_deltas(net: Net, t: list) -> None:
         diff = L.y[k] - t[k]
         raw.append(diff if ce else diff * act_deriv_q15(L.act, L.y[k], L.a_frac))
     live = normalize_delta(net, L, raw, -L.a_frac if ce else -(L.a_frac + 15))
-    for l in range(len(net.layers) - 2, -1, -1):
+    for l in range(len(net.layers) - 2, net.first_train - 1, -1):
         L, N = net.layers[l], net.layers[l + 1]
         if not live:
             L.delta = [0] * L.n_out
@@ -602,7 +633,7 @@ def backward(net: Net, t: list) -> int:
     loss_q16 = loss(net, t)
     backward_deltas(net, t)
     for l, L in enumerate(net.layers):
-        if any(L.delta):
+        if L.gw is not None and any(L.delta):   # trained layers only
             accumulate_grad(L, layer_input(net, l))
     net.grad_count += 1
     net.have_forward = 0
@@ -748,6 +779,8 @@ def step(net: Net) -> None:
     m_eff = _fits(((net.hp["lr_m"] << 15) & U32) // net.grad_count, 32)
     momentum = net.cfg["optimizer"] == OPT_MOMENTUM
     for L in net.layers:
+        if L.gw is None:
+            continue              # frozen: never updated
         sh = -(net.hp["lr_e"] - 15 + L.g_exp + L.w_frac)
         if momentum:
             sh -= VEL_EXTRA_FRAC
@@ -783,7 +816,8 @@ def train(net: Net, X: list, T: list, batch: int) -> int:
             loss_sum += loss(net, T[s])
             backward_deltas(net, T[s])
             for l, L in enumerate(net.layers):
-                update_online(net, L, layer_input(net, l))
+                if l >= net.first_train and not L.frozen:
+                    update_online(net, L, layer_input(net, l))
             net.steps += 1
         net.have_forward = 0
         return loss_sum
@@ -834,13 +868,14 @@ def weights(net: Net) -> list:
 def velocities(net: Net) -> list:
     if net.cfg["optimizer"] != OPT_MOMENTUM:
         return []
-    return [[[L.vw[o * L.n_in:(o + 1) * L.n_in] for o in range(L.n_out)], list(L.vb)] for L in net.layers]
+    return [[[L.vw[o * L.n_in:(o + 1) * L.n_in] for o in range(L.n_out)], list(L.vb)] if L.vw is not None else []
+            for L in net.layers]
 
 
 def grads(net: Net) -> list:
-    """[[gw (n_out, n_in), gb, g_exp], ...] per layer."""
+    """[[gw (n_out, n_in), gb, g_exp], ...] per layer ([] for a frozen layer: it has no accumulators)."""
     return [[[L.gw[o * L.n_in:(o + 1) * L.n_in] for o in range(L.n_out)], list(L.gb), L.g_exp]
-            for L in net.layers]
+            if L.gw is not None else [] for L in net.layers]
 
 
 def stats(net: Net) -> list:

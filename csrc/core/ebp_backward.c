@@ -115,15 +115,18 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     return 1;
 }
 
-/* Deltas of every layer for target t, from the output back (generalised delta rule). */
+/* Deltas of every layer from net->first_train up for target t, from the output back (generalised delta
+ * rule); the layers below get none. */
 EBP_INTERNAL void ebp_backward_deltas(ebp_net_t *net, const int16_t *t) {
     int l = (int)net->cfg.n_layers - 1, live;
+    const int first = net->first_train;
     uint16_t i;
+    if (first > l) return; /* every layer with parameters is frozen */
     {   /* output layer: dL/dz = (y - t) with cross-entropy, (y - t) f'(y) with squared error */
         const ebp_layer_t *L = &net->layers[l];
         live = normalize_delta(net, l, t, net->cfg.loss == EBP_LOSS_CE ? -L->a_frac : -(L->a_frac + 15));
     }
-    for (l--; l >= 0; l--) { /* hidden layers: delta_j = f'(y_j) * sum_k w_kj delta_k */
+    for (l--; l >= first; l--) { /* hidden layers: delta_j = f'(y_j) * sum_k w_kj delta_k */
         ebp_layer_t *L = &net->layers[l];
         const ebp_layer_t *N = &net->layers[l + 1];
         if (!live) {
@@ -146,10 +149,11 @@ int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
     if (loss_q16 != NULL) ebp_loss(net, t, loss_q16);
     ebp_backward_deltas(net, t);
     /* gradients: dL/dw_oi = delta_o * in_i, dL/db_o = delta_o */
-    for (l = 0; l < (int)net->cfg.n_layers; l++) {
+    for (l = net->first_train; l < (int)net->cfg.n_layers; l++) {
         ebp_layer_t *L = &net->layers[l];
         int nz = 0;
         uint16_t i;
+        if (L->gw == NULL) continue; /* frozen, or no parameters */
         for (i = 0; i < L->n_out; i++) nz |= L->delta[i] != 0;
         if (nz) ebp_dense_accumulate_grad(L, layer_input(net, l));
     }
@@ -166,10 +170,10 @@ int ebp_zero_grad(ebp_net_t *net) {
     for (l = 0; l < net->cfg.n_layers; l++) {
         ebp_layer_t *L = &net->layers[l];
         L->g_exp = INT16_MIN;
-        if (L->gw == NULL) continue; /* EBP_FLAG_ONLINE */
-        n = (uint32_t)L->n_out * L->n_in;
+        if (L->gw == NULL) continue; /* EBP_FLAG_ONLINE, frozen, or no parameters */
+        n = L->n_w;
         for (k = 0; k < n; k++) L->gw[k] = 0;
-        for (k = 0; k < L->n_out; k++) L->gb[k] = 0;
+        for (k = 0; k < L->n_b; k++) L->gb[k] = 0;
     }
     net->grad_count = 0;
     return EBP_OK;

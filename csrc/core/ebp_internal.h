@@ -145,6 +145,13 @@ static inline uint32_t add_sat32(int32_t *a, int32_t r) {
 
 /* ---- shared between the files ------------------------------------------------------------------------ */
 
+/* ebp_net.c: a layer's geometry (shapes as (channels, length); counts of weights and biases) */
+typedef struct {
+    uint32_t in_ch, in_len, ch, len, n_w, n_b, stride;
+    int in_frac, a_frac;
+} ebp_geom_t;
+EBP_INTERNAL int ebp_geometry(const ebp_cfg_t *cfg, unsigned l, const ebp_geom_t *prev, ebp_geom_t *g);
+
 /* ebp_act.c: exp(-x) of a Q12 argument x >= 0, Q16 */
 EBP_INTERNAL int32_t ebp_exp_neg(int64_t x);
 

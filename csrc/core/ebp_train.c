@@ -46,8 +46,9 @@ int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, ui
                 *loss_sum += loss;
             }
             ebp_backward_deltas(net, ts);
-            for (l = 0; l < (int)net->cfg.n_layers; l++)
-                ebp_update_online(net, &net->layers[l], l == 0 ? xs : net->layers[l - 1].y);
+            for (l = net->first_train; l < (int)net->cfg.n_layers; l++)
+                if (!net->layers[l].frozen && net->layers[l].n_w > 0)
+                    ebp_update_online(net, &net->layers[l], l == 0 ? xs : net->layers[l - 1].y);
             net->steps++;
         }
         net->have_forward = 0;

@@ -215,13 +215,14 @@ int ebp_step(ebp_net_t *net) {
         int momentum = net->cfg.optimizer == EBP_OPT_MOMENTUM;
         /* the update in units of one weight LSB is m_eff * g * 2^-sh */
         int sh = -(net->hp.lr_e - 15 + L->g_exp + L->w_frac);
+        if (L->gw == NULL) continue; /* frozen, or no parameters */
         if (momentum) sh -= EBP_VEL_EXTRA_FRAC; /* velocities carry extra fractional bits */
         if (L->g_exp == INT16_MIN) {
             if (!momentum) continue; /* no gradient reached this layer: its sums are all zero */
             sh = 62;                 /* velocity decays only */
         }
-        update_params(net, L, L->w, L->gw, momentum ? L->vw : NULL, (uint32_t)L->n_out * L->n_in, m_eff, sh);
-        update_params(net, L, L->b, L->gb, momentum ? L->vb : NULL, L->n_out, m_eff, sh);
+        update_params(net, L, L->w, L->gw, momentum ? L->vw : NULL, L->n_w, m_eff, sh);
+        update_params(net, L, L->b, L->gb, momentum ? L->vb : NULL, L->n_b, m_eff, sh);
         L->g_exp = INT16_MIN;
     }
     net->grad_count = 0;

@@ -85,6 +85,35 @@ static void test_status_paths(void) {
     CHECK(ebp_status_str(EBP_ERR_SIZE)[0] != '\0' && ebp_status_str(12345)[0] != '\0');
 }
 
+/* A frozen first layer: never updated, no deltas, no gradient memory; the memory report says so exactly. */
+static void test_frozen(void) {
+    static const int16_t x[8] = {0, 0, 0, 4096, 4096, 0, 4096, 4096};
+    static const int16_t t[4] = {0, 4096, 4096, 0};
+    ebp_cfg_t c = xor_cfg();
+    ebp_net_t net;
+    ebp_memory_t full, part;
+    ebp_hparams_t hp = {32768, -16, 0};
+    int16_t w0[8];
+    unsigned i;
+    CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &full) == EBP_OK);
+    c.layers[0].frozen = 1;
+    CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &part) == EBP_OK);
+    CHECK(full.gradients - part.gradients == 4u * (4 * 2 + 4)); /* layer 0's 12 int32 accumulators */
+    CHECK(full.activations - part.activations == 2u * 4);        /* and its 4 deltas */
+    CHECK(part.scratch == 8u * 1 && full.scratch == 8u * 4);
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
+    CHECK(net.first_train == 1 && net.layers[0].delta == NULL && net.layers[0].gw == NULL);
+    CHECK(ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 4096, 1) == EBP_OK);
+    CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
+    for (i = 0; i < 8; i++) w0[i] = net.layers[0].w[i];
+    CHECK(ebp_train(&net, x, t, 4, 1, NULL) == EBP_OK);
+    CHECK(ebp_train(&net, x, t, 4, 2, NULL) == EBP_OK);
+    for (i = 0; i < 8; i++) CHECK(net.layers[0].w[i] == w0[i]);
+    CHECK(net.layers[0].stats.updates == 0 && net.layers[1].stats.updates > 0);
+    c.layers[0].frozen = 2;
+    CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+}
+
 /* xorshift32 for test data, independent of the core's */
 static uint32_t rnd_state = 2463534242u;
 static uint32_t rnd(void) {
@@ -120,6 +149,7 @@ static void test_extremes(void) {
             c.layers[l].act = (uint8_t)(rnd() % 4);
             c.layers[l].w_frac = (int8_t)(rnd() % 16);
             c.layers[l].a_frac = (int8_t)(rnd() % 16);
+            c.layers[l].frozen = (uint8_t)(rnd() % 4 == 0);
         }
         if (c.loss == EBP_LOSS_CE) c.layers[c.n_layers - 1].act = (uint8_t)(rnd() % 2 ? EBP_ACT_SOFTMAX : EBP_ACT_SIGMOID);
         CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &mem) == EBP_OK);
@@ -150,6 +180,7 @@ static void test_extremes(void) {
 int main(void) {
     test_xor();
     test_status_paths();
+    test_frozen();
     test_extremes();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
