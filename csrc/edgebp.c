@@ -9,6 +9,8 @@
 #include "core/ebp_net.c"
 #include "core/ebp_act.c"
 #include "core/ebp_dense.c"
+#include "core/ebp_conv1d.c"
+#include "core/ebp_pool.c"
 #include "core/ebp_backward.c"
 #include "core/ebp_update.c"
 #include "core/ebp_train.c"

@@ -31,6 +31,27 @@
  * Setting EBP_FLAG_FIXED_DELTA in cfg.flags switches this off and stores deltas as plain Q15 (exponent -15),
  * to show what fixed formats lose.
  *
+ * Layer kinds and shapes
+ * ----------------------
+ * A shaped tensor (channels, length) is stored channel-major: channel 0's `length` values, then channel 1's,
+ * and so on. The network input is (in_ch, n_in / in_ch); every layer reads the previous layer's output as
+ * such a tensor:
+ *   dense      (n_out, 1): z_o = b_o + sum_i w_oi x_i over the whole input, flattened (no flatten layer
+ *              needed); w (n_out, n_in)
+ *   conv1d     (n_out, len), len = (in_len - kernel) / stride + 1 ('valid' padding, stride 0 means 1):
+ *              z[o][t] = b[o] + sum_{c, j} w[o][c][j] x[c][t stride + j]; w (n_out, in_ch, kernel)
+ *   maxpool1d  (in_ch, len), len = (in_len - kernel) / stride + 1 (stride 0 means the window): each
+ *              window's maximum; its delta goes back to the window's first maximum
+ *   avgpool1d  the same shape: each window's mean, rounded half away from zero; its delta goes back to
+ *              every input of the window, scaled by round(2^EBP_POOL_FRAC / kernel)
+ *   gap1d      (in_ch, 1): global average pooling, one window of the whole length
+ * conv1d has the activations of a dense layer (not softmax) with the same rules; pooling layers are linear,
+ * have no parameters and keep their input's format (a_frac must equal it). Deltas, gradients and updates
+ * work as for dense layers, summed over the output positions: a conv1d weight's gradient is
+ * sum_t delta[o][t] x[c][t stride + j], accumulated with log2(len) more bits of headroom; the fused online
+ * update scales every delta by the learning rate first (dl = round(delta lr_m / 2^16)) and rounds each
+ * parameter's sum_t dl x once (parameters whose gradient is exactly zero are skipped: no draw).
+ *
  * Activations
  * -----------
  * linear, ReLU, sigmoid, tanh, and softmax (output layer, with cross-entropy). Sigmoid is a 257-entry Q16
@@ -90,6 +111,7 @@ extern "C" {
 #define EBP_GRAD_HEADROOM 6       /* bits kept free above one sample's gradient in the accumulators */
 #define EBP_VEL_EXTRA_FRAC 16     /* momentum velocity: w_frac + this many fractional bits, int32 */
 #define EBP_Z_FRAC 12             /* pre-activations enter the sigmoid/tanh/exp tables as Q12 */
+#define EBP_POOL_FRAC 23          /* pooling's backward pass scales by 1/window in Q23: round(2^23 / window) */
 #define EBP_FLAG_FIXED_DELTA 1    /* cfg.flags: deltas in plain Q15 instead of block floating point */
 #define EBP_FLAG_ONLINE 2         /* cfg.flags: online SGD only, no gradient accumulators (least RAM) */
 
@@ -194,7 +216,7 @@ typedef struct {
     ebp_layer_stats_t stats;
     uint8_t kind;        /**< ebp_kind_t */
     uint8_t frozen;      /**< 1: not updated */
-    uint8_t kernel, stride;
+    uint16_t kernel, stride; /**< conv1d and pooling windows; global pooling: (in_len, in_len) */
     uint16_t in_ch, in_len;  /**< input as (in_ch, in_len); a dense layer sees (n_in, 1) */
     uint16_t ch, len;        /**< output as (ch, len); a dense layer gives (n_out, 1) */
     uint32_t n_w;        /**< number of weights (dense n_out n_in, conv1d ch in_ch kernel, pooling 0) */

@@ -36,7 +36,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import intref  # noqa: E402
-from edgebp.config import ACTIVATIONS, INITS, KINDS, LOSSES, OPTIMIZERS, ROUNDINGS, Layer, NetSpec, TrainConfig  # noqa: E402
+from edgebp.config import (ACTIVATIONS, INITS, KINDS, LOSSES, OPTIMIZERS, ROUNDINGS, AvgPool1D, Conv1D,  # noqa: E402
+                           Dense, GlobalAvgPool1D, Layer, MaxPool1D, NetSpec, TrainConfig)
 
 TRACE_MAX = 3
 
@@ -183,6 +184,30 @@ SCENARIOS = {
         TrainConfig("momentum", lr=0.3, momentum=0.8, batch_size=2, rounding="nearest", seed=5, init="xavier",
                     online_only=False),
         6, 2, 2, 808),
+    "conv1d_maxpool_softmax_online_only_2x12": (
+        "input 2 channels x 12, conv1d(3 filters, kernel 3, stride 2, relu), maxpool1d(2), dense(2, softmax), "
+        "cross-entropy, EBP_FLAG_ONLINE (the conv1d fused online update, no gradient memory), stochastic "
+        "rounding, he init",
+        NetSpec.sequential((2, 12), [Conv1D(3, 3, stride=2, act="relu"), MaxPool1D(2), Dense(2, act="softmax")]),
+        TrainConfig("sgd", lr=0.3, batch_size=1, rounding="stochastic", seed=3, init="he", online_only=True),
+        5, 1, 2, 909),
+    "conv1d_avgpool_conv_gap_momentum_batch_2x12": (
+        "input 2 x 12, conv1d(3, 3, tanh), avgpool1d(3, stride 2: overlapping windows), conv1d(2, 2, sigmoid), "
+        "global average pooling, dense(2, sigmoid), squared error, momentum, batch 2 (conv1d gradient "
+        "accumulators), round to nearest, xavier init",
+        NetSpec.sequential((2, 12), [Conv1D(3, 3, act="tanh"), AvgPool1D(3, stride=2), Conv1D(2, 2, act="sigmoid"),
+                                     GlobalAvgPool1D(), Dense(2, act="sigmoid")], loss="mse"),
+        TrainConfig("momentum", lr=0.3, momentum=0.5, batch_size=2, rounding="nearest", seed=4, init="xavier",
+                    online_only=False),
+        6, 2, 2, 1010),
+    "conv1d_gap_linear_sgd_1x9": (
+        "input 1 x 9, conv1d(2, kernel 4, linear), global average pooling, dense(1, linear), squared error, SGD "
+        "batch 1 with gradient memory (the fused online update; the trace runs ebp_backward on the first "
+        "sample), uniform init",
+        NetSpec.sequential((1, 9), [Conv1D(2, 4, act="linear"), GlobalAvgPool1D(), Dense(1, act="linear")],
+                           loss="mse"),
+        TrainConfig("sgd", lr=0.1, batch_size=1, rounding="nearest", seed=5, online_only=False),
+        5, 1, 2, 1111),
 }
 
 

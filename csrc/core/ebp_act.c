@@ -59,3 +59,39 @@ int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
     *loss_q16 = ebp_sat32(requant(sum, L->a_frac + 16, EBP_LOSS_FRAC));
     return EBP_OK;
 }
+
+/* a Q16 activation value v (|v| <= 2^16) in Q a_frac, rounded half away from zero; only +1.0 at a_frac 15
+ * leaves int16, and is clipped and counted */
+static int16_t q16_to_out(int32_t v, int a_frac, uint32_t *sat) {
+    int32_t y = ebp_rshift_rn32(v, 16 - a_frac);
+    if (y > INT16_MAX) {
+        (*sat)++;
+        return INT16_MAX;
+    }
+    return (int16_t)y;
+}
+
+/* sigmoid of a signed Q12 argument, Q16 (the table on |z|, symmetry for z < 0) */
+static int32_t sigmoid_q16(int32_t z) {
+    uint32_t a = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;
+    int32_t v = (int32_t)sigmoid_pos_q16(a);
+    return z < 0 ? EBP_ONE_Q16 - v : v;
+}
+
+/*
+ * The plain rule of every elementwise activation, on one pre-activation acc with zf fractional bits (exact):
+ * linear and ReLU requant acc to a_frac, saturated (counted in *sat); sigmoid requants to Q12 (saturated to
+ * int32, not counted), looks the table up and rounds the Q16 value to a_frac; tanh(z) = 2 sigmoid(2z) - 1.
+ * The dense kernels (ebp_dense.c) compute exactly this, faster; conv1d layers call it.
+ */
+EBP_INTERNAL int16_t ebp_act_out(int act, int64_t acc, int zf, int a_frac, uint32_t *sat) {
+    switch (act) {
+    case EBP_ACT_SIGMOID: return q16_to_out(sigmoid_q16(ebp_sat32(requant(acc, zf, EBP_Z_FRAC))), a_frac, sat);
+    case EBP_ACT_TANH:
+        return q16_to_out(2 * sigmoid_q16(ebp_sat32(requant(acc, zf, EBP_Z_FRAC + 1))) - EBP_ONE_Q16, a_frac, sat);
+    case EBP_ACT_RELU:
+        if (acc < 0) acc = 0;
+        return sat16_count(requant(acc, zf, a_frac), sat);
+    default: return sat16_count(requant(acc, zf, a_frac), sat);
+    }
+}

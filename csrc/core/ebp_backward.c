@@ -47,6 +47,17 @@ static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int 
  * network, which so needs no scratch at all, packs a hidden layer's into its delta array (hidden_pass) and
  * recomputes an output layer's, a subtraction and a multiply each. Returns 0 when every delta is zero.
  */
+/*
+ * dL/dz of hidden neuron i of layer L before normalisation, whatever the kind of the layer above, N:
+ * f'(y_i) times what N hands back for its input i (dense: sum_k w_ki delta_k; conv1d: ebp_conv1d_back;
+ * pooling: ebp_pool_back, at EBP_POOL_FRAC more fractional bits).
+ */
+static int64_t raw_hidden(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t i, int32_t one, int sd) {
+    if (N->kind == EBP_KIND_DENSE) return ebp_dense_raw_hidden(L, N, i, one, sd);
+    return (N->kind == EBP_KIND_CONV1D ? ebp_conv1d_back(N, i) : ebp_pool_back(N, L->y, i)) *
+           act_deriv_q15(L->act, L->y[i], one, sd);
+}
+
 static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     ebp_layer_t *L = &net->layers[l];
     const ebp_layer_t *N = t == NULL ? &net->layers[l + 1] : NULL;
@@ -61,7 +72,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     if (net->cfg.flags & EBP_FLAG_FIXED_DELTA) {
         int nz = 0;
         for (i = 0; i < n; i++) {
-            int64_t r = N != NULL ? ebp_dense_raw_hidden(L, N, i, one, sd) : raw_out(L, t, i, ce, one, sd);
+            int64_t r = N != NULL ? raw_hidden(L, N, i, one, sd) : raw_out(L, t, i, ce, one, sd);
             L->delta[i] = sat16_count(requant(r, -e, 15), &L->stats.sat_delta);
             nz |= L->delta[i] != 0;
         }
@@ -77,9 +88,16 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
             if (cache != NULL) cache[i] = r;
         }
         maxabs = max32;
-    } else {
+    } else if (N->kind == EBP_KIND_DENSE) {
         if (cache == NULL && n <= EBP_PACK_WIDTH) pack = signs;
         maxabs = ebp_dense_hidden_raw(L, N, cache, pack);
+    } else { /* below a conv1d or pooling layer: the plain loop (cached, or computed again below) */
+        for (i = 0; i < n; i++) {
+            int64_t r = raw_hidden(L, N, i, one, sd);
+            uint64_t a = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
+            if (a > maxabs) maxabs = a;
+            if (cache != NULL) cache[i] = r;
+        }
     }
     if (maxabs == 0) {
         for (i = 0; i < n; i++) L->delta[i] = 0;
@@ -107,7 +125,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     }
     /* the rest: cached with s outside 1..31, or computed again (an output layer, or one wider than packs) */
     for (i = 0; i < n; i++) {
-        int64_t r = cache != NULL ? cache[i] : N != NULL ? ebp_dense_raw_hidden(L, N, i, one, sd) : raw_out(L, t, i, ce, one, sd);
+        int64_t r = cache != NULL ? cache[i] : N != NULL ? raw_hidden(L, N, i, one, sd) : raw_out(L, t, i, ce, one, sd);
         /* |r| <= maxabs, so the mantissa fits: below 2^15 when shifted left, at most 2^15 - 1 after rounding */
         L->delta[i] = (int16_t)(s > 0 ? rshift_rn_small(r, s) : (int32_t)r * ((int32_t)1 << -s));
     }
@@ -134,7 +152,9 @@ EBP_INTERNAL void ebp_backward_deltas(ebp_net_t *net, const int16_t *t) {
             L->delta_exp = 0;
             continue;
         }
-        live = normalize_delta(net, l, NULL, N->delta_exp - N->w_frac - 15);
+        /* the exponent of raw_hidden: N's deltas, its weights (or pooling share), and f' in Q15 */
+        live = normalize_delta(net, l, NULL,
+                               N->delta_exp - (N->n_w > 0 ? N->w_frac : EBP_POOL_FRAC) - 15);
     }
 }
 
@@ -155,7 +175,11 @@ int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
         uint16_t i;
         if (L->gw == NULL) continue; /* frozen, or no parameters */
         for (i = 0; i < L->n_out; i++) nz |= L->delta[i] != 0;
-        if (nz) ebp_dense_accumulate_grad(L, layer_input(net, l));
+        if (!nz) continue;
+        if (L->kind == EBP_KIND_CONV1D)
+            ebp_conv1d_accumulate_grad(L, layer_input(net, l));
+        else
+            ebp_dense_accumulate_grad(L, layer_input(net, l));
     }
     net->grad_count++;
     net->have_forward = 0;

@@ -155,6 +155,17 @@ EBP_INTERNAL int ebp_geometry(const ebp_cfg_t *cfg, unsigned l, const ebp_geom_t
 /* ebp_act.c: exp(-x) of a Q12 argument x >= 0, Q16 */
 EBP_INTERNAL int32_t ebp_exp_neg(int64_t x);
 
+/* ebp_act.c: the plain rule of an elementwise activation on an exact pre-activation (zf fractional bits) */
+EBP_INTERNAL int16_t ebp_act_out(int act, int64_t acc, int zf, int a_frac, uint32_t *sat);
+
+/* ebp_conv1d.c and ebp_pool.c */
+EBP_INTERNAL void ebp_conv1d_fwd_s16(ebp_layer_t *L, const int16_t *in);
+EBP_INTERNAL int64_t ebp_conv1d_back(const ebp_layer_t *N, uint32_t i);
+EBP_INTERNAL void ebp_conv1d_accumulate_grad(ebp_layer_t *L, const int16_t *in);
+EBP_INTERNAL void ebp_conv1d_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in);
+EBP_INTERNAL void ebp_pool_fwd_s16(ebp_layer_t *L, const int16_t *in);
+EBP_INTERNAL int64_t ebp_pool_back(const ebp_layer_t *N, const int16_t *x, uint32_t i);
+
 /* ebp_dense.c */
 EBP_INTERNAL void ebp_dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch);
 EBP_INTERNAL int64_t ebp_dense_raw_hidden(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t i, int32_t one,

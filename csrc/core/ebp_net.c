@@ -21,7 +21,7 @@ const char *ebp_status_str(int status) {
 static int frac_ok(int f) { return f >= 0 && f <= 15; }
 
 /* kinds the core implements so far */
-#define EBP_KIND_LAST EBP_KIND_DENSE
+#define EBP_KIND_LAST EBP_KIND_GAP1D
 
 /*
  * Layer l's geometry from its input (the network input for l = 0, else prev, layer l - 1's): shapes, the
@@ -60,7 +60,8 @@ EBP_INTERNAL int ebp_geometry(const ebp_cfg_t *cfg, unsigned l, const ebp_geom_t
         break;
     case EBP_KIND_CONV1D:
         if (s == 0) s = 1;
-        if (lc->n_out < 1 || k < 1 || k > g->in_len) return EBP_ERR_CONFIG;
+        /* n_out kernel <= 2^16 bounds the deltas handed to the layer below: at most 2^16 products of 2^30 */
+        if (lc->n_out < 1 || k < 1 || k > g->in_len || (uint32_t)lc->n_out * k > 65536u) return EBP_ERR_CONFIG;
         g->ch = lc->n_out;
         g->len = (g->in_len - k) / s + 1u;
         g->n_w = (uint32_t)lc->n_out * g->in_ch * k;
@@ -191,8 +192,8 @@ int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size
         L->n_b = (uint16_t)G->n_b;
         L->kind = lc->kind;
         L->frozen = lc->frozen;
-        L->kernel = lc->kernel;
-        L->stride = (uint8_t)G->stride;
+        L->kernel = (uint16_t)(lc->kind == EBP_KIND_GAP1D ? G->in_len : lc->kernel); /* one window: all */
+        L->stride = (uint16_t)(lc->kind == EBP_KIND_GAP1D ? G->in_len : G->stride);
         L->act = lc->act;
         L->in_frac = (int8_t)G->in_frac;
         L->w_frac = lc->w_frac;

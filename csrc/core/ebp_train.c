@@ -6,8 +6,14 @@
 static void forward_layers(ebp_net_t *net, const int16_t *x) {
     unsigned l;
     for (l = 0; l < net->cfg.n_layers; l++) {
-        ebp_dense_fwd_s16(&net->layers[l], x, net->scratch);
-        x = net->layers[l].y;
+        ebp_layer_t *L = &net->layers[l];
+        if (L->kind == EBP_KIND_DENSE)
+            ebp_dense_fwd_s16(L, x, net->scratch);
+        else if (L->kind == EBP_KIND_CONV1D)
+            ebp_conv1d_fwd_s16(L, x);
+        else
+            ebp_pool_fwd_s16(L, x);
+        x = L->y;
     }
 }
 
@@ -47,8 +53,13 @@ int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, ui
             }
             ebp_backward_deltas(net, ts);
             for (l = net->first_train; l < (int)net->cfg.n_layers; l++)
-                if (!net->layers[l].frozen && net->layers[l].n_w > 0)
-                    ebp_update_online(net, &net->layers[l], l == 0 ? xs : net->layers[l - 1].y);
+                if (!net->layers[l].frozen && net->layers[l].n_w > 0) {
+                    const int16_t *in = l == 0 ? xs : net->layers[l - 1].y;
+                    if (net->layers[l].kind == EBP_KIND_CONV1D)
+                        ebp_conv1d_update_online(net, &net->layers[l], in);
+                    else
+                        ebp_update_online(net, &net->layers[l], in);
+                }
             net->steps++;
         }
         net->have_forward = 0;
