@@ -47,10 +47,11 @@ class Layer:
         return self.kind in PARAM_KINDS
 
     def describe(self) -> str:
+        bits = ",w_bits=8" if self.w_bits == 8 else ""
         if self.kind == "dense":
-            return f"dense({self.n_out},act={self.act})"
+            return f"dense({self.n_out},act={self.act}{bits})"
         if self.kind == "conv1d":
-            return f"conv1d({self.n_out},{self.kernel},stride={self.stride or 1},act={self.act})"
+            return f"conv1d({self.n_out},{self.kernel},stride={self.stride or 1},act={self.act}{bits})"
         if self.kind == "gap":
             return "gap"
         return f"{self.kind}({self.kernel}" + (f",stride={self.stride}" if self.stride else "") + ")"
@@ -243,6 +244,8 @@ class NetSpec:
                 if l.n_out != 0 or l.act != "linear":
                     raise ConfigError(f"layer {i}: a {l.kind} layer has n_out 0 and act 'linear' (it keeps the "
                                       f"channels); build it with MaxPool1D, AvgPool1D or GlobalAvgPool1D")
+                if l.w_bits != 16:
+                    raise ConfigError(f"layer {i}: a {l.kind} layer has no weights to store in {l.w_bits} bits")
                 if l.kind == "gap" and (l.kernel or l.stride):
                     raise ConfigError(f"layer {i}: global average pooling has no window or stride")
             if l.act == "softmax" and (i != len(self.layers) - 1 or self.loss != "ce" or l.kind != "dense"):

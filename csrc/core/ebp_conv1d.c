@@ -1,6 +1,8 @@
 /*
  * ebp_conv1d.c - the 1-D convolution layer: forward pass, the raw deltas it hands the layer below, its
  * gradient accumulation and its fused online update. Plain loops: each one is the rule it implements.
+ * Layers with int8 weights (dense ones too, as the convolution of an (n_in, 1) input with kernel 1) run
+ * here: weights are read through ebp_w / ebp_b and stored saturated to their type.
  *
  * Shapes (channel-major, as in edgebp.h): input x (in_ch, in_len), weights w (ch, in_ch, kernel), biases
  * b (ch), outputs y and deltas (ch, len), len = (in_len - kernel) / stride + 1 ('valid' padding).
@@ -13,22 +15,27 @@ static inline uint32_t in_index(const ebp_layer_t *L, uint32_t c, uint32_t t, ui
     return c * L->in_len + t * L->stride + j;
 }
 
-/* Forward: the exact int64 pre-activation (bias at the product's format), then ebp_act_out. */
-EBP_INTERNAL void ebp_conv1d_fwd_s16(ebp_layer_t *L, const int16_t *in) {
+/* Forward: the exact int64 pre-activation (bias at the product's format), then ebp_act_out; a softmax
+ * (dense output layers only, len 1) takes the Q12 pre-activations through scratch to ebp_softmax_out. */
+EBP_INTERNAL void ebp_conv1d_fwd(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     const int zf = L->w_frac + L->in_frac;
     const uint32_t K = L->kernel;
     uint32_t o, t, c, j, sat = 0;
     for (o = 0; o < L->ch; o++) {
-        const int16_t *wo = L->w + (size_t)o * L->in_ch * K;
+        const uint32_t wo = o * L->in_ch * K;
         for (t = 0; t < L->len; t++) {
-            int64_t acc = (int32_t)L->b[o] * ((int32_t)1 << L->in_frac); /* |product| <= 2^30 each */
+            int64_t acc = ebp_b(L, o) * ((int32_t)1 << L->in_frac); /* |product| <= 2^30 each */
             for (c = 0; c < L->in_ch; c++) {
-                const int16_t *x = in + in_index(L, c, t, 0), *w = wo + (size_t)c * K;
-                for (j = 0; j < K; j++) acc += (int32_t)w[j] * x[j];
+                const int16_t *x = in + in_index(L, c, t, 0);
+                for (j = 0; j < K; j++) acc += ebp_w(L, wo + c * K + j) * x[j];
             }
-            L->y[o * L->len + t] = ebp_act_out(L->act, acc, zf, L->a_frac, &sat);
+            if (L->act == EBP_ACT_SOFTMAX)
+                scratch[o] = requant(acc, zf, EBP_Z_FRAC);
+            else
+                L->y[o * L->len + t] = ebp_act_out(L->act, acc, zf, L->a_frac, &sat);
         }
     }
+    if (L->act == EBP_ACT_SOFTMAX) ebp_softmax_out(L, scratch, &sat);
     L->stats.sat_out += sat;
 }
 
@@ -44,9 +51,9 @@ EBP_INTERNAL int64_t ebp_conv1d_back(const ebp_layer_t *N, uint32_t i) {
     int64_t acc = 0;
     if (t_hi > N->len - 1u) t_hi = N->len - 1u;
     for (o = 0; o < N->ch; o++) {
-        const int16_t *w = N->w + ((size_t)o * N->in_ch + c) * K;
+        const uint32_t w = (o * N->in_ch + c) * K;
         const int16_t *d = N->delta + (size_t)o * N->len;
-        for (t = t_lo; t <= t_hi; t++) acc += (int32_t)w[p - t * S] * d[t];
+        for (t = t_lo; t <= t_hi; t++) acc += ebp_w(N, w + p - t * S) * d[t];
     }
     return acc;
 }
@@ -109,17 +116,30 @@ static int64_t window_dot_lr(const ebp_layer_t *L, const int16_t *d, int32_t lr_
 }
 
 /* one parameter's online update p / 2^S in weight LSBs: S <= 0 exact (saturating, clamped to +-65535, beyond
- * which every update saturates the weight alike), else rounded in the configured mode (S capped at 62) */
-static int32_t conv_update(ebp_net_t *net, int64_t p, int S) {
+ * which every update saturates the weight alike), else rounded in the configured mode, always stochastically
+ * for an int8 layer (S capped at 62) */
+static int32_t conv_update(ebp_net_t *net, const ebp_layer_t *L, int64_t p, int S) {
     int64_t q;
     if (S <= 0) {
         q = ebp_lshift_sat(p, -S);
     } else {
         if (S > 62) S = 62;
-        q = net->cfg.rounding == EBP_ROUND_STOCHASTIC ? ebp_rshift_sr(p, S, ebp_xorshift32(&net->rng))
-                                                      : ebp_rshift_rn(p, S);
+        q = net->cfg.rounding == EBP_ROUND_STOCHASTIC || L->w8 != NULL
+                ? ebp_rshift_sr(p, S, ebp_xorshift32(&net->rng))
+                : ebp_rshift_rn(p, S);
     }
     return (int32_t)(q > 65535 ? 65535 : q < -65535 ? -65535 : q);
+}
+
+/* parameter k (weights) or bias k (bias set) of L minus q, saturated to its type; returns 1 if it clipped */
+static uint32_t param_sub(ebp_layer_t *L, uint32_t k, int bias, int32_t q) {
+    if (L->w8 != NULL) {
+        int8_t *v = bias ? &L->b8[k] : &L->w8[k];
+        int32_t nv = *v - q;
+        *v = (int8_t)(nv > INT8_MAX ? INT8_MAX : nv < INT8_MIN ? INT8_MIN : nv);
+        return *v != nv;
+    }
+    return sub_sat16(bias ? &L->b[k] : &L->w[k], q);
 }
 
 /*
@@ -137,23 +157,23 @@ EBP_INTERNAL void ebp_conv1d_update_online(ebp_net_t *net, ebp_layer_t *L, const
     uint32_t o, c, j, t, updates = 0, zeros = 0, sat = 0;
     for (o = 0; o < L->ch; o++) {
         const int16_t *d = L->delta + (size_t)o * L->len;
-        int16_t *w = L->w + (size_t)o * L->in_ch * K;
+        const uint32_t wo = o * L->in_ch * K;
         int64_t g = 0;
         int32_t q;
         for (c = 0; c < L->in_ch; c++)
             for (j = 0; j < K; j++) {
                 if (window_dot(L, d, in, c, j) == 0) continue;
-                q = conv_update(net, window_dot_lr(L, d, lr_m, in, c, j), S);
+                q = conv_update(net, L, window_dot_lr(L, d, lr_m, in, c, j), S);
                 updates++;
                 zeros += q == 0;
-                sat += sub_sat16(&w[c * K + j], q);
+                sat += param_sub(L, wo + c * K + j, 0, q);
             }
         for (t = 0; t < L->len; t++) g += d[t];
         if (g == 0) continue;
-        q = conv_update(net, window_dot_lr(L, d, lr_m, NULL, 0, 0), S);
+        q = conv_update(net, L, window_dot_lr(L, d, lr_m, NULL, 0, 0), S);
         updates++;
         zeros += q == 0;
-        sat += sub_sat16(&L->b[o], q);
+        sat += param_sub(L, o, 1, q);
     }
     L->stats.updates += updates;
     L->stats.zero_updates += zeros;
