@@ -25,8 +25,11 @@ def test_diabetes_shapes():
 def test_list_datasets():
     names = list_datasets()
     assert {"diabetes", "thyroid", "parity8", "two-spiral", "robot", "building"} <= set(names)
+    assert {"BasicMotions", "GunPoint", "ArrowHead"} <= set(names)
     for n in names:
-        assert (DATASET_DIR / f"{n}.train").is_file() and (DATASET_DIR / f"{n}.test").is_file()
+        fann = (DATASET_DIR / f"{n}.train").is_file() and (DATASET_DIR / f"{n}.test").is_file()
+        ts = (DATASET_DIR / f"{n}_TRAIN.ts").is_file() and (DATASET_DIR / f"{n}_TEST.ts").is_file()
+        assert fann or ts, n
 
 
 def test_every_shipped_set_loads():
@@ -105,3 +108,91 @@ def test_sklearn_sets(name, n_in, n_out):
     assert abs(len(ds.X_train) - len(ds.X_test)) <= 1
     assert ds.X_train.min() >= 0 and ds.X_train.max() <= 1
     assert (ds.T_train.sum(axis=1) == 1).all()
+
+
+# --- UCR/UEA .ts time series -------------------------------------------------------------------------------
+from edgebp.data import Scaler, as_targets, check_format, encode_labels, load_ts, sorted_by_class, split_indices  # noqa: E402
+
+
+def _ts_text(cases, classes="a b", dims=None, extra=""):
+    head = f"# a comment\n@problemName Toy\n@timeStamps false\n@classLabel true {classes}\n{extra}"
+    if dims:
+        head += f"@dimensions {dims}\n"
+    return head + "@data\n" + "\n".join(cases) + "\n"
+
+
+@pytest.mark.parametrize("name,shape,n_train,n_test,classes", [
+    ("BasicMotions", (6, 100), 40, 40, ["Standing", "Running", "Walking", "Badminton"]),
+    ("GunPoint", (1, 150), 50, 150, ["1", "2"]),
+    ("ArrowHead", (1, 251), 36, 175, ["0", "1", "2"]),
+])
+def test_shipped_ts_sets(name, shape, n_train, n_test, classes):
+    ds = load_dataset(name)
+    assert ds.input_shape == shape and ds.classes == classes
+    C, T = shape
+    assert ds.X_train.shape == (n_train, C * T) and ds.X_test.shape == (n_test, C * T)
+    assert ds.T_train.shape == (n_train, len(classes)) and (ds.T_train.sum(axis=1) == 1).all()
+    assert name in list_datasets()
+
+
+def test_basicmotions_is_channel_major_and_sorted_by_class():
+    """Input c*T + t is channel c at step t: compare with the raw text of the first case."""
+    ds = load_dataset("BasicMotions")
+    first = next(l for l in (DATASET_DIR / "BasicMotions_TRAIN.ts").read_text().splitlines()
+                 if l and l[0] not in "#@")
+    fields = first.split(":")
+    assert fields[-1] == "Standing" and len(fields) == 7
+    for c in range(6):
+        np.testing.assert_array_equal(ds.X_train[0, c * 100:(c + 1) * 100], [float(v) for v in fields[c].split(",")])
+    assert sorted_by_class(ds.T_train)                          # 10 Standing, then 10 Running, ...
+    assert not sorted_by_class(load_dataset("ArrowHead").T_train)   # 0, 1, 2, 0, 1, 2, ...
+
+
+def test_own_ts_pair(tmp_path):
+    write(tmp_path, _ts_text(["1,2,3:4,5,6:b", "0,0,0:1,1,1:a"], dims=2), "Toy_TRAIN.ts")
+    write(tmp_path, _ts_text(["7,8,9:1,2,3:a"], dims=2), "Toy_TEST.ts")
+    ds = load_dataset(str(tmp_path / "Toy_TRAIN.ts"))
+    assert ds.name == "Toy" and ds.input_shape == (2, 3) and ds.classes == ["a", "b"]
+    np.testing.assert_array_equal(ds.X_train, [[1, 2, 3, 4, 5, 6], [0, 0, 0, 1, 1, 1]])
+    np.testing.assert_array_equal(ds.T_train, [[0, 1], [1, 0]])
+    np.testing.assert_array_equal(ds.T_test, [[1, 0]])
+
+
+@pytest.mark.parametrize("cases,extra,msg", [
+    (["1,2:3,4:a", "1,2:b"], "", "case 1 has 1 channels"),
+    (["1,2,3:a", "1,2:b"], "", "unequal-length"),
+    (["1,?,3:a"], "", r"missing values \('\?'\)"),
+    (["1,x,3:a"], "", "'x' is not a number"),
+    (["1,2,3:c"], "", r"labels \['c'\] are not among"),
+    (["1,2,3:a"], "@timeStamps true\n", "time-stamped"),
+])
+def test_malformed_ts(tmp_path, cases, extra, msg):
+    p = write(tmp_path, _ts_text(cases, extra=extra).replace("@timeStamps false\n", "" if extra else
+                                                                "@timeStamps false\n"), "Bad_TRAIN.ts")
+    with pytest.raises(DataError, match=msg):
+        load_ts(p)
+
+
+def test_ts_pair_errors(tmp_path):
+    write(tmp_path, _ts_text(["1,2:a"]), "Solo_TRAIN.ts")
+    with pytest.raises(DataError, match="Solo_TEST.ts is missing"):
+        load_dataset(str(tmp_path / "Solo_TRAIN.ts"))
+    write(tmp_path, _ts_text(["1,2:a"]), "Solo_TEST.ts")
+    with pytest.raises(DataError, match="NAME_TRAIN.ts"):
+        load_dataset(str(tmp_path / "Solo_TEST.ts"))
+    p = write(tmp_path, "@problemName x\n1,2:a\n", "NoData_TRAIN.ts")
+    with pytest.raises(DataError, match="expected an @tag or @data"):
+        load_ts(p)
+
+
+def test_scaler_per_channel_for_series():
+    ds = load_dataset("BasicMotions", scale="minmax")
+    assert ds.scaler.kind == "minmax" and ds.scaler.offset.shape == (600,)
+    X = ds.X_train.reshape(40, 6, 100)
+    np.testing.assert_allclose(X.min(axis=(0, 2)), 0, atol=1e-12)    # one range per channel, over all steps
+    np.testing.assert_allclose(X.max(axis=(0, 2)), 1, atol=1e-12)
+    raw = load_dataset("BasicMotions")
+    np.testing.assert_allclose(ds.scaler.transform(raw.X_test), ds.X_test)
+    np.testing.assert_allclose(ds.scaler.inverse(ds.X_test), raw.X_test)
+    back = Scaler.from_dict(ds.scaler.to_dict())
+    np.testing.assert_array_equal(back.offset, ds.scaler.offset)
