@@ -209,7 +209,7 @@ def load_table(path, target=None, header: Optional[bool] = None):
     width = len(rows[0])
     for i, r in enumerate(body):
         if len(r) != width:
-            raise DataError(f"{path}: row {i + 1 + bool(header)} has {len(r)} fields, the first row {width}")
+            raise DataError(f"{path}: data row {i + 1} has {len(r)} fields, the first row {width}")
     if width < 2:
         raise DataError(f"{path}: one column only; a data file needs input columns and a --target column")
     names = names or [f"column {j}" for j in range(width)]
@@ -223,17 +223,17 @@ def load_table(path, target=None, header: Optional[bool] = None):
                 X[i, k] = float(v)
             except ValueError:
                 what = "is empty (a missing value)" if not v else f"{v!r} is not a number"
-                raise DataError(f"{path}: column {names[j]!r}, row {i + 1 + bool(header)}: {what}; inputs must be "
+                raise DataError(f"{path}: column {names[j]!r}, data row {i + 1}: {what}; inputs must be "
                                 "numbers (encode categories, impute missing values), or name this column with "
                                 "--target") from None
     bad = ~np.isfinite(X)
     if bad.any():
         i, k = map(int, np.argwhere(bad)[0])
-        raise DataError(f"{path}: column {names[cols[k]]!r}, row {i + 1 + bool(header)} is NaN or inf")
+        raise DataError(f"{path}: column {names[cols[k]]!r}, data row {i + 1} is NaN or inf")
     y = [r[t].strip() for r in body]
     if any(v == "" for v in y):
-        raise DataError(f"{path}: target column {names[t]!r} has empty values (row "
-                        f"{y.index('') + 1 + bool(header)})")
+        raise DataError(f"{path}: target column {names[t]!r} has empty values (data row "
+                        f"{y.index('') + 1})")
     return X, y, [names[j] for j in cols], names[t]
 
 
@@ -637,11 +637,15 @@ def split_indices(y, frac: float, seed: int, stratify: bool = True) -> Tuple[np.
     y = np.asarray(y).reshape(-1)
     n = len(y)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(n)]
+    # round(n * frac) rows in all, shared between the classes by largest remainder
+    quota = np.array([len(g) * frac for g in groups])
+    ks = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - ks), kind="stable")[:int(round(n * frac)) - int(ks.sum())]:
+        ks[i] += 1
     test = []
-    for g in groups:
-        k = int(round(len(g) * frac))
+    for g, k in zip(groups, ks):
         if len(g) >= 2:
-            k = min(max(k, 1), len(g) - 1)
+            k = min(max(int(k), 1), len(g) - 1)
         test.append(rng.permutation(g)[:k])
     te = np.sort(np.concatenate(test)).astype(np.int64)
     tr = np.setdiff1d(np.arange(n), te)
