@@ -133,14 +133,13 @@ class LinkModel:
     """What the host knows about the link, learnt from every attempt.
 
     ``p``: the share of bytes hit (dropped or corrupted), the maximum-likelihood value over the last attempts
-    (each a frame of b bytes through and back that arrived intact with probability (1-p)^b), with a weak prior
-    of one clean 256-byte exchange. Round-trip times are fitted per message type as a + c * bytes (exponentially
+    (each a frame of b bytes through and back that arrived intact with probability (1-p)^b; the
+    newest weigh most). Round-trip times are fitted per message type as a + c * bytes (exponentially
     weighted least squares over first attempts, Karn's rule), with the mean absolute deviation for the timeout."""
 
     GRID = np.geomspace(1e-6, 0.3, 80)
     LOGQ = np.log1p(-GRID)[:, None]
     WINDOW = 96
-    PRIOR_BYTES = 256
 
     def __init__(self):
         self.obs: deque = deque(maxlen=self.WINDOW)
@@ -166,7 +165,6 @@ class LinkModel:
                 w = 0.97 ** np.arange(len(self.obs) - 1, -1, -1, dtype=np.float64)[None, :]
                 lb = self.LOGQ * b
                 ll = (w * (s * lb + (1 - s) * np.log(-np.expm1(np.minimum(lb, -1e-12))))).sum(1)
-                ll += self.PRIOR_BYTES * self.LOGQ[:, 0]
                 self._p = float(self.GRID[int(np.argmax(ll))])
         return self._p
 
@@ -396,8 +394,10 @@ class Device:
         backoff = 1.0
         self.send_raw(frame)
         t_sent = t_start
+        outstanding = 1      # attempts whose answer (or error report) has not come back yet
         while True:
-            wait = min(self.link.rto(type_, at_risk, limit) * backoff, max(0.0, t_start + limit - time.monotonic()))
+            rto = self.link.rto(type_, at_risk, limit) * backoff
+            wait = max(0.0, min(t_sent + rto, t_start + limit) - time.monotonic())
             resp, kind = self._await(type_, seq, wait, problems)
             if resp is not None:
                 self.link.record(at_risk, True)
@@ -406,12 +406,16 @@ class Device:
                 if check:
                     self._check(resp)
                 return resp
-            if self.link.attempts:       # not before the first answer: a board may still be booting
-                self.link.record(at_risk, False)
             if kind == "timeout":
                 backoff = min(backoff * 1.25, 4.0)
-            elif kind == "corrupt request":
-                not_run += 1
+                outstanding = 0
+            else:
+                not_run += kind == "corrupt request"
+                outstanding -= 1
+                if outstanding > 0 and time.monotonic() < t_start + limit:
+                    continue     # an answer to an earlier attempt may still come: no resend storm
+            if self.link.attempts:       # not before the first answer: a board may still be booting
+                self.link.record(at_risk, False)
             elapsed = time.monotonic() - t_start
             name = P.MESSAGE_NAMES.get(type_, type_)
             if elapsed >= limit:
@@ -424,6 +428,7 @@ class Device:
             if give_up is not None and give_up(attempt + 1, not_run):
                 return None
             attempt += 1
+            outstanding += 1
             self.stats_retransmissions += 1
             self.send_raw(b"\x00" + frame)
             t_sent = time.monotonic()
@@ -523,14 +528,22 @@ class Device:
     def _shrink(self, type_: int, n: int, req_bytes: Callable, resp_bytes: Callable, side_effects: bool = False
                 ) -> Callable[[int, int], bool]:
         """give_up for a request of n samples: true once the link model wants at most half as many. A request
-        with side effects (TRAIN) is given up early only when the device reported every attempt unread, so it
-        cannot have run; otherwise after 8 attempts (the caller then asks the device whether it ran)."""
+        with side effects (TRAIN) is given up only while it most likely never ran: each attempt the device did
+        not report unread may have run with its answer lost, which has probability about
+        qr (1 - qs) / (1 - qr qs) under the link model (qr, qs: request and answer arrive intact); given up
+        when the sum is below 1/1000 (the caller then asks the device, so a frame still never runs twice)."""
         def give_up(failed: int, not_run: int) -> bool:
             if not self.adaptive or n <= 1 or failed < 2:
                 return False
-            if side_effects and not_run < failed and failed < 8:
+            if self.link.best_count(type_, n, req_bytes, resp_bytes, self.timeout) > n // 2:
                 return False
-            return self.link.best_count(type_, n, req_bytes, resp_bytes, self.timeout) <= n // 2
+            if side_effects and failed > not_run:
+                lq = math.log1p(-self.link.p)
+                qr, qs = math.exp(float(req_bytes(n)) * lq), math.exp(float(resp_bytes(n)) * lq)
+                f = min(failed - not_run, 400)
+                ran = sum((1 - qr) ** i * qr * (1 - qs) * (1 - qr * qs) ** (f - 1 - i) for i in range(f))
+                return ran / max(1e-300, (1 - qr) ** f + ran) < 1e-3
+            return True
         return give_up
 
     def device_state(self) -> Tuple[int, int]:

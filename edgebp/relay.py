@@ -102,15 +102,15 @@ class FaultRelay:
         with self._lock:
             drop, flip = self.drop, self.flip
         rng = self._rng[direction]
-        u = rng.random(n)
-        bits = rng.integers(0, 8, n)
+        u = rng.random(n)             # one draw per byte: the same faults however the stream is chunked
         c = self.counts[direction]
         c["bytes"] += n
         if drop == 0.0 and flip == 0.0:
             return data
         a = np.frombuffer(data, dtype=np.uint8).copy()
         fl = (u >= drop) & (u < drop + flip)
-        a[fl] ^= (np.uint8(1) << bits[fl].astype(np.uint8))
+        bits = np.minimum(((u[fl] - drop) / flip * 8).astype(np.uint8), 7)   # which bit, from the same draw
+        a[fl] ^= np.left_shift(np.uint8(1), bits)
         keep = u >= drop
         c["dropped"] += int(n - keep.sum())
         c["flipped"] += int(fl.sum())
