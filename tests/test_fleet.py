@@ -91,9 +91,12 @@ def test_round_records_say_accuracy_and_bytes(simulated):
     cfg = task.config(2, k)
     net = FixedNet(task.netspec, cfg)
     new = res["strategy"].client_weights[2][k]["fixed"]
-    want = LinkMeter(task.netspec, cfg).round_bytes(net.core_params(), gi, net.quantize_inputs(X),
-                                                    net.quantize_targets(T), task.local_epochs, new)
-    assert lb["per_device"][str(k)] == want["total"]
+    Xq, Tq = net.quantize_inputs(X), net.quantize_targets(T)
+    meter = LinkMeter(task.netspec, cfg)
+    want = meter.round_bytes(net.core_params(), gi, Xq, Tq, task.local_epochs, new)["total"]
+    want += meter.evaluate_bytes(net.core_params(), res["strategy"].global_weights[2]["fixed"], Xq, Tq)["total"]
+    assert lb["per_device"][str(k)] == want
+    assert lb["mean_by_kind"]["train.train_to_device"] > lb["mean_by_kind"]["train.readback_from_device"] > 0
 
 
 def test_link_meter_counts_the_bytes_a_device_exchanges():

@@ -134,20 +134,23 @@ def virtual_round(task: FleetTask, k: int, rnd: int, global_int: Optional[Weight
 
 
 def virtual_evaluate(task: FleetTask, k: int, global_int: Optional[Weights],
-                     global_float: Optional[Weights]) -> Dict[str, Tuple[float, float]]:
-    """(loss, accuracy) of the global weights on device k's own rows, per engine."""
+                     global_float: Optional[Weights]) -> Tuple[Dict[str, Tuple[float, float]], Dict[str, int]]:
+    """(loss, accuracy) of the global weights on device k's own rows, per engine; and the link bytes a board
+    would exchange for it (fixed engine)."""
     from ..fixed import FixedNet
     from ..mirror import FloatNet
     spec, cfg = task.netspec, task.config()
     X, T = device_data(task, k)
-    out = {}
+    out, nbytes = {}, {}
     if global_int is not None:
         net = FixedNet(spec, cfg)
         net.set_int_weights(global_int)
-        out["fixed"] = evaluate_int(net, net.quantize_inputs(X), net.quantize_targets(T))
+        Xq, Tq = net.quantize_inputs(X), net.quantize_targets(T)
+        out["fixed"] = evaluate_int(net, Xq, Tq)
+        nbytes = LinkMeter(spec, cfg).evaluate_bytes(net.core_params(), global_int, Xq, Tq)
     if global_float is not None:
         out["float"] = FloatNet(spec, cfg, weights=global_float).evaluate(X, T)
-    return out
+    return out, nbytes
 
 
 def initial_weights(task: FleetTask) -> Tuple[Weights, Weights]:
@@ -252,8 +255,16 @@ class LinkMeter:
 
     def round_bytes(self, params: dict, global_int: Weights, Xq, Tq, epochs: int, new_int: Weights) -> Dict[str, int]:
         """Per message kind and direction for one training round (steps 1-4 of the module docstring)."""
-        parts = dict(load=self.load(params), upload=self.upload(global_int), train=self.train(Xq, Tq, epochs),
-                     readback=self.readback(new_int), evaluate=self.evaluate(Xq, Tq))
+        return self._sum(dict(load=self.load(params), upload=self.upload(global_int),
+                              train=self.train(Xq, Tq, epochs), readback=self.readback(new_int),
+                              evaluate=self.evaluate(Xq, Tq)))
+
+    def evaluate_bytes(self, params: dict, global_int: Weights, Xq, Tq) -> Dict[str, int]:
+        """Per message kind and direction for evaluating the global weights on the device's rows."""
+        return self._sum(dict(load=self.load(params), upload=self.upload(global_int), evaluate=self.evaluate(Xq, Tq)))
+
+    @staticmethod
+    def _sum(parts) -> Dict[str, int]:
         out = {}
         for k, (up, down) in parts.items():
             out[f"{k}_to_device"], out[f"{k}_from_device"] = up, down

@@ -102,12 +102,12 @@ def make_client_app(task: FleetTask, boards: Optional[Dict[int, str]] = None,
     def evaluate(msg: "Message", context: "Context") -> "Message":
         k = int(context.node_config["partition-id"])
         g = unpack(msg.content["arrays"])
-        res = virtual_evaluate(task, k, None if k in boards else g["fixed"], g["float"])
-        m = {"num-examples": 0, "device": k}
+        res, b = virtual_evaluate(task, k, None if k in boards else g["fixed"], g["float"])
+        m = {"num-examples": 0, "device": k, "board": 1 if k in boards else 0}
         if k in boards and g["fixed"] is not None:
             from .boards import board_evaluate
             res["fixed"], b = board_evaluate(task, k, g["fixed"], boards[k], board_timeout)
-            m.update({f"bytes-{key}": int(v) for key, v in b.items()})
+        m.update({f"bytes-{key}": int(v) for key, v in b.items()})
         for eng, (loss, acc) in res.items():
             m[f"{eng}-loss"], m[f"{eng}-accuracy"] = float(loss), float(acc)
         from .client import device_data
@@ -202,24 +202,24 @@ def round_record(task: FleetTask, strategy: IntegerFedAvg, rnd: int, test, secon
         rec[eng] = dict(test_accuracy=float(acc), test_loss=float(loss), device_accuracy_mean=dev["mean"],
                         device_accuracy_worst=dev["worst"], local_accuracy_mean=local["mean"],
                         local_accuracy_worst=local["worst"])
-    per_dev = {}
-    for m in tr:
-        b = {k[len("bytes-"):]: int(v) for k, v in m.items() if k.startswith("bytes-")}
-        if b:
-            per_dev[int(m["device"])] = dict(train=b)
-    for m in ev:
-        b = {k[len("bytes-"):]: int(v) for k, v in m.items() if k.startswith("bytes-")}
-        if b:
-            per_dev.setdefault(int(m["device"]), {})["evaluate"] = b
+    per_dev: Dict[int, Dict[str, dict]] = {}
+    boards = set()
+    for phase, ms in (("train", tr), ("evaluate", ev)):
+        for m in ms:
+            b = {k[len("bytes-"):]: int(v) for k, v in m.items() if k.startswith("bytes-")}
+            if b:
+                per_dev.setdefault(int(m["device"]), {})[phase] = b
+            if m.get("board"):
+                boards.add(int(m["device"]))
     if per_dev:
-        totals = [sum(p.get(ph, {}).get("total", 0) for ph in ("train", "evaluate")) for p in per_dev.values()]
-        rec["link_bytes"] = dict(per_device_mean=float(np.mean(totals)), per_device_max=int(max(totals)),
-                                 total=int(sum(totals)),
-                                 per_device={str(k): sum(p.get(ph, {}).get("total", 0) for ph in ("train", "evaluate"))
-                                             for k, p in sorted(per_dev.items())},
-                                 measured_on_boards=sorted(k for k in per_dev
-                                                           if any(m.get("board") for m in tr
-                                                                  if int(m["device"]) == k)))
+        total = {k: sum(p[ph]["total"] for ph in p) for k, p in sorted(per_dev.items())}
+        kinds = sorted({f"{ph}.{kind}" for p in per_dev.values() for ph in p for kind in p[ph]})
+        rec["link_bytes"] = dict(
+            per_device_mean=float(np.mean(list(total.values()))), per_device_max=int(max(total.values())),
+            total=int(sum(total.values())), per_device={str(k): v for k, v in total.items()},
+            mean_by_kind={kd: float(np.mean([p.get(kd.split(".")[0], {}).get(kd.split(".")[1], 0)
+                                             for p in per_dev.values()])) for kd in kinds},
+            measured_on_boards=sorted(boards))
     return rec
 
 
