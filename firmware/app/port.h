@@ -32,6 +32,9 @@ void ebp_port_flush(void);
 uint32_t ebp_port_ticks(void);
 /** Resets the board (MCU: system reset); called after the RESET response is flushed. */
 void ebp_port_reset(void);
+/** Boots since power-up, 1 on the first: counted in memory that survives a system reset (Cortex-M ports: a
+ *  word in the RETAIN region of link.ld; host port: RESETs of the process). Reported by HELLO. */
+uint32_t ebp_port_boot_count(void);
 
 /* MCU ports built on ports/common/cortexm.c (startup + main loop) also provide these two. */
 /** Sets up clocks, the UART and the counter. */

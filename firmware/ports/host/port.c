@@ -52,7 +52,15 @@ uint32_t ebp_port_ticks(void)
     return (uint32_t)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
-void ebp_port_reset(void) { ebp_app_init(); }
+static uint32_t boots = 1;
+
+uint32_t ebp_port_boot_count(void) { return boots; }
+
+void ebp_port_reset(void)
+{
+    boots++;
+    ebp_app_init();
+}
 
 static void serve(int in_fd, int fd_out)
 {
