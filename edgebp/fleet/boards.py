@@ -77,9 +77,9 @@ def connect(url: str, timeout: float = 30.0, retries: int = 3) -> Iterator[Tuple
 def _device_net(dev, task: FleetTask, cfg):
     from ..device import DeviceNet
     net = DeviceNet(dev, task.netspec, cfg)
-    if not callable(getattr(net, "set_int_weights", None)):
-        raise EdgeBPError("this edgebp cannot write weights to a device yet (issue 6: weight upload), so a board "
-                          "cannot take part in a fleet; run the fleet with virtual devices only")
+    if not callable(getattr(net, "set_int_weights", None)):   # a DeviceNet without it: upload directly
+        from ..deploy import write_weights
+        net.set_int_weights = lambda w: write_weights(dev, w)
     return net
 
 

@@ -27,7 +27,6 @@ from ..config import NetSpec, TrainConfig
 from .fedavg import Weights, split_rows
 
 ENGINES = ("fixed", "float")
-UPLOAD_STANDIN_TYPE = 10   # message type of the stand-in weight upload (only its frame length matters)
 
 
 def device_seed(seed: int, rnd: int, device: int) -> int:
@@ -185,27 +184,26 @@ class LinkMeter:
         return self._pair(P.LOAD, P.pack_load(params), bytes(32))
 
     def upload(self, weights: Weights) -> Tuple[int, int]:
-        """The weight upload (issue 6). Uses ``edgebp.protocol.upload_bodies`` when the protocol has it;
-        until then a stated stand-in: WRITE_WEIGHTS chunks laid out like READ_WEIGHTS' request header
-        (8 bytes: layer, flags, count u16, offset u32) + up to 504 int16 values, each answered by an empty
-        body."""
-        from .. import protocol as P
-        bodies = getattr(P, "upload_bodies", None)
-        up = down = 0
-        if bodies is not None:
-            for type_, req, resp in bodies(weights):
-                a, b = self._pair(type_, req, resp)
-                up, down = up + a, down + b
-            return up, down
+        """The weight upload as ``edgebp.deploy.write_weights`` sends it: the device's formats read per layer
+        (READ_WEIGHTS of 0 elements), WRITE_WEIGHTS chunks of at most MAX_WRITE_COUNT elements, one
+        COMMIT_WEIGHTS with the CRC-32."""
         import struct
+        from .. import protocol as P
+        up = down = 0
+        for layer, (W, b) in enumerate(weights):
+            hdr = P.WEIGHTS_HDR.pack(layer, len(weights), W.shape[1], W.shape[0], 0, 0, 0, 0, 0)
+            a, c = self._pair(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0), hdr)
+            up, down = up + a, down + c
         for layer, (W, b) in enumerate(weights):
             data = np.concatenate([np.asarray(W, np.int16).ravel(), np.asarray(b, np.int16)])
-            for off in range(0, len(data), 504):
-                part = data[off:off + 504]
-                a, c = self._pair(UPLOAD_STANDIN_TYPE, struct.pack("<BBHI", layer, 0, len(part), off)
-                                  + part.astype("<i2").tobytes(), b"")
+            for off in range(0, len(data), P.MAX_WRITE_COUNT):
+                part = data[off:off + P.MAX_WRITE_COUNT]
+                a, c = self._pair(P.WRITE_WEIGHTS, P.pack_write_weights(layer, off, part),
+                                  struct.pack("<IIBxxx", off + len(part), len(data), 1))   # app.c: 12 bytes
                 up, down = up + a, down + c
-        return up, down
+        crc = P.weights_crc(weights)
+        a, c = self._pair(P.COMMIT_WEIGHTS, P.pack_commit_weights(crc), struct.pack("<I", crc))
+        return up + a, down + c
 
     def train(self, Xq: np.ndarray, Tq: np.ndarray, epochs: int) -> Tuple[int, int]:
         from .. import protocol as P
