@@ -18,13 +18,9 @@ demo-host: setup
 test: setup
 	$(PY) -m pytest -q
 
-# The Arduino library (1.5 format needs the sources in src/): library.properties, csrc/ as src/ and the example
-# sketch, as a folder and a zip for "Add .ZIP Library" (a release artifact; the repository keeps one copy).
+# The Arduino library (1.5 format needs the sources in src/): library.properties, the core as one translation
+# unit in src/ and the example sketch, as a folder and a zip for "Add .ZIP Library" (a release artifact; the
+# repository keeps one copy of the sources).
 ARDUINO_OUT ?= build/arduino
 arduino:
-	rm -rf $(ARDUINO_OUT)/edgebp && mkdir -p $(ARDUINO_OUT)/edgebp/src $(ARDUINO_OUT)/edgebp/examples/xor
-	cp library.properties LICENSE $(ARDUINO_OUT)/edgebp/
-	cp csrc/*.c csrc/*.h $(ARDUINO_OUT)/edgebp/src/
-	cp examples/c/arduino/xor/xor.ino $(ARDUINO_OUT)/edgebp/examples/xor/
-	cd $(ARDUINO_OUT) && rm -f edgebp-arduino.zip && $(PY) -m zipfile -c edgebp-arduino.zip edgebp
-	@echo "Arduino library in $(ARDUINO_OUT)/edgebp and $(ARDUINO_OUT)/edgebp-arduino.zip"
+	$(PY) examples/c/arduino/make_library.py $(ARDUINO_OUT)

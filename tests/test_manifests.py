@@ -46,8 +46,8 @@ def test_library_json_passes_platformio_schema_and_packs_the_core(tmp_path, monk
     assert raw["build"]["srcDir"] == raw["build"]["includeDir"] == "csrc"
     out = PackagePacker(str(ROOT)).pack(str(tmp_path))
     names = tarfile.open(out).getnames()
-    for p in (ROOT / "csrc").glob("*.[ch]"):
-        assert f"csrc/{p.name}" in names, p.name
+    for p in (ROOT / "csrc").rglob("*.[ch]"):
+        assert p.relative_to(ROOT).as_posix() in names, p.name
     assert "library.json" in names and "examples/c/xor.c" in names
     assert not [n for n in names if n.startswith(("edgebp/", "tests/", "firmware/build"))]
 
@@ -77,6 +77,8 @@ def arduino_build(tmp_path_factory):
                    capture_output=True)
     lib = d / "libs" / "edgebp"
     assert (lib / "library.properties").is_file() and (lib / "src" / "edgebp.h").is_file()
+    # Arduino compiles every .c under src/: the core is there as one translation unit, nothing twice
+    assert [p.relative_to(lib / "src").as_posix() for p in (lib / "src").rglob("*.c")] == ["edgebp.c"]
     assert (d / "libs" / "edgebp-arduino.zip").is_file()
     build = d / "build"
     build.mkdir()
