@@ -15,21 +15,25 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from .errors import ProtocolError
+from .errors import ConfigError, ProtocolError
 
 HEADER_FILE = Path(__file__).resolve().parent.parent / "firmware" / "app" / "protocol.h"
 
 # Used only when the package runs without the firmware tree next to it (an installed wheel talking to a
 # flashed board). tests/test_protocol.py checks that it equals what protocol.h defines.
 _FALLBACK = {
-    "EBP_PROTO_VERSION": 1, "EBP_FW_VERSION_MAJOR": 0, "EBP_FW_VERSION_MINOR": 1, "EBP_PROTO_HEADER": 8,
+    "EBP_PROTO_VERSION": 2, "EBP_FW_VERSION_MAJOR": 0, "EBP_FW_VERSION_MINOR": 2, "EBP_PROTO_HEADER": 8,
     "EBP_PROTO_CRC": 4, "EBP_PROTO_MAX_BODY": 1024, "EBP_PROTO_MAX_RAW": 1036, "EBP_PROTO_MAX_ENCODED": 1042,
     "EBP_PROTO_CACHE_BODY": 48, "EBP_MSG_HELLO": 1, "EBP_MSG_LOAD": 2, "EBP_MSG_TRAIN": 3, "EBP_MSG_PREDICT": 4,
     "EBP_MSG_EVALUATE": 5, "EBP_MSG_READ_WEIGHTS": 6, "EBP_MSG_READ_STATS": 7, "EBP_MSG_SET_HPARAMS": 8,
-    "EBP_MSG_RESET": 9, "EBP_MSG_RESPONSE": 128, "EBP_MSG_ERROR": 255, "EBP_TRAIN_ACCUMULATE": 1,
-    "EBP_TRAIN_STEP": 2, "EBP_PERR_UNKNOWN": -100, "EBP_PERR_LENGTH": -101, "EBP_PERR_CRC": -102,
+    "EBP_MSG_RESET": 9, "EBP_MSG_WRITE_WEIGHTS": 10, "EBP_MSG_COMMIT_WEIGHTS": 11, "EBP_MSG_CHECKPOINT": 12,
+    "EBP_MSG_RESPONSE": 128, "EBP_MSG_ERROR": 255, "EBP_TRAIN_ACCUMULATE": 1, "EBP_TRAIN_STEP": 2,
+    "EBP_COMMIT_SET_STATE": 1, "EBP_CKPT_OP_STATUS": 0, "EBP_CKPT_OP_SAVE": 1, "EBP_CKPT_OP_AUTOSAVE": 2,
+    "EBP_CKPT_OP_ERASE": 3, "EBP_CKPT_OP_DAMAGE": 4, "EBP_MODEL_NONE": 0, "EBP_MODEL_READY": 1,
+    "EBP_MODEL_UPLOADING": 2, "EBP_PERR_UNKNOWN": -100, "EBP_PERR_LENGTH": -101, "EBP_PERR_CRC": -102,
     "EBP_PERR_FRAME": -103, "EBP_PERR_OVERFLOW": -104, "EBP_PERR_VERSION": -105, "EBP_PERR_NO_MODEL": -106,
-    "EBP_PERR_NO_MEMORY": -107, "EBP_PERR_RANGE": -108, "EBP_TICK_NONE": 0, "EBP_TICK_INSTRUCTIONS": 1,
+    "EBP_PERR_NO_MEMORY": -107, "EBP_PERR_RANGE": -108, "EBP_PERR_INCOMPLETE": -109, "EBP_PERR_DATA_CRC": -110,
+    "EBP_PERR_NV": -111, "EBP_PERR_NV_FULL": -112, "EBP_TICK_NONE": 0, "EBP_TICK_INSTRUCTIONS": 1,
     "EBP_TICK_NANOSECONDS": 2,
 }
 
@@ -60,6 +64,8 @@ MSG_ERROR = C["EBP_MSG_ERROR"]
 HELLO, LOAD, TRAIN, PREDICT, EVALUATE, READ_WEIGHTS, READ_STATS, SET_HPARAMS, RESET = (
     C[f"EBP_MSG_{n}"] for n in ("HELLO", "LOAD", "TRAIN", "PREDICT", "EVALUATE", "READ_WEIGHTS", "READ_STATS",
                                 "SET_HPARAMS", "RESET"))
+WRITE_WEIGHTS, COMMIT_WEIGHTS, CHECKPOINT = (C["EBP_MSG_WRITE_WEIGHTS"], C["EBP_MSG_COMMIT_WEIGHTS"],
+                                             C["EBP_MSG_CHECKPOINT"])
 MESSAGE_NAMES = {v: k[len("EBP_MSG_"):].lower() for k, v in C.items()
                  if k.startswith("EBP_MSG_") and k not in ("EBP_MSG_RESPONSE",)}
 
@@ -72,6 +78,11 @@ PROTO_STATUS = {
     C["EBP_PERR_OVERFLOW"]: "frame longer than the device buffer",
     C["EBP_PERR_VERSION"]: "protocol version mismatch", C["EBP_PERR_NO_MODEL"]: "no model loaded",
     C["EBP_PERR_NO_MEMORY"]: "model does not fit the device arena", C["EBP_PERR_RANGE"]: "argument out of range",
+    C["EBP_PERR_INCOMPLETE"]: "weight upload incomplete (the model is unusable until a complete upload is committed)",
+    C["EBP_PERR_DATA_CRC"]: "uploaded weights do not match their CRC (upload them again)",
+    C["EBP_PERR_NV"]: "non-volatile storage missing on this board, or it did not keep what was written",
+    C["EBP_PERR_NV_FULL"]: "the checkpoint is larger than a storage slot (use a smaller model or a board with more "
+                           "flash)",
 }
 # Frame-level errors: the device could not read the request; the host retransmits.
 FRAME_ERRORS = (C["EBP_PERR_CRC"], C["EBP_PERR_FRAME"], C["EBP_PERR_OVERFLOW"])
@@ -193,8 +204,32 @@ LAYER = struct.Struct("<HBbb")
 MEMORY_FIELDS = ("weights", "biases", "gradients", "optimizer", "activations", "scratch", "total")
 
 
+def check_hparams(lr_m: int, lr_e: int, momentum_q15: int) -> None:
+    """What the firmware accepts for the hyperparameters (app.c hparams_ok): ConfigError before sending."""
+    if not 0 < int(lr_m) <= 0xFFFF:
+        raise ConfigError(f"learning-rate mantissa lr_m must be 1..65535, got {lr_m} (a zero learning rate is "
+                          f"refused by the device and by TrainConfig)")
+    if not -80 <= int(lr_e) <= 0:
+        raise ConfigError(f"learning-rate exponent lr_e must be -80..0, got {lr_e}")
+    if not 0 <= int(momentum_q15) <= 32767:
+        raise ConfigError(f"momentum_q15 must be 0..32767, got {momentum_q15}")
+
+
+def check_load_params(p: dict) -> None:
+    """What the firmware refuses in a LOAD besides the core's ebp_cfg_check (which FixedNet runs): the
+    hyperparameters, the init kind and the field widths. ConfigError, so that nothing is sent."""
+    check_hparams(p["lr_m"], p["lr_e"], p["momentum_q15"])
+    if not 0 <= int(p["init_kind"]) <= 2:
+        raise ConfigError(f"init_kind must be 0 (uniform), 1 (xavier) or 2 (he), got {p['init_kind']}")
+    if not 1 <= len(p["layers"]) <= C.get("EBP_MAX_LAYERS", 8):
+        raise ConfigError(f"{len(p['layers'])} layers; the device takes 1..8")
+    if not 0 <= int(p["init_range_q12"]) <= 0xFFFF or not 0 < int(p["n_in"]) <= 0xFFFF:
+        raise ConfigError("init_range_q12 and n_in must fit in 16 bits")
+
+
 def pack_load(p: dict) -> bytes:
-    """Body of LOAD from ``FixedNet.core_params()``."""
+    """Body of LOAD from ``FixedNet.core_params()`` (checked as the device checks it)."""
+    check_load_params(p)
     layers = list(p["layers"])
     body = LOAD_FIXED.pack(p["n_in"], p["in_frac"], len(layers), p["loss"], p["optimizer"], p["rounding"],
                            p["flags"], p["lr_m"], p["lr_e"], p["momentum_q15"], p["init_kind"],
@@ -282,6 +317,77 @@ def unpack_read_weights(body: bytes) -> WeightChunk:
     return WeightChunk(layer, nl, n_in, n_out, wf, af, off, act, data)
 
 
+# --- weight upload -----------------------------------------------------------------------------------------
+WRITE_HDR = struct.Struct("<BBHI")
+MAX_WRITE_COUNT = (MAX_BODY - WRITE_HDR.size) // 2
+
+
+def pack_write_weights(layer: int, offset: int, data) -> bytes:
+    """Body of WRITE_WEIGHTS: ``data`` are int16 elements of the layer (weights row-major, then biases) from
+    ``offset``; at most MAX_WRITE_COUNT of them."""
+    data = np.ascontiguousarray(data, dtype="<i2")
+    if data.ndim != 1 or len(data) > MAX_WRITE_COUNT:
+        raise ProtocolError(f"a WRITE_WEIGHTS chunk holds 1-d int16 data of at most {MAX_WRITE_COUNT} elements")
+    return WRITE_HDR.pack(layer, 0, len(data), offset) + data.tobytes()
+
+
+@dataclass
+class WriteResult:
+    written: int        # elements of the layer written so far (contiguous from 0)
+    total: int          # elements of the layer
+    staged: bool        # True: staged past the model (the old weights stay usable until the commit)
+
+
+def unpack_write_weights(body: bytes) -> WriteResult:
+    written, total, staged = struct.unpack_from("<IIB", body)
+    return WriteResult(written, total, bool(staged))
+
+
+def weights_crc(int_weights) -> int:
+    """CRC-32 of every layer's weights (row-major) then biases, int16 little-endian: what COMMIT_WEIGHTS
+    checks the upload against."""
+    c = 0
+    for W, b in int_weights:
+        c = zlib.crc32(np.ascontiguousarray(W, dtype="<i2").tobytes(), c)
+        c = zlib.crc32(np.ascontiguousarray(b, dtype="<i2").tobytes(), c)
+    return c & 0xFFFFFFFF
+
+
+def pack_commit_weights(crc: int, rng: Optional[int] = None, steps: Optional[int] = None) -> bytes:
+    """Body of COMMIT_WEIGHTS; with ``rng`` and ``steps`` also sets the rounding generator and step counter."""
+    flags = C["EBP_COMMIT_SET_STATE"] if rng is not None else 0
+    return struct.pack("<IIII", crc & 0xFFFFFFFF, flags, (rng or 0) & 0xFFFFFFFF, (steps or 0) & 0xFFFFFFFF)
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------------
+CKPT_OPS = {"status": C["EBP_CKPT_OP_STATUS"], "save": C["EBP_CKPT_OP_SAVE"], "autosave": C["EBP_CKPT_OP_AUTOSAVE"],
+            "erase": C["EBP_CKPT_OP_ERASE"], "damage": C["EBP_CKPT_OP_DAMAGE"]}
+# what the device found at boot (firmware/app/ckpt.h EBP_CKPT_BOOT_*)
+CKPT_BOOT = {0: "none", 1: "restored", 2: "restored the older slot (the newest was corrupt)",
+             3: "corrupt (no slot passed its CRC checks; booted without a model)",
+             4: "unusable (a checkpoint of another core version or larger than the arena)"}
+
+
+def pack_checkpoint(op: str, arg: int = 0) -> bytes:
+    if op not in CKPT_OPS:
+        raise ProtocolError(f"unknown checkpoint op {op!r}; one of {', '.join(CKPT_OPS)}")
+    if not 0 <= int(arg) <= 0xFFFFFFFF:
+        raise ConfigError(f"checkpoint argument must be 0..2^32-1, got {arg}")
+    return struct.pack("<B3xI", CKPT_OPS[op], int(arg))
+
+
+def unpack_checkpoint(body: bytes) -> dict:
+    (slot_bytes, last, newest, boot, seq, steps, every, saves, rslot, corrupt, _, rsteps) = struct.unpack_from(
+        "<IhBBIIIIBBHI", body)
+    return dict(slot_bytes=slot_bytes, storage=slot_bytes > 0,
+                last_save_status=None if last == 1 else last,
+                last_save=("none since boot" if last == 1 else "ok" if last == 0 else status_message(last)),
+                newest_slot=None if newest == 0xFF else newest, newest_seq=seq, newest_steps=steps,
+                autosave_every=every, saves=saves, boot=CKPT_BOOT.get(boot, f"status {boot}"), boot_status=boot,
+                restored_slot=None if rslot == 0xFF else rslot, restored_steps=rsteps,
+                corrupt_slots=[k for k in (0, 1) if corrupt >> k & 1])
+
+
 STAT_FIELDS = ("sat_out", "sat_delta", "sat_grad", "sat_param", "sat_vel", "updates", "zero_updates")
 
 
@@ -297,6 +403,7 @@ def unpack_stats(body: bytes) -> dict:
 
 
 def pack_hparams(lr_m: int, lr_e: int, momentum_q15: int) -> bytes:
+    check_hparams(lr_m, lr_e, momentum_q15)
     return struct.pack("<HbBH", lr_m, lr_e, 0, momentum_q15)
 
 
@@ -316,6 +423,13 @@ class Info:
     board: str
     core: str
     build: str
+    model_state: str = "none"               # none, ready, uploading (weights written in place, not usable)
+    stack_high_water: Optional[int] = None  # bytes of stack used since reset (Cortex-M ports), else None
+    boot_count: int = 0                     # boots since power-up (survives system resets), 1 on the first
+    session_id: int = 0                     # drawn at every boot's first request: changes when the device resets
+    checkpoint: Optional[dict] = None       # {slot, steps} of the checkpoint restored at boot, or None
+    checkpoint_status: int = 0              # what the boot found: 0 none, 1 restored, 2 older slot, 3 corrupt, ...
+    checkpoint_boot: str = "none"           # the same in words (CKPT_BOOT)
 
     def ticks_to(self, ticks: int) -> Optional[float]:
         """Counter ticks in the counter's unit (instructions or ns); None if the board has no counter."""
@@ -343,4 +457,14 @@ def unpack_hello(body: bytes) -> Info:
         n = body[k]
         strs.append(body[k + 1:k + 1 + n].decode("utf-8", "replace"))
         k += 1 + n
-    return Info(proto, (cmaj, cmin), (fmaj, fmin), max_body, arena, tn, td, tu, bool(hm), ml, ns, *strs)
+    info = Info(proto, (cmaj, cmin), (fmaj, fmin), max_body, arena, tn, td, tu, hm == C["EBP_MODEL_READY"], ml, ns,
+                *strs)
+    info.model_state = {C["EBP_MODEL_NONE"]: "none", C["EBP_MODEL_READY"]: "ready",
+                        C["EBP_MODEL_UPLOADING"]: "uploading"}.get(hm, f"state {hm}")
+    if len(body) >= k + 20:
+        hw, info.boot_count, info.session_id, slot, status, _, steps = struct.unpack_from("<IIIBBHI", body, k)
+        info.stack_high_water = None if hw == 0xFFFFFFFF else hw
+        info.checkpoint = None if slot == 0xFF else dict(slot=slot, steps=steps)
+        info.checkpoint_status = status
+        info.checkpoint_boot = CKPT_BOOT.get(status, f"status {status}")
+    return info

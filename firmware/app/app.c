@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "../../csrc/edgebp.h"
+#include "ckpt.h"
 #include "port.h"
 #include "protocol.h"
 
@@ -26,6 +27,27 @@
 static uint64_t arena[EBP_ARENA_BYTES / 8];
 static ebp_net_t net;
 static uint8_t have_model;
+static uint32_t model_bytes;   /* ebp_net_memory total of the loaded model: the arena past it is free */
+
+/* A weight upload (WRITE_WEIGHTS ... COMMIT_WEIGHTS). Staged in the free arena past the model when it fits
+ * there, so the model keeps working and an interrupted upload loses nothing; else written in place, and the
+ * model is refused (EBP_PERR_INCOMPLETE) until a commit whose CRC matches. Chunks of a layer come in order
+ * (no gaps), so "every element written" is one counter per layer. */
+static struct {
+    uint8_t active, staged;
+    uint32_t written[EBP_MAX_LAYERS];
+} up;
+
+/* Checkpoints: what the boot restored, the autosave interval, the last save. */
+static ebp_ckpt_t ck;
+static struct {
+    uint8_t boot_status, restored_slot;
+    int16_t last_status;            /* of the last save: 0 ok, 1 none since boot, else an EBP_PERR_* */
+    uint32_t restored_steps, autosave_every, last_steps, saves;
+} cks;
+
+/* Boot identity for HELLO: boots counted by the port, and a session id drawn at the first request. */
+static uint32_t boot_count, session_id, init_ticks;
 
 static union {
     uint64_t align;
@@ -70,21 +92,10 @@ static void put_u64(uint8_t *p, uint64_t v)
     put_u32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* ---- CRC-32 (zlib), nibble table: 64 bytes of flash, about 20 instructions per byte ---------------------- */
-static uint32_t crc32(const uint8_t *p, uint32_t n)
-{
-    static const uint32_t t[16] = {
-        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
-        0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu, 0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
-    uint32_t c = 0xFFFFFFFFu;
-    uint32_t i;
-    for (i = 0; i < n; i++) {
-        c ^= p[i];
-        c = (c >> 4) ^ t[c & 15u];
-        c = (c >> 4) ^ t[c & 15u];
-    }
-    return c ^ 0xFFFFFFFFu;
-}
+/* ---- CRC-32 ------------------------------------------------------------------------------------------- */
+/* CRC-32 (zlib), nibble table (ckpt.c): 64 bytes of flash, about 20 instructions per byte */
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint32_t n) { return ebp_crc32(crc, p, n); }
+static uint32_t crc32(const uint8_t *p, uint32_t n) { return crc32_update(0, p, n); }
 
 /* ---- COBS --------------------------------------------------------------------------------------------- */
 /* Decodes in place (the output never overtakes the input). Returns the decoded length or -1. */
@@ -159,6 +170,101 @@ static uint32_t put_str(uint8_t *p, const char *s)
     return n + 1u;
 }
 
+/* ---- checkpoints ------------------------------------------------------------------------------------------ */
+/* HELLO's checkpoint fields: u8 restored slot (0xFF: none), u8 boot status (EBP_CKPT_BOOT_*), u16 0,
+ * u32 restored steps */
+static uint32_t ckpt_hello(uint8_t *o)
+{
+    o[0] = cks.restored_slot;
+    o[1] = cks.boot_status;
+    put_u16(o + 2, 0);
+    put_u32(o + 4, cks.restored_steps);
+    return 8;
+}
+
+static int ckpt_save_now(void)
+{
+    int st = ebp_ckpt_save(&ck, &net);
+    cks.last_status = (int16_t)st;
+    if (st == 0) {
+        cks.saves++;
+        cks.last_steps = net.steps;
+    }
+    return st;
+}
+
+/* body: u8 op, 3 x 0, u32 arg -> u32 slot_bytes, i16 last_save_status, u8 newest_slot, u8 boot_status,
+ * u32 newest_seq, u32 newest_steps, u32 autosave_every, u32 saves, u8 restored_slot, u8 corrupt_mask, u16 0,
+ * u32 restored_steps */
+static int model_status(void);
+
+static int req_checkpoint(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint8_t *o = body_out;
+    uint32_t arg;
+    int st = 0;
+    if (n != 8)
+        return EBP_PERR_LENGTH;
+    arg = get_u32(in + 4);
+    switch (in[0]) {
+    case EBP_CKPT_OP_STATUS: ebp_ckpt_scan(&ck); break;
+    case EBP_CKPT_OP_SAVE:
+        st = model_status();
+        if (st == 0 && net.grad_count != 0)
+            st = EBP_ERR_STATE;          /* half a batch accumulated: save after its step */
+        if (st == 0)
+            st = ck.slot_bytes ? ckpt_save_now() : EBP_PERR_NV;
+        break;
+    case EBP_CKPT_OP_AUTOSAVE:
+        if (ck.slot_bytes == 0 && arg != 0)
+            return EBP_PERR_NV;
+        cks.autosave_every = arg;
+        cks.last_steps = have_model ? net.steps : 0;
+        break;
+    case EBP_CKPT_OP_ERASE: st = ebp_ckpt_erase(&ck); break;
+    case EBP_CKPT_OP_DAMAGE: st = ebp_ckpt_damage(&ck, arg); break;
+    default: return EBP_PERR_RANGE;
+    }
+    if (st != 0)
+        return st;
+    put_u32(o, ck.slot_bytes);
+    put_u16(o + 4, (uint32_t)(uint16_t)cks.last_status);
+    o[6] = ck.newest;
+    o[7] = cks.boot_status;
+    put_u32(o + 8, ck.seq);
+    put_u32(o + 12, ck.steps);
+    put_u32(o + 16, cks.autosave_every);
+    put_u32(o + 20, cks.saves);
+    o[24] = cks.restored_slot;
+    o[25] = ck.corrupt;
+    put_u16(o + 26, 0);
+    put_u32(o + 28, cks.restored_steps);
+    *len = 32;
+    return 0;
+}
+
+/* At boot: the newest good checkpoint becomes the model. */
+static void ckpt_boot(void)
+{
+    uint8_t slot = 0xFFu;
+    uint32_t bytes = 0;
+    int r;
+    ebp_ckpt_scan(&ck);
+    cks.last_status = 1;
+    cks.saves = 0;
+    cks.autosave_every = 0;
+    cks.restored_steps = 0;
+    r = ebp_ckpt_restore(&ck, &net, arena, sizeof arena, &slot, &bytes);
+    cks.boot_status = (uint8_t)r;
+    cks.restored_slot = slot;
+    if (r == EBP_CKPT_BOOT_RESTORED || r == EBP_CKPT_BOOT_OLDER) {
+        have_model = 1;
+        model_bytes = bytes;
+        cks.restored_steps = net.steps;
+        cks.last_steps = net.steps;
+    }
+}
+
 /* ---- requests: each returns a status and sets *len to the response body length ---------------------------- */
 /* Bytes of stack used since reset (painted stack); provided by ports/common/cortexm.c, absent on the host port. */
 extern uint32_t ebp_port_stack_high_water(void) __attribute__((weak));
@@ -179,7 +285,7 @@ static int req_hello(uint32_t n, uint32_t *len)
     put_u32(o + 12, ebp_port_info.tick_num);
     put_u32(o + 16, ebp_port_info.tick_den);
     o[20] = ebp_port_info.tick_unit;
-    o[21] = have_model;
+    o[21] = !have_model ? EBP_MODEL_NONE : (up.active && !up.staged) ? EBP_MODEL_UPLOADING : EBP_MODEL_READY;
     o[22] = EBP_MAX_LAYERS;
     o[23] = 0;
     put_u32(o + 24, (uint32_t)sizeof(ebp_net_t));
@@ -187,22 +293,36 @@ static int req_hello(uint32_t n, uint32_t *len)
     k += put_str(o + k, ebp_port_info.board);
     k += put_str(o + k, "edgebp " STR(EBP_VERSION_MAJOR) "." STR(EBP_VERSION_MINOR));
     k += put_str(o + k, ebp_port_info.build);
-    if (ebp_port_stack_high_water != NULL) { /* optional trailing field: older hosts ignore it */
-        put_u32(o + k, ebp_port_stack_high_water());
-        k += 4;
-    }
+    put_u32(o + k, ebp_port_stack_high_water != NULL ? ebp_port_stack_high_water() : 0xFFFFFFFFu);
+    put_u32(o + k + 4, boot_count);
+    put_u32(o + k + 8, session_id);
+    k += 12;
+    k += ckpt_hello(o + k);
     *len = k;
     return 0;
 }
 
-static int req_load(const uint8_t *in, uint32_t n, uint32_t *len)
+/* The hyperparameters the device accepts: what ebp_net_set_hparams accepts, and lr_m > 0 (the host's
+ * TrainConfig refuses a zero learning rate too; edgebp/protocol.py check_hparams mirrors this). */
+static int hparams_ok(const ebp_hparams_t *hp)
 {
+    return hp->lr_m != 0 && hp->lr_e <= 0 && hp->lr_e >= -80 && hp->momentum_q15 <= 32767;
+}
+
+/* A LOAD body, parsed and fully checked. */
+typedef struct {
     ebp_cfg_t cfg;
     ebp_hparams_t hp;
     ebp_memory_t mem;
-    uint32_t i, nl, seed;
+    uint32_t seed;
     uint16_t range;
     uint8_t init_kind;
+} load_req_t;
+
+/* Parses and checks everything a LOAD needs, so that nothing can fail once the old model is replaced. */
+static int parse_load(const uint8_t *in, uint32_t n, load_req_t *r)
+{
+    uint32_t i, nl;
     int st;
     if (n < 20)
         return EBP_PERR_LENGTH;
@@ -211,65 +331,233 @@ static int req_load(const uint8_t *in, uint32_t n, uint32_t *len)
         return EBP_ERR_CONFIG;
     if (n != 20 + 5 * nl)
         return EBP_PERR_LENGTH;
-    cfg.n_in = get_u16(in);
-    cfg.in_frac = (int8_t)in[2];
-    cfg.n_layers = (uint8_t)nl;
-    cfg.loss = in[4];
-    cfg.optimizer = in[5];
-    cfg.rounding = in[6];
-    cfg.flags = in[7];
-    hp.lr_m = get_u16(in + 8);
-    hp.lr_e = (int8_t)in[10];
-    hp.momentum_q15 = get_u16(in + 11);
-    init_kind = in[13];
-    range = get_u16(in + 14);
-    seed = get_u32(in + 16);
+    r->cfg.n_in = get_u16(in);
+    r->cfg.in_frac = (int8_t)in[2];
+    r->cfg.n_layers = (uint8_t)nl;
+    r->cfg.loss = in[4];
+    r->cfg.optimizer = in[5];
+    r->cfg.rounding = in[6];
+    r->cfg.flags = in[7];
+    r->hp.lr_m = get_u16(in + 8);
+    r->hp.lr_e = (int8_t)in[10];
+    r->hp.momentum_q15 = get_u16(in + 11);
+    r->init_kind = in[13];
+    r->range = get_u16(in + 14);
+    r->seed = get_u32(in + 16);
     for (i = 0; i < EBP_MAX_LAYERS; i++) {
         const uint8_t *l = in + 20 + 5 * i;
         if (i < nl) {
-            cfg.layers[i].n_out = get_u16(l);
-            cfg.layers[i].act = l[2];
-            cfg.layers[i].w_frac = (int8_t)l[3];
-            cfg.layers[i].a_frac = (int8_t)l[4];
+            r->cfg.layers[i].n_out = get_u16(l);
+            r->cfg.layers[i].act = l[2];
+            r->cfg.layers[i].w_frac = (int8_t)l[3];
+            r->cfg.layers[i].a_frac = (int8_t)l[4];
         } else {
-            cfg.layers[i].n_out = 0;
-            cfg.layers[i].act = 0;
-            cfg.layers[i].w_frac = 0;
-            cfg.layers[i].a_frac = 0;
+            r->cfg.layers[i].n_out = 0;
+            r->cfg.layers[i].act = 0;
+            r->cfg.layers[i].w_frac = 0;
+            r->cfg.layers[i].a_frac = 0;
         }
     }
-    st = ebp_cfg_check(&cfg);
+    st = ebp_cfg_check(&r->cfg);
     if (st != EBP_OK)
         return st;
-    st = ebp_net_memory(&cfg, EBP_MODE_TRAIN, &mem);
+    if (!hparams_ok(&r->hp) || r->init_kind > EBP_INIT_HE)
+        return EBP_PERR_RANGE;
+    return ebp_net_memory(&r->cfg, EBP_MODE_TRAIN, &r->mem);
+}
+
+/* Replaces the model by a checked LOAD (weights initialised as the request says). */
+static int apply_load(const load_req_t *r)
+{
+    int st;
+    have_model = 0;
+    up.active = 0;
+    st = ebp_net_init(&net, &r->cfg, EBP_MODE_TRAIN, arena, sizeof arena);
+    if (st == EBP_OK)
+        st = ebp_net_init_weights(&net, r->init_kind, r->range, r->seed);
+    if (st == EBP_OK)
+        st = ebp_net_seed(&net, r->seed);
+    if (st == EBP_OK)
+        st = ebp_net_set_hparams(&net, &r->hp);
     if (st != EBP_OK)
         return st;
-    if (mem.total > sizeof arena) {
-        put_u32(body_out, mem.total);
+    model_bytes = r->mem.total;
+    have_model = 1;
+    cks.last_steps = 0;
+    return EBP_OK;
+}
+
+static int req_load(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    load_req_t r;
+    int st = parse_load(in, n, &r);
+    if (st != EBP_OK)
+        return st;                   /* refused before anything changed: the loaded model, if any, is kept */
+    if (r.mem.total > sizeof arena) {
+        put_u32(body_out, r.mem.total);
         put_u32(body_out + 4, (uint32_t)sizeof arena);
         *len = 8;
-        return EBP_PERR_NO_MEMORY;   /* the loaded model, if any, is kept */
+        return EBP_PERR_NO_MEMORY;
     }
-    have_model = 0;
-    st = ebp_net_init(&net, &cfg, EBP_MODE_TRAIN, arena, sizeof arena);
-    if (st == EBP_OK)
-        st = ebp_net_init_weights(&net, init_kind, range, seed);
-    if (st == EBP_OK)
-        st = ebp_net_seed(&net, seed);
-    if (st == EBP_OK)
-        st = ebp_net_set_hparams(&net, &hp);
+    st = apply_load(&r);
     if (st != EBP_OK)
         return st;
-    have_model = 1;
-    put_u32(body_out + 0, mem.weights);
-    put_u32(body_out + 4, mem.biases);
-    put_u32(body_out + 8, mem.gradients);
-    put_u32(body_out + 12, mem.optimizer);
-    put_u32(body_out + 16, mem.activations);
-    put_u32(body_out + 20, mem.scratch);
-    put_u32(body_out + 24, mem.total);
+    put_u32(body_out + 0, r.mem.weights);
+    put_u32(body_out + 4, r.mem.biases);
+    put_u32(body_out + 8, r.mem.gradients);
+    put_u32(body_out + 12, r.mem.optimizer);
+    put_u32(body_out + 16, r.mem.activations);
+    put_u32(body_out + 20, r.mem.scratch);
+    put_u32(body_out + 24, r.mem.total);
     put_u32(body_out + 28, (uint32_t)sizeof arena);
     *len = 32;
+    return 0;
+}
+
+/* A model that may train and predict: loaded, and not half overwritten by an upload in place. */
+static int model_status(void)
+{
+    if (!have_model)
+        return EBP_PERR_NO_MODEL;
+    if (up.active && !up.staged)
+        return EBP_PERR_INCOMPLETE;
+    return EBP_OK;
+}
+
+/* ---- weight upload -------------------------------------------------------------------------------------- */
+static uint32_t layer_elems(uint32_t l)
+{
+    return (uint32_t)net.layers[l].n_out * net.layers[l].n_in + net.layers[l].n_out;
+}
+
+static uint32_t all_elems(void)
+{
+    uint32_t l, t = 0;
+    for (l = 0; l < net.cfg.n_layers; l++)
+        t += layer_elems(l);
+    return t;
+}
+
+/* The staging area: the arena past the model, 8-byte aligned. */
+static int16_t *stage_base(void) { return (int16_t *)(void *)((uint8_t *)arena + ((model_bytes + 7u) & ~7u)); }
+
+/* Element e (weights row-major, then biases) of layer l, in the live model or in the staging area. */
+static int16_t *elem_ptr(uint32_t l, uint32_t e, int staged)
+{
+    ebp_layer_t *L = &net.layers[l];
+    uint32_t nw = (uint32_t)L->n_out * L->n_in, k, off = 0;
+    if (!staged)
+        return e < nw ? &L->w[e] : &L->b[e - nw];
+    for (k = 0; k < l; k++)
+        off += layer_elems(k);
+    return stage_base() + off + e;
+}
+
+/* body: u8 layer, u8 0, u16 count, u32 offset, i16 data[count] -> u32 written, u32 total, u8 staged, 3 x 0 */
+static int req_write_weights(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint32_t layer, count, off, total, i;
+    int16_t *dst;
+    if (!have_model)
+        return EBP_PERR_NO_MODEL;
+    if (n < 8)
+        return EBP_PERR_LENGTH;
+    layer = in[0];
+    count = get_u16(in + 2);
+    off = get_u32(in + 4);
+    if (n != 8 + 2 * count)
+        return EBP_PERR_LENGTH;
+    if (layer >= net.cfg.n_layers)
+        return EBP_PERR_RANGE;
+    total = layer_elems(layer);
+    if (!up.active) {                      /* the first chunk of an upload */
+        if (off != 0)
+            return EBP_PERR_RANGE;
+        for (i = 0; i < EBP_MAX_LAYERS; i++)
+            up.written[i] = 0;
+        up.staged = ((model_bytes + 7u) & ~7u) + 2u * all_elems() <= sizeof arena;
+        up.active = 1;
+    }
+    if (off > up.written[layer] || count > total - (off < total ? off : total) || off > total)
+        return EBP_PERR_RANGE;             /* a gap, or past the layer's end */
+    dst = elem_ptr(layer, off, up.staged);
+    for (i = 0; i < count; i++)            /* rewriting a chunk writes the same values: idempotent */
+        dst[i] = (int16_t)get_u16(in + 8 + 2 * i);
+    if (off + count > up.written[layer])
+        up.written[layer] = off + count;
+    put_u32(body_out, up.written[layer]);
+    put_u32(body_out + 4, total);
+    body_out[8] = up.staged;
+    body_out[9] = body_out[10] = body_out[11] = 0;
+    *len = 12;
+    return 0;
+}
+
+static uint32_t weights_crc(int staged)
+{
+    uint32_t l, c = 0;
+    for (l = 0; l < net.cfg.n_layers; l++) {
+        const ebp_layer_t *L = &net.layers[l];
+        uint32_t nw = (uint32_t)L->n_out * L->n_in;
+        if (staged) {
+            c = crc32_update(c, (const uint8_t *)(const void *)elem_ptr(l, 0, 1), 2u * layer_elems(l));
+        } else {
+            c = crc32_update(c, (const uint8_t *)(const void *)L->w, 2u * nw);
+            c = crc32_update(c, (const uint8_t *)(const void *)L->b, 2u * L->n_out);
+        }
+    }
+    return c;
+}
+
+/* body: u32 crc, u32 flags, u32 rng, u32 steps -> u32 crc (the device's) */
+static int req_commit_weights(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint32_t l, i, crc, mine;
+    if (!have_model)
+        return EBP_PERR_NO_MODEL;
+    if (n != 16)
+        return EBP_PERR_LENGTH;
+    crc = get_u32(in);
+    if (up.active) {
+        for (l = 0; l < net.cfg.n_layers; l++) {
+            if (up.written[l] != layer_elems(l)) {
+                body_out[0] = (uint8_t)l;
+                body_out[1] = body_out[2] = body_out[3] = 0;
+                put_u32(body_out + 4, up.written[l]);
+                put_u32(body_out + 8, layer_elems(l));
+                *len = 12;
+                return EBP_PERR_INCOMPLETE;
+            }
+        }
+    }
+    mine = weights_crc(up.active && up.staged);
+    put_u32(body_out, mine);
+    *len = 4;
+    if (mine != crc) {
+        if (up.active && up.staged)
+            up.active = 0;                 /* the model is as it was; upload again */
+        else if (up.active)
+            for (l = 0; l < EBP_MAX_LAYERS; l++)
+                up.written[l] = 0;         /* in place: still refused until a good upload */
+        return EBP_PERR_DATA_CRC;
+    }
+    if (up.active && up.staged) {
+        for (l = 0; l < net.cfg.n_layers; l++) {
+            const int16_t *src = elem_ptr(l, 0, 1);
+            ebp_layer_t *L = &net.layers[l];
+            uint32_t nw = (uint32_t)L->n_out * L->n_in;
+            for (i = 0; i < nw; i++)
+                L->w[i] = src[i];
+            for (i = 0; i < L->n_out; i++)
+                L->b[i] = src[nw + i];
+        }
+    }
+    up.active = 0;
+    if (get_u32(in + 4) & EBP_COMMIT_SET_STATE) {
+        uint32_t rng = get_u32(in + 8);
+        net.rng = rng ? rng : 1u;
+        net.steps = get_u32(in + 12);
+    }
     return 0;
 }
 
@@ -283,9 +571,9 @@ static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
     const int16_t *x, *t;
     int64_t loss = 0;
     uint32_t t0, t1;
-    int st = EBP_OK;
-    if (!have_model)
-        return EBP_PERR_NO_MODEL;
+    int st = model_status();
+    if (st != EBP_OK)
+        return st;
     if (n < 8)
         return EBP_PERR_LENGTH;
     ns = get_u16(in);
@@ -314,6 +602,8 @@ static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
     t1 = ebp_port_ticks();
     if (st != EBP_OK)
         return st;
+    if (cks.autosave_every && net.grad_count == 0 && net.steps - cks.last_steps >= cks.autosave_every)
+        (void)ckpt_save_now();           /* its result: CHECKPOINT status */
     put_u64(body_out, (uint64_t)loss);
     put_u32(body_out + 8, net.steps);
     put_u32(body_out + 12, t1 - t0);
@@ -327,9 +617,9 @@ static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
 static int req_predict(const uint8_t *in, uint32_t n, uint32_t *len)
 {
     uint32_t ns, t0, t1;
-    int st;
-    if (!have_model)
-        return EBP_PERR_NO_MODEL;
+    int st = model_status();
+    if (st != EBP_OK)
+        return st;
     if (n < 4)
         return EBP_PERR_LENGTH;
     ns = get_u16(in);
@@ -355,9 +645,9 @@ static int req_evaluate(const uint8_t *in, uint32_t n, uint32_t *len)
 {
     uint32_t ns, correct = 0, t0, t1;
     int64_t loss = 0;
-    int st = EBP_OK;
-    if (!have_model)
-        return EBP_PERR_NO_MODEL;
+    int st = model_status();
+    if (st != EBP_OK)
+        return st;
     if (n < 4)
         return EBP_PERR_LENGTH;
     ns = get_u16(in);
@@ -370,6 +660,8 @@ static int req_evaluate(const uint8_t *in, uint32_t n, uint32_t *len)
     t1 = ebp_port_ticks();
     if (st != EBP_OK)
         return st;
+    if (cks.autosave_every && net.grad_count == 0 && net.steps - cks.last_steps >= cks.autosave_every)
+        (void)ckpt_save_now();           /* its result: CHECKPOINT status */
     put_u64(body_out, (uint64_t)loss);
     put_u32(body_out + 8, correct);
     put_u32(body_out + 12, t1 - t0);
@@ -463,6 +755,8 @@ static int req_set_hparams(const uint8_t *in, uint32_t n, uint32_t *len)
     hp.lr_m = get_u16(in);
     hp.lr_e = (int8_t)in[2];
     hp.momentum_q15 = get_u16(in + 4);
+    if (!hparams_ok(&hp))
+        return EBP_PERR_RANGE;
     return ebp_net_set_hparams(&net, &hp);
 }
 
@@ -513,18 +807,22 @@ static void handle_frame(void)
     case EBP_MSG_READ_WEIGHTS: st = req_read_weights(in, n, &blen); break;
     case EBP_MSG_READ_STATS: st = req_read_stats(in, n, &blen); break;
     case EBP_MSG_SET_HPARAMS: st = req_set_hparams(in, n, &blen); break;
+    case EBP_MSG_WRITE_WEIGHTS: st = req_write_weights(in, n, &blen); break;
+    case EBP_MSG_COMMIT_WEIGHTS: st = req_commit_weights(in, n, &blen); break;
+    case EBP_MSG_CHECKPOINT: st = req_checkpoint(in, n, &blen); break;
     case EBP_MSG_RESET:
         if (n != 1) {
             st = EBP_PERR_LENGTH;
             break;
         }
         have_model = 0;
+        up.active = 0;
         reset = (uint8_t)(in[0] & 1u);
         st = 0;
         break;
     default: st = EBP_PERR_UNKNOWN; break;
     }
-    if (st != 0 && st != EBP_PERR_NO_MEMORY)
+    if (st != 0 && st != EBP_PERR_NO_MEMORY && st != EBP_PERR_INCOMPLETE && st != EBP_PERR_DATA_CRC)
         blen = 0;
     send_raw((uint8_t)(type | EBP_MSG_RESPONSE), seq, st, blen);
     if (blen <= EBP_PROTO_CACHE_BODY) {
@@ -548,6 +846,11 @@ static void handle_frame(void)
 void ebp_app_init(void)
 {
     have_model = 0;
+    up.active = 0;
+    boot_count = ebp_port_boot_count();
+    init_ticks = ebp_port_ticks();
+    session_id = 0;
+    ckpt_boot();
     rx_len = 0;
     rx_overflow = 0;
     cache.valid = 0;
@@ -564,8 +867,18 @@ void ebp_app_byte(uint8_t c)
     }
     if (rx_overflow)
         send_raw(EBP_MSG_ERROR, 0, EBP_PERR_OVERFLOW, 0);
-    else if (rx_len > 0)
-        handle_frame();      /* empty frames (0x00 0x00) are ignored: a host may send 0x00 to resync */
+    else if (rx_len > 0) {
+        if (session_id == 0) {             /* drawn at the first frame: the host's timing varies it */
+            uint8_t b[12];
+            put_u32(b, boot_count);
+            put_u32(b + 4, init_ticks);
+            put_u32(b + 8, ebp_port_ticks());
+            session_id = crc32(b, sizeof b);
+            if (session_id == 0)
+                session_id = 1;
+        }
+        handle_frame();
+    }      /* empty frames (0x00 0x00) are ignored: a host may send 0x00 to resync */
     rx_len = 0;
     rx_overflow = 0;
 }

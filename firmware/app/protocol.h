@@ -15,9 +15,9 @@
 #ifndef EBP_PROTOCOL_H
 #define EBP_PROTOCOL_H
 
-#define EBP_PROTO_VERSION 1
+#define EBP_PROTO_VERSION 2
 #define EBP_FW_VERSION_MAJOR 0
-#define EBP_FW_VERSION_MINOR 1
+#define EBP_FW_VERSION_MINOR 2
 #define EBP_PROTO_HEADER 8           /* bytes of the header */
 #define EBP_PROTO_CRC 4              /* bytes of the trailing CRC-32 */
 #define EBP_PROTO_MAX_BODY 1024      /* largest body a device accepts or sends */
@@ -26,7 +26,7 @@
 #define EBP_PROTO_CACHE_BODY 48      /* responses up to this body size are kept for retransmissions */
 
 /* Message types (requests). */
-#define EBP_MSG_HELLO 1          /* -> versions, board, arena size, counter units [, u32 stack high water] */
+#define EBP_MSG_HELLO 1          /* -> versions, board, arena size, counter units, stack, boot and checkpoint */
 #define EBP_MSG_LOAD 2           /* network config + hparams + init -> memory by part */
 #define EBP_MSG_TRAIN 3          /* n samples -> loss sum, steps, counter ticks */
 #define EBP_MSG_PREDICT 4        /* n inputs -> n outputs */
@@ -35,12 +35,30 @@
 #define EBP_MSG_READ_STATS 7     /* -> steps and saturation counters per layer */
 #define EBP_MSG_SET_HPARAMS 8    /* lr_m, lr_e, momentum_q15 */
 #define EBP_MSG_RESET 9          /* drop the model (flags bit 0: also reset the MCU) */
+#define EBP_MSG_WRITE_WEIGHTS 10 /* layer, offset, int16 elements -> elements written so far (upload) */
+#define EBP_MSG_COMMIT_WEIGHTS 11 /* CRC-32 of every element [, rng and steps] -> the upload becomes the model */
+#define EBP_MSG_CHECKPOINT 12    /* op (status, save, autosave, erase, damage), arg -> checkpoint status */
 #define EBP_MSG_RESPONSE 128     /* or-ed into the type of a response */
 #define EBP_MSG_ERROR 255        /* frame-level error: the request could not be read at all */
 
 /* TRAIN flags. */
 #define EBP_TRAIN_ACCUMULATE 1   /* forward + backward per sample, no step (chunks of a large batch) */
 #define EBP_TRAIN_STEP 2         /* with ACCUMULATE: one ebp_step() after the last sample */
+
+/* COMMIT_WEIGHTS flags. */
+#define EBP_COMMIT_SET_STATE 1   /* also set the rounding generator's state and the step counter */
+
+/* CHECKPOINT ops. */
+#define EBP_CKPT_OP_STATUS 0     /* report only */
+#define EBP_CKPT_OP_SAVE 1       /* save the model now */
+#define EBP_CKPT_OP_AUTOSAVE 2   /* save after each TRAIN ending >= arg steps after the last save (0: off) */
+#define EBP_CKPT_OP_ERASE 3      /* erase both slots */
+#define EBP_CKPT_OP_DAMAGE 4     /* test hook: corrupt the payload of slot arg (its CRC then fails) */
+
+/* HELLO model state (byte 21). */
+#define EBP_MODEL_NONE 0         /* no model */
+#define EBP_MODEL_READY 1        /* a model that trains and predicts */
+#define EBP_MODEL_UPLOADING 2    /* weights being written in place: refused until COMMIT_WEIGHTS */
 
 /* Protocol status codes; 0 and the core's ebp_status_t (-1..-99) are also used. */
 #define EBP_PERR_UNKNOWN -100    /* unknown message type */
@@ -51,7 +69,11 @@
 #define EBP_PERR_VERSION -105    /* protocol version mismatch */
 #define EBP_PERR_NO_MODEL -106   /* no model loaded */
 #define EBP_PERR_NO_MEMORY -107  /* model does not fit the arena; body: u32 needed, u32 arena */
-#define EBP_PERR_RANGE -108      /* an argument out of range (layer index, sample count, offset) */
+#define EBP_PERR_RANGE -108      /* an argument out of range (layer index, sample count, offset, lr_m 0) */
+#define EBP_PERR_INCOMPLETE -109 /* weight upload not complete (COMMIT: u8 layer, 3 x 0, u32 written, u32 total) */
+#define EBP_PERR_DATA_CRC -110   /* uploaded weights do not match the CRC given to COMMIT_WEIGHTS */
+#define EBP_PERR_NV -111         /* no non-volatile storage, or it did not keep what was written */
+#define EBP_PERR_NV_FULL -112    /* the checkpoint is larger than a storage slot */
 
 /* Counter units reported by HELLO. */
 #define EBP_TICK_NONE 0

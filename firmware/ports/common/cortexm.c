@@ -8,6 +8,9 @@
 #include "../../app/port.h"
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+/* RAM that no loaded section covers (the RETAIN region of the port's link.ld): the startup code and QEMU's
+ * loader leave it alone at a system reset. Its first two words count boots. */
+extern uint32_t _sretain[];
 
 int main(void);
 void ebp_reset_handler(void);
@@ -25,6 +28,20 @@ void ebp_port_reset(void)
 }
 
 void ebp_fault_handler(void) { ebp_port_reset(); }
+
+#define EBP_BOOT_MAGIC 0xB0075EEDu
+
+uint32_t ebp_port_boot_count(void) { return _sretain[1]; }
+
+static void count_boot(void)
+{
+    volatile uint32_t *r = _sretain;
+    if (r[0] != EBP_BOOT_MAGIC) { /* power-up (or never counted): start over */
+        r[0] = EBP_BOOT_MAGIC;
+        r[1] = 0;
+    }
+    r[1] = r[1] + 1u;
+}
 
 /* Painted stack: at reset every word between the end of .bss and the stack pointer gets EBP_STACK_PAINT; the
  * high-water mark is how far down from the top of RAM the paint has been overwritten since. */
@@ -45,6 +62,7 @@ void ebp_reset_handler(void)
         *dst++ = *src++;
     for (dst = &_sbss; dst < &_ebss; dst++)
         *dst = 0;
+    count_boot();
     __asm__ volatile("mov %0, sp" : "=r"(sp));
     for (dst = &_ebss; dst < sp - 8; dst++) /* 32 bytes below this frame stay unpainted */
         *dst = EBP_STACK_PAINT;
