@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` (main job) and `make test`. Both set up a fresh machine first.
 PY ?= python3
 
-.PHONY: setup demo demo-host test
+.PHONY: setup demo demo-host test arduino
 
 setup:
 	bash tools/setup.sh
@@ -17,3 +17,10 @@ demo-host: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The Arduino library (1.5 format needs the sources in src/): library.properties, the core as one translation
+# unit in src/ and the example sketch, as a folder and a zip for "Add .ZIP Library" (a release artifact; the
+# repository keeps one copy of the sources).
+ARDUINO_OUT ?= build/arduino
+arduino:
+	$(PY) examples/c/arduino/make_library.py $(ARDUINO_OUT)

@@ -31,6 +31,37 @@
  * Setting EBP_FLAG_FIXED_DELTA in cfg.flags switches this off and stores deltas as plain Q15 (exponent -15),
  * to show what fixed formats lose.
  *
+ * Layer kinds and shapes
+ * ----------------------
+ * A shaped tensor (channels, length) is stored channel-major: channel 0's `length` values, then channel 1's,
+ * and so on. The network input is (in_ch, n_in / in_ch); every layer reads the previous layer's output as
+ * such a tensor:
+ *   dense      (n_out, 1): z_o = b_o + sum_i w_oi x_i over the whole input, flattened (no flatten layer
+ *              needed); w (n_out, n_in)
+ *   conv1d     (n_out, len), len = (in_len - kernel) / stride + 1 ('valid' padding, stride 0 means 1):
+ *              z[o][t] = b[o] + sum_{c, j} w[o][c][j] x[c][t stride + j]; w (n_out, in_ch, kernel)
+ *   maxpool1d  (in_ch, len), len = (in_len - kernel) / stride + 1 (stride 0 means the window): each
+ *              window's maximum; its delta goes back to the window's first maximum
+ *   avgpool1d  the same shape: each window's mean, rounded half away from zero; its delta goes back to
+ *              every input of the window, scaled by round(2^EBP_POOL_FRAC / kernel)
+ *   gap1d      (in_ch, 1): global average pooling, one window of the whole length
+ * conv1d has the activations of a dense layer (not softmax) with the same rules; pooling layers are linear,
+ * have no parameters and keep their input's format (a_frac must equal it). Deltas, gradients and updates
+ * work as for dense layers, summed over the output positions: a conv1d weight's gradient is
+ * sum_t delta[o][t] x[c][t stride + j], accumulated with log2(len) more bits of headroom; the fused online
+ * update scales every delta by the learning rate first (dl = round(delta lr_m / 2^16)) and rounds each
+ * parameter's sum_t dl x once (parameters whose gradient is exactly zero are skipped: no draw).
+ *
+ * int8 weights
+ * ------------
+ * A layer with w_bits 8 stores its weights and biases as int8 in Q w_frac (half the bytes; activations,
+ * deltas and gradient accumulators stay as they are). Such a layer, dense or conv1d, runs the plain loops of
+ * conv1d (a dense layer being the convolution of an (n_in, 1) input with kernel 1), which give a dense
+ * layer's forward pass, deltas and gradients bit for bit; its fused online update is conv1d's, and every
+ * update of it is rounded stochastically whatever cfg.rounding says (round to nearest would lose nearly every
+ * update at 8 bits). Weights clip to [-128, 127], counted in sat_param; initial weights are drawn in
+ * [-min(r, 127), min(r, 127)].
+ *
  * Activations
  * -----------
  * linear, ReLU, sigmoid, tanh, and softmax (output layer, with cross-entropy). Sigmoid is a 257-entry Q16
@@ -52,6 +83,10 @@
  * rounded per neuron and the update per parameter, where the accumulator path rounds the gradient and
  * then the update, so the two paths differ in the last bit; each is deterministic. With EBP_FLAG_ONLINE
  * the network has no gradient memory at all and only this path is available.
+ * Frozen layers (ebp_layer_cfg_t.frozen, transfer learning): a frozen layer is never updated and has no
+ * gradient or velocity memory; its deltas are still computed when a trained layer lies below it. The layers
+ * below the lowest trained layer with parameters (net->first_train) run forward only: no deltas are
+ * computed for them and none are laid out. With every such layer frozen, training only evaluates the loss.
  * Loss per sample: squared error 1/2 * sum_k (y_k - t_k)^2, or cross-entropy -sum_k t_k ln y_k (softmax
  * output) / -sum_k (t_k ln y_k + (1 - t_k) ln(1 - y_k)) (sigmoid outputs). With cross-entropy the output
  * delta is y - t (the activation's derivative cancels); with squared error it is (y - t) * f'(y).
@@ -63,6 +98,8 @@
  * sign bitmask on the stack (layers of up to 128 neurons; wider ones compute them twice) instead of in
  * scratch memory, so it needs exactly its int16 parameters, outputs and deltas, plus scratch for a softmax
  * output only),
+ * Deltas exist for the layers from net->first_train up only, gradient and velocity memory for trained
+ * (not frozen) layers with parameters only, and the report counts exactly what is laid out.
  * ebp_net_init() lays the network out in a caller-owned buffer (8-byte aligned). The ebp_net_t struct
  * itself is also the caller's. Nothing in the core is global or static except constant tables.
  */
@@ -78,12 +115,13 @@ extern "C" {
 
 #define EBP_VERSION_MAJOR 0
 #define EBP_VERSION_MINOR 1
-#define EBP_MAX_LAYERS 8          /* dense layers per network */
+#define EBP_MAX_LAYERS 8          /* layers per network */
 #define EBP_MAX_WIDTH 1024        /* inputs or outputs of one layer */
 #define EBP_LOSS_FRAC 16          /* loss values are Q16 */
 #define EBP_GRAD_HEADROOM 6       /* bits kept free above one sample's gradient in the accumulators */
 #define EBP_VEL_EXTRA_FRAC 16     /* momentum velocity: w_frac + this many fractional bits, int32 */
 #define EBP_Z_FRAC 12             /* pre-activations enter the sigmoid/tanh/exp tables as Q12 */
+#define EBP_POOL_FRAC 23          /* pooling's backward pass scales by 1/window in Q23: round(2^23 / window) */
 #define EBP_FLAG_FIXED_DELTA 1    /* cfg.flags: deltas in plain Q15 instead of block floating point */
 #define EBP_FLAG_ONLINE 2         /* cfg.flags: online SGD only, no gradient accumulators (least RAM) */
 
@@ -112,17 +150,35 @@ typedef enum { EBP_ROUND_NEAREST = 0, EBP_ROUND_STOCHASTIC = 1 } ebp_round_t;
 typedef enum { EBP_MODE_INFER = 0, EBP_MODE_TRAIN = 1 } ebp_mode_t;
 typedef enum { EBP_INIT_UNIFORM = 0, EBP_INIT_XAVIER = 1, EBP_INIT_HE = 2 } ebp_init_t;
 
-/** One dense layer: n_out neurons, each with a learned bias. */
+/** Layer kinds. Every kind reads its input as the previous layer's output vector; a shaped tensor
+ *  (channels, length) is stored channel-major: channel 0's `length` values, then channel 1's, ... */
+typedef enum {
+    EBP_KIND_DENSE = 0,      /**< n_out neurons, each with a bias, over the whole input vector (a flatten is implicit) */
+    EBP_KIND_CONV1D = 1,     /**< n_out filters of (in channels, kernel), stride, 'valid' padding, one bias each */
+    EBP_KIND_MAXPOOL1D = 2,  /**< per channel, the maximum of each window of `kernel` values, every `stride` */
+    EBP_KIND_AVGPOOL1D = 3,  /**< per channel, the mean of each window (rounded half away from zero) */
+    EBP_KIND_GAP1D = 4       /**< global average pooling: per channel, the mean over the whole length */
+} ebp_kind_t;
+
+/**
+ * One layer. Every field added after a_frac has 0 as its default, meaning what a dense, trainable, int16
+ * layer did before the field existed.
+ */
 typedef struct {
-    uint16_t n_out;  /**< neurons, 1..EBP_MAX_WIDTH */
-    uint8_t act;     /**< ebp_act_t */
+    uint16_t n_out;  /**< dense: neurons; conv1d: output channels (filters); pooling: 0 (channels kept); 1..EBP_MAX_WIDTH */
+    uint8_t act;     /**< ebp_act_t; pooling layers: EBP_ACT_LINEAR */
     int8_t w_frac;   /**< fractional bits of weights and biases, 0..15 */
-    int8_t a_frac;   /**< fractional bits of the outputs, 0..15 */
+    int8_t a_frac;   /**< fractional bits of the outputs, 0..15; pooling layers: their input's */
+    uint8_t kind;    /**< ebp_kind_t */
+    uint8_t frozen;  /**< 1: never updated (transfer learning); 0: trained */
+    uint8_t kernel;  /**< conv1d: kernel width; max/avg pooling: window; 1..255 (0 for dense and global pooling) */
+    uint8_t stride;  /**< conv1d and pooling: step between windows, 0 meaning 1 (conv1d) or the window (pooling) */
+    uint8_t w_bits;  /**< storage of weights and biases: 0 or 16 for int16, 8 for int8 (see "int8 weights") */
 } ebp_layer_cfg_t;
 
-/** A network: n_in inputs, then n_layers dense layers. */
+/** A network: n_in inputs, then n_layers layers. */
 typedef struct {
-    uint16_t n_in;     /**< inputs, 1..EBP_MAX_WIDTH */
+    uint16_t n_in;     /**< inputs, 1..EBP_MAX_WIDTH: in_ch channels of n_in / in_ch values, channel-major */
     int8_t in_frac;    /**< fractional bits of the inputs, 0..15 */
     uint8_t n_layers;  /**< 1..EBP_MAX_LAYERS */
     uint8_t loss;      /**< ebp_loss_t */
@@ -130,6 +186,7 @@ typedef struct {
     uint8_t rounding;  /**< ebp_round_t, used by weight updates */
     uint8_t flags;     /**< EBP_FLAG_* */
     ebp_layer_cfg_t layers[EBP_MAX_LAYERS];
+    uint16_t in_ch;    /**< input channels, 0 meaning 1; must divide n_in */
 } ebp_cfg_t;
 
 /** Hyperparameters, changeable between steps. lr = lr_m * 2^lr_e; momentum = momentum_q15 / 2^15. */
@@ -153,32 +210,43 @@ typedef struct {
 
 /** A layer inside an initialised network. Arrays live in the caller's buffer. */
 typedef struct {
-    uint16_t n_in, n_out;
+    uint16_t n_in, n_out;  /**< flat sizes of the input and output vectors (channels x length) */
     uint8_t act;
     int8_t in_frac, w_frac, a_frac;
     int16_t delta_exp;   /**< delta[i] means delta[i] * 2^delta_exp */
     int16_t g_exp;       /**< gw/gb[i] mean value * 2^g_exp (sums over grad_count samples); INT16_MIN: empty */
-    int16_t *w;          /**< (n_out, n_in), Q w_frac */
-    int16_t *b;          /**< (n_out), Q w_frac */
+    int16_t *w;          /**< dense (n_out, n_in), conv1d (ch, in_ch, kernel); Q w_frac; NULL for pooling */
+    int16_t *b;          /**< (n_out) dense, (ch) conv1d, Q w_frac */
     int16_t *y;          /**< (n_out), Q a_frac: outputs of the last forward pass */
-    int16_t *delta;      /**< (n_out), train mode only */
-    int32_t *gw;         /**< (n_out, n_in), train mode only */
-    int32_t *gb;         /**< (n_out), train mode only */
-    int32_t *vw;         /**< (n_out, n_in), momentum only, Q (w_frac + EBP_VEL_EXTRA_FRAC) */
-    int32_t *vb;         /**< (n_out), momentum only */
+    int16_t *delta;      /**< (n_out): dL/d(pre-activation), train mode, layers from net->first_train up only */
+    int32_t *gw;         /**< like w, train mode with gradient memory, trained layers only */
+    int32_t *gb;         /**< like b */
+    int32_t *vw;         /**< like w, momentum only, Q (w_frac + EBP_VEL_EXTRA_FRAC) */
+    int32_t *vb;         /**< like b, momentum only */
     ebp_layer_stats_t stats;
+    uint8_t kind;        /**< ebp_kind_t */
+    uint8_t frozen;      /**< 1: not updated */
+    uint16_t kernel, stride; /**< conv1d and pooling windows; global pooling: (in_len, in_len) */
+    uint16_t in_ch, in_len;  /**< input as (in_ch, in_len); a dense layer sees (n_in, 1) */
+    uint16_t ch, len;        /**< output as (ch, len); a dense layer gives (n_out, 1) */
+    uint32_t n_w;        /**< number of weights (dense n_out n_in, conv1d ch in_ch kernel, pooling 0) */
+    uint16_t n_b;        /**< number of biases (dense n_out, conv1d ch, pooling 0) */
+    int8_t *w8;          /**< int8 layers (w_bits 8): the weights, shaped like w, which is then NULL */
+    int8_t *b8;          /**< int8 layers: the biases (b is then NULL) */
 } ebp_layer_t;
 
 typedef struct {
     ebp_cfg_t cfg;
     uint8_t mode;            /**< ebp_mode_t */
     uint8_t have_forward;    /**< a forward pass ran since the last backward */
+    uint8_t first_train;     /**< lowest layer that gets deltas: the lowest trained layer with parameters
+                                  (n_layers when every such layer is frozen); the layers below run forward only */
     ebp_hparams_t hp;
     uint32_t rng;            /**< xorshift32 state for stochastic rounding, never 0 */
     uint32_t grad_count;     /**< samples accumulated since ebp_zero_grad() */
     uint32_t steps;          /**< ebp_step() calls that applied an update */
     int16_t *x;              /**< (n_in), Q in_frac: copy of the last input */
-    int64_t *scratch;        /**< (widest layer) when training with gradient memory, else (n_out) of a softmax output, else NULL */
+    int64_t *scratch;        /**< (widest layer with deltas) when training with gradient memory, else (n_out) of a softmax output, else NULL */
     ebp_layer_t layers[EBP_MAX_LAYERS];
 } ebp_net_t;
 

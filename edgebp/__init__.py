@@ -2,8 +2,13 @@
 from .errors import EdgeBPError, ConfigError, DataError, CoreError, MemoryBudgetError, DeviceError, ProtocolError
 from .config import Layer, NetSpec, TrainConfig, StopRule
 
+# The one definition of the package version (pyproject.toml reads it from here; `edgebp --version` prints it).
+# Its major.minor is the C core's EBP_VERSION_MAJOR.EBP_VERSION_MINOR (tests/test_packaging.py checks).
+__version__ = "0.1.0"
+
 __all__ = ["EdgeBPError", "ConfigError", "DataError", "CoreError", "MemoryBudgetError", "DeviceError",
-           "ProtocolError", "Layer", "NetSpec", "TrainConfig", "StopRule"]
+           "ProtocolError", "Layer", "NetSpec", "TrainConfig", "StopRule", "FixedNet", "FloatNet", "load_dataset",
+           "load_fann", "Dataset", "__version__"]
 
 
 def __getattr__(name):  # lazy: the compiled core is imported only when a fixed-point network is used
@@ -13,7 +18,10 @@ def __getattr__(name):  # lazy: the compiled core is imported only when a fixed-
     if name == "FloatNet":
         from .mirror import FloatNet
         return FloatNet
-    if name in ("load_fann", "Dataset", "load_dataset"):
+    if name in ("load_fann", "Dataset", "load_dataset", "list_datasets"):
         from . import data
         return getattr(data, name)
-    raise AttributeError(name)
+    if name in ("FixedMLPClassifier", "FixedMLPRegressor"):
+        from . import sklearn as sk
+        return getattr(sk, name)
+    raise AttributeError(f"module 'edgebp' has no attribute {name!r}")

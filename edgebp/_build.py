@@ -35,6 +35,8 @@ ffibuilder.set_source(
     "edgebp._core",
     '#include "edgebp.h"\n#include "ebp_fixed.h"\n',
     sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c"))],
+    # csrc/edgebp.c includes csrc/core/*.c: rebuild when any of them changes
+    depends=[str(p.relative_to(ROOT)) for p in sorted(CSRC.rglob("*.[ch]"))],
     include_dirs=[str(CSRC.relative_to(ROOT))],
     extra_compile_args=["-std=c99", "-O3"],  # the host simulation: speed (integer code, same results at any -O)
 )

@@ -21,10 +21,17 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = ROOT / "tools" / "bench"
+from . import paths
+
+ROOT = paths.source_root()           # a checkout, or the sources an installed package carries (edgebp/_src)
+BENCH_DIR = paths.source_dir("tools") / "bench"
 HARNESS = BENCH_DIR / "m3"
-CSRC = ROOT / "csrc"
+CSRC = paths.source_dir("csrc")
+
+
+def core_sources() -> List[Path]:
+    """Every C file of the core (the core may be split into several files)."""
+    return sorted(CSRC.glob("*.c"))
 
 NETS: Dict[str, Tuple[int, int, int]] = {"8-16-2": (8, 16, 2), "21-16-3": (21, 16, 3), "64-32-10": (64, 32, 10)}
 HOST_DATA = {"8-16-2": "diabetes", "21-16-3": "thyroid", "64-32-10": None}   # None: synthetic (seeded)
@@ -89,7 +96,7 @@ class Harness:
         defs = [f"-DN_IN={n_in}", f"-DN_HID={n_hid}", f"-DN_OUT={n_out}", f"-DCLOCK_HZ={m['clock']}u"]
         defs += {"fixed": [], "lean": ["-DBENCH_ONLINE_ONLY"], "float": ["-DBENCH_FLOAT"], "mac": ["-DBENCH_MAC"],
                  "profile": ["-DBENCH_PROFILE"]}[variant]
-        srcs = [HARNESS / "startup.c", HARNESS / "bench_m.c"] + ([CSRC / "edgebp.c"]
+        srcs = [HARNESS / "startup.c", HARNESS / "bench_m.c"] + (core_sources()
                                                                  if variant in ("fixed", "lean", "profile") else [])
         cmd = ["arm-none-eabi-gcc", f"-mcpu={m['cpu']}", "-mthumb", OPT, "-g", "-std=c99", "-ffreestanding",
                "-fno-tree-loop-distribute-patterns", f"-I{_rel(CSRC)}", "-nostdlib", "-nostartfiles",
@@ -291,8 +298,8 @@ def callgrind_per_step(workdir: Path, net: str, steps: Tuple[int, int], commands
         return None
     exe = Path(workdir) / "bench_step"
     if not exe.exists():
-        cmd = ["cc", "-O3", "-std=c99", f"-I{_rel(CSRC)}", _rel(BENCH_DIR / "bench_step.c"), _rel(CSRC / "edgebp.c"),
-               "-o", str(exe)]
+        cmd = ["cc", "-O3", "-std=c99", f"-I{_rel(CSRC)}", _rel(BENCH_DIR / "bench_step.c"),
+               *[_rel(c) for c in core_sources()], "-o", str(exe)]
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
         commands.append(_q(cmd).replace(str(workdir) + "/", "$OUT/"))
     counts = []
@@ -774,8 +781,8 @@ def add_arguments(ap) -> None:
     ap.add_argument("--parts", default="mcu,host,memory,serial", help="comma list of mcu,host,memory,serial")
     ap.add_argument("--nets", default=None, help=f"comma list of {','.join(NETS)}")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
-    ap.add_argument("--output", default=None, help="markdown file to write (default: docs/benchmarks.md unless "
-                                                   "--short; '-' for none)")
+    ap.add_argument("--output", default=None, help="markdown file to write (default in a source checkout: "
+                                                   "docs/benchmarks.md unless --short; installed: none; '-' for none)")
     ap.add_argument("--json", default=None, help="also write the raw results as JSON to this file")
 
 
@@ -788,7 +795,8 @@ def run_from_args(args, prog: str) -> int:
               progress=lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
     print(tables(res))
     cmdline = prog + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
-    out = args.output if args.output is not None else (None if args.short else str(ROOT / "docs" / "benchmarks.md"))
+    default = ROOT / "docs" / "benchmarks.md" if paths.is_checkout() and not args.short else None
+    out = args.output if args.output is not None else (str(default) if default else None)
     if out and out != "-":
         Path(out).write_text(markdown(res, cmdline))
         print(f"wrote {out}", file=sys.stderr)

@@ -14,15 +14,18 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
+from . import paths
 from .errors import ConfigError, DeviceError, EdgeBPError
 
-FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
+# a checkout's firmware/, or the copy an installed package carries (edgebp/_src/firmware; see paths.py)
+FIRMWARE_DIR = paths.source_dir("firmware")
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ def get_board(name: str) -> Board:
 
 
 def build_dir(board: str) -> Path:
-    return FIRMWARE_DIR / "build" / board
+    """Build outputs of a port folder (``host-asan`` for the sanitizer build): firmware/build/ in a checkout,
+    the per-user cache of an installed package (never site-packages)."""
+    return paths.build_root() / board
 
 
 def firmware_path(board: str) -> Path:
@@ -86,8 +91,8 @@ def firmware_path(board: str) -> Path:
 
 def _need_tree() -> None:
     if not (FIRMWARE_DIR / "Makefile").is_file():
-        raise EdgeBPError(f"the firmware sources are not at {FIRMWARE_DIR}; building needs a source checkout "
-                          f"of edgebp")
+        raise EdgeBPError(f"the firmware sources are not at {FIRMWARE_DIR}: this edgebp installation is "
+                          f"incomplete; reinstall it (pip install --force-reinstall edgebp) or use a source checkout")
 
 
 def build(board: str, jobs: int = 2, sanitize: bool = False) -> dict:
@@ -103,11 +108,18 @@ def build(board: str, jobs: int = 2, sanitize: bool = False) -> dict:
                           "libnewlib-arm-none-eabi)")
     if sanitize and b.name != "host":
         raise ConfigError("sanitizer builds exist only for the host port")
-    cmd = ["make", "-C", str(FIRMWARE_DIR), f"BOARD={b.port}", f"-j{jobs}"] + (["SANITIZE=1"] if sanitize else [])
+    if shutil.which("make") is None:
+        raise EdgeBPError("make not found: install it (Debian/Ubuntu: apt install make)")
+    out = build_dir(b.port + ("-asan" if sanitize else ""))
+    cmd = ["make", "-C", str(FIRMWARE_DIR), f"BOARD={b.port}", f"-j{jobs}", f"PYTHON={sys.executable}"]
+    cmd += ["SANITIZE=1"] if sanitize else []
+    if not paths.is_checkout():     # an installed package: objects go to the user cache, never site-packages
+        out.mkdir(parents=True, exist_ok=True)
+        cmd.append(f"BUILD={out}")
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise EdgeBPError(f"firmware build for {board} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    rep = json.loads((build_dir(b.port + ("-asan" if sanitize else "")) / "size.json").read_text())
+    rep = json.loads((out / "size.json").read_text())
     m = re.search(r"^size report for .*", p.stdout, re.M | re.S)
     text = m.group(0) if m else p.stdout
     rep["output"] = "\n".join(l for l in text.splitlines() if not l.startswith("make"))

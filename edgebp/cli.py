@@ -1,54 +1,67 @@
-"""The ``edgebp`` command line."""
+"""The ``edgebp`` command line: parses, calls the library, prints (the library itself never prints)."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
-from typing import Optional
+from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
 
 from .config import ACTIVATIONS, INITS, LOSSES, OPTIMIZERS, ROUNDINGS, NetSpec, StopRule, TrainConfig
-from .errors import ConfigError, EdgeBPError
+from .errors import ConfigError, DataError, EdgeBPError
+from .progress import LOSS_NOTE, Progress  # noqa: F401  (cli_device and cli_compare import it from here)
+
+SEED_MAX = 2 ** 32 - 1
+# training warnings: shares above which the text output says what to change
+WARN_CLIPPED_OUTPUTS = 1e-3      # outputs of a layer clipped to its format
+WARN_ZERO_UPDATES = 0.5          # weight updates with a non-zero gradient that rounded to zero
 
 
-class Progress:
-    """A one-line progress bar on stderr (only when it is a terminal, unless forced)."""
+def warn(msg: str) -> None:
+    print(f"edgebp: warning: {msg}", file=sys.stderr)
 
-    def __init__(self, total: int, label: str, enabled: Optional[bool] = None):
-        self.total, self.label = total, label
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.t0 = time.monotonic()
 
-    def __call__(self, done: int, loss: float) -> None:
-        if not self.enabled:
-            return
-        w = 30
-        fill = int(w * done / max(self.total, 1))
-        sys.stderr.write(f"\r{self.label:>6} [{'#' * fill}{'.' * (w - fill)}] {done}/{self.total} "
-                         f"loss {loss:.5f} {time.monotonic() - self.t0:.1f}s")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """How a user's own file is read: target column, test split, scaling."""
+    g = p.add_argument_group("data files (CSV, .npy, .npz)")
+    g.add_argument("--target", default=None, metavar="COLUMN",
+                   help="CSV/.npy: the target column, a header name or a 0-based index (default: the last column)")
+    g.add_argument("--test", default=None, metavar="FILE", help="a separate test file of the same kind")
+    g.add_argument("--test-split", type=float, default=None, metavar="F",
+                   help="without --test: the share held out as the test split, stratified by class "
+                        "(default 0.2)")
+    g.add_argument("--split-seed", type=int, default=0, help="seed of the test split (default 0)")
+    hdr = g.add_mutually_exclusive_group()
+    hdr.add_argument("--header", dest="header", action="store_true", default=None,
+                     help="the CSV's first row names the columns (default: detected)")
+    hdr.add_argument("--no-header", dest="header", action="store_false", help="the CSV has no header row")
+    g.add_argument("--task", default="auto", choices=("auto", "classification", "regression"),
+                   help="auto: strings and integer labels with at most 20 values are classes")
+    p.add_argument("--scale", default=None, choices=("minmax", "standard"),
+                   help="scale the inputs, fitted on the training split (minmax: [0, 1]; standard: mean 0, sd 1); "
+                        "stored with --save-weights")
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """The model and training flags shared by ``train``, ``device train``, ``compare`` and ``advise``."""
-    p.add_argument("data", help="data set: a shipped name (diabetes, thyroid, ...), a FANN path prefix "
-                                "without .train/.test, or sklearn:NAME")
+    p.add_argument("data", help="data set: a shipped name (diabetes, BasicMotions, ...), a FANN path prefix "
+                                "without .train/.test, PATH/NAME_TRAIN.ts, a .csv/.npy/.npz file, or sklearn:NAME")
+    add_data_args(p)
     p.add_argument("--layers", default=None, help="sizes, input first, e.g. 8,16,2 (default: n_in,16,n_out)")
     p.add_argument("--activation", default="sigmoid",
                    help=f"one of {','.join(ACTIVATIONS)} for all layers, or a comma list per layer")
     p.add_argument("--loss", default="mse", choices=LOSSES)
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
     p.add_argument("--lr", type=float, default=0.2)
-    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--momentum", type=float, default=None, help="with --optimizer momentum (default 0.9 there)")
     p.add_argument("--batch-size", type=int, default=1, help="1 = online, 0 = full batch")
     p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help=f"weight init and stochastic rounding, 1..{SEED_MAX}")
     p.add_argument("--rounding", default="nearest", choices=ROUNDINGS, help="weight-update rounding (fixed point)")
     p.add_argument("--init", default="uniform", choices=INITS)
     p.add_argument("--init-range", type=float, default=0.5, help="uniform init: weights in [-r, r]")
@@ -65,17 +78,73 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                           "per step, more RAM)")
     p.add_argument("--target-loss", type=float, default=None, help="stop when the training loss reaches this")
     p.add_argument("--all-correct", action="store_true", help="stop when every training sample is classified")
-    p.add_argument("--patience", type=int, default=None, help="early stopping on a validation split")
-    p.add_argument("--validation-split", type=float, default=0.0)
+    p.add_argument("--patience", type=int, default=None,
+                   help="early stopping: epochs without improvement of the validation loss (needs "
+                        "--validation-split)")
+    p.add_argument("--validation-split", type=float, default=0.0,
+                   help="share of the training split held out (from its end) for early stopping")
 
 
 def load_data(args):
     from .data import load_dataset
-    return load_dataset(args.data)
+    return load_dataset(args.data, target=getattr(args, "target", None), test=getattr(args, "test", None),
+                        test_split=getattr(args, "test_split", None), split_seed=getattr(args, "split_seed", 0),
+                        scale=getattr(args, "scale", None), header=getattr(args, "header", None),
+                        task=getattr(args, "task", "auto"))
+
+
+def check_options(args) -> None:
+    """What argparse cannot see: values out of range and options that would be silently ignored."""
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    if not 0 <= args.seed <= SEED_MAX:
+        raise ConfigError(f"--seed must be an integer in 1..{SEED_MAX} (32 bits), got {args.seed}")
+    if args.seed == 0:
+        raise ConfigError("--seed 0 gives the same random stream as --seed 1 (the core's xorshift32 generator "
+                          f"has no zero state); use 1..{SEED_MAX}")
+    if not (math.isfinite(args.validation_split) and 0 <= args.validation_split < 1):
+        raise ConfigError(f"--validation-split must be in [0, 1) (0: none), got {args.validation_split}")
+    if args.patience is not None:
+        if args.patience < 1:
+            raise ConfigError(f"--patience must be at least 1 epoch, got {args.patience}")
+        if args.validation_split == 0:
+            raise ConfigError("--patience needs a validation split to watch: add --validation-split 0.2 (or another "
+                              "share in (0, 1))")
+    if args.momentum is not None:
+        if args.optimizer != "momentum" and args.momentum != 0:
+            raise ConfigError(f"--momentum {args.momentum} has no effect with --optimizer {args.optimizer}: add "
+                              "--optimizer momentum, or drop --momentum")
+        if not (math.isfinite(args.momentum) and 0 <= args.momentum < 1):
+            raise ConfigError(f"--momentum must be in [0, 1), got {args.momentum}")
+    if args.target_loss is not None and not (math.isfinite(args.target_loss) and args.target_loss >= 0):
+        raise ConfigError(f"--target-loss must be a finite number >= 0, got {args.target_loss}")
+    if not math.isfinite(args.lr):
+        raise ConfigError(f"--lr must be a finite number, got {args.lr}")
+    path = getattr(args, "save_weights", None)
+    if path:
+        check_save_path(path)
+
+
+def check_save_path(path: str) -> None:
+    """Before training: the weights file can be written exactly where it is named (not a directory, its folder
+    exists and is writable); an existing file is replaced."""
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(os.sep):
+        raise ConfigError(f"--save-weights {path}: is a directory; name a file, e.g. {p / 'weights.npz'}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"--save-weights {path}: the folder {parent} does not exist")
+    if p.suffix != ".npz":
+        raise ConfigError(f"--save-weights {path}: the weights file is an .npz archive; name it with .npz "
+                          f"({p.name}.npz)")
+    if (p.exists() and not os.access(p, os.W_OK)) or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--save-weights {path}: not writable (permission denied); choose another path")
 
 
 def spec_and_config_from_args(args, ds=None):
-    """(NetSpec, TrainConfig, StopRule) from parsed ``add_train_args`` flags; ``ds`` fills default sizes."""
+    """(NetSpec, TrainConfig, StopRule) from parsed ``add_train_args`` flags; ``ds`` fills default sizes and is
+    checked against the number formats (every split, before any training)."""
+    check_options(args)
     if args.layers:
         try:
             sizes = [int(s) for s in args.layers.split(",")]
@@ -91,12 +160,22 @@ def spec_and_config_from_args(args, ds=None):
     acts = args.activation.split(",")
     spec = NetSpec.from_sizes(sizes, acts[0] if len(acts) == 1 else acts, args.loss, args.w_frac, args.a_frac,
                               args.in_frac)
-    cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
+    momentum = args.momentum if args.momentum is not None else (0.9 if args.optimizer == "momentum" else 0.0)
+    cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, momentum=momentum, batch_size=args.batch_size,
                       rounding=args.rounding, seed=args.seed, init=args.init, init_range=args.init_range,
                       shuffle=args.shuffle, online_only=args.online_only)
     cfg.validate()
     stop = StopRule(epochs=args.epochs, target_loss=args.target_loss, all_correct=args.all_correct,
                     patience=args.patience, validation_split=args.validation_split)
+    if ds is not None:
+        from .data import check_format, sorted_by_class
+        check_format(ds, spec)
+        if not args.shuffle and cfg.batch_size != 0 and sorted_by_class(ds.T_train):
+            n = ds.T_train.shape[1]
+            warn(f"the training split of {args.data} is sorted by class ({n} blocks, one class each): training in "
+                 f"file order forgets all but the last classes; add --shuffle")
+        for note in ds.notes:
+            warn(note)
     return spec, cfg, stop
 
 
@@ -121,6 +200,38 @@ def result_of(engine, hist, ds, seconds: float) -> dict:
                 seconds=round(seconds, 3), memory=engine.memory_report())
 
 
+def training_warnings(stats: List[dict], spec: NetSpec, cfg: TrainConfig, forward_passes: int) -> List[str]:
+    """What the fixed-point counters say a user should change, above the thresholds (WARN_*)."""
+    out = []
+    for i, (s, l) in enumerate(zip(stats, spec.layers)):
+        name = f"layer {i + 1} ({l.act}, {l.n_out} outputs)"
+        total = forward_passes * l.n_out
+        if s["sat_out"] and total and s["sat_out"] / total > WARN_CLIPPED_OUTPUTS:
+            lim = 32767 / 2.0 ** l.a_frac
+            out.append(f"{name}: {s['sat_out']:,} outputs clipped to +-{lim:.4g} (Q{l.a_frac}), "
+                       f"{s['sat_out'] / total:.2%} of them: give the activations more integer bits (--a-frac "
+                       f"{max(l.a_frac - 2, 0)}), or a smaller --init-range or --lr")
+        if s["sat_param"]:
+            lim = 32767 / 2.0 ** l.w_frac
+            out.append(f"{name}: {s['sat_param']:,} weight or bias updates clipped to +-{lim:.4g} (Q{l.w_frac}): "
+                       f"use fewer fractional bits for the weights (--w-frac {max(l.w_frac - 2, 0)}) or a smaller "
+                       f"--lr")
+        if s["sat_delta"]:
+            out.append(f"{name}: {s['sat_delta']:,} deltas clipped to plain Q15: drop the fixed-delta ablation "
+                       f"(block floating point keeps them)")
+        if s["sat_grad"] or s["sat_vel"]:
+            out.append(f"{name}: {s['sat_grad'] + s['sat_vel']:,} gradient or velocity sums clipped to int32: use "
+                       f"a smaller --batch-size or --lr")
+        if s["updates"] and s["zero_updates"] / s["updates"] > WARN_ZERO_UPDATES:
+            share = s["zero_updates"] / s["updates"]
+            fix = ("--rounding stochastic (keeps them in expectation), a larger --lr or more weight fractional "
+                   f"bits (--w-frac {min(l.w_frac + 2, 15)})" if cfg.rounding == "nearest" else
+                   f"a larger --lr or more weight fractional bits (--w-frac {min(l.w_frac + 2, 15)})")
+            out.append(f"{name}: {share:.0%} of the weight updates rounded to zero ({s['zero_updates']:,} of "
+                       f"{s['updates']:,}): use {fix}")
+    return out
+
+
 def print_table(results: dict, title: str) -> None:
     names = list(results)
     rows = [("train loss", "train_loss", "{:.5f}"), ("train accuracy", "train_accuracy", "{:.2%}"),
@@ -134,35 +245,73 @@ def print_table(results: dict, title: str) -> None:
         print(f"{label:26}" + "".join(f"{v:>14}" for v in vals))
 
 
+def describe_data(ds) -> dict:
+    return dict(name=ds.name, input_shape=list(ds.input_shape), classes=ds.classes, n_train=len(ds.X_train),
+                n_test=len(ds.X_test), test_split=ds.test_source,
+                scale=ds.scaler.kind if ds.scaler is not None else None)
+
+
 def cmd_train(args) -> int:
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
     engines = make_engines(spec, cfg, args.engine)
-    results = {}
+    results, warnings, interrupted = {}, [], None
     for name, eng in engines.items():
         bar = Progress(stop.epochs, name, enabled=False if args.json else None)
         t0 = time.monotonic()
-        hist = eng.fit(ds.X_train, ds.T_train, stop, progress=bar)
-        bar.close()
-        results[name] = result_of(eng, hist, ds, time.monotonic() - t0)
+        try:
+            hist = eng.fit(ds.X_train, ds.T_train, stop, progress=bar)
+        except KeyboardInterrupt:
+            from .engine import History
+            hist = History(epochs=bar.done, stopped_by="interrupted")
+            interrupted = name
+        finally:
+            bar.close()
+        seconds = time.monotonic() - t0
+        if name == "fixed":   # the counters of training alone, before the evaluation below adds to them
+            stats = eng.stats()
+            n_val = int(round(len(ds.X_train) * stop.validation_split))
+            warnings += training_warnings(stats, spec, cfg, hist.epochs * (len(ds.X_train) - n_val))
+        results[name] = result_of(eng, hist, ds, seconds)
         if name == "fixed":
-            results[name]["saturations"] = eng.stats()
-            if args.save_weights:
-                save_weights(args.save_weights, eng)
+            results[name]["saturations"] = stats
+            if args.save_weights and interrupted is None:
+                save_weights(args.save_weights, eng, scale=ds.scaler)
+        if interrupted:
+            break
     if args.json:
-        print(json.dumps(dict(data=args.data, spec=spec.to_dict(), config=cfg.to_dict(), engines=results)))
+        print(json.dumps(dict(data=args.data, dataset=describe_data(ds), spec=spec.to_dict(), config=cfg.to_dict(),
+                              engines=results, warnings=warnings, partial=interrupted is not None)))
     else:
         print_table(results, f"{args.data}: {'-'.join(map(str, spec.sizes))} "
                              f"{','.join(l.act for l in spec.layers)}, {spec.loss}, {cfg.optimizer} lr {cfg.lr}, "
-                             f"batch {cfg.batch_size}")
+                             f"batch {cfg.batch_size}" + (f", inputs scaled {ds.scaler.kind}" if ds.scaler else "")
+                             + (f"; test split: {ds.test_source}" if ds.test_source != "fixed split" else ""))
         if "fixed" in results and "float" in results:
             gap = results["fixed"]["test_accuracy"] - results["float"]["test_accuracy"]
             print(f"fixed - float test accuracy: {gap * 100:+.2f} points")
+        if args.save_weights and interrupted is None and "fixed" in results:
+            print(f"weights saved to {args.save_weights}")
+        for w in warnings:
+            warn(w)
+    if interrupted:
+        print(f"edgebp: interrupted during {interrupted} training after {results[interrupted]['epochs']} epochs: "
+              f"the results above are partial" + ("; no weights saved" if args.save_weights else ""),
+              file=sys.stderr)
+        return 130
     return 0
 
 
-def save_weights(path: str, fixed) -> None:
-    """Integer weights and biases per layer with their Q formats, as an .npz file."""
+def save_weights(path: str, fixed, scale=None) -> None:
+    """Integer weights and biases per layer with their Q formats (and the input scaling), as an .npz file
+    written exactly at ``path`` (lane-fw's edgebp.weights.save_weights replaces this when it is merged)."""
+    try:
+        from .weights import save_weights as _save
+    except ImportError:
+        _save = None
+    if _save is not None:
+        _save(path, fixed, scale=scale)
+        return
     arrays = {}
     for i, ((W, b), l) in enumerate(zip(fixed.get_int_weights(), fixed.spec.layers)):
         arrays[f"w{i}"], arrays[f"b{i}"] = W, b
@@ -170,17 +319,28 @@ def save_weights(path: str, fixed) -> None:
         arrays[f"a{i}_frac"] = np.int8(l.a_frac)
     arrays["in_frac"] = np.int8(fixed.spec.in_frac)
     arrays["spec"] = np.array(json.dumps(fixed.spec.to_dict()))
-    np.savez(path, **arrays)
+    if scale is not None:
+        arrays["scale"] = np.array(json.dumps(scale.to_dict()))
+    tmp = Path(f"{path}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise EdgeBPError(f"cannot write the weights to {path}: {e}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     ap = argparse.ArgumentParser(prog="edgebp", description="Fixed-point backpropagation for microcontrollers.")
+    ap.add_argument("--version", action="version", version=f"edgebp {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train on the host: fixed-point core, float mirror, or both")
     add_train_args(t)
     t.add_argument("--engine", default="both", choices=("fixed", "float", "both"))
     t.add_argument("--json", action="store_true", help="print one JSON object")
-    t.add_argument("--save-weights", metavar="FILE.npz", help="save the fixed-point integer weights")
+    t.add_argument("--save-weights", metavar="FILE.npz", help="save the fixed-point integer weights (and the input "
+                                                              "scaling)")
     t.set_defaults(func=cmd_train)
     # command groups that live in their own modules
     from .cli_bench import add_bench_commands
@@ -198,6 +358,10 @@ def main(argv=None) -> int:
     except EdgeBPError as e:
         print(f"edgebp: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # context managers (emulators, serial ports) have already been closed on the way out
+        print("edgebp: interrupted (Ctrl-C); stopped, emulators shut down, nothing saved", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Network and training descriptions shared by the fixed-point core, the float mirror and the device."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass, asdict
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from .errors import ConfigError
 
@@ -14,30 +16,143 @@ ROUNDINGS = ("nearest", "stochastic")
 INITS = ("uniform", "xavier", "he")
 
 
+KINDS = ("dense", "conv1d", "maxpool1d", "avgpool1d", "gap")
+PARAM_KINDS = ("dense", "conv1d")          # kinds with weights and biases
+W_BITS = (16, 8)
+
+# fields added after the dense-only Layer, with the default that means "as before" (to_dict leaves them out
+# at their default, so older descriptions and golden files read the same)
+_LAYER_DEFAULTS = dict(trainable=True, kind="dense", kernel=0, stride=0, w_bits=16)
+
+
 @dataclass
 class Layer:
-    """One dense layer: ``n_out`` neurons with learned biases."""
+    """One layer. ``kind`` dense (``n_out`` neurons with learned biases), conv1d (``n_out`` filters of width
+    ``kernel`` every ``stride`` samples, 'valid' padding), maxpool1d / avgpool1d (windows of ``kernel`` every
+    ``stride``, 0 = the window; ``n_out`` 0: the channels are kept), gap (global average pooling).
+    ``trainable`` False freezes the layer (its weights are never updated); ``w_bits`` the storage of weights
+    and biases. Build shaped models with ``NetSpec.sequential`` and ``Dense``, ``Conv1D``, ``MaxPool1D``..."""
     n_out: int
     act: str = "sigmoid"
-    w_frac: int = 12   # fractional bits of weights and biases (int16)
-    a_frac: int = 12   # fractional bits of the outputs (int16)
+    w_frac: int = 12   # fractional bits of weights and biases
+    a_frac: int = 12   # fractional bits of the outputs (int16); pooling layers keep their input's
+    trainable: bool = True
+    kind: str = "dense"
+    kernel: int = 0
+    stride: int = 0
+    w_bits: int = 16
+
+    @property
+    def has_params(self) -> bool:
+        return self.kind in PARAM_KINDS
+
+    def describe(self) -> str:
+        bits = ",w_bits=8" if self.w_bits == 8 else ""
+        if self.kind == "dense":
+            return f"dense({self.n_out},act={self.act}{bits})"
+        if self.kind == "conv1d":
+            return f"conv1d({self.n_out},{self.kernel},stride={self.stride or 1},act={self.act}{bits})"
+        if self.kind == "gap":
+            return "gap"
+        return f"{self.kind}({self.kernel}" + (f",stride={self.stride}" if self.stride else "") + ")"
+
+
+def Dense(n_out: int, act: str = "sigmoid", w_frac: int = 12, a_frac: int = 12, w_bits: int = 16,
+          trainable: bool = True) -> Layer:
+    """A dense layer over the whole input (a shaped input is read flattened, channel-major)."""
+    return Layer(n_out, act, w_frac, a_frac, trainable, "dense", 0, 0, w_bits)
+
+
+def Conv1D(filters: int, kernel: int, stride: int = 1, act: str = "relu", w_frac: int = 12, a_frac: int = 12,
+           w_bits: int = 16, trainable: bool = True) -> Layer:
+    """``filters`` output channels, each a (input channels, ``kernel``) filter plus a bias, 'valid' padding."""
+    return Layer(filters, act, w_frac, a_frac, trainable, "conv1d", kernel, stride, w_bits)
+
+
+def MaxPool1D(pool: int, stride: Optional[int] = None) -> Layer:
+    return Layer(0, "linear", 0, -1, True, "maxpool1d", pool, stride or 0)
+
+
+def AvgPool1D(pool: int, stride: Optional[int] = None) -> Layer:
+    return Layer(0, "linear", 0, -1, True, "avgpool1d", pool, stride or 0)
+
+
+def GlobalAvgPool1D() -> Layer:
+    return Layer(0, "linear", 0, -1, True, "gap")
+
+
+class Flatten:
+    """Accepted by ``NetSpec.sequential`` for readability: a dense layer reads a shaped input flattened
+    (channel-major) anyway, so it adds no layer (and no memory)."""
 
 
 @dataclass
 class NetSpec:
-    """``n_in`` inputs (Q ``in_frac``), then dense ``layers``, trained on ``loss``."""
+    """``n_in`` inputs (Q ``in_frac``; ``in_ch`` channels of ``n_in // in_ch`` values, channel-major), then
+    ``layers``, trained on ``loss``."""
     n_in: int
     layers: List[Layer]
     loss: str = "mse"
     in_frac: int = 12
+    in_ch: int = 1
 
     @property
     def n_out(self) -> int:
-        return self.layers[-1].n_out
+        return self.sizes[-1]
+
+    @property
+    def input_shape(self) -> Tuple[int, int]:
+        return (self.in_ch, self.n_in // self.in_ch if self.in_ch else 0)
+
+    def shapes(self) -> List[Tuple[int, int]]:
+        """[(channels, length) of the input, then of every layer's output]; ConfigError if a layer does not
+        fit its input."""
+        if self.in_ch < 1 or self.n_in < 1 or self.n_in % self.in_ch:
+            raise ConfigError(f"{self.n_in} inputs do not split into {self.in_ch} channels of equal length")
+        out = [self.input_shape]
+        for i, l in enumerate(self.layers):
+            ch, n = out[-1]
+            what = f"layer {i} ({l.describe()})"
+            if l.kind == "dense":
+                out.append((l.n_out, 1))
+                continue
+            if l.kind == "gap":
+                out.append((ch, 1))
+                continue
+            if l.kernel < 1 or l.kernel > 255:
+                raise ConfigError(f"{what}: the window must be 1..255, got {l.kernel}")
+            if l.kernel > n:
+                raise ConfigError(f"{what}: window {l.kernel} is longer than its input (length {n}); use a "
+                                  f"smaller kernel or pool, or fewer strides before it")
+            if not 0 <= l.stride <= 255:
+                raise ConfigError(f"{what}: stride must be 0..255, got {l.stride}")
+            s = l.stride or (1 if l.kind == "conv1d" else l.kernel)
+            out.append((l.n_out if l.kind == "conv1d" else ch, (n - l.kernel) // s + 1))
+        return out
 
     @property
     def sizes(self) -> List[int]:
-        return [self.n_in] + [l.n_out for l in self.layers]
+        """Flat widths: the inputs, then every layer's outputs (channels x length)."""
+        return [c * n for c, n in self.shapes()]
+
+    def param_shapes(self) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
+        """Per layer, the shapes of W and b: dense (n_out, n_in) and (n_out,), conv1d (filters, in channels,
+        kernel) and (filters,), pooling (0,) and (0,)."""
+        shapes, out = self.shapes(), []
+        for (ch, n), l in zip(shapes, self.layers):
+            if l.kind == "dense":
+                out.append(((l.n_out, ch * n), (l.n_out,)))
+            elif l.kind == "conv1d":
+                out.append(((l.n_out, ch, l.kernel), (l.n_out,)))
+            else:
+                out.append(((0,), (0,)))
+        return out
+
+    @property
+    def first_train(self) -> int:
+        """The lowest layer that gets deltas: the lowest trainable layer with parameters (len(layers) if
+        none); the layers below it run forward only."""
+        return next((i for i, l in enumerate(self.layers) if l.trainable and l.has_params), len(self.layers))
 
     @classmethod
     def from_sizes(cls, sizes: Sequence[int], activation="sigmoid", loss="mse", w_frac=12, a_frac=12,
@@ -54,6 +169,54 @@ class NetSpec:
         spec.validate()
         return spec
 
+    @classmethod
+    def sequential(cls, input, layers, loss: Optional[str] = None, in_frac: int = 12) -> "NetSpec":
+        """A model that reads like Keras's Sequential: ``input`` = (channels, length) or a number of inputs;
+        ``layers`` of Dense, Conv1D, MaxPool1D, AvgPool1D, GlobalAvgPool1D (and Flatten, which adds nothing).
+        ``loss`` defaults to 'ce' for a softmax output, else 'mse'. Pooling layers take their input's format."""
+        if isinstance(input, int):
+            ch, n = 1, int(input)
+        else:
+            try:
+                ch, n = (int(v) for v in input)
+            except (TypeError, ValueError):
+                raise ConfigError(f"input must be (channels, length) or a number of inputs, got {input!r}") from None
+        out = []
+        for l in layers:
+            if isinstance(l, Flatten) or l is Flatten:
+                continue
+            if not isinstance(l, Layer):
+                raise ConfigError(f"{l!r} is not a layer; use Dense, Conv1D, MaxPool1D, AvgPool1D or GlobalAvgPool1D")
+            out.append(dataclasses.replace(l))
+        if not out:
+            raise ConfigError("a network needs at least one layer")
+        frac = in_frac
+        for l in out:          # pooling keeps the format of what it pools
+            if l.kind in ("maxpool1d", "avgpool1d", "gap"):
+                l.a_frac = frac
+            frac = l.a_frac
+        if loss is None:
+            loss = "ce" if out[-1].act == "softmax" else "mse"
+        spec = cls(ch * n, out, loss, in_frac, ch)
+        spec.validate()
+        return spec
+
+    def with_trainable_last(self, k: int) -> "NetSpec":
+        """A copy in which only the last ``k`` layers with parameters (dense, conv1d) are trained; the others
+        are frozen, and the layers below the lowest trained one run forward only (no deltas, no gradient
+        memory)."""
+        n = sum(l.has_params for l in self.layers)
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n:
+            raise ConfigError(f"train the last k layers with k in 1..{n} (this network has {n} layers with "
+                              f"weights), got {k!r}")
+        spec = copy.deepcopy(self)
+        seen = 0
+        for l in reversed(spec.layers):
+            if l.has_params:
+                seen += 1
+                l.trainable = seen <= k
+        return spec
+
     def validate(self) -> None:
         if not self.layers:
             raise ConfigError("a network needs at least one layer")
@@ -65,21 +228,59 @@ class NetSpec:
             if not 0 <= f <= 15:
                 raise ConfigError(f"fractional bits must be 0..15 for int16 tensors, got {f}")
         for i, l in enumerate(self.layers):
+            if l.kind not in KINDS:
+                raise ConfigError(f"layer {i}: unknown kind {l.kind!r}; choose one of {', '.join(KINDS)}")
             if l.act not in ACTIVATIONS:
                 raise ConfigError(f"layer {i}: unknown activation {l.act!r}; choose one of {', '.join(ACTIVATIONS)}")
-            if l.n_out < 1:
+            if l.trainable not in (True, False):
+                raise ConfigError(f"layer {i}: trainable must be True or False, got {l.trainable!r}")
+            if l.w_bits not in W_BITS:
+                raise ConfigError(f"layer {i}: w_bits must be 16 or 8, got {l.w_bits!r}")
+            if l.has_params and l.n_out < 1:
                 raise ConfigError(f"layer {i}: n_out must be at least 1, got {l.n_out}")
-            if l.act == "softmax" and (i != len(self.layers) - 1 or self.loss != "ce"):
-                raise ConfigError("softmax is only supported on the output layer with loss='ce'")
+            if l.kind == "dense" and (l.kernel or l.stride):
+                raise ConfigError(f"layer {i}: a dense layer has no kernel or stride")
+            if not l.has_params:
+                if l.n_out != 0 or l.act != "linear":
+                    raise ConfigError(f"layer {i}: a {l.kind} layer has n_out 0 and act 'linear' (it keeps the "
+                                      f"channels); build it with MaxPool1D, AvgPool1D or GlobalAvgPool1D")
+                if l.w_bits != 16:
+                    raise ConfigError(f"layer {i}: a {l.kind} layer has no weights to store in {l.w_bits} bits")
+                if l.kind == "gap" and (l.kernel or l.stride):
+                    raise ConfigError(f"layer {i}: global average pooling has no window or stride")
+            if l.act == "softmax" and (i != len(self.layers) - 1 or self.loss != "ce" or l.kind != "dense"):
+                raise ConfigError("softmax is only supported on a dense output layer with loss='ce'")
+        shapes = self.shapes()
+        fracs = [self.in_frac] + [l.a_frac for l in self.layers]
+        for i, l in enumerate(self.layers):
+            if not l.has_params and l.a_frac != fracs[i]:
+                raise ConfigError(f"layer {i} ({l.describe()}): a pooling layer keeps its input's format "
+                                  f"(a_frac {fracs[i]}), got {l.a_frac}")
+            c, n = shapes[i + 1]
+            if c * n > 1024:
+                raise ConfigError(f"layer {i} ({l.describe()}): {c} x {n} = {c * n} outputs, more than the "
+                                  f"core's limit of 1024; use a larger stride or pool")
         if self.loss == "ce" and self.layers[-1].act not in ("softmax", "sigmoid"):
             raise ConfigError("loss='ce' needs a softmax or sigmoid output layer")
 
+    def describe(self) -> str:
+        """The layers as the CLI's --model string."""
+        return ",".join(l.describe() for l in self.layers)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for l in d["layers"]:
+            for k, v in _LAYER_DEFAULTS.items():
+                if l[k] == v:
+                    del l[k]
+        if d["in_ch"] == 1:
+            del d["in_ch"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetSpec":
-        return cls(d["n_in"], [Layer(**l) for l in d["layers"]], d.get("loss", "mse"), d.get("in_frac", 12))
+        return cls(d["n_in"], [Layer(**l) for l in d["layers"]], d.get("loss", "mse"), d.get("in_frac", 12),
+                   d.get("in_ch", 1))
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ._core import ffi, lib
-from .config import ACTIVATIONS, INITS, LOSSES, OPTIMIZERS, ROUNDINGS, NetSpec, TrainConfig
+from .config import ACTIVATIONS, INITS, KINDS, LOSSES, OPTIMIZERS, ROUNDINGS, NetSpec, TrainConfig
 from .engine import Engine, check_data
 from .errors import ConfigError, CoreError, DataError, MemoryBudgetError
 
@@ -30,17 +30,19 @@ def check(status: int, what: str) -> None:
     raise CoreError(status, msg)
 
 
-def quantize(x, frac: int, what: str = "values") -> np.ndarray:
-    """float -> int16 Q``frac``, rounding half away from zero like the core; DataError if out of range."""
+def quantize(x, frac: int, what: str = "values", bits: int = 16) -> np.ndarray:
+    """float -> int16 (or int8, ``bits`` 8) Q``frac``, rounding half away from zero like the core; DataError
+    if out of range."""
     x = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(x)):
         raise DataError(f"{what} contain NaN or inf")
     q = np.sign(x) * np.floor(np.abs(x) * 2.0 ** frac + 0.5)
-    if q.size and (q.max() > 32767 or q.min() < -32768):
-        lim = 32767 / 2.0 ** frac
-        raise DataError(f"{what} reach {np.abs(x).max():.4g}, beyond the range +-{lim:.4g} of Q{frac} int16; "
+    top = (1 << (bits - 1)) - 1
+    if q.size and (q.max() > top or q.min() < -top - 1):
+        lim = top / 2.0 ** frac
+        raise DataError(f"{what} reach {np.abs(x).max():.4g}, beyond the range +-{lim:.4g} of Q{frac} int{bits}; "
                         f"scale the data or use fewer fractional bits")
-    return q.astype(np.int16)
+    return q.astype(np.int16 if bits == 16 else np.int8)
 
 
 def dequantize(q, frac: int) -> np.ndarray:
@@ -59,6 +61,7 @@ def core_cfg(spec: NetSpec, cfg: TrainConfig, online: Optional[bool] = None):
     c = ffi.new("ebp_cfg_t *")
     c.n_in = spec.n_in
     c.in_frac = spec.in_frac
+    c.in_ch = spec.in_ch if spec.in_ch != 1 else 0
     c.n_layers = len(spec.layers)
     c.loss = LOSSES.index(spec.loss)
     c.optimizer = OPTIMIZERS.index(cfg.optimizer)
@@ -70,6 +73,11 @@ def core_cfg(spec: NetSpec, cfg: TrainConfig, online: Optional[bool] = None):
         c.layers[i].act = ACTIVATIONS.index(l.act)
         c.layers[i].w_frac = l.w_frac
         c.layers[i].a_frac = l.a_frac
+        c.layers[i].kind = KINDS.index(l.kind)
+        c.layers[i].frozen = 0 if l.trainable else 1
+        c.layers[i].kernel = l.kernel
+        c.layers[i].stride = l.stride
+        c.layers[i].w_bits = 0 if l.w_bits == 16 else l.w_bits
     check(lib.ebp_cfg_check(c), "network configuration")
     return c
 
@@ -144,17 +152,26 @@ class FixedNet(IntegerEngine):
 
     # --- integer interface (what the device sees) ----------------------------------------------------------
     def core_params(self) -> dict:
-        """Every integer the device needs to build this network (enum values as ints)."""
+        """Every integer the device needs to build this network (enum values as ints). ``layers`` holds
+        (n_out, act, w_frac, a_frac) per layer; a network that uses any ebp_cfg_t field added since (input
+        channels, layer kinds, frozen layers, int8 weights) also has ``in_ch`` and ``layer_ext``, per layer
+        (kind, frozen, kernel, stride, w_bits) as the core stores them (0: the default)."""
         lr_m, lr_e = self.cfg.quantized_lr()
         c = self._cfg
-        return dict(n_in=c.n_in, in_frac=c.in_frac, loss=c.loss, optimizer=c.optimizer, rounding=c.rounding,
-                    flags=c.flags,
-                    layers=[(c.layers[i].n_out, c.layers[i].act, c.layers[i].w_frac, c.layers[i].a_frac)
-                            for i in range(c.n_layers)],
-                    lr_m=lr_m, lr_e=lr_e, momentum_q15=self.cfg.quantized_momentum(),
-                    init_kind=INITS.index(self.cfg.init),
-                    init_range_q12=int(quantize(self.cfg.init_range, 12, "init_range")),
-                    seed=self.cfg.seed & 0xFFFFFFFF)
+        p = dict(n_in=c.n_in, in_frac=c.in_frac, loss=c.loss, optimizer=c.optimizer, rounding=c.rounding,
+                 flags=c.flags,
+                 layers=[(c.layers[i].n_out, c.layers[i].act, c.layers[i].w_frac, c.layers[i].a_frac)
+                         for i in range(c.n_layers)],
+                 lr_m=lr_m, lr_e=lr_e, momentum_q15=self.cfg.quantized_momentum(),
+                 init_kind=INITS.index(self.cfg.init),
+                 init_range_q12=int(quantize(self.cfg.init_range, 12, "init_range")),
+                 seed=self.cfg.seed & 0xFFFFFFFF)
+        ext = [(c.layers[i].kind, c.layers[i].frozen, c.layers[i].kernel, c.layers[i].stride, c.layers[i].w_bits)
+               for i in range(c.n_layers)]
+        if c.in_ch or any(any(e) for e in ext):
+            p["in_ch"] = c.in_ch
+            p["layer_ext"] = ext
+        return p
 
     def set_hparams(self, lr: float, momentum: float = 0.0) -> None:
         self.cfg.lr, self.cfg.momentum = lr, momentum
@@ -219,27 +236,45 @@ class FixedNet(IntegerEngine):
 
     def get_int_weights(self) -> List[Tuple[np.ndarray, np.ndarray]]:
         out = []
-        for i in range(len(self.spec.layers)):
+        for i, (ws, bs) in enumerate(self.spec.param_shapes()):
             L = self._net.layers[i]
-            W = self._array(L.w, L.n_out * L.n_in, np.int16).reshape(L.n_out, L.n_in).copy()
-            out.append((W, self._array(L.b, L.n_out, np.int16).copy()))
+            if L.n_w == 0:
+                out.append((np.zeros(ws, np.int16), np.zeros(bs, np.int16)))
+                continue
+            if L.w8 != ffi.NULL:      # int8 weights
+                out.append((self._array(L.w8, L.n_w, np.int8).reshape(ws).copy(),
+                            self._array(L.b8, L.n_b, np.int8).copy()))
+                continue
+            W = self._array(L.w, L.n_w, np.int16).reshape(ws).copy()
+            out.append((W, self._array(L.b, L.n_b, np.int16).copy()))
         return out
 
     def set_int_weights(self, weights) -> None:
         if len(weights) != len(self.spec.layers):
             raise ConfigError(f"{len(weights)} layers of weights given for {len(self.spec.layers)} layers")
+        shapes = self.spec.param_shapes()
         for i, (W, b) in enumerate(weights):
             L = self._net.layers[i]
             W, b = np.asarray(W), np.asarray(b)
-            if W.shape != (L.n_out, L.n_in) or b.shape != (L.n_out,):
-                raise ConfigError(f"layer {i}: weights must be ({L.n_out}, {L.n_in}) and biases ({L.n_out},), "
-                                  f"got {W.shape} and {b.shape}")
+            ws, bs = shapes[i]
+            if W.shape != ws or b.shape != bs:
+                raise ConfigError(f"layer {i}: weights must be {ws} and biases {bs}, got {W.shape} and {b.shape}")
+            if L.n_w == 0:
+                continue
             if W.dtype.kind not in "iu" or b.dtype.kind not in "iu":
                 raise DataError(f"layer {i}: integer weights expected, got {W.dtype}; use set_weights for floats")
-            if min(W.min(), b.min()) < -32768 or max(W.max(), b.max()) > 32767:
-                raise DataError(f"layer {i}: integer weights outside int16")
-            self._array(L.w, L.n_out * L.n_in, np.int16)[:] = W.ravel()
-            self._array(L.b, L.n_out, np.int16)[:] = b
+            lo, hi = (-128, 127) if L.w8 != ffi.NULL else (-32768, 32767)
+            if W.size and (min(W.min(), b.min()) < lo or max(W.max(), b.max()) > hi):
+                raise DataError(f"layer {i}: integer weights outside int{8 if lo == -128 else 16} "
+                                f"[{lo}, {hi}]")
+        for i, (W, b) in enumerate(weights):
+            L = self._net.layers[i]
+            if L.w8 != ffi.NULL:
+                self._array(L.w8, L.n_w, np.int8)[:] = np.asarray(W).ravel()
+                self._array(L.b8, L.n_b, np.int8)[:] = b
+            elif L.n_w:
+                self._array(L.w, L.n_w, np.int16)[:] = np.asarray(W).ravel()
+                self._array(L.b, L.n_b, np.int16)[:] = b
 
     def stats(self) -> List[dict]:
         """Per layer: saturation and update counters since the last clear_stats()."""
@@ -269,18 +304,22 @@ class FixedNet(IntegerEngine):
             check(lib.ebp_backward(self._net, ffi.from_buffer("int16_t[]", t), ffi.NULL), "backward")
         out = []
         n = self._net.grad_count
-        for i in range(len(self.spec.layers)):
+        for i, (ws, bs) in enumerate(self.spec.param_shapes()):
             L = self._net.layers[i]
+            if L.gw == ffi.NULL:   # frozen, or no parameters: no gradient
+                out.append((np.zeros(ws), np.zeros(bs)))
+                continue
             scale = 0.0 if L.g_exp == -32768 else 2.0 ** L.g_exp / n
-            gW = self._array(L.gw, L.n_out * L.n_in, np.int32).reshape(L.n_out, L.n_in) * scale
-            out.append((gW, self._array(L.gb, L.n_out, np.int32) * scale))
+            gW = self._array(L.gw, L.n_w, np.int32).reshape(ws) * scale
+            out.append((gW, self._array(L.gb, L.n_b, np.int32) * scale))
         check(lib.ebp_zero_grad(self._net), "zero_grad")
         return out
 
     def set_weights(self, weights) -> None:
         if len(weights) != len(self.spec.layers):
             raise ConfigError(f"{len(weights)} layers of weights given for {len(self.spec.layers)} layers")
-        self.set_int_weights([(quantize(W, l.w_frac, f"layer {i} weights"), quantize(b, l.w_frac, f"layer {i} biases"))
+        self.set_int_weights([(quantize(W, l.w_frac, f"layer {i} weights", l.w_bits),
+                               quantize(b, l.w_frac, f"layer {i} biases", l.w_bits))
                               for i, ((W, b), l) in enumerate(zip(weights, self.spec.layers))])
 
     def memory_report(self) -> dict:

@@ -1,5 +1,11 @@
 """float64 mirror of the C core: the math of csrc/edgebp.h in numpy, exact up to float rounding.
 
+Every layer kind of the core has its op here (dense, conv1d, max/avg pooling, global average pooling; a
+shaped batch is (n, channels x length), channel-major, reshaped to (n, channels, length) inside the ops).
+Frozen layers (Layer.trainable False) are never updated and, below the lowest trained layer, get no deltas.
+A layer's storage (``w_bits``: int16 or int8 weights in the core) does not change the math here: the mirror
+is float64 throughout, which is what the int8 core is measured against.
+
 The fixed-point core is judged against this. Ops are pure functions, forward beside backward; ``FloatNet``
 strings them together. A batch of vectors is an array (n, width), one row per sample; weights are
 (n_out, n_in) as in the core.
@@ -11,7 +17,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from .config import ACTIVATIONS, NetSpec, TrainConfig
+from .config import ACTIVATIONS, Layer, NetSpec, TrainConfig
 from .engine import Engine, check_data
 from .errors import ConfigError, DataError
 
@@ -86,20 +92,103 @@ def dense_backward(W: np.ndarray, x: np.ndarray, delta: np.ndarray):
     return delta.T @ x / n, delta.sum(axis=0) / n, delta @ W
 
 
+# --- conv1d: x (n, C, T) channel-major, W (F, C, K), stride s, 'valid' padding -> (n, F, T_out) ---------------
+def _windows(T: int, K: int, s: int) -> np.ndarray:
+    """(T_out, K) input positions of every window."""
+    T_out = (T - K) // s + 1
+    return np.arange(T_out)[:, None] * s + np.arange(K)[None, :]
+
+
+def conv1d_forward(W: np.ndarray, b: np.ndarray, x: np.ndarray, stride: int) -> np.ndarray:
+    """z[o, t] = b[o] + sum_{c, j} W[o, c, j] x[c, t s + j]."""
+    idx = _windows(x.shape[2], W.shape[2], stride)
+    return np.einsum("nctk,fck->nft", x[:, :, idx], W) + b[None, :, None]
+
+
+def conv1d_backward(W: np.ndarray, x: np.ndarray, delta: np.ndarray, stride: int):
+    """Mean over the rows of dW[o, c, j] = sum_t delta[o, t] x[c, t s + j], db[o] = sum_t delta[o, t]; and
+    dL/dx (n, C, T), every window's share added at its positions."""
+    n, K = len(x), W.shape[2]
+    idx = _windows(x.shape[2], K, stride)
+    dW = np.einsum("nft,nctk->fck", delta, x[:, :, idx]) / n
+    dx = np.zeros_like(x)
+    for j in range(K):
+        dx[:, :, idx[:, j]] += np.einsum("nft,fc->nct", delta, W[:, :, j])
+    return dW, delta.sum(axis=(0, 2)) / n, dx
+
+
+# --- pooling: per channel over windows of K every s (global: one window of the whole length) ----------------
+def pool_forward(kind: str, x: np.ndarray, K: int, stride: int) -> np.ndarray:
+    """(n, C, T) -> (n, C, T_out): the maximum or the mean of each window."""
+    w = x[:, :, _windows(x.shape[2], K, stride)]
+    return w.max(axis=3) if kind == "max" else w.mean(axis=3)
+
+
+def pool_backward(kind: str, x: np.ndarray, delta: np.ndarray, K: int, stride: int) -> np.ndarray:
+    """dL/dx (n, C, T): max pooling routes each window's delta to its first maximum, mean pooling spreads
+    delta / K over the window; overlapping windows add up."""
+    idx = _windows(x.shape[2], K, stride)
+    dx = np.zeros_like(x)
+    if kind == "max":
+        first = x[:, :, idx].argmax(axis=3)                      # (n, C, T_out), the first maximum
+        pos = idx[np.arange(idx.shape[0])[None, None, :], first]
+        n, C, T_out = delta.shape
+        np.add.at(dx, (np.arange(n)[:, None, None], np.arange(C)[None, :, None], pos), delta)
+    else:
+        for j in range(K):
+            dx[:, :, idx[:, j]] += delta / K
+    return dx
+
+
+# --- one layer of any kind on flat rows (n, channels x length), channel-major ---------------------------------
+def layer_forward(l: Layer, shape_in, W, b, x: np.ndarray) -> np.ndarray:
+    """The pre-activation z (n, n_out) of layer l whose input has shape (C, T)."""
+    n = len(x)
+    if l.kind == "dense":
+        return dense_forward(W, b, x)
+    xs = x.reshape(n, *shape_in)
+    if l.kind == "conv1d":
+        return conv1d_forward(W, b, xs, l.stride or 1).reshape(n, -1)
+    if l.kind == "gap":
+        return xs.mean(axis=2)
+    return pool_forward(l.kind[:3], xs, l.kernel, l.stride or l.kernel).reshape(n, -1)
+
+
+def layer_backward(l: Layer, shape_in, W, x: np.ndarray, delta: np.ndarray):
+    """(dW, db, dL/dx (n, n_in)) of layer l for deltas dL/dz (n, n_out); pooling has no dW, db (None)."""
+    n = len(x)
+    if l.kind == "dense":
+        return dense_backward(W, x, delta)
+    xs = x.reshape(n, *shape_in)
+    if l.kind == "conv1d":
+        dW, db, dx = conv1d_backward(W, xs, delta.reshape(n, W.shape[0], -1), l.stride or 1)
+        return dW, db, dx.reshape(n, -1)
+    if l.kind == "gap":
+        return None, None, np.repeat(delta / shape_in[1], shape_in[1], axis=1)
+    dx = pool_backward(l.kind[:3], xs, delta.reshape(n, shape_in[0], -1), l.kernel, l.stride or l.kernel)
+    return None, None, dx.reshape(n, -1)
+
+
 # --- initialisation (float; FixedNet normally hands its own dequantized weights instead) --------------------
 def init_weights(spec: NetSpec, cfg: TrainConfig) -> List[Tuple[np.ndarray, np.ndarray]]:
-    """uniform: W and b in [-init_range, init_range]; xavier: W +-sqrt(6/(n_in+n_out)); he: +-sqrt(6/n_in), b 0."""
+    """uniform: W and b in [-init_range, init_range]; xavier: W +-sqrt(6/(fan_in+fan_out)); he: +-sqrt(6/fan_in),
+    b 0 (fan in: inputs per output, dense n_in, conv1d channels x kernel; fan out: n_out, or filters x kernel)."""
     if cfg.init == "uniform" and not (math.isfinite(cfg.init_range) and cfg.init_range >= 0):
         raise ConfigError(f"init_range must be a finite number >= 0, got {cfg.init_range}")
     rng = np.random.default_rng(cfg.seed)
     out = []
-    for n_in, n_out in zip(spec.sizes[:-1], spec.sizes[1:]):
+    for (ws, bs), l in zip(spec.param_shapes(), spec.layers):
+        if not l.has_params:
+            out.append((np.zeros(ws), np.zeros(bs)))
+            continue
+        fan_in = int(np.prod(ws[1:]))
+        fan_out = ws[0] * (l.kernel if l.kind == "conv1d" else 1)
         if cfg.init == "uniform":
             r = cfg.init_range
-            out.append((rng.uniform(-r, r, (n_out, n_in)), rng.uniform(-r, r, n_out)))
+            out.append((rng.uniform(-r, r, ws), rng.uniform(-r, r, bs)))
         else:
-            r = math.sqrt(6.0 / (n_in + n_out)) if cfg.init == "xavier" else math.sqrt(6.0 / n_in)
-            out.append((rng.uniform(-r, r, (n_out, n_in)), np.zeros(n_out)))
+            r = math.sqrt(6.0 / (fan_in + fan_out)) if cfg.init == "xavier" else math.sqrt(6.0 / fan_in)
+            out.append((rng.uniform(-r, r, ws), np.zeros(bs)))
     return out
 
 
@@ -113,6 +202,8 @@ class FloatNet(Engine):
         cfg.validate()
         self.spec, self.cfg = spec, cfg
         self.acts = [l.act for l in spec.layers]
+        self.shapes = spec.shapes()                  # (channels, length) of the input and of every output
+        self.first_train = spec.first_train
         self.lr = cfg.effective_lr()                 # the quantized values the integer core uses
         self.mu = cfg.effective_momentum()
         self.set_weights(init_weights(spec, cfg) if weights is None else weights)
@@ -124,8 +215,8 @@ class FloatNet(Engine):
     def _forward(self, X: np.ndarray) -> List[np.ndarray]:
         """[X, y_1, ..., y_L], each (n, width)."""
         a = [X]
-        for W, b, act in zip(self.W, self.b, self.acts):
-            a.append(act_forward(act, dense_forward(W, b, a[-1])))
+        for l, (W, b, layer) in enumerate(zip(self.W, self.b, self.spec.layers)):
+            a.append(act_forward(layer.act, layer_forward(layer, self.shapes[l], W, b, a[-1])))
         return a
 
     def _backward(self, a: List[np.ndarray], T: np.ndarray):
@@ -133,16 +224,20 @@ class FloatNet(Engine):
         y = a[-1]
         losses = loss_forward(self.spec.loss, self.acts[-1], y, T)
         delta = loss_delta(self.spec.loss, self.acts[-1], y, T)
-        grads = [None] * len(self.W)
-        for l in range(len(self.W) - 1, -1, -1):
-            dW, db, back = dense_backward(self.W[l], a[l], delta)
-            grads[l] = (dW, db)
-            if l:
+        grads = [(np.zeros_like(W), np.zeros_like(b)) for W, b in zip(self.W, self.b)]  # frozen: none
+        for l in range(len(self.W) - 1, self.first_train - 1, -1):  # the layers below run forward only
+            layer = self.spec.layers[l]
+            dW, db, back = layer_backward(layer, self.shapes[l], self.W[l], a[l], delta)
+            if layer.trainable and dW is not None:
+                grads[l] = (dW, db)
+            if l > self.first_train:
                 delta = back * act_backward(self.acts[l - 1], a[l])
         return grads, losses
 
     def _step(self, grads) -> None:
         for l, (gW, gb) in enumerate(grads):
+            if not (self.spec.layers[l].trainable and self.spec.layers[l].has_params):
+                continue                           # frozen: never updated, no velocity
             if self.cfg.optimizer == "momentum":   # v = mu v + lr g; w -= v
                 for v, g in ((self.vW[l], gW), (self.vb[l], gb)):
                     v *= self.mu
@@ -194,7 +289,7 @@ class FloatNet(Engine):
 
     def set_weights(self, weights) -> None:
         """Copies weights in; velocities are left as they are. All layers are checked before any is set."""
-        sizes, L = self.spec.sizes, len(self.spec.layers)
+        shapes, L = self.spec.param_shapes(), len(self.spec.layers)
         try:
             pairs = [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)) for W, b in weights]
         except (TypeError, ValueError) as e:
@@ -202,8 +297,8 @@ class FloatNet(Engine):
         if len(pairs) != L:
             raise ConfigError(f"expected {L} (W, b) pairs, one per layer, got {len(pairs)}")
         for l, (W, b) in enumerate(pairs):
-            if W.shape != (sizes[l + 1], sizes[l]) or b.shape != (sizes[l + 1],):
-                raise ConfigError(f"layer {l}: W must be {(sizes[l + 1], sizes[l])} and b {(sizes[l + 1],)}, "
+            if W.shape != shapes[l][0] or b.shape != shapes[l][1]:
+                raise ConfigError(f"layer {l}: W must be {shapes[l][0]} and b {shapes[l][1]}, "
                                   f"got {W.shape} and {b.shape}")
             if not (np.isfinite(W).all() and np.isfinite(b).all()):
                 raise DataError(f"layer {l}: weights or biases contain NaN or inf")
@@ -212,12 +307,15 @@ class FloatNet(Engine):
 
     def memory_report(self) -> dict:
         """Bytes a float64 implementation of this network stores, by the same parts as the core's ebp_memory_t."""
-        s = self.spec.sizes
-        weights = F64 * sum(i * o for i, o in zip(s[:-1], s[1:]))
-        biases = F64 * sum(s[1:])
-        rep = {"weights": weights, "biases": biases, "gradients": weights + biases,
-               "optimizer": weights + biases if self.cfg.optimizer == "momentum" else 0,
-               "activations": F64 * (sum(s) + sum(s[1:])),   # input and layer outputs, plus deltas
+        s, layers = self.spec.sizes, self.spec.layers
+        params = [int(np.prod(ws)) if l.has_params else 0 for (ws, _), l in zip(self.spec.param_shapes(), layers)]
+        biases = [ws[0] if l.has_params else 0 for (ws, _), l in zip(self.spec.param_shapes(), layers)]
+        trained = sum(w + b for w, b, l in zip(params, biases, layers) if l.trainable)
+        weights = F64 * sum(params)
+        rep = {"weights": weights, "biases": F64 * sum(biases), "gradients": F64 * trained,
+               "optimizer": F64 * trained if self.cfg.optimizer == "momentum" else 0,
+               # input and layer outputs, plus deltas from the lowest trained layer up
+               "activations": F64 * (sum(s) + sum(s[1 + self.first_train:])),
                "scratch": 0}                                 # float needs no wide accumulator
         rep["total"] = sum(rep.values())
         return rep

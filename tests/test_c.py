@@ -28,6 +28,15 @@ def test_c_suite_under_asan_and_ubsan(tmp_path):
     assert last.endswith(", 0 failed") and int(last.split()[0]) > 1000, out
 
 
+def test_c_suite_with_the_core_built_file_by_file(tmp_path):
+    """csrc/core/*.c compile on their own too (EBP_INTERNAL functions external): the same C suite passes."""
+    exe = tmp_path / "test_core_split"
+    run(["gcc", *STRICT, "-O1", f"-I{CSRC}", ROOT / "tests/c/test_core.c", *sorted((CSRC / "core").glob("*.c")),
+         "-o", exe])
+    out = run([exe])
+    assert out.strip().splitlines()[-1].endswith(", 0 failed"), out
+
+
 @pytest.mark.parametrize("flags", [[], ["-DEBP_NO_CLZ"]], ids=["clz", "portable"])
 def test_bit_length_both_implementations(tmp_path, flags):
     exe = tmp_path / "test_bit_length"

@@ -39,7 +39,15 @@ def mat(ptr, n_out, n_in, dtype):
 
 
 def c_weights(fn):
-    return [[W.tolist(), b.tolist()] for W, b in fn.get_int_weights()]
+    """As intref exports them: W as rows (dense (n_out, n_in), conv1d (ch, in_ch * kernel), pooling [])."""
+    return [[W.reshape(len(b), -1).tolist() if b.size else [], b.tolist()] for W, b in fn.get_int_weights()]
+
+
+def flat_mat(ptr, L, dtype):
+    """A parameter-shaped int32 tensor as intref exports it: (n_out, n_in) rows for dense, (ch, in_ch*kernel)
+    for conv1d."""
+    rows = L.n_b
+    return arr(ptr, L.n_w, dtype).reshape(rows, L.n_w // rows).tolist()
 
 
 def c_velocities(fn):
@@ -48,7 +56,7 @@ def c_velocities(fn):
     out = []
     for i in range(len(fn.spec.layers)):
         L = fn._net.layers[i]
-        out.append([mat(L.vw, L.n_out, L.n_in, np.int32), arr(L.vb, L.n_out, np.int32).tolist()])
+        out.append([flat_mat(L.vw, L, np.int32), arr(L.vb, L.n_b, np.int32).tolist()] if L.vw != ffi.NULL else [])
     return out
 
 
@@ -56,8 +64,14 @@ def c_grads(fn):
     out = []
     for i in range(len(fn.spec.layers)):
         L = fn._net.layers[i]
-        out.append([mat(L.gw, L.n_out, L.n_in, np.int32), arr(L.gb, L.n_out, np.int32).tolist(), int(L.g_exp)])
+        out.append([flat_mat(L.gw, L, np.int32), arr(L.gb, L.n_b, np.int32).tolist(), int(L.g_exp)]
+                   if L.gw != ffi.NULL else [])
     return out
+
+
+def c_deltas(net, n_layers):
+    return [arr(net.layers[l].delta, net.layers[l].n_out, np.int16).tolist() if net.layers[l].delta != ffi.NULL
+            else [] for l in range(n_layers)]
 
 
 def c_state(fn):
@@ -87,7 +101,7 @@ def run_scenario_c(spec, cfg, X, T, batch, epochs):
             rec["trace"].append(dict(
                 y=[arr(net.layers[l].y, net.layers[l].n_out, np.int16).tolist() for l in range(n_layers)],
                 loss=int(loss64[0]),
-                delta=[arr(net.layers[l].delta, net.layers[l].n_out, np.int16).tolist() for l in range(n_layers)],
+                delta=c_deltas(net, n_layers),
                 delta_exp=[int(net.layers[l].delta_exp) for l in range(n_layers)], weights=c_weights(fn),
                 stats=fn.stats(), rng=int(net.rng)))
             continue
@@ -96,7 +110,7 @@ def run_scenario_c(spec, cfg, X, T, batch, epochs):
         assert lib.ebp_backward(net, ffi.from_buffer("int16_t[]", Tq[s]), loss) == lib.EBP_OK
         rec["trace"].append(dict(
             y=ys, loss=int(loss[0]),
-            delta=[arr(net.layers[l].delta, net.layers[l].n_out, np.int16).tolist() for l in range(n_layers)],
+            delta=c_deltas(net, n_layers),
             delta_exp=[int(net.layers[l].delta_exp) for l in range(n_layers)], grads=c_grads(fn)))
     assert lib.ebp_step(net) == lib.EBP_OK
     rec["step"] = c_state(fn)
@@ -179,6 +193,41 @@ def test_golden_scenarios_reach_the_paths_they_name():
     assert lean["core"]["flags"] == intref.FLAG_ONLINE and len(lean["trace"]) == 3
     assert all("grads" not in tr for tr in lean["trace"])
     assert sum(l["sat_param"] for l in lean["train"]["stats"]) > 0
+    first = load("frozen_first_layer_online_only_6_5_4_2")
+    assert first["core"]["layer_ext"][0][1] == 1 and first["train"]["weights"][0] == first["init"][0]
+    assert all(tr["delta"][0] == [] and tr["delta"][1] for tr in first["trace"])   # no deltas below
+    assert first["train"]["weights"][1] != first["init"][1]
+    assert first["train"]["stats"][0]["updates"] == 0 and first["train"]["stats"][1]["updates"] > 0
+    mid = load("frozen_middle_momentum_batch_4_5_4_3")
+    assert mid["train"]["weights"][1] == mid["init"][1]                # frozen
+    assert mid["train"]["weights"][0] != mid["init"][0]                # trained through it
+    assert all(tr["grads"][1] == [] and tr["grads"][0] and any(tr["delta"][1]) for tr in mid["trace"])
+    assert mid["train"]["velocities"][1] == [] and mid["train"]["velocities"][0]
+    for name in ("conv1d_maxpool_softmax_online_only_2x12", "conv1d_avgpool_conv_gap_momentum_batch_2x12",
+                 "conv1d_gap_linear_sgd_1x9"):
+        g = load(name)
+        kinds = [e[0] for e in g["core"]["layer_ext"]]
+        assert kinds[0] == intref.KIND_CONV1D and g["core"]["in_ch"] in (0, 2)
+        for l, k in enumerate(kinds):            # every layer with weights learned, every one without has none
+            if k in (intref.KIND_DENSE, intref.KIND_CONV1D):
+                assert g["train"]["weights"][l] != g["init"][l] and g["train"]["stats"][l]["updates"] > 0, (name, l)
+            else:
+                assert g["train"]["weights"][l] == [[], []]
+        assert all(any(tr["delta"][0]) for tr in g["trace"]), name          # deltas reached the first conv
+    for name in ("int8_dense_online_only_8_16_2", "int8_conv_softmax_momentum_batch_2x10"):
+        g = load(name)
+        int8 = [l for l, e in enumerate(g["core"]["layer_ext"]) if e[4] == 8]
+        assert int8, name
+        for l in int8:                             # learned, and always within int8
+            flat = [v for row in g["train"]["weights"][l][0] for v in row] + g["train"]["weights"][l][1]
+            assert flat != [v for row in g["init"][l][0] for v in row] + g["init"][l][1]
+            assert -128 <= min(flat) and max(flat) <= 127
+        assert g["core"]["rounding"] == intref.ROUND_NEAREST and g["train"]["rng"] != g["step"]["rng"]
+    assert sum(l["sat_param"] for l in load("int8_dense_online_only_8_16_2")["train"]["stats"]) > 0
+    online = load("conv1d_maxpool_softmax_online_only_2x12")
+    assert online["core"]["flags"] == intref.FLAG_ONLINE and online["train"]["rng"] != online["step"]["rng"]
+    batch = load("conv1d_avgpool_conv_gap_momentum_batch_2x12")
+    assert batch["core"]["layer_ext"][1][2:4] == [3, 2] and batch["train"]["velocities"][2]   # overlapping windows
 
 
 def intref_paths(name):
@@ -271,7 +320,9 @@ def scenarios(draw, online=False):
             act = draw(st.sampled_from(["sigmoid", "softmax"]))
         else:
             act = draw(st.sampled_from([a for a in ACTIVATIONS if a != "softmax"]))
-        layers.append(Layer(draw(st.integers(1, 5)), act, draw(fracs), draw(fracs)))
+        layers.append(Layer(draw(st.integers(1, 5)), act, draw(fracs), draw(fracs),
+                            trainable=draw(st.sampled_from([True, True, False])),
+                            w_bits=draw(st.sampled_from([16, 16, 8]))))
     spec = NetSpec(n_in, layers, loss, draw(fracs))
     if online:
         optimizer = "sgd"
@@ -302,6 +353,55 @@ def scenarios(draw, online=False):
     return spec, cfg, X, T, batch, draw(st.integers(1, 3))
 
 
+@st.composite
+def conv_scenarios(draw):
+    """A random small shaped network: conv1d / pooling / global pooling layers on (channels, length) inputs,
+    then a dense output; frozen layers, both update paths (accumulators, fused online with or without
+    EBP_FLAG_ONLINE), every rounding, fixed deltas, extreme formats and data."""
+    ch, length = draw(st.integers(1, 3)), draw(st.integers(3, 14))
+    fracs = st.integers(0, 15)
+    in_frac = draw(fracs)
+    layers, frac, (c, n) = [], in_frac, (ch, length)
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["conv1d", "conv1d", "maxpool1d", "avgpool1d", "gap"]))
+        if n == 1 or kind == "gap":
+            layers.append(Layer(0, "linear", 0, frac, kind="gap"))
+            c, n = c, 1
+            continue
+        k = draw(st.integers(1, min(n, 4)))
+        s = draw(st.integers(0, 3))
+        if kind == "conv1d":
+            a_frac = draw(fracs)
+            layers.append(Layer(draw(st.integers(1, 3)), draw(st.sampled_from(["linear", "relu", "sigmoid", "tanh"])),
+                                draw(fracs), a_frac, trainable=draw(st.sampled_from([True, True, False])),
+                                kind="conv1d", kernel=k, stride=s, w_bits=draw(st.sampled_from([16, 8]))))
+            c, n, frac = layers[-1].n_out, (n - k) // (s or 1) + 1, a_frac
+        else:
+            layers.append(Layer(0, "linear", 0, frac, kind=kind, kernel=k, stride=s))
+            n = (n - k) // (s or k) + 1
+    loss = draw(st.sampled_from(["mse", "ce"]))
+    out_act = draw(st.sampled_from(["sigmoid", "softmax"])) if loss == "ce" else draw(st.sampled_from(ACTIVATIONS[:4]))
+    layers.append(Layer(draw(st.integers(1, 3)), out_act, draw(fracs), draw(fracs),
+                        w_bits=draw(st.sampled_from([16, 8]))))
+    spec = NetSpec(ch * length, layers, loss, in_frac, ch)
+    online = draw(st.booleans())
+    optimizer = "sgd" if online else draw(st.sampled_from(["sgd", "momentum"]))
+    batch = 1 if online else draw(st.integers(0, 3) if optimizer == "momentum" else st.sampled_from([0, 2, 3]))
+    cfg = TrainConfig(optimizer=optimizer, lr=draw(st.sampled_from([2.0 ** -10, 0.05, 0.3, 1.0, 8.0])),
+                      momentum=draw(st.sampled_from([0.0, 0.5, 0.9])), batch_size=batch,
+                      rounding=draw(st.sampled_from(["nearest", "stochastic"])), seed=draw(st.integers(0, 2 ** 32 - 1)),
+                      init=draw(st.sampled_from(["uniform", "xavier", "he"])),
+                      init_range=draw(st.sampled_from([0.05, 0.5, 2.0])), fixed_delta=draw(st.booleans()),
+                      online_only=online and draw(st.booleans()))
+    n_samples = draw(st.integers(1, 4))
+    x_lim = draw(st.sampled_from([1, 1 << in_frac, 32767]))
+    X = [[draw(st.integers(-x_lim, min(x_lim, 32767))) for _ in range(spec.n_in)] for _ in range(n_samples)]
+    t_lim = min(1 << layers[-1].a_frac, 32767)
+    T = [[draw(st.integers(-t_lim if out_act in ("linear", "tanh") else 0, t_lim)) for _ in range(layers[-1].n_out)]
+         for _ in range(n_samples)]
+    return spec, cfg, X, T, batch, draw(st.integers(1, 2))
+
+
 def check_core_matches_intref(sc):
     spec, cfg, X, T, batch, epochs = sc
     p = json.loads(json.dumps(gen_golden.core_params(spec, cfg)))
@@ -320,6 +420,12 @@ def test_core_matches_intref_on_random_configurations(sc):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(online=True))
 def test_core_matches_intref_on_random_online_configurations(sc):
+    check_core_matches_intref(sc)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_scenarios())
+def test_core_matches_intref_on_random_conv_and_pooling_networks(sc):
     check_core_matches_intref(sc)
 
 

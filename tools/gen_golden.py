@@ -36,7 +36,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import intref  # noqa: E402
-from edgebp.config import ACTIVATIONS, INITS, LOSSES, OPTIMIZERS, ROUNDINGS, Layer, NetSpec, TrainConfig  # noqa: E402
+from edgebp.config import (ACTIVATIONS, INITS, KINDS, LOSSES, OPTIMIZERS, ROUNDINGS, AvgPool1D, Conv1D,  # noqa: E402
+                           Dense, GlobalAvgPool1D, Layer, MaxPool1D, NetSpec, TrainConfig)
 
 TRACE_MAX = 3
 
@@ -46,7 +47,7 @@ def core_params(spec: NetSpec, cfg: TrainConfig) -> dict:
     spec.validate()
     cfg.validate()
     lr_m, lr_e = cfg.quantized_lr()
-    return dict(n_in=spec.n_in, in_frac=spec.in_frac, loss=LOSSES.index(spec.loss),
+    p = dict(n_in=spec.n_in, in_frac=spec.in_frac, loss=LOSSES.index(spec.loss),
                 optimizer=OPTIMIZERS.index(cfg.optimizer), rounding=ROUNDINGS.index(cfg.rounding),
                 flags=(intref.FLAG_FIXED_DELTA if cfg.fixed_delta else 0)
                 | (intref.FLAG_ONLINE if cfg.online else 0),
@@ -54,6 +55,17 @@ def core_params(spec: NetSpec, cfg: TrainConfig) -> dict:
                 lr_m=lr_m, lr_e=lr_e, momentum_q15=cfg.quantized_momentum(), init_kind=INITS.index(cfg.init),
                 init_range_q12=int(cfg.init_range * 4096 + 0.5),  # half away from zero (init_range > 0)
                 seed=cfg.seed & 0xFFFFFFFF)
+    ext = [(KINDS.index(l.kind), int(not l.trainable), l.kernel, l.stride, 0 if l.w_bits == 16 else l.w_bits)
+           for l in spec.layers]
+    in_ch = spec.in_ch if spec.in_ch != 1 else 0
+    if in_ch or any(any(e) for e in ext):
+        p["in_ch"], p["layer_ext"] = in_ch, ext
+    return p
+
+
+def deltas(net: intref.Net) -> list:
+    """Every layer's deltas ([] for a layer below first_train: it has none)."""
+    return [list(L.delta) if L.delta is not None else [] for L in net.layers]
 
 
 def state(net: intref.Net) -> dict:
@@ -71,15 +83,14 @@ def run_scenario(p: dict, X: list, T: list, batch: int, epochs: int) -> dict:
     for s in range(min(len(X) if online else first, TRACE_MAX)):
         if online:
             loss = intref.train(net, [X[s]], [T[s]], 1)
-            rec["trace"].append(dict(y=[list(L.y) for L in net.layers], loss=loss,
-                                     delta=[list(L.delta) for L in net.layers],
+            rec["trace"].append(dict(y=[list(L.y) for L in net.layers], loss=loss, delta=deltas(net),
                                      delta_exp=[L.delta_exp for L in net.layers], weights=intref.weights(net),
                                      stats=intref.stats(net), rng=net.rng))
             continue
         intref.forward(net, X[s])
         ys = [list(L.y) for L in net.layers]
         loss = intref.backward(net, T[s])
-        rec["trace"].append(dict(y=ys, loss=loss, delta=[list(L.delta) for L in net.layers],
+        rec["trace"].append(dict(y=ys, loss=loss, delta=deltas(net),
                                  delta_exp=[L.delta_exp for L in net.layers], grads=intref.grads(net)))
     intref.step(net)
     rec["step"] = state(net)
@@ -157,6 +168,62 @@ SCENARIOS = {
         TrainConfig("sgd", lr=1.0, batch_size=1, rounding="nearest", seed=12, init="uniform",
                     init_range=0.75, online_only=True),
         6, 1, 2, 606),
+    "frozen_first_layer_online_only_6_5_4_2": (
+        "6-5-4-2 tanh/sigmoid/sigmoid, squared error, the first layer frozen (transfer learning): it runs "
+        "forward only, with no deltas and no delta memory; EBP_FLAG_ONLINE, stochastic rounding",
+        NetSpec(6, [Layer(5, "tanh", 12, 12, trainable=False), Layer(4, "sigmoid", 12, 12),
+                    Layer(2, "sigmoid", 12, 12)], "mse", 12),
+        TrainConfig("sgd", lr=0.5, batch_size=1, rounding="stochastic", seed=77, init="uniform", init_range=0.8,
+                    online_only=True),
+        6, 1, 2, 707),
+    "frozen_middle_momentum_batch_4_5_4_3": (
+        "4-5-4-3 relu/tanh/softmax, cross-entropy, momentum, batch 2, the middle layer frozen: its deltas are "
+        "computed (the first layer trains) but it is never updated and has no gradient or velocity memory",
+        NetSpec(4, [Layer(5, "relu", 12, 11), Layer(4, "tanh", 12, 13, trainable=False),
+                    Layer(3, "softmax", 12, 12)], "ce", 11),
+        TrainConfig("momentum", lr=0.3, momentum=0.8, batch_size=2, rounding="nearest", seed=5, init="xavier",
+                    online_only=False),
+        6, 2, 2, 808),
+    "conv1d_maxpool_softmax_online_only_2x12": (
+        "input 2 channels x 12, conv1d(3 filters, kernel 3, stride 2, relu), maxpool1d(2), dense(2, softmax), "
+        "cross-entropy, EBP_FLAG_ONLINE (the conv1d fused online update, no gradient memory), stochastic "
+        "rounding, he init",
+        NetSpec.sequential((2, 12), [Conv1D(3, 3, stride=2, act="relu"), MaxPool1D(2), Dense(2, act="softmax")]),
+        TrainConfig("sgd", lr=0.3, batch_size=1, rounding="stochastic", seed=3, init="he", online_only=True),
+        5, 1, 2, 909),
+    "conv1d_avgpool_conv_gap_momentum_batch_2x12": (
+        "input 2 x 12, conv1d(3, 3, tanh), avgpool1d(3, stride 2: overlapping windows), conv1d(2, 2, sigmoid), "
+        "global average pooling, dense(2, sigmoid), squared error, momentum, batch 2 (conv1d gradient "
+        "accumulators), round to nearest, xavier init",
+        NetSpec.sequential((2, 12), [Conv1D(3, 3, act="tanh"), AvgPool1D(3, stride=2), Conv1D(2, 2, act="sigmoid"),
+                                     GlobalAvgPool1D(), Dense(2, act="sigmoid")], loss="mse"),
+        TrainConfig("momentum", lr=0.3, momentum=0.5, batch_size=2, rounding="nearest", seed=4, init="xavier",
+                    online_only=False),
+        6, 2, 2, 1010),
+    "conv1d_gap_linear_sgd_1x9": (
+        "input 1 x 9, conv1d(2, kernel 4, linear), global average pooling, dense(1, linear), squared error, SGD "
+        "batch 1 with gradient memory (the fused online update; the trace runs ebp_backward on the first "
+        "sample), uniform init",
+        NetSpec.sequential((1, 9), [Conv1D(2, 4, act="linear"), GlobalAvgPool1D(), Dense(1, act="linear")],
+                           loss="mse"),
+        TrainConfig("sgd", lr=0.1, batch_size=1, rounding="nearest", seed=5, online_only=False),
+        5, 1, 2, 1111),
+    "int8_dense_online_only_8_16_2": (
+        "8-16-2 sigmoid, squared error, int8 weights and biases (Q6) in both layers, EBP_FLAG_ONLINE: the conv1d "
+        "rules for dense layers, updates always rounded stochastically (cfg.rounding says nearest), int8 clips",
+        NetSpec(8, [Layer(16, "sigmoid", 6, 12, w_bits=8), Layer(2, "sigmoid", 6, 12, w_bits=8)], "mse", 12),
+        TrainConfig("sgd", lr=8.0, batch_size=1, rounding="nearest", seed=8, init="uniform", init_range=1.95,
+                    online_only=True),
+        6, 1, 2, 1212),
+    "int8_conv_softmax_momentum_batch_2x10": (
+        "input 2 x 10, conv1d(3, 3, stride 2, tanh, int8 Q6), maxpool1d(2), dense(3, softmax, int8 Q5) after an "
+        "int16 dense(4, relu), cross-entropy, momentum, batch 2: int8 velocities' updates, softmax on the "
+        "plain path",
+        NetSpec.sequential((2, 10), [Conv1D(3, 3, stride=2, act="tanh", w_frac=6, w_bits=8), MaxPool1D(2),
+                                     Dense(4, act="relu"), Dense(3, act="softmax", w_frac=5, w_bits=8)]),
+        TrainConfig("momentum", lr=0.5, momentum=0.5, batch_size=2, rounding="nearest", seed=9, init="xavier",
+                    online_only=False),
+        6, 2, 2, 1313),
 }
 
 

@@ -12,7 +12,9 @@ this code relies on never truncating are asserted (`_fits`), and uint32 arithmet
 
 A network is a `Net`; its configuration is the dict FixedNet.core_params() returns (enum values as ints):
   n_in, in_frac, loss, optimizer, rounding, flags (FLAG_FIXED_DELTA | FLAG_ONLINE),
-  layers=[(n_out, act, w_frac, a_frac), ...], lr_m, lr_e, momentum_q15, init_kind, init_range_q12, seed
+  layers=[(n_out, act, w_frac, a_frac), ...], lr_m, lr_e, momentum_q15, init_kind, init_range_q12, seed,
+  and, when a network uses them, in_ch (0 = 1) and layer_ext=[(kind, frozen, kernel, stride, w_bits), ...]
+  (absent: every layer dense, trained, int16)
 
 The C code's 32-bit fast paths (ebp_rshift_rn32, ebp_rshift_sr32, the int32 products of accumulate_grad and
 update_online) are mirrored in explicit uint32 arithmetic, and their stated domains are asserted: a C call
@@ -36,10 +38,12 @@ LOSS_FRAC = 16
 GRAD_HEADROOM = 6
 VEL_EXTRA_FRAC = 16
 Z_FRAC = 12
+POOL_FRAC = 23
 FLAG_FIXED_DELTA = 1
 FLAG_ONLINE = 2
 
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX = 0, 1, 2, 3, 4
+KIND_DENSE, KIND_CONV1D, KIND_MAXPOOL1D, KIND_AVGPOOL1D, KIND_GAP1D = 0, 1, 2, 3, 4
 LOSS_MSE, LOSS_CE = 0, 1
 OPT_SGD, OPT_MOMENTUM = 0, 1
 ROUND_NEAREST, ROUND_STOCHASTIC = 0, 1
@@ -205,8 +209,67 @@ def sat16_count(x: int, stats: dict, key: str) -> int:
 # ---- configuration and memory -------------------------------------------------------------------------
 
 
+def layer_ext(cfg: dict) -> list:
+    """(kind, frozen, kernel, stride, w_bits) per layer; all 0 (dense, trained, int16) when absent."""
+    return [tuple(e) for e in cfg.get("layer_ext") or [(0, 0, 0, 0, 0)] * len(cfg["layers"])]
+
+
+def first_trained(cfg: dict) -> int:
+    """The lowest layer that gets deltas: the lowest trained (not frozen) layer with parameters; the
+    number of layers if none."""
+    for l, (kind, frozen, _, _, _) in enumerate(layer_ext(cfg)):
+        if not frozen and kind in (KIND_DENSE, KIND_CONV1D):
+            return l
+    return len(cfg["layers"])
+
+
+def geometry(cfg: dict) -> list:
+    """Per layer: dict(in_ch, in_len, ch, len, kernel, stride, n_w, n_b), the shapes as (channels, length)
+    (a dense layer reads its input flattened and gives (n_out, 1)); None when a layer does not fit its input
+    (ebp_cfg_check's EBP_ERR_CONFIG)."""
+    in_ch = cfg.get("in_ch", 0) or 1
+    if cfg["n_in"] % in_ch:
+        return None
+    ch, length = in_ch, cfg["n_in"] // in_ch
+    out = []
+    for (n_out, _, _, _), (kind, _, k, s, _) in zip(cfg["layers"], layer_ext(cfg)):
+        g = dict(in_ch=ch, in_len=length)
+        if kind == KIND_DENSE:
+            if n_out < 1 or k or s:
+                return None
+            # a dense layer is the convolution of its flattened input (n_in, 1) with kernel 1
+            g.update(in_ch=ch * length, in_len=1, ch=n_out, len=1, kernel=1, stride=1, n_w=n_out * ch * length,
+                     n_b=n_out)
+        elif kind == KIND_CONV1D:
+            s = s or 1
+            if n_out < 1 or not 1 <= k <= length or n_out * k > 65536:
+                return None
+            g.update(ch=n_out, len=(length - k) // s + 1, kernel=k, stride=s, n_w=n_out * ch * k, n_b=n_out)
+        elif kind in (KIND_MAXPOOL1D, KIND_AVGPOOL1D):
+            s = s or k
+            if n_out or not 1 <= k <= length:
+                return None
+            g.update(ch=ch, len=(length - k) // s + 1, kernel=k, stride=s, n_w=0, n_b=0)
+        elif kind == KIND_GAP1D:
+            if n_out or k or s:
+                return None
+            g.update(ch=ch, len=1, kernel=length, stride=length, n_w=0, n_b=0)   # one window: everything
+        else:
+            return None
+        if g["ch"] * g["len"] > MAX_WIDTH:
+            return None
+        out.append(g)
+        ch, length = g["ch"], g["len"]
+    return out
+
+
 def cfg_check(cfg: dict) -> bool:
     """ebp_cfg_check, reduced to a yes/no (the reference is only built for valid configurations)."""
+    for kind, frozen, kernel, stride, w_bits in layer_ext(cfg):
+        if frozen not in (0, 1) or w_bits not in (0, 16, 8):
+            return False
+        if kind in (KIND_MAXPOOL1D, KIND_AVGPOOL1D, KIND_GAP1D) and w_bits:
+            return False
     if not (1 <= cfg["n_in"] <= MAX_WIDTH and 1 <= len(cfg["layers"]) <= MAX_LAYERS):
         return False
     if cfg["loss"] > LOSS_CE or cfg["optimizer"] > OPT_MOMENTUM or cfg["rounding"] > ROUND_STOCHASTIC:
@@ -215,35 +278,52 @@ def cfg_check(cfg: dict) -> bool:
         return False
     if cfg["flags"] & FLAG_ONLINE and cfg["optimizer"] != OPT_SGD:
         return False  # online-only networks have no gradient (or velocity) memory
-    for l, (n_out, act, w_frac, a_frac) in enumerate(cfg["layers"]):
+    if geometry(cfg) is None:
+        return False
+    frac = cfg["in_frac"]
+    for l, ((n_out, act, w_frac, a_frac), ext) in enumerate(zip(cfg["layers"], layer_ext(cfg))):
         last = l + 1 == len(cfg["layers"])
-        if not 1 <= n_out <= MAX_WIDTH or act > ACT_SOFTMAX:
+        if act > ACT_SOFTMAX:
             return False
-        if act == ACT_SOFTMAX and (not last or cfg["loss"] != LOSS_CE):
+        if act == ACT_SOFTMAX and (not last or cfg["loss"] != LOSS_CE or ext[0] != KIND_DENSE):
             return False
         if not (0 <= w_frac <= 15 and 0 <= a_frac <= 15):
             return False
         if last and cfg["loss"] == LOSS_CE and act not in (ACT_SOFTMAX, ACT_SIGMOID):
             return False
+        if ext[0] in (KIND_MAXPOOL1D, KIND_AVGPOOL1D, KIND_GAP1D) and (act != ACT_LINEAR or a_frac != frac):
+            return False  # pooling keeps its input's format
+        frac = a_frac
     return True
 
 
 class Layer:
-    """ebp_layer_t: tensors as flat Python lists, (n_out, n_in) row-major like the C buffers."""
+    """ebp_layer_t: tensors as flat Python lists, row-major like the C buffers: dense w (n_out, n_in), conv1d
+    w (ch, in_ch, kernel); outputs and deltas (ch, len) channel-major. `geo` is the layer's geometry()."""
 
-    def __init__(self, n_in, n_out, act, in_frac, w_frac, a_frac, train, momentum, online=False):
+    def __init__(self, n_in, n_out, act, in_frac, w_frac, a_frac, train, momentum, online=False, frozen=0,
+                 has_delta=True, kind=KIND_DENSE, geo=None, w_bits=0):
+        geo = geo or dict(in_ch=n_in, in_len=1, ch=n_out, len=1, kernel=0, stride=0, n_w=n_out * n_in, n_b=n_out)
+        self.kind = kind
+        self.int8 = w_bits == 8     # int8 weights and biases: the conv1d rules, stochastic updates, int8 clips
+        self.in_ch, self.in_len, self.ch, self.len = geo["in_ch"], geo["in_len"], geo["ch"], geo["len"]
+        self.kernel, self.stride, self.n_w, self.n_b = geo["kernel"], geo["stride"], geo["n_w"], geo["n_b"]
+        n_in, n_out = self.in_ch * self.in_len, self.ch * self.len   # flat sizes
         self.n_in, self.n_out, self.act = n_in, n_out, act
+        self.frozen = frozen
+        train_params = train and not frozen and self.n_w > 0
         self.in_frac, self.w_frac, self.a_frac = in_frac, w_frac, a_frac
         self.delta_exp = 0          # the C struct starts zeroed
         self.g_exp = INT16_MIN      # set by zero_grad()
-        self.w = [0] * (n_out * n_in)
-        self.b = [0] * n_out
+        self.w = [0] * self.n_w
+        self.b = [0] * self.n_b
         self.y = [0] * n_out
-        self.delta = [0] * n_out if train else None
-        self.gw = [0] * (n_out * n_in) if train and not online else None  # EBP_FLAG_ONLINE: no accumulators
-        self.gb = [0] * n_out if train and not online else None
-        self.vw = [0] * (n_out * n_in) if train and momentum else None
-        self.vb = [0] * n_out if train and momentum else None
+        self.delta = [0] * n_out if train and has_delta else None   # below first_train: none
+        # EBP_FLAG_ONLINE, frozen or no parameters: no accumulators; frozen: no velocities
+        self.gw = [0] * self.n_w if train_params and not online else None
+        self.gb = [0] * self.n_b if train_params and not online else None
+        self.vw = [0] * self.n_w if train_params and momentum else None
+        self.vb = [0] * self.n_b if train_params and momentum else None
         self.stats = dict.fromkeys(STAT_FIELDS, 0)
 
 
@@ -268,11 +348,13 @@ def net_init(net: Net, cfg: dict, mode: int) -> None:
     net.x = [0] * cfg["n_in"]
     net.paths = Counter()  # reference-only instrumentation (see the module docstring)
     net.layers = []
+    net.first_train = first_trained(cfg)
     n_in, in_frac = cfg["n_in"], cfg["in_frac"]
-    for n_out, act, w_frac, a_frac in cfg["layers"]:
+    for l, ((n_out, act, w_frac, a_frac), ext, geo) in enumerate(zip(cfg["layers"], layer_ext(cfg), geometry(cfg))):
         net.layers.append(Layer(n_in, n_out, act, in_frac, w_frac, a_frac, mode == MODE_TRAIN,
-                                cfg["optimizer"] == OPT_MOMENTUM, bool(cfg["flags"] & FLAG_ONLINE)))
-        n_in, in_frac = n_out, a_frac
+                                cfg["optimizer"] == OPT_MOMENTUM, bool(cfg["flags"] & FLAG_ONLINE), ext[1],
+                                l >= net.first_train, ext[0], geo, ext[4]))
+        n_in, in_frac = net.layers[-1].n_out, a_frac
     if mode == MODE_TRAIN:
         zero_grad(net)
 
@@ -305,18 +387,24 @@ def uniform_q(rng: Rng, r: int) -> int:
 
 def net_init_weights(net: Net, kind: int, range_q12: int, seed: int) -> None:
     """ebp_net_init_weights: one xorshift32 stream from seed (0 -> 1), layer by layer, weights row by row,
-    then biases (drawn for uniform only; xavier/he biases are 0 and take no draws)."""
+    then biases (drawn for uniform only; xavier/he biases are 0 and take no draws). Pooling layers have no
+    parameters and take no draws. Fan in: inputs per output (dense n_in, conv1d in_ch * kernel); fan out:
+    dense n_out, conv1d ch * kernel."""
     rng = Rng(seed if seed else 1)
     for L in net.layers:
+        if L.n_w == 0:
+            continue
+        fan_in = L.n_w // L.n_b
+        fan_out = L.ch * L.kernel if L.kind == KIND_CONV1D else L.n_out
         if kind == INIT_UNIFORM:
             r = requant(range_q12, 12, L.w_frac)                  # rounded half away from zero
         else:
-            fan = L.n_in + L.n_out if kind == INIT_XAVIER else L.n_in
+            fan = fan_in + fan_out if kind == INIT_XAVIER else fan_in
             r = isqrt64((6 << (2 * L.w_frac)) // fan)            # floor division, floor sqrt
-        r = min(r, INT16_MAX)
-        for i in range(L.n_out * L.n_in):
+        r = min(r, 127 if L.int8 else INT16_MAX)   # int8 layers: the same draws, within int8
+        for i in range(L.n_w):
             L.w[i] = uniform_q(rng, r)
-        for i in range(L.n_out):
+        for i in range(L.n_b):
             L.b[i] = uniform_q(rng, r) if kind == INIT_UNIFORM else 0
 
 
@@ -455,12 +543,64 @@ def dense_fwd_s16(L: Layer, inp: list) -> None:
             L.y[o] = sat16_count((num + total // 2) // total, L.stats, "sat_out")
 
 
+def activate(L: Layer, acc: int) -> int:
+    """The elementwise activation rules of dense_fwd_s16 (not softmax) on one exact pre-activation acc."""
+    zf = L.w_frac + L.in_frac
+    if L.act in (ACT_RELU, ACT_LINEAR):
+        return sat16_count(requant(max(acc, 0) if L.act == ACT_RELU else acc, zf, L.a_frac), L.stats, "sat_out")
+    if L.act == ACT_SIGMOID:
+        return q16_to_out(sigmoid_q16(sat32(requant(acc, zf, Z_FRAC))), L.a_frac, L.stats)
+    assert L.act == ACT_TANH, "softmax is for dense output layers"
+    return q16_to_out(2 * sigmoid_q16(sat32(requant(acc, zf, Z_FRAC + 1))) - ONE_Q16, L.a_frac, L.stats)
+
+
+def conv1d_w(L: Layer, o: int, c: int, j: int) -> int:
+    """Weight (o, c, j) of a conv1d layer, stored (ch, in_ch, kernel) row-major."""
+    return L.w[(o * L.in_ch + c) * L.kernel + j]
+
+
+def conv1d_fwd_s16(L: Layer, inp: list) -> None:
+    """z[o][t] = b[o] 2^in_frac + sum_{c,j} w[o][c][j] x[c][t stride + j] (exact), then activate()."""
+    for o in range(L.ch):
+        for t in range(L.len):
+            acc = L.b[o] * (1 << L.in_frac)
+            for c in range(L.in_ch):
+                for j in range(L.kernel):
+                    acc += conv1d_w(L, o, c, j) * inp[c * L.in_len + t * L.stride + j]
+            L.y[o * L.len + t] = activate(L, acc)
+
+
+def pool_windows(L: Layer, c: int) -> list:
+    """The input indices of every window of channel c (global pooling: one window of the whole length)."""
+    return [[c * L.in_len + t * L.stride + j for j in range(L.kernel)] for t in range(L.len)]
+
+
+def round_div(s: int, k: int) -> int:
+    """s / k rounded half away from zero (k > 0)."""
+    q = (2 * abs(s) + k) // (2 * k)
+    return -q if s < 0 else q
+
+
+def pool_fwd_s16(L: Layer, inp: list) -> None:
+    """Max pooling: each window's maximum; average (and global average) pooling: the mean, rounded half away
+    from zero. The output keeps the input's format and never clips."""
+    for c in range(L.ch):
+        for t, win in enumerate(pool_windows(L, c)):
+            vals = [inp[i] for i in win]
+            L.y[c * L.len + t] = max(vals) if L.kind == KIND_MAXPOOL1D else round_div(sum(vals), len(vals))
+
+
 def forward(net: Net, x: list) -> list:
     """ebp_forward: copies x to net.x, runs the layers; returns the last layer's outputs."""
     net.x = list(x)
     inp = net.x
     for L in net.layers:
-        dense_fwd_s16(L, inp)
+        if L.kind == KIND_DENSE:
+            dense_fwd_s16(L, inp)     # int8 weights hold the same values: the same rules
+        elif L.kind == KIND_CONV1D:
+            conv1d_fwd_s16(L, inp)
+        else:
+            pool_fwd_s16(L, inp)
         inp = L.y
     net.have_forward = 1
     return list(net.layers[-1].y)
@@ -565,10 +705,44 @@ def accumulate_grad(L: Layer, inp: list) -> None:
     L.stats["sat_grad"] += sat
 
 
+def back_to_input(N: Layer, x: list) -> list:
+    """What layer N hands back for each of its inputs x (exact, int64 in C), before the activation
+    derivative of the layer below: dense sum_k w_ki delta_k (exponent delta_exp - w_frac); conv1d the same
+    over every (o, t) whose window holds the input, scattered here window by window; pooling, in Q POOL_FRAC
+    (exponent delta_exp - POOL_FRAC): max passes each window's delta to its first maximum (2^23 times it),
+    average to every input of the window, times round(2^23 / K) (rounded half up, an unsigned division in C)."""
+    back = [0] * N.n_in
+    if N.kind == KIND_DENSE:
+        for i in range(N.n_in):  # column i of the weights
+            back[i] = sum(N.w[k * N.n_in + i] * N.delta[k] for k in range(N.n_out))
+        return back
+    if N.kind == KIND_CONV1D:
+        for o in range(N.ch):
+            for t in range(N.len):
+                d = N.delta[o * N.len + t]
+                for c in range(N.in_ch):
+                    for j in range(N.kernel):
+                        back[c * N.in_len + t * N.stride + j] += conv1d_w(N, o, c, j) * d
+        return back
+    share = 1 << POOL_FRAC if N.kind == KIND_MAXPOOL1D else ((1 << (POOL_FRAC + 1)) // N.kernel + 1) >> 1
+    for c in range(N.ch):
+        for t, win in enumerate(pool_windows(N, c)):
+            d = N.delta[c * N.len + t]
+            if N.kind == KIND_MAXPOOL1D:
+                vals = [x[i] for i in win]
+                win = [win[vals.index(max(vals))]]      # the first maximum
+            for i in win:
+                back[i] += d * share
+    return back
+
+
 def backward_deltas(net: Net, t: list) -> None:
-    """Deltas of every layer for target t: output (y - t) for cross-entropy or (y - t) f'(y) for squared
-    error, hidden f'(y) * W^T delta (exact int64 sums), each normalised by normalize_delta. Once a layer's
-    deltas are all zero, the layers below get zero deltas with delta_exp = 0."""
+    """Deltas of every layer from net.first_train up for target t: output (y - t) for cross-entropy or
+    (y - t) f'(y) for squared error, hidden f'(y) * W^T delta (exact int64 sums), each normalised by
+    normalize_delta. Once a layer's deltas are all zero, the layers below get zero deltas with delta_exp = 0.
+    The layers below first_train get none (and nothing at all when every layer is frozen)."""
+    if net.first_train >= len(net.layers):
+        return
     L = net.layers[-1]
     ce = net.cfg["loss"] == LOSS_CE
     raw = []
@@ -576,22 +750,60 @@ def backward_deltas(net: Net, t: list) -> None:
         diff = L.y[k] - t[k]
         raw.append(diff if ce else diff * act_deriv_q15(L.act, L.y[k], L.a_frac))
     live = normalize_delta(net, L, raw, -L.a_frac if ce else -(L.a_frac + 15))
-    for l in range(len(net.layers) - 2, -1, -1):
+    for l in range(len(net.layers) - 2, net.first_train - 1, -1):
         L, N = net.layers[l], net.layers[l + 1]
         if not live:
             L.delta = [0] * L.n_out
             L.delta_exp = 0
             continue
-        raw = [0] * L.n_out
-        for i in range(L.n_out):  # column i of the next layer's weights, exact (int64 in C)
-            acc = sum(N.w[k * N.n_in + i] * N.delta[k] for k in range(N.n_out))
-            raw[i] = acc * act_deriv_q15(L.act, L.y[i], L.a_frac)
-        live = normalize_delta(net, L, raw, N.delta_exp - N.w_frac - 15)
+        back = back_to_input(N, L.y)
+        raw = [back[i] * act_deriv_q15(L.act, L.y[i], L.a_frac) for i in range(L.n_out)]
+        live = normalize_delta(net, L, raw, N.delta_exp - (N.w_frac if N.n_w else POOL_FRAC) - 15)
 
 
 def layer_input(net: Net, l: int) -> list:
     """The input of layer l: the last forward pass's x, or the previous layer's outputs."""
     return net.x if l == 0 else net.layers[l - 1].y
+
+
+def conv1d_grad_sums(L: Layer, d: list, inp) -> list:
+    """Per parameter of a conv1d layer, in storage order (weights (o, c, j), then biases o): the sums
+    sum_t d[o][t] x[c][t stride + j] (inp None: x = 2^in_frac, the bias), exact."""
+    one = 1 << L.in_frac
+    w = [0] * L.n_w
+    b = [0] * L.n_b
+    for o in range(L.ch):
+        for t in range(L.len):
+            dv = d[o * L.len + t]
+            b[o] += dv * one
+            for c in range(L.in_ch):
+                for j in range(L.kernel):
+                    w[(o * L.in_ch + c) * L.kernel + j] += dv * inp[c * L.in_len + t * L.stride + j]
+    return w + b
+
+
+def conv1d_accumulate_grad(L: Layer, inp: list) -> None:
+    """accumulate_grad for a conv1d layer: a parameter's sample gradient is a sum over the len output
+    positions, |.| <= 2^(30 + lg) with lg = bit_length(len - 1), so the shared exponent keeps GRAD_HEADROOM
+    bits above that (e_new = delta_exp - in_frac + lg + GRAD_HEADROOM); each sum is shifted to g_exp
+    (64-bit, shift capped at 62) rounding half away from zero, the int32 sums saturate (sat_grad)."""
+    e_p = L.delta_exp - L.in_frac
+    e_new = e_p + bit_length(L.len - 1) + GRAD_HEADROOM
+    if L.g_exp == INT16_MIN:
+        L.g_exp = _fits(e_new, 16)
+    elif e_new > L.g_exp:
+        r = min(e_new - L.g_exp, 62)
+        L.gw = [rshift_rn(g, r) for g in L.gw]
+        L.gb = [rshift_rn(g, r) for g in L.gb]
+        L.g_exp = _fits(e_new, 16)
+    s = min(L.g_exp - e_p, 62)
+    sums = conv1d_grad_sums(L, L.delta, inp)
+    sat = 0
+    for k in range(L.n_w):
+        sat += add_sat32(L.gw, k, rshift_rn(sums[k], s))
+    for o in range(L.n_b):
+        sat += add_sat32(L.gb, o, rshift_rn(sums[L.n_w + o], s))
+    L.stats["sat_grad"] += sat
 
 
 def backward(net: Net, t: list) -> int:
@@ -602,8 +814,11 @@ def backward(net: Net, t: list) -> int:
     loss_q16 = loss(net, t)
     backward_deltas(net, t)
     for l, L in enumerate(net.layers):
-        if any(L.delta):
-            accumulate_grad(L, layer_input(net, l))
+        if L.gw is not None and any(L.delta):   # trained layers only
+            if L.kind == KIND_CONV1D:
+                conv1d_accumulate_grad(L, layer_input(net, l))
+            else:
+                accumulate_grad(L, layer_input(net, l))
     net.grad_count += 1
     net.have_forward = 0
     return loss_q16
@@ -615,8 +830,8 @@ def zero_grad(net: Net) -> None:
         L.g_exp = INT16_MIN
         if L.gw is None:
             continue  # EBP_FLAG_ONLINE
-        L.gw = [0] * (L.n_out * L.n_in)
-        L.gb = [0] * L.n_out
+        L.gw = [0] * L.n_w
+        L.gb = [0] * L.n_b
     net.grad_count = 0
 
 
@@ -634,7 +849,7 @@ def update_params(net: Net, L: Layer, w: list, g: list, v, m_eff: int, sh: int) 
     updates / zero_updates count parameters with g != 0 (and, for zero_updates, a zero move); sat_param
     counts clipped weights."""
     mu = net.hp["momentum_q15"]
-    stochastic = net.cfg["rounding"] == ROUND_STOCHASTIC
+    stochastic = net.cfg["rounding"] == ROUND_STOCHASTIC or L.int8   # int8: always stochastic
     updates = zeros = sat = sat_vel = 0
     sh = min(sh, 62)
     for k in range(len(w)):
@@ -656,7 +871,7 @@ def update_params(net: Net, L: Layer, w: list, g: list, v, m_eff: int, sh: int) 
         updates += gk != 0
         zeros += d == 0 and gk != 0
         nw = w[k] - d
-        w[k] = sat16(nw)
+        w[k] = max(-128, min(127, nw)) if L.int8 else sat16(nw)
         sat += w[k] != nw
     L.stats["updates"] += updates
     L.stats["zero_updates"] += zeros
@@ -734,6 +949,41 @@ def update_online(net: Net, L: Layer, inp: list) -> None:
     L.stats["sat_param"] += sat
 
 
+def conv1d_update_online(net: Net, L: Layer, inp: list) -> None:
+    """Online SGD for a conv1d layer. Every delta is scaled like a dense row's, dl = round(delta lr_m / 2^16)
+    (32-bit, half away from zero); each parameter (weights of channel o in (c, j) order, then its bias)
+    whose exact gradient sum_t delta x is non-zero moves by q = sum_t dl x / 2^S weight LSBs, S as for a dense
+    layer: S <= 0 an exact left shift, else round half away from zero or stochastic (one draw), S capped at
+    62; q clamped to +-65535; the weight saturates to int16 (sat_param). Parameters with a zero gradient are
+    skipped (no draw, not counted)."""
+    stochastic = net.cfg["rounding"] == ROUND_STOCHASTIC or L.int8   # int8 layers: always stochastic
+    S = -(L.delta_exp + net.hp["lr_e"] + 16 - L.in_frac + L.w_frac)
+    dl = [rshift_rn32(_fits(d * net.hp["lr_m"], 32), 16) for d in L.delta]
+    grad, upd = conv1d_grad_sums(L, L.delta, inp), conv1d_grad_sums(L, dl, inp)
+    order = []
+    for o in range(L.ch):  # channel by channel: its weights, then its bias
+        order += [("w", (o * L.in_ch) * L.kernel + k) for k in range(L.in_ch * L.kernel)] + [("b", o)]
+    for which, k in order:
+        g = grad[k] if which == "w" else grad[L.n_w + k]
+        p = upd[k] if which == "w" else upd[L.n_w + k]
+        if g == 0:
+            continue
+        if S <= 0:
+            q = lshift_sat(p, -S)
+        else:
+            q = rshift_sr(p, min(S, 62), xorshift32(net)) if stochastic else rshift_rn(p, min(S, 62))
+        q = max(-65535, min(65535, q))
+        L.stats["updates"] += 1
+        L.stats["zero_updates"] += q == 0
+        vals = L.w if which == "w" else L.b
+        if L.int8:                      # int8 clips
+            nv = vals[k] - q
+            vals[k] = max(-128, min(127, nv))
+            L.stats["sat_param"] += vals[k] != nv
+        else:
+            L.stats["sat_param"] += sub_sat16(vals, k, q)
+
+
 def step(net: Net) -> None:
     """ebp_step: applies lr times the mean gradient, layer by layer, weights before biases, clearing the
     accumulators as it goes (g_exp back to empty), then grad_count = 0 and steps + 1. No-op if empty.
@@ -748,6 +998,8 @@ def step(net: Net) -> None:
     m_eff = _fits(((net.hp["lr_m"] << 15) & U32) // net.grad_count, 32)
     momentum = net.cfg["optimizer"] == OPT_MOMENTUM
     for L in net.layers:
+        if L.gw is None:
+            continue              # frozen: never updated
         sh = -(net.hp["lr_e"] - 15 + L.g_exp + L.w_frac)
         if momentum:
             sh -= VEL_EXTRA_FRAC
@@ -783,7 +1035,11 @@ def train(net: Net, X: list, T: list, batch: int) -> int:
             loss_sum += loss(net, T[s])
             backward_deltas(net, T[s])
             for l, L in enumerate(net.layers):
-                update_online(net, L, layer_input(net, l))
+                if l >= net.first_train and not L.frozen and L.n_w:
+                    if L.kind == KIND_CONV1D or L.int8:   # int8 dense layers update by the conv1d rule
+                        conv1d_update_online(net, L, layer_input(net, l))
+                    else:
+                        update_online(net, L, layer_input(net, l))
             net.steps += 1
         net.have_forward = 0
         return loss_sum
@@ -826,21 +1082,28 @@ def evaluate(net: Net, X: list, T: list):
 # ---- state export -------------------------------------------------------------------------------------
 
 
+def _rows(L: Layer, flat: list) -> list:
+    """A parameter-shaped tensor as rows: dense (n_out, n_in), conv1d (ch, in_ch * kernel); pooling: []."""
+    if not L.n_b:
+        return []
+    n = L.n_w // L.n_b
+    return [flat[o * n:(o + 1) * n] for o in range(L.n_b)]
+
+
 def weights(net: Net) -> list:
-    """[[W as (n_out, n_in) nested lists, b], ...] per layer."""
-    return [[[L.w[o * L.n_in:(o + 1) * L.n_in] for o in range(L.n_out)], list(L.b)] for L in net.layers]
+    """[[W as rows (_rows), b], ...] per layer."""
+    return [[_rows(L, L.w), list(L.b)] for L in net.layers]
 
 
 def velocities(net: Net) -> list:
     if net.cfg["optimizer"] != OPT_MOMENTUM:
         return []
-    return [[[L.vw[o * L.n_in:(o + 1) * L.n_in] for o in range(L.n_out)], list(L.vb)] for L in net.layers]
+    return [[_rows(L, L.vw), list(L.vb)] if L.vw is not None else [] for L in net.layers]
 
 
 def grads(net: Net) -> list:
-    """[[gw (n_out, n_in), gb, g_exp], ...] per layer."""
-    return [[[L.gw[o * L.n_in:(o + 1) * L.n_in] for o in range(L.n_out)], list(L.gb), L.g_exp]
-            for L in net.layers]
+    """[[gw as rows, gb, g_exp], ...] per layer ([] for a layer without accumulators: frozen, pooling)."""
+    return [[_rows(L, L.gw), list(L.gb), L.g_exp] if L.gw is not None else [] for L in net.layers]
 
 
 def stats(net: Net) -> list:

@@ -85,6 +85,66 @@ static void test_status_paths(void) {
     CHECK(ebp_status_str(EBP_ERR_SIZE)[0] != '\0' && ebp_status_str(12345)[0] != '\0');
 }
 
+/* A frozen first layer: never updated, no deltas, no gradient memory; the memory report says so exactly. */
+static void test_frozen(void) {
+    static const int16_t x[8] = {0, 0, 0, 4096, 4096, 0, 4096, 4096};
+    static const int16_t t[4] = {0, 4096, 4096, 0};
+    ebp_cfg_t c = xor_cfg();
+    ebp_net_t net;
+    ebp_memory_t full, part;
+    ebp_hparams_t hp = {32768, -16, 0};
+    int16_t w0[8];
+    unsigned i;
+    CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &full) == EBP_OK);
+    c.layers[0].frozen = 1;
+    CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &part) == EBP_OK);
+    CHECK(full.gradients - part.gradients == 4u * (4 * 2 + 4)); /* layer 0's 12 int32 accumulators */
+    CHECK(full.activations - part.activations == 2u * 4);        /* and its 4 deltas */
+    CHECK(part.scratch == 8u * 1 && full.scratch == 8u * 4);
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
+    CHECK(net.first_train == 1 && net.layers[0].delta == NULL && net.layers[0].gw == NULL);
+    CHECK(ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 4096, 1) == EBP_OK);
+    CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
+    for (i = 0; i < 8; i++) w0[i] = net.layers[0].w[i];
+    CHECK(ebp_train(&net, x, t, 4, 1, NULL) == EBP_OK);
+    CHECK(ebp_train(&net, x, t, 4, 2, NULL) == EBP_OK);
+    for (i = 0; i < 8; i++) CHECK(net.layers[0].w[i] == w0[i]);
+    CHECK(net.layers[0].stats.updates == 0 && net.layers[1].stats.updates > 0);
+    c.layers[0].frozen = 2;
+    CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+}
+
+/* int8 weights: half the parameter bytes, updates rounded stochastically even with cfg.rounding nearest */
+static void test_int8(void) {
+    static const int16_t x[8] = {0, 0, 0, 4096, 4096, 0, 4096, 4096};
+    static const int16_t t[4] = {0, 4096, 4096, 0};
+    ebp_cfg_t c = xor_cfg();
+    ebp_net_t net;
+    ebp_memory_t m16, m8;
+    ebp_hparams_t hp = {32768, -15, 0}; /* lr 1 */
+    uint32_t correct = 0, rng0;
+    int epoch;
+    CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &m16) == EBP_OK);
+    c.layers[0].w_bits = c.layers[1].w_bits = 8;
+    c.layers[0].w_frac = c.layers[1].w_frac = 5;
+    CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &m8) == EBP_OK);
+    CHECK(m8.weights * 2 == m16.weights && m8.biases * 2 == m16.biases && m8.activations == m16.activations);
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
+    CHECK(net.layers[0].w == NULL && net.layers[0].w8 != NULL && net.layers[1].b8 != NULL);
+    CHECK(((uintptr_t)net.x & 1u) == 0 && ((uintptr_t)net.layers[1].delta & 1u) == 0);
+    CHECK(ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 8192, 3) == EBP_OK);
+    CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
+    rng0 = net.rng;
+    for (epoch = 0; epoch < 4000 && correct < 4; epoch++) {
+        CHECK(ebp_train(&net, x, t, 4, 1, NULL) == EBP_OK);
+        CHECK(ebp_evaluate(&net, x, t, 4, NULL, &correct) == EBP_OK);
+    }
+    CHECK(correct == 4);
+    CHECK(net.rng != rng0); /* stochastic rounding drew numbers */
+    c.layers[0].w_bits = 4;
+    CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+}
+
 /* xorshift32 for test data, independent of the core's */
 static uint32_t rnd_state = 2463534242u;
 static uint32_t rnd(void) {
@@ -98,6 +158,7 @@ static uint32_t rnd(void) {
 static void test_extremes(void) {
     static int16_t x[64 * 32], t[64 * 8];
     static const int16_t edge[] = {INT16_MIN, INT16_MIN + 1, -1, 0, 1, INT16_MAX - 1, INT16_MAX};
+    static const int8_t edge8[] = {INT8_MIN, INT8_MIN + 1, -1, 0, 1, INT8_MAX - 1, INT8_MAX};
     int trial;
     for (trial = 0; trial < 300; trial++) {
         ebp_cfg_t c;
@@ -120,6 +181,8 @@ static void test_extremes(void) {
             c.layers[l].act = (uint8_t)(rnd() % 4);
             c.layers[l].w_frac = (int8_t)(rnd() % 16);
             c.layers[l].a_frac = (int8_t)(rnd() % 16);
+            c.layers[l].frozen = (uint8_t)(rnd() % 4 == 0);
+            c.layers[l].w_bits = (uint8_t)(rnd() % 3 == 0 ? 8 : 0);
         }
         if (c.loss == EBP_LOSS_CE) c.layers[c.n_layers - 1].act = (uint8_t)(rnd() % 2 ? EBP_ACT_SOFTMAX : EBP_ACT_SIGMOID);
         CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &mem) == EBP_OK);
@@ -129,8 +192,12 @@ static void test_extremes(void) {
         /* some layers get extreme weights */
         for (l = 0; l < c.n_layers; l++)
             if (rnd() % 2)
-                for (i = 0; i < (unsigned)net.layers[l].n_out * net.layers[l].n_in; i++)
-                    net.layers[l].w[i] = edge[rnd() % 7];
+                for (i = 0; i < (unsigned)net.layers[l].n_out * net.layers[l].n_in; i++) {
+                    if (net.layers[l].w8 != NULL)
+                        net.layers[l].w8[i] = edge8[rnd() % 7];
+                    else
+                        net.layers[l].w[i] = edge[rnd() % 7];
+                }
         hp.lr_m = (uint16_t)rnd();
         hp.lr_e = (int8_t)(-(int)(rnd() % 81));
         hp.momentum_q15 = (uint16_t)(rnd() % 32768);
@@ -147,10 +214,118 @@ static void test_extremes(void) {
     }
 }
 
+/* Random conv1d / pooling / global pooling stacks with a dense output, at the edges of every format, with
+ * extreme data and weights, through both update paths: must never overflow (ASan + UBSan). */
+static void test_conv_extremes(void) {
+    static int16_t x[16 * 96], t[16 * 4];
+    static const int16_t edge[] = {INT16_MIN, INT16_MIN + 1, -1, 0, 1, INT16_MAX - 1, INT16_MAX};
+    static const int8_t edge8[] = {INT8_MIN, INT8_MIN + 1, -1, 0, 1, INT8_MAX - 1, INT8_MAX};
+    int trial;
+    for (trial = 0; trial < 300; trial++) {
+        ebp_cfg_t c;
+        ebp_net_t net;
+        ebp_hparams_t hp;
+        uint32_t ch = 1 + rnd() % 3, len = 2 + rnd() % 30, i, l, n_hidden = 1 + rnd() % 3, frac;
+        int64_t loss = 0;
+        memset(&c, 0, sizeof c);
+        c.in_ch = (uint16_t)ch;
+        c.n_in = (uint16_t)(ch * len);
+        c.in_frac = (int8_t)(rnd() % 16);
+        c.loss = (uint8_t)(rnd() % 2);
+        c.optimizer = (uint8_t)(rnd() % 2);
+        c.rounding = (uint8_t)(rnd() % 2);
+        c.flags = (uint8_t)(rnd() % 2 ? EBP_FLAG_FIXED_DELTA : 0);
+        frac = (uint32_t)c.in_frac;
+        for (l = 0; l < n_hidden; l++) {
+            ebp_layer_cfg_t *L = &c.layers[l];
+            uint32_t kind = rnd() % 4 == 0 ? EBP_KIND_MAXPOOL1D + rnd() % 3 : EBP_KIND_CONV1D;
+            L->kind = (uint8_t)kind;
+            if (kind == EBP_KIND_GAP1D || len == 1) {
+                L->kind = EBP_KIND_GAP1D;
+                L->a_frac = (int8_t)frac;
+                len = 1;
+                continue;
+            }
+            L->kernel = (uint8_t)(1 + rnd() % (len < 5 ? len : 5));
+            L->stride = (uint8_t)(rnd() % 4);
+            if (kind == EBP_KIND_CONV1D) {
+                L->n_out = (uint16_t)(1 + rnd() % 4);
+                L->act = (uint8_t)(rnd() % 4);
+                L->w_frac = (int8_t)(rnd() % 16);
+                L->a_frac = (int8_t)(rnd() % 16);
+                L->frozen = (uint8_t)(rnd() % 4 == 0);
+                L->w_bits = (uint8_t)(rnd() % 2 ? 8 : 0);
+                frac = (uint32_t)L->a_frac;
+                ch = L->n_out;
+                len = (len - L->kernel) / (L->stride ? L->stride : 1u) + 1u;
+            } else {
+                L->a_frac = (int8_t)frac;
+                len = (len - L->kernel) / (L->stride ? L->stride : L->kernel) + 1u;
+            }
+        }
+        c.n_layers = (uint8_t)(n_hidden + 1);
+        c.layers[n_hidden].n_out = (uint16_t)(1 + rnd() % 4);
+        c.layers[n_hidden].act = (uint8_t)(c.loss == EBP_LOSS_CE ? (rnd() % 2 ? EBP_ACT_SOFTMAX : EBP_ACT_SIGMOID) : rnd() % 4);
+        c.layers[n_hidden].w_frac = (int8_t)(rnd() % 16);
+        c.layers[n_hidden].a_frac = (int8_t)(rnd() % 16);
+        c.layers[n_hidden].w_bits = (uint8_t)(rnd() % 2 ? 8 : 0);
+        if (c.optimizer == EBP_OPT_SGD && rnd() % 2) c.flags |= EBP_FLAG_ONLINE;
+        CHECK(ebp_cfg_check(&c) == EBP_OK);
+        CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
+        CHECK(ebp_net_init_weights(&net, (int)(rnd() % 3), (uint16_t)rnd(), rnd()) == EBP_OK);
+        for (l = 0; l < c.n_layers; l++)
+            if (rnd() % 2)
+                for (i = 0; i < net.layers[l].n_w; i++) {
+                    if (net.layers[l].w8 != NULL)
+                        net.layers[l].w8[i] = edge8[rnd() % 7];
+                    else
+                        net.layers[l].w[i] = edge[rnd() % 7];
+                }
+        hp.lr_m = (uint16_t)rnd();
+        hp.lr_e = (int8_t)(-(int)(rnd() % 81));
+        hp.momentum_q15 = (uint16_t)(rnd() % 32768);
+        CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
+        for (i = 0; i < 16u * c.n_in; i++) x[i] = rnd() % 3 ? (int16_t)rnd() : edge[rnd() % 7];
+        for (i = 0; i < 16u * c.layers[n_hidden].n_out; i++) {
+            int16_t one = (int16_t)(c.layers[n_hidden].a_frac == 15 ? INT16_MAX : 1 << c.layers[n_hidden].a_frac);
+            t[i] = c.loss == EBP_LOSS_CE ? (int16_t)(rnd() % 2 ? one : 0) : (int16_t)rnd();
+        }
+        CHECK(ebp_train(&net, x, t, 16, (c.flags & EBP_FLAG_ONLINE) ? 1u : 1u + rnd() % 4, &loss) == EBP_OK);
+        CHECK(ebp_evaluate(&net, x, t, 16, &loss, NULL) == EBP_OK);
+    }
+    { /* configurations that do not fit are refused */
+        ebp_cfg_t c;
+        memset(&c, 0, sizeof c);
+        c.n_in = 10;
+        c.in_ch = 3; /* 10 inputs do not split into 3 channels */
+        c.n_layers = 1;
+        c.layers[0].n_out = 1;
+        CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+        c.in_ch = 2;
+        c.layers[0].kind = EBP_KIND_CONV1D;
+        c.layers[0].kernel = 6; /* longer than the 5 values per channel */
+        CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+        c.layers[0].kernel = 5;
+        CHECK(ebp_cfg_check(&c) == EBP_OK);
+        c.layers[0].kind = EBP_KIND_MAXPOOL1D; /* pooling has no n_out */
+        CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+        c.layers[0].n_out = 0;
+        CHECK(ebp_cfg_check(&c) == EBP_OK);
+        c.layers[0].a_frac = 3; /* and keeps its input's format */
+        CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+        c.layers[0].a_frac = 0;
+        c.layers[0].kind = 9;
+        CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+    }
+}
+
 int main(void) {
     test_xor();
     test_status_paths();
+    test_frozen();
+    test_int8();
     test_extremes();
+    test_conv_extremes();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

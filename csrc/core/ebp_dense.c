@@ -1,0 +1,242 @@
+/*
+ * ebp_dense.c - the dense layer: forward pass (one specialised kernel per activation), the raw deltas
+ * it hands the layer below (f'(y) W^T delta), and its gradient accumulation.
+ */
+#include "ebp_internal.h"
+
+/* ---- forward ---------------------------------------------------------------------------------------- */
+
+/* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum (unrolled by 4 where
+ * EBP_UNROLL_DOT) */
+#if EBP_UNROLL_DOT
+static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+#else
+EBP_NOINLINE static int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+#endif
+    const int16_t *end = w + n;
+#if EBP_UNROLL_DOT
+    const int16_t *end4 = w + (n & ~3u);
+    for (; w != end4; w += 4, x += 4) {
+        acc += (int32_t)w[0] * x[0];
+        acc += (int32_t)w[1] * x[1];
+        acc += (int32_t)w[2] * x[2];
+        acc += (int32_t)w[3] * x[3];
+    }
+#endif
+    for (; w != end; w++, x++) acc += (int32_t)*w * *x;
+    return acc;
+}
+
+/*
+ * A sigmoid (tanh = 2 sigmoid(2z) - 1, when `tanh`, a constant where inlined) layer, the common hidden layer.
+ * The rules are requant to Q12, the sigmoid table, and requant to the output format; since rounding is
+ * symmetric (ties away from zero) and sigmoid(-z) = 1 - sigmoid(z), it works on magnitudes: |z| from |acc|
+ * in 32 bits, the table on |z|, the sign applied to the Q16 value, whose rounding is then of a magnitude too.
+ */
+EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) {
+    const uint32_t n_in = L->n_in;
+    const int in_frac = L->in_frac, s = L->w_frac + in_frac - EBP_Z_FRAC - tanh, sh = 16 - L->a_frac;
+    const int fast = s >= 1 && s <= 31;
+    const uint32_t half_z = fast ? (uint32_t)1 << (s - 1) : 0u, half_y = (uint32_t)1 << (sh - 1);
+    const uint64_t fast_lim = fast ? (uint64_t)1 << 32 : 0u; /* the 32-bit path iff acc + 2^31 < fast_lim */
+    const int16_t *w = L->w, *b = L->b;
+#if EBP_UNROLL_DOT
+    const int16_t *in4 = in + (n_in & ~3u), *in_end = in + n_in;
+#endif
+    int16_t *y = L->y, *y_end = y + L->n_out;
+    uint32_t sat = 0;
+    for (; y != y_end; y++, b++) { /* the rows of w follow each other: w runs on through them */
+        const int16_t *x = in;
+        int64_t acc = (int32_t)*b * ((int32_t)1 << in_frac); /* dot16, with its bounds set once per layer */
+        uint32_t a, v, q;
+#if EBP_UNROLL_DOT
+        for (; x != in4; x += 4, w += 4) {
+            acc += (int32_t)w[0] * x[0];
+            acc += (int32_t)w[1] * x[1];
+            acc += (int32_t)w[2] * x[2];
+            acc += (int32_t)w[3] * x[3];
+        }
+        for (; x != in_end; x++, w++) acc += (int32_t)*w * *x;
+#else
+        acc = dot16(acc, w, x, n_in);
+        w += n_in;
+#endif
+        int neg = acc < 0;
+        if ((uint64_t)acc + 0x80000000u < fast_lim) { /* acc in int32: |z| = floor((|acc| + 2^(s-1)) / 2^s) */
+            uint32_t u = (uint32_t)(int32_t)acc;
+            a = ((neg ? 0u - u : u) + half_z) >> s; /* |acc| <= 2^31, s >= 1: no wrap */
+        } else {
+            int32_t z = ebp_sat32(requant(acc, s, 0));
+            a = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;
+        }
+        v = sigmoid_pos_q16(a);
+        if (tanh) { /* |2 sigmoid - 1| in Q16, the sign that of z */
+            q = ((2u * v - 65536u) + half_y) >> sh;
+            if (q == 32768u && !neg) { /* only +1.0 at a_frac 15 */
+                sat++;
+                q = 32767u;
+            }
+            *y = (int16_t)(neg ? -(int32_t)q : (int32_t)q);
+        } else { /* sigmoid >= 0: 1 - v for negative z */
+            q = ((neg ? 65536u - v : v) + half_y) >> sh;
+            if (q == 32768u) {
+                sat++;
+                q = 32767u;
+            }
+            *y = (int16_t)q;
+        }
+    }
+    L->stats.sat_out += sat;
+}
+
+EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) {
+    fwd_sigmoid_kernel(L, in, 0);
+}
+
+EBP_NOINLINE static void fwd_tanh(ebp_layer_t *L, const int16_t *in) {
+    fwd_sigmoid_kernel(L, in, 1);
+}
+
+EBP_INTERNAL void ebp_dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
+    const int zf = L->w_frac + L->in_frac; /* fractional bits of the accumulator */
+    const uint32_t n_in = L->n_in, n_out = L->n_out;
+    const int in_frac = L->in_frac, a_frac = L->a_frac;
+    const int16_t *w = L->w, *b = L->b;
+    int16_t *y = L->y;
+    uint32_t o, sat = 0;
+    switch (L->act) {
+    case EBP_ACT_SIGMOID:
+        fwd_sigmoid(L, in);
+        break;
+    case EBP_ACT_TANH:
+        fwd_tanh(L, in);
+        break;
+    case EBP_ACT_RELU:
+    case EBP_ACT_LINEAR:
+        for (o = 0; o < n_out; o++, w += n_in) {
+            int64_t acc = dot16((int32_t)b[o] * ((int32_t)1 << in_frac), w, in, n_in); /* <= 2^30 */
+            if (L->act == EBP_ACT_RELU && acc < 0) acc = 0;
+            y[o] = sat16_count(requant(acc, zf, a_frac), &sat);
+        }
+        break;
+    default: { /* softmax: z (Q12), then exp(z - max z) / sum */
+        for (o = 0; o < n_out; o++, w += n_in)
+            scratch[o] = requant(dot16((int32_t)b[o] * ((int32_t)1 << in_frac), w, in, n_in), zf, EBP_Z_FRAC);
+        ebp_softmax_out(L, scratch, &sat);
+        break;
+    }
+    }
+    L->stats.sat_out += sat;
+}
+
+/* dL/dz of hidden neuron i before normalisation: f'(y_i) sum_k w_ki delta_k over the next layer N */
+EBP_INTERNAL int64_t ebp_dense_raw_hidden(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t i, int32_t one, int sd) {
+    const int16_t *w = N->w + i; /* column i of the next layer's weights */
+    const uint32_t n = N->n_out, stride = N->n_in;
+    int64_t acc = 0;
+    uint32_t k;
+    for (k = 0; k < n; k++, w += stride) acc += (int32_t)*w * N->delta[k];
+    return acc * act_deriv_q15(L->act, L->y[i], one, sd);
+}
+
+/*
+ * Every ebp_dense_raw_hidden of layer L, for activation act (a constant where inlined); returns their largest magnitude.
+ * Without signs it stores them into out[] unless that is NULL. With signs (an EBP_FLAG_ONLINE network of
+ * at most EBP_PACK_WIDTH neurons) it keeps them without scratch memory, in the delta array and the sign
+ * bitmask: delta[i] holds the 16 bits of floor(|r_i| / 2^a), a = max(0, bit_length(running max) - 16),
+ * the earlier entries shifted on when a grows (a floor of a floor is one floor). At the end a = s0 - 1 for
+ * the block exponent's s0 = bit_length(max) - 15 >= 1 (else 0), and the final s >= s0 keeps s - a >= 1, so
+ * round(|r_i| / 2^s) = floor((delta[i] + 2^(s-a-1)) / 2^(s-a)) exactly (unpack_delta).
+ */
+EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, uint32_t *signs,
+                                int act) {
+    const int16_t *y = L->y, *y_end = y + L->n_out, *col = N->w, *dk = N->delta;
+    const uint32_t nk = N->n_out, stride = N->n_in;
+    const int32_t one = (int32_t)1 << L->a_frac;
+    const int sd = 2 * L->a_frac - 15;
+    uint16_t *packed = (uint16_t *)L->delta; /* the same object: its bits */
+    uint64_t maxabs = 0;
+    uint32_t i = 0, sw = 0;
+    int a = 0;
+    for (; y != y_end; y++, col++, i++) {
+        const int16_t *w = col;
+        int64_t acc = 0;
+        uint64_t m;
+        uint32_t k;
+        for (k = 0; k < nk; k++, w += stride) acc += (int32_t)*w * dk[k];
+        acc *= (int64_t)(uint32_t)act_deriv_q15(act, *y, one, sd); /* >= 0: a 64 x 32-bit unsigned multiply */
+        m = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+        if (m > maxabs) {
+            maxabs = m;
+            if (signs != NULL && (maxabs >> a) > 0xFFFFu) { /* the new largest needs a larger shift */
+                const int na = bit_length(maxabs) - 16;
+                uint32_t j;
+                for (j = 0; j < i; j++) packed[j] = (uint16_t)(na - a >= 16 ? 0u : (uint32_t)packed[j] >> (na - a));
+                a = na;
+            }
+        }
+        if (signs != NULL) {
+            packed[i] = (uint16_t)(m >> a);
+            sw |= (uint32_t)(acc < 0) << (i & 31u);
+            if ((i & 31u) == 31u) { /* a full word of signs */
+                signs[i >> 5] = sw;
+                sw = 0;
+            }
+        } else if (out != NULL) {
+            out[i] = acc;
+        }
+    }
+    if (signs != NULL && (i & 31u) != 0) signs[i >> 5] = sw;
+    return maxabs;
+}
+
+/* hidden_pass with act and the mode (signs or not) as constants, so that each loop is a tight one */
+EBP_NOINLINE EBP_INTERNAL uint64_t ebp_dense_hidden_raw(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, uint32_t *signs) {
+    if (signs != NULL) {
+        switch (L->act) {
+        case EBP_ACT_SIGMOID: return hidden_pass(L, N, NULL, signs, EBP_ACT_SIGMOID);
+        case EBP_ACT_TANH: return hidden_pass(L, N, NULL, signs, EBP_ACT_TANH);
+        case EBP_ACT_RELU: return hidden_pass(L, N, NULL, signs, EBP_ACT_RELU);
+        default: return hidden_pass(L, N, NULL, signs, EBP_ACT_LINEAR);
+        }
+    }
+    switch (L->act) {
+    case EBP_ACT_SIGMOID: return hidden_pass(L, N, out, NULL, EBP_ACT_SIGMOID);
+    case EBP_ACT_TANH: return hidden_pass(L, N, out, NULL, EBP_ACT_TANH);
+    case EBP_ACT_RELU: return hidden_pass(L, N, out, NULL, EBP_ACT_RELU);
+    default: return hidden_pass(L, N, out, NULL, EBP_ACT_LINEAR);
+    }
+}
+
+/* Adds delta (x) in to the layer's gradient accumulators, scaled to the shared exponent g_exp. */
+EBP_INTERNAL void ebp_dense_accumulate_grad(ebp_layer_t *L, const int16_t *in) {
+    const int e_p = L->delta_exp - L->in_frac; /* exponent of delta[o] * in[i], |product| <= 2^30 */
+    const int e_new = e_p + EBP_GRAD_HEADROOM;
+    const int32_t one = (int32_t)1 << L->in_frac;
+    uint32_t n = (uint32_t)L->n_out * L->n_in, k, sat = 0;
+    int32_t *gw = L->gw;
+    uint16_t o, i;
+    int s;
+    if (L->g_exp == INT16_MIN) { /* first non-zero sample since ebp_zero_grad() */
+        L->g_exp = (int16_t)e_new;
+    } else if (e_new > L->g_exp) {
+        int r = e_new - L->g_exp > 62 ? 62 : e_new - L->g_exp;
+        for (k = 0; k < n; k++) L->gw[k] = (int32_t)ebp_rshift_rn(L->gw[k], r);
+        for (o = 0; o < L->n_out; o++) L->gb[o] = (int32_t)ebp_rshift_rn(L->gb[o], r);
+        L->g_exp = (int16_t)e_new;
+    }
+    s = L->g_exp - e_p; /* >= EBP_GRAD_HEADROOM */
+    if (s > 31) return;  /* |delta * in| <= 2^30 rounds to zero at this resolution */
+    for (o = 0; o < L->n_out; o++, gw += L->n_in) {
+        int32_t d = L->delta[o];
+        if (d == 0) continue;
+        if (s <= 30) {
+            for (i = 0; i < L->n_in; i++) sat += add_sat32(&gw[i], ebp_rshift_rn32(d * (int32_t)in[i], s));
+            sat += add_sat32(&L->gb[o], ebp_rshift_rn32(d * one, s));
+        } else { /* s == 31: only |product| == 2^30 rounds to +-1 */
+            for (i = 0; i < L->n_in; i++) sat += add_sat32(&gw[i], (int32_t)ebp_rshift_rn(d * (int32_t)in[i], s));
+            sat += add_sat32(&L->gb[o], (int32_t)ebp_rshift_rn(d * one, s));
+        }
+    }
+    L->stats.sat_grad += sat;
+}

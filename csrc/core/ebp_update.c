@@ -1,0 +1,238 @@
+/*
+ * ebp_update.c - weight updates: the fused online SGD update of a dense layer, and ebp_step (SGD or momentum
+ * from the gradient accumulators).
+ */
+#include "ebp_internal.h"
+
+/* ---- update ----------------------------------------------------------------------------------------- */
+
+/*
+ * Applies the update of n parameters w from their gradient sums g (clearing them) and velocities v
+ * (momentum; NULL for SGD). One weight LSB of update is m_eff * g * 2^-sh (SGD), or 2^EBP_VEL_EXTRA_FRAC
+ * velocity units (momentum). The stochastic-rounding generator advances once per parameter rounded.
+ * The parameters are int16 (w), or int8 (w8, w NULL; always rounded stochastically, clipped to int8).
+ */
+static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int8_t *w8, int32_t *g, int32_t *v,
+                          uint32_t n, int32_t m_eff, int sh) {
+    const int32_t mu = net->hp.momentum_q15;
+    const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC || w8 != NULL;
+    uint32_t k, updates = 0, zeros = 0, sat = 0, sat_vel = 0;
+    if (sh > 62) sh = 62;
+    for (k = 0; k < n; k++) {
+        int32_t gk = g[k];
+        int64_t d, nw;
+        g[k] = 0;
+        if (v == NULL) {
+            if (gk == 0) continue;
+            d = (int64_t)m_eff * gk;
+            if (sh <= 0)
+                d = ebp_lshift_sat(d, -sh);
+            else
+                d = stochastic ? ebp_rshift_sr(d, sh, ebp_xorshift32(&net->rng)) : ebp_rshift_rn(d, sh);
+        } else {
+            /* v = mu v + lr g, kept with EBP_VEL_EXTRA_FRAC more fractional bits than w */
+            int64_t nv = ebp_rshift_rn((int64_t)mu * v[k], 15) + requant((int64_t)m_eff * gk, sh, 0);
+            v[k] = ebp_sat32(nv);
+            sat_vel += v[k] != nv;
+            d = stochastic ? ebp_rshift_sr(v[k], EBP_VEL_EXTRA_FRAC, ebp_xorshift32(&net->rng))
+                           : ebp_rshift_rn(v[k], EBP_VEL_EXTRA_FRAC);
+        }
+        updates += gk != 0;
+        zeros += d == 0 && gk != 0;
+        if (w8 != NULL) {
+            nw = (int64_t)w8[k] - d;
+            w8[k] = (int8_t)(nw > INT8_MAX ? INT8_MAX : nw < INT8_MIN ? INT8_MIN : nw);
+            sat += w8[k] != nw;
+            continue;
+        }
+        nw = (int64_t)w[k] - d;
+        w[k] = ebp_sat16(nw);
+        sat += w[k] != nw;
+    }
+    L->stats.updates += updates;
+    L->stats.zero_updates += zeros;
+    L->stats.sat_param += sat;
+    L->stats.sat_vel += sat_vel;
+}
+
+/* one weight of row_nonneg: the update's magnitude is (u >> S) - k; returns the new weight + 2^15 */
+static inline uint32_t row_step(int16_t *w, uint32_t u, int S, int32_t k, int add) {
+    int32_t q = (int32_t)(u >> S) - k, nw = add ? *w + q : *w - q;
+    *(uint16_t *)w = (uint16_t)nw; /* the same object: its two's complement bits */
+    return (uint32_t)(nw + 32768);
+}
+
+/*
+ * The fast row of ebp_update_online, for non-negative inputs a[] and round to nearest (1 <= S <= 30):
+ * w[i] -= sign(dl) * floor((m a[i] + 2^(S-1)) / 2^S), m = |dl| <= 2^15, which is round(dl a[i] / 2^S)
+ * with ties away from zero (m a[i] <= 2^30: no 32-bit wrap); `add` when dl < 0. It computes
+ * u = m a[i] + c, c = 2^31 - 2^(S-1): the magnitude is (u >> S) - k, k = 2^(31-S) - 1, non-zero exactly
+ * when bit 31 of u is set, so counting the non-zero updates (into *nz) costs one instruction. Each new
+ * weight is stored as its low 16 bits, and (new + 2^15) is OR-ed into the result, which so exceeds 16 bits
+ * iff some new weight left int16 (fix_row then repairs the row). w[] and a[] never overlap (restrict: the
+ * x86 vectoriser then needs no run-time overlap test).
+ */
+static inline uint32_t row_nonneg(int16_t *restrict w, const uint16_t *restrict a, const uint16_t *end, uint32_t m,
+                                  uint32_t c, int S, int32_t k, int add, uint32_t *nz) {
+    uint32_t n = *nz, acc = 0;
+    do { /* a row has at least one input */
+        uint32_t u = m * *a + c;
+        n += u >> 31;
+        acc |= row_step(w, u, S, k, add);
+    } while (++w, ++a != end);
+    *nz = n;
+    return acc;
+}
+
+/* Rare: a row_nonneg row with a weight that left int16. Its stored bits are w - q modulo 2^16, so the
+ * weights before the update are recovered exactly; applies the update again, saturated. Returns clips. */
+static uint32_t fix_row(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, int S, int add) {
+    uint32_t i, sat = 0;
+    for (i = 0; i < n; i++) {
+        int32_t r = (int32_t)((m * a[i] + ((uint32_t)1 << (S - 1))) >> S), q = add ? -r : r;
+        w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
+        sat += sub_sat16(&w[i], q);
+    }
+    return sat;
+}
+
+/* one parameter of ebp_update_online outside the fast path (S <= 0 or S > 30) */
+EBP_INTERNAL int32_t ebp_online_delta_slow(ebp_net_t *net, int32_t p, int S) {
+    if (S <= 0) { /* beyond +-65535 any update saturates the weight alike: clamp, so w - q cannot overflow */
+        int64_t q = ebp_lshift_sat(p, -S);
+        return (int32_t)(q > 65535 ? 65535 : q < -65535 ? -65535 : q);
+    }
+    if (S > 62) S = 62;
+    if (net->cfg.rounding == EBP_ROUND_STOCHASTIC) return (int32_t)ebp_rshift_sr(p, S, ebp_xorshift32(&net->rng));
+    return (int32_t)ebp_rshift_rn(p, S);
+}
+
+/*
+ * ebp_update_online for a layer whose inputs are all non-negative, with round to nearest and 1 <= S <= 30 (the
+ * common case: sigmoid or ReLU outputs, or non-negative data, feed the layer). The bias is the row's weight
+ * on the input 2^in_frac. Adds the number of non-zero updates to *nz and the clips to *sat; returns the
+ * number of rows with a non-zero delta.
+ */
+EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *in, int32_t lr_m, int S,
+                                                uint32_t *nz, uint32_t *sat) {
+    const uint32_t n_in = L->n_in, c = 0x80000000u - ((uint32_t)1 << (S - 1));
+    const int32_t k = (int32_t)(0x80000000u >> S) - 1;
+    const uint16_t one[1] = {(uint16_t)(1u << L->in_frac)};
+    const uint16_t *a = (const uint16_t *)in, *a_end = a + n_in; /* non-negative: the same values */
+    const int16_t *d = L->delta, *d_end = d + L->n_out;
+    int16_t *w = L->w, *b = L->b;
+    uint32_t rows = 0, clips = 0, n = *nz;
+    for (; d != d_end; d++, b++, w += n_in) {
+        int32_t dl;
+        uint32_t m, ovf;
+        if (*d == 0) continue;
+        rows++;
+        dl = ebp_rshift_rn32(*d * lr_m, 16);
+        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution */
+        if (dl > 0) {
+            m = (uint32_t)dl;
+            ovf = row_nonneg(w, a, a_end, m, c, S, k, 0, &n) | row_nonneg(b, one, one + 1, m, c, S, k, 0, &n);
+        } else {
+            m = 0u - (uint32_t)dl;
+            ovf = row_nonneg(w, a, a_end, m, c, S, k, 1, &n) | row_nonneg(b, one, one + 1, m, c, S, k, 1, &n);
+        }
+        if (ovf > 0xFFFFu) clips += fix_row(w, a, n_in, m, S, dl < 0) + fix_row(b, one, 1, m, S, dl < 0);
+    }
+    *nz = n;
+    *sat += clips;
+    return rows;
+}
+
+/*
+ * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
+ * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
+ * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
+ * in the common case 1 <= S <= 30 (update_rows_nonneg when no input is negative and rounding is to nearest).
+ */
+EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
+    const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
+    const int S = -(L->delta_exp + net->hp.lr_e + 16 - L->in_frac + L->w_frac);
+    const int32_t lr_m = net->hp.lr_m, one = (int32_t)1 << L->in_frac;
+    const uint32_t n_in = L->n_in, n_out = L->n_out;
+    uint32_t zeros = 0, sat = 0, rows = 0, zero_in = 0, neg_in = 0, rng = net->rng, o, i;
+    int16_t *w = L->w;
+    for (i = 0; i < n_in; i++) {
+        zero_in += in[i] == 0;
+        neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
+    }
+    if (S >= 1 && S <= 30 && !stochastic && !neg_in) {
+        uint32_t nz = 0;
+        rows = update_rows_nonneg(L, in, lr_m, S, &nz, &sat);
+        zeros = rows * (n_in + 1u - zero_in) - nz; /* every parameter with a non-zero gradient, minus the moves */
+    } else {
+        for (o = 0; o < n_out; o++, w += n_in) {
+            int32_t dl = ebp_rshift_rn32(L->delta[o] * lr_m, 16), p, q;
+            if (L->delta[o] == 0) continue;
+            rows++;
+            if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
+                zeros += n_in + 1u - zero_in;
+                continue;
+            }
+            if (S >= 1 && S <= 30) { /* 32-bit arithmetic throughout */
+                if (stochastic) {
+                    for (i = 0; i < n_in; i++) {
+                        q = ebp_rshift_sr32(dl * in[i], S, ebp_xorshift32(&rng));
+                        zeros += q == 0;
+                        sat += sub_sat16(&w[i], q);
+                    }
+                } else {
+                    for (i = 0; i < n_in; i++) {
+                        q = ebp_rshift_rn32(dl * in[i], S);
+                        zeros += q == 0;
+                        sat += sub_sat16(&w[i], q);
+                    }
+                }
+                p = dl * one;
+                q = stochastic ? ebp_rshift_sr32(p, S, ebp_xorshift32(&rng)) : ebp_rshift_rn32(p, S);
+            } else {
+                net->rng = rng;
+                for (i = 0; i < n_in; i++) {
+                    q = ebp_online_delta_slow(net, dl * in[i], S);
+                    zeros += q == 0;
+                    sat += sub_sat16(&w[i], q);
+                }
+                q = ebp_online_delta_slow(net, dl * one, S);
+                rng = net->rng;
+            }
+            zeros += (uint32_t)(q == 0) - zero_in; /* a zero input has a zero gradient, not a lost update */
+            sat += sub_sat16(&L->b[o], q);
+        }
+    }
+    net->rng = rng;
+    L->stats.updates += rows * (n_in + 1u - zero_in); /* parameters with a non-zero gradient */
+    L->stats.zero_updates += zeros;
+    L->stats.sat_param += sat;
+}
+
+int ebp_step(ebp_net_t *net) {
+    int32_t m_eff;
+    unsigned l;
+    if (net == NULL) return EBP_ERR_ARG;
+    if (net->mode != EBP_MODE_TRAIN) return EBP_ERR_STATE;
+    if (net->grad_count == 0) return EBP_OK;
+    /* lr / n = m_eff * 2^(lr_e - 15), m_eff < 2^31 */
+    m_eff = (int32_t)(((uint32_t)net->hp.lr_m << 15) / net->grad_count);
+    for (l = 0; l < net->cfg.n_layers; l++) {
+        ebp_layer_t *L = &net->layers[l];
+        int momentum = net->cfg.optimizer == EBP_OPT_MOMENTUM;
+        /* the update in units of one weight LSB is m_eff * g * 2^-sh */
+        int sh = -(net->hp.lr_e - 15 + L->g_exp + L->w_frac);
+        if (L->gw == NULL) continue; /* frozen, or no parameters */
+        if (momentum) sh -= EBP_VEL_EXTRA_FRAC; /* velocities carry extra fractional bits */
+        if (L->g_exp == INT16_MIN) {
+            if (!momentum) continue; /* no gradient reached this layer: its sums are all zero */
+            sh = 62;                 /* velocity decays only */
+        }
+        update_params(net, L, L->w, L->w8, L->gw, momentum ? L->vw : NULL, L->n_w, m_eff, sh);
+        update_params(net, L, L->b, L->b8, L->gb, momentum ? L->vb : NULL, L->n_b, m_eff, sh);
+        L->g_exp = INT16_MIN;
+    }
+    net->grad_count = 0;
+    net->steps++;
+    return EBP_OK;
+}

@@ -1,0 +1,272 @@
+"""What one device of a fleet does in a round, whatever it is (host core, board, float mirror).
+
+A round on device k, round r (1-based), from the global weights:
+
+1. build the network afresh with the seed ``device_seed(cfg.seed, r, k)`` (weight init is overwritten; the
+   seed drives stochastic rounding and ``--shuffle``): on a board this is one LOAD, on the host a new FixedNet;
+2. set the global integer weights (a board: the weight upload);
+3. train ``local_epochs`` epochs on the device's own rows (``Engine.train_epoch``, same order everywhere);
+4. read the weights back and evaluate them on the own rows (the core's ``evaluate_q``: loss and correct count).
+
+No state survives between rounds but the global weights, so a Flower client (built anew for every message)
+and a board that stays powered do exactly the same, and a simulated fleet equals an emulated one bit for bit.
+
+``LinkMeter`` counts the bytes a board exchanges for this, frame by frame, with ``edgebp.protocol``'s framing
+(COBS, header, CRC, the 0x00 delimiter) and the chunking of ``edgebp.device.Device``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..config import NetSpec, TrainConfig
+from .fedavg import Weights, split_rows
+
+ENGINES = ("fixed", "float")
+
+
+def device_seed(seed: int, rnd: int, device: int) -> int:
+    """The 32-bit seed of device ``device`` in round ``rnd`` (deterministic, distinct per pair)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(rnd), int(device)]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class FleetTask:
+    """Everything a device needs to know, small enough to ship to every worker: the data set is named (each
+    worker loads and splits it itself, deterministically) rather than sent."""
+    data: str                      # anything edgebp.data.load_dataset takes
+    spec: dict                     # NetSpec.to_dict()
+    cfg: dict                      # TrainConfig.to_dict()
+    n_devices: int
+    split: str = "iid"             # 'iid' or 'dirichlet:ALPHA'
+    split_seed: int = 0
+    local_epochs: int = 1
+    engines: Tuple[str, ...] = ENGINES
+
+    @property
+    def netspec(self) -> NetSpec:
+        return NetSpec.from_dict(self.spec)
+
+    def config(self, rnd: Optional[int] = None, device: Optional[int] = None) -> TrainConfig:
+        cfg = TrainConfig(**self.cfg)
+        if rnd is not None:
+            cfg = dataclasses.replace(cfg, seed=device_seed(cfg.seed, rnd, device))
+        return cfg
+
+
+@functools.lru_cache(maxsize=8)
+def _load(data: str, n_devices: int, split: str, split_seed: int):
+    from ..data import load_dataset
+    ds = load_dataset(data)
+    rows = split_rows(ds.T_train, n_devices, split, split_seed)
+    return ds, rows
+
+
+def shards_of(task: FleetTask):
+    """(dataset, [row indices of device k]) for the task, loaded once per process."""
+    return _load(task.data, task.n_devices, task.split, task.split_seed)
+
+
+def device_data(task: FleetTask, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    ds, rows = shards_of(task)
+    if not 0 <= k < task.n_devices:
+        raise IndexError(f"device {k} of a fleet of {task.n_devices}")
+    return ds.X_train[rows[k]], ds.T_train[rows[k]]
+
+
+@dataclass
+class Update:
+    """What a device returns from a round for one engine."""
+    weights: Weights               # int16 (fixed) or float64 (float)
+    n: int                         # samples it trained on (the FedAvg weight)
+    loss: float                    # mean loss of its updated weights on its own rows
+    accuracy: float                # their accuracy on its own rows
+    link_bytes: Dict[str, int] = field(default_factory=dict)   # per message kind (fixed engine only)
+
+
+def evaluate_int(engine, Xq: np.ndarray, Tq: np.ndarray) -> Tuple[float, float]:
+    """(mean loss, accuracy) from the core's evaluate_q (one pass; the same integers on a board)."""
+    from ..fixed import LOSS_SCALE
+    loss_q, correct = engine.evaluate_q(Xq, Tq)
+    return loss_q * LOSS_SCALE / len(Xq), correct / len(Xq)
+
+
+def train_int(engine, global_int: Weights, X, T, epochs: int) -> Update:
+    """Steps 2-4 of a round on any IntegerEngine (FixedNet, DeviceNet) already built for the round."""
+    engine.set_int_weights(global_int)
+    for e in range(epochs):
+        engine.train_epoch(X, T, e)
+    w = [(np.asarray(W, np.int16).copy(), np.asarray(b, np.int16).copy()) for W, b in engine.get_int_weights()]
+    loss, acc = evaluate_int(engine, engine.quantize_inputs(X), engine.quantize_targets(T))
+    return Update(w, len(X), loss, acc)
+
+
+def train_float(spec: NetSpec, cfg: TrainConfig, global_float: Weights, X, T, epochs: int) -> Update:
+    from ..mirror import FloatNet
+    net = FloatNet(spec, cfg, weights=global_float)
+    for e in range(epochs):
+        net.train_epoch(X, T, e)
+    loss, acc = net.evaluate(X, T)
+    return Update([(W.copy(), b.copy()) for W, b in net.get_weights()], len(X), loss, acc)
+
+
+def virtual_round(task: FleetTask, k: int, rnd: int, global_int: Optional[Weights],
+                  global_float: Optional[Weights]) -> Dict[str, Update]:
+    """Device k's round on the host: the C core (same integers as a board) and/or the float mirror."""
+    from ..fixed import FixedNet
+    spec, cfg = task.netspec, task.config(rnd, k)
+    X, T = device_data(task, k)
+    out = {}
+    if global_int is not None:
+        net = FixedNet(spec, cfg)
+        out["fixed"] = train_int(net, global_int, X, T, task.local_epochs)
+        out["fixed"].link_bytes = LinkMeter(spec, cfg).round_bytes(
+            net.core_params(), global_int, net.quantize_inputs(X), net.quantize_targets(T), task.local_epochs,
+            out["fixed"].weights)
+    if global_float is not None:
+        out["float"] = train_float(spec, cfg, global_float, X, T, task.local_epochs)
+    return out
+
+
+def virtual_evaluate(task: FleetTask, k: int, global_int: Optional[Weights],
+                     global_float: Optional[Weights]) -> Tuple[Dict[str, Tuple[float, float]], Dict[str, int]]:
+    """(loss, accuracy) of the global weights on device k's own rows, per engine; and the link bytes a board
+    would exchange for it (fixed engine)."""
+    from ..fixed import FixedNet
+    from ..mirror import FloatNet
+    spec, cfg = task.netspec, task.config()
+    X, T = device_data(task, k)
+    out, nbytes = {}, {}
+    if global_int is not None:
+        net = FixedNet(spec, cfg)
+        net.set_int_weights(global_int)
+        Xq, Tq = net.quantize_inputs(X), net.quantize_targets(T)
+        out["fixed"] = evaluate_int(net, Xq, Tq)
+        nbytes = LinkMeter(spec, cfg).evaluate_bytes(net.core_params(), global_int, Xq, Tq)
+    if global_float is not None:
+        out["float"] = FloatNet(spec, cfg, weights=global_float).evaluate(X, T)
+    return out, nbytes
+
+
+def initial_weights(task: FleetTask) -> Tuple[Weights, Weights]:
+    """The global model of round 0: the core's initialisation with cfg.seed, and its dequantized copy."""
+    from ..fixed import FixedNet
+    net = FixedNet(task.netspec, task.config())
+    return net.get_int_weights(), net.get_weights()
+
+
+# --- bytes over the serial link ------------------------------------------------------------------------------
+class LinkMeter:
+    """Bytes a board exchanges with the host for a round, frame by frame: encoded request frames (host ->
+    device) and response frames (device -> host), each COBS(header | body | CRC-32) + 0x00, in the chunks
+    ``edgebp.device.Device`` sends. Response fields the host cannot know (the device's tick counter) are
+    taken as zero; COBS adds a byte per 254 non-zero bytes, so such a field can change a count by at most one
+    byte per frame. Retransmissions are not counted."""
+
+    def __init__(self, spec: NetSpec, cfg: TrainConfig):
+        self.spec, self.cfg = spec, cfg
+
+    @staticmethod
+    def frame(type_: int, body: bytes) -> int:
+        from .. import protocol as P
+        return len(P.encode_frame(P.Frame(type_, 1, 0, body)))
+
+    def _pair(self, type_: int, req: bytes, resp: bytes) -> Tuple[int, int]:
+        from .. import protocol as P
+        return self.frame(type_, req), self.frame(type_ | P.RESPONSE, resp)
+
+    def load(self, params: dict) -> Tuple[int, int]:
+        from .. import protocol as P
+        return self._pair(P.LOAD, P.pack_load(params), bytes(32))
+
+    def upload(self, weights: Weights) -> Tuple[int, int]:
+        """The weight upload as ``edgebp.deploy.write_weights`` sends it: the device's formats read per layer
+        (READ_WEIGHTS of 0 elements), WRITE_WEIGHTS chunks of at most MAX_WRITE_COUNT elements, one
+        COMMIT_WEIGHTS with the CRC-32."""
+        import struct
+        from .. import protocol as P
+        up = down = 0
+        for layer, (W, b) in enumerate(weights):
+            hdr = P.WEIGHTS_HDR.pack(layer, len(weights), W.shape[1], W.shape[0], 0, 0, 0, 0, 0)
+            a, c = self._pair(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0), hdr)
+            up, down = up + a, down + c
+        for layer, (W, b) in enumerate(weights):
+            data = np.concatenate([np.asarray(W, np.int16).ravel(), np.asarray(b, np.int16)])
+            for off in range(0, len(data), P.MAX_WRITE_COUNT):
+                part = data[off:off + P.MAX_WRITE_COUNT]
+                a, c = self._pair(P.WRITE_WEIGHTS, P.pack_write_weights(layer, off, part),
+                                  struct.pack("<IIBxxx", off + len(part), len(data), 1))   # app.c: 12 bytes
+                up, down = up + a, down + c
+        crc = P.weights_crc(weights)
+        a, c = self._pair(P.COMMIT_WEIGHTS, P.pack_commit_weights(crc), struct.pack("<I", crc))
+        return up + a, down + c
+
+    def train(self, Xq: np.ndarray, Tq: np.ndarray, epochs: int) -> Tuple[int, int]:
+        from .. import protocol as P
+        from ..engine import sample_order
+        n, n_in, n_out = len(Xq), Xq.shape[1], Tq.shape[1]
+        batch = self.cfg.batch_size if self.cfg.batch_size > 0 else n
+        cap = max(1, min(0xFFFF, (P.MAX_BODY - 8) // (2 * (n_in + n_out))))
+        up = down = 0
+        resp = bytes(24)
+        for e in range(epochs):
+            o = sample_order(n, e, self.cfg)
+            X, T = Xq[o], Tq[o]
+            if batch <= cap:
+                chunk = (cap // batch) * batch
+                spans = [(lo, min(n, lo + chunk), 0) for lo in range(0, n, chunk)]
+            else:
+                spans = [(lo, min(min(n, blo + batch), lo + cap), P.C["EBP_TRAIN_ACCUMULATE"])
+                         for blo in range(0, n, batch) for lo in range(blo, min(n, blo + batch), cap)]
+            for lo, hi, flags in spans:
+                a, b = self._pair(P.TRAIN, P.pack_train(X[lo:hi], T[lo:hi], batch, flags), resp)
+                up, down = up + a, down + b
+        return up, down
+
+    def readback(self, weights: Weights) -> Tuple[int, int]:
+        from .. import protocol as P
+        up = down = 0
+        for layer, (W, b) in enumerate(weights):
+            data = np.concatenate([np.asarray(W, np.int16).ravel(), np.asarray(b, np.int16)])
+            per = (P.MAX_BODY - 16) // 2
+            for off in range(0, len(data), per):
+                part = data[off:off + per]
+                hdr = P.WEIGHTS_HDR.pack(layer, len(weights), W.shape[1], W.shape[0], 0, 0, off, len(part), 0)
+                a, c = self._pair(P.READ_WEIGHTS, P.pack_read_weights(layer, off, 0xFFFF),
+                                  hdr + part.astype("<i2").tobytes())
+                up, down = up + a, down + c
+        return up, down
+
+    def evaluate(self, Xq: np.ndarray, Tq: np.ndarray) -> Tuple[int, int]:
+        from .. import protocol as P
+        n_in, n_out = Xq.shape[1], Tq.shape[1]
+        cap = max(1, min(0xFFFF, (P.MAX_BODY - 8) // (2 * (n_in + n_out))))
+        up = down = 0
+        for lo in range(0, len(Xq), cap):
+            a, b = self._pair(P.EVALUATE, P.pack_evaluate(Xq[lo:lo + cap], Tq[lo:lo + cap]), bytes(16))
+            up, down = up + a, down + b
+        return up, down
+
+    def round_bytes(self, params: dict, global_int: Weights, Xq, Tq, epochs: int, new_int: Weights) -> Dict[str, int]:
+        """Per message kind and direction for one training round (steps 1-4 of the module docstring)."""
+        return self._sum(dict(load=self.load(params), upload=self.upload(global_int),
+                              train=self.train(Xq, Tq, epochs), readback=self.readback(new_int),
+                              evaluate=self.evaluate(Xq, Tq)))
+
+    def evaluate_bytes(self, params: dict, global_int: Weights, Xq, Tq) -> Dict[str, int]:
+        """Per message kind and direction for evaluating the global weights on the device's rows."""
+        return self._sum(dict(load=self.load(params), upload=self.upload(global_int), evaluate=self.evaluate(Xq, Tq)))
+
+    @staticmethod
+    def _sum(parts) -> Dict[str, int]:
+        out = {}
+        for k, (up, down) in parts.items():
+            out[f"{k}_to_device"], out[f"{k}_from_device"] = up, down
+        out["to_device"] = sum(v[0] for v in parts.values())
+        out["from_device"] = sum(v[1] for v in parts.values())
+        out["total"] = out["to_device"] + out["from_device"]
+        return out

@@ -1,0 +1,56 @@
+"""An emulated fleet (2 Cortex-M0 micro:bits and 2 Cortex-M3 MPS2 boards in QEMU, plus 2 virtual devices) gives,
+round by round, the same integers as the same fleet simulated on the host core; and the bytes measured on
+each board's link are the ones LinkMeter computes (plus each connection's HELLO)."""
+import numpy as np
+import pytest
+
+from edgebp.config import NetSpec, TrainConfig
+from edgebp.fleet.client import FleetTask
+from test_fleet import need_flower, same
+from toolcheck import need_tools
+
+BOARDS = ["qemu-microbit", "qemu-microbit", "qemu-mps2-an385", "qemu-mps2-an385"]
+
+
+@pytest.fixture(scope="module")
+def fleets():
+    need_flower()
+    need_tools("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    from edgebp.fleet.boards import start_boards
+    from edgebp.fleet.flower import simulate
+    spec = NetSpec.from_sizes([8, 8, 2], "sigmoid", "mse")
+    cfg = TrainConfig(lr=0.3, seed=11, shuffle=True, rounding="stochastic")
+    task = FleetTask("diabetes", spec.to_dict(), cfg.to_dict(), n_devices=6, split="dirichlet:1.0", split_seed=2,
+                     local_epochs=2)
+    with start_boards(BOARDS, timeout=900) as urls:
+        emulated = simulate(task, rounds=2, boards=dict(enumerate(urls)), num_cpus=2, keep_client_weights=True,
+                            board_timeout=60)
+    simulated = simulate(task, rounds=2, num_cpus=2, keep_client_weights=True)
+    return task, emulated, simulated
+
+
+def test_emulated_fleet_is_bit_identical_to_the_simulated_one_round_by_round(fleets):
+    task, emu, sim = fleets
+    for r in (1, 2):
+        assert emu["rounds"][r - 1]["failures"] == []
+        assert same(emu["strategy"].global_weights[r]["fixed"], sim["strategy"].global_weights[r]["fixed"]), r
+        for k in range(task.n_devices):
+            assert same(emu["strategy"].client_weights[r][k]["fixed"], sim["strategy"].client_weights[r][k]["fixed"])
+        for key in ("test_accuracy", "device_accuracy_mean", "device_accuracy_worst", "local_accuracy_mean"):
+            assert emu["rounds"][r - 1]["fixed"][key] == sim["rounds"][r - 1]["fixed"][key]
+    # the float mirror is on the host in both runs: the same too
+    assert np.array_equal(emu["strategy"].global_weights[2]["float"][0][0],
+                          sim["strategy"].global_weights[2]["float"][0][0])
+
+
+def test_board_links_carry_the_computed_bytes(fleets):
+    task, emu, sim = fleets
+    for r in (0, 1):
+        e, s = emu["rounds"][r]["link_bytes"], sim["rounds"][r]["link_bytes"]
+        assert e["measured_on_boards"] == [0, 1, 2, 3]
+        for k in range(task.n_devices):
+            got, want = e["per_device"][str(k)], s["per_device"][str(k)]
+            if k < 4:   # measured: also a HELLO per connection (two per round) and one 0x00 each
+                assert 0 < got - want <= 2 * (14 + 160 + 1), (k, got, want)
+            else:
+                assert got == want
