@@ -66,17 +66,24 @@ static int payload_block(const ebp_net_t *net, uint32_t k, block_t *b, uint8_t *
         b->p = state8;
         b->n = 8;
     } else {
-        uint32_t l = (k - 3u) / 4u, part = (k - 3u) % 4u, nw;
+        uint32_t l = (k - 3u) / 4u, part = (k - 3u) % 4u;
         const ebp_layer_t *L;
         if (l >= net->cfg.n_layers)
             return 0;
         L = &net->layers[l];
-        nw = (uint32_t)L->n_out * L->n_in;
+        /* int16 or int8 parameters (w8/b8), none for pooling; velocities only where laid out (momentum,
+         * trained layers) */
         switch (part) {
-        case 0: b->p = (uint8_t *)(void *)L->w; b->n = 2u * nw; break;
-        case 1: b->p = (uint8_t *)(void *)L->b; b->n = 2u * L->n_out; break;
-        case 2: b->p = (uint8_t *)(void *)L->vw; b->n = L->vw ? 4u * nw : 0u; break;
-        default: b->p = (uint8_t *)(void *)L->vb; b->n = L->vb ? 4u * L->n_out : 0u; break;
+        case 0:
+            b->p = L->w ? (uint8_t *)(void *)L->w : (uint8_t *)(void *)L->w8;
+            b->n = b->p == NULL ? 0u : (L->w ? 2u : 1u) * L->n_w;
+            break;
+        case 1:
+            b->p = L->b ? (uint8_t *)(void *)L->b : (uint8_t *)(void *)L->b8;
+            b->n = b->p == NULL ? 0u : (L->b ? 2u : 1u) * L->n_b;
+            break;
+        case 2: b->p = (uint8_t *)(void *)L->vw; b->n = L->vw ? 4u * L->n_w : 0u; break;
+        default: b->p = (uint8_t *)(void *)L->vb; b->n = L->vb ? 4u * L->n_b : 0u; break;
         }
     }
     return 1;
