@@ -27,6 +27,18 @@ def samples(n, n_in, n_out, seed=0):
     return r.integers(-4096, 4096, (n, n_in)).astype(np.int16), r.integers(0, 4096, (n, n_out)).astype(np.int16)
 
 
+def ext_loads():
+    """LOAD bodies with the protocol-3 extension: frozen layers, int8 weights, a conv1d/pooling network."""
+    from edgebp.config import Conv1D, Dense, GlobalAvgPool1D, MaxPool1D, NetSpec, TrainConfig
+    from edgebp.fixed import FixedNet
+    specs = [(NetSpec.from_sizes([8, 16, 16, 2]).with_trainable_last(1), TrainConfig()),
+             (NetSpec.sequential(8, [Dense(16, "tanh", w_bits=8), Dense(2, "sigmoid")]), TrainConfig(seed=2)),
+             (NetSpec.sequential((2, 16), [Conv1D(4, 3), MaxPool1D(2), Conv1D(4, 3), GlobalAvgPool1D(),
+                                            Dense(2, "softmax")]),
+              TrainConfig(optimizer="momentum", momentum=0.5, batch_size=2))]
+    return [P.pack_load(FixedNet(spec, cfg).core_params()) for spec, cfg in specs]
+
+
 def planted_payload() -> bytes:
     """A real checkpoint payload (firmware/app/ckpt.h) of an 8-16-2 network: ebp_cfg_t and ebp_hparams_t as the
     core lays them out, rng and steps, weights and biases."""
@@ -82,6 +94,10 @@ def main(out: Path):
         + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2)),
         "planted_checkpoint": bytes([8]) + rec(FRAME, 0, planted_payload())
         + rec(FRAME, P.HELLO) + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1)),
+        "load_extension": bytes([0]) + b"".join(rec(FRAME, P.LOAD, b) for b in ext_loads())
+        + rec(FRAME, P.READ_WEIGHTS, P.pack_read_weights(0, 0, 600)) + rec(FRAME, P.WRITE_WEIGHTS,
+                                                                          P.pack_write_weights(0, 0, np.arange(60)))
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("save")) + rec(AGAIN | 4, 0),
         "resets": bytes([1]) + rec(FRAME, P.RESET, b"\x00") + rec(AGAIN | 4, 0) + rec(FRAME, P.HELLO),
     }
     for name, data in seeds.items():
