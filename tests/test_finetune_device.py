@@ -106,3 +106,18 @@ def test_checkpoint_keeps_the_frozen_configuration(dev, pretrained):
     for (dW, db), (hW, hb) in zip(dev.read_weights(), host.get_int_weights()):
         assert np.array_equal(dW, hW) and np.array_equal(db, hb)
     erase_checkpoints(dev)
+
+
+def test_finetune_demo_script_runs(capsys):
+    """firmware/tools/finetune_demo.py (the transfer-learning table of the report), briefly on the host port;
+    it returns 1 if a run is not bit-identical to the host."""
+    need_tools("make", "cc")
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "firmware" / "tools" / "finetune_demo.py"
+    spec = importlib.util.spec_from_file_location("finetune_demo", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--board", "host", "--pre-epochs", "2", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "last layer" in out and "all layers" in out and "NO" not in out
