@@ -114,6 +114,8 @@ def export_header(wf: WeightsFile, name: str, cfg: Optional[TrainConfig] = None,
     w(f"#if defined(EBP_ARENA_BYTES) && EBP_ARENA_BYTES < {mem['total']}\n#error \"{name} needs a training arena "
       f"of {mem['total']} bytes, more than this board's EBP_ARENA_BYTES\"\n#endif\n")
     w(f"#define {up}_N_IN {spec.n_in}\n#define {up}_N_OUT {spec.n_out}\n#define {up}_N_LAYERS {len(spec.layers)}\n")
+    w(f"#define {up}_IN_FRAC {spec.in_frac}  /* inputs are Q{spec.in_frac} */\n")
+    w(f"#define {up}_OUT_FRAC {spec.layers[-1].a_frac} /* outputs and targets are Q{spec.layers[-1].a_frac} */\n")
     w(f"#define {up}_SEED {cfg.seed & 0xFFFFFFFF}u\n\n")
     w("#ifndef EBP_EXPORT_UNUSED\n#if defined(__GNUC__) || defined(__clang__)\n"
       "#define EBP_EXPORT_UNUSED __attribute__((unused))\n#else\n#define EBP_EXPORT_UNUSED\n#endif\n#endif\n\n")

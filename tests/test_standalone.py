@@ -1,6 +1,7 @@
-"""The standalone firmware (firmware/examples/standalone): it learns from samples compiled into flash with
-no host, on the emulated Cortex-M3 and Cortex-M0; its final weights equal the host core's after the same
-samples in the same order, also when it resets itself mid-run and resumes from its checkpoint."""
+"""The standalone firmware (firmware/examples/standalone): it learns with no host, from samples compiled into
+flash or from a simulated sensor with concept drift, on the emulated Cortex-M3 and Cortex-M0; its final
+weights equal the host core's after the same samples in the same order, also when it resets itself mid-run
+and resumes from its checkpoint."""
 import subprocess
 import threading
 import time
@@ -102,3 +103,49 @@ def test_standalone_learns_like_the_host(board, reset_at, weights, tmp_path):
     for i, (W, b) in enumerate(ref.get_int_weights()):
         assert got[("W", i)] == W.ravel().tolist(), f"layer {i} weights differ from the host core's"
         assert got[("B", i)] == b.tolist()
+
+
+def drift_samples(total, in_frac=12, out_frac=12):
+    """The standalone firmware's simulated sensor (standalone.c sample()), sample k from k alone."""
+    def mix(x):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        return x
+    one_in, one_out = 1 << in_frac, 1 << out_frac
+    X = np.zeros((total, 2), np.int16)
+    T = np.zeros((total, 2), np.int16)
+    for k in range(total):
+        b = (2 * one_in) // 5                       # C's -(2 * one_in) / 5 truncates towards zero: -b
+        boundary = -b if k < total // 2 else b
+        r = mix(mix((k * 2654435761 + 0x9E3779B9) & 0xFFFFFFFF) | 1)
+        r2 = mix(r)
+        X[k] = ((r & (2 * one_in - 1)) - one_in, (r2 & (2 * one_in - 1)) - one_in)
+        cls = X[k, 0] > boundary
+        T[k] = (0, one_out) if cls else (one_out, 0)
+    return X, T
+
+
+@pytest.mark.parametrize("board", list(MACHINE))
+def test_drifting_sensor_with_a_reset(board, tmp_path):
+    """The simulated sensor whose class boundary moves halfway: the firmware adapts (accuracy recovers after
+    the drift), resets itself once at step 650, resumes from its checkpoint at 500, and ends with the
+    host core's weights after the same 1,000 samples."""
+    need_tools("make", "arm-none-eabi-gcc", "qemu-system-arm")
+    fn = FixedNet(NetSpec.from_sizes([2, 8, 2]), TrainConfig(lr=0.5, seed=3))
+    w = save_weights(tmp_path / "w2.npz", fn)
+    out = tmp_path / "drift"
+    p = subprocess.run(["make", "-s", "-C", str(EXAMPLE), f"BOARD={board}", f"WEIGHTS={w}", "SENSOR=drift",
+                        "EPOCHS=10", "WINDOW=100", "CKPT_EVERY=250", "RESET_AT=650", f"B={out}"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = run_until_end(board, out / "standalone.elf")
+    text = "\n".join(lines)
+    assert "reset at step 650" in text and "boot 2: restored checkpoint slot" in text and "at step 500" in text
+    acc = {int(l.split()[3]): int(l.split()[5].split("/")[0]) for l in lines if l.startswith("epoch ")}
+    assert acc[1000] >= 90 and acc[1000] > acc[600] - 5      # recovered after the drift at step 500
+    X, T = drift_samples(1000)
+    fn.train_q(X, T, 1)
+    got = weights_of(lines)
+    for i, (W, b) in enumerate(fn.get_int_weights()):
+        assert got[("W", i)] == W.ravel().tolist() and got[("B", i)] == b.tolist()

@@ -9,6 +9,11 @@
  * EBP_EPOCHS passes of the samples with batch 1. EBP_RESET_AT (0: never) resets the MCU once, on the first
  * boot, right after that step: a test of the recovery.
  *
+ * With EBP_DRIFT (make SENSOR=drift) the samples come from a simulated sensor instead: two readings uniform in
+ * [-1, 1) and the class "x0 above a boundary" whose boundary moves from -0.4 to +0.4 halfway through the
+ * stream (concept drift); sample k depends on k alone (a hash), so a restored run sees the same stream.
+ * EBP_WINDOW samples make one "epoch" line there.
+ *
  * Output (one line each): "edgebp standalone ...", "boot N: ...", per epoch "epoch E steps S correct C/N
  * loss_q16 L" (C: samples classified right just before training on them, a running, prequential accuracy),
  * "ckpt S ok" or "ckpt S failed STATUS", then "done steps S", per layer "W l v v ..." and "B l v v ...", "end".
@@ -20,8 +25,19 @@
 #include "../../app/port.h"
 #include "model.h"
 
+#ifdef EBP_DRIFT
+#ifndef EBP_WINDOW
+#define EBP_WINDOW 100
+#endif
+#define N_SAMPLES EBP_WINDOW
+#if MODEL_N_IN != 2 || MODEL_N_OUT != 2
+#error "the drifting sensor gives 2 readings and 2 classes: export a model with 2 inputs and 2 outputs"
+#endif
+#else
 #ifndef MODEL_N_SAMPLES
-#error "the model header has no samples: export it with --data"
+#error "the model header has no samples: export it with --data (or build with SENSOR=drift)"
+#endif
+#define N_SAMPLES MODEL_N_SAMPLES
 #endif
 #ifndef EBP_EPOCHS
 #define EBP_EPOCHS 3
@@ -75,6 +91,42 @@ static void out_nl(void)
     ebp_port_flush();
 }
 
+/* ---- samples ------------------------------------------------------------------------------------------ */
+#ifdef EBP_DRIFT
+static uint32_t mix(uint32_t x)
+{
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
+
+/* Sample k of the drifting sensor: x uniform integers in [-1, 1) at in_frac, class x0 > boundary. */
+static void sample(uint32_t k, uint32_t total, int16_t *x, int16_t *t)
+{
+    const int32_t one_in = (int32_t)1 << MODEL_IN_FRAC, one_out = (int32_t)1 << MODEL_OUT_FRAC;
+    int32_t boundary = k < total / 2u ? -(2 * one_in) / 5 : (2 * one_in) / 5;
+    uint32_t r = mix(mix(k * 2654435761u + 0x9E3779B9u) | 1u);
+    uint32_t r2 = mix(r);
+    int cls;
+    x[0] = (int16_t)((int32_t)(r & (uint32_t)(2 * one_in - 1)) - one_in);
+    x[1] = (int16_t)((int32_t)(r2 & (uint32_t)(2 * one_in - 1)) - one_in);
+    cls = x[0] > boundary;
+    t[0] = (int16_t)(cls ? 0 : one_out);
+    t[1] = (int16_t)(cls ? one_out : 0);
+}
+#else
+static void sample(uint32_t k, uint32_t total, int16_t *x, int16_t *t)
+{
+    uint32_t i = k % MODEL_N_SAMPLES, j;
+    (void)total;
+    for (j = 0; j < MODEL_N_IN; j++)
+        x[j] = model_x[i][j];
+    for (j = 0; j < MODEL_N_OUT; j++)
+        t[j] = model_t[i][j];
+}
+#endif
+
 /* ---- training ----------------------------------------------------------------------------------------- */
 static uint32_t argmax(const int16_t *v, uint32_t n)
 {
@@ -114,7 +166,7 @@ int main(void);
 
 int main(void)
 {
-    const uint32_t n = MODEL_N_SAMPLES, total = EBP_EPOCHS * MODEL_N_SAMPLES;
+    const uint32_t n = N_SAMPLES, total = EBP_EPOCHS * N_SAMPLES;
     uint32_t boot = ebp_port_boot_count(), bytes = 0, l;
     uint8_t slot = 0xFFu;
     int r;
@@ -156,11 +208,12 @@ int main(void)
         uint32_t epoch = net.steps / n, right = 0, i;
         int64_t loss = 0;
         for (i = net.steps % n; i < n && net.steps < total; i++) {
-            int16_t y[MODEL_N_OUT];
+            int16_t y[MODEL_N_OUT], x[MODEL_N_IN], t[MODEL_N_OUT];
             int64_t l1 = 0;
-            if (ebp_forward(&net, model_x[i], y) == EBP_OK && correct(y, model_t[i]))
+            sample(net.steps, total, x, t);
+            if (ebp_forward(&net, x, y) == EBP_OK && correct(y, t))
                 right++;
-            if (ebp_train(&net, model_x[i], model_t[i], 1, 1, &l1) != EBP_OK) {
+            if (ebp_train(&net, x, t, 1, 1, &l1) != EBP_OK) {
                 out_s("train failed");
                 out_nl();
                 for (;;) {
