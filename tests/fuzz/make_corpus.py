@@ -94,6 +94,15 @@ def main(out: Path):
         + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2)),
         "planted_checkpoint": bytes([8]) + rec(FRAME, 0, planted_payload())
         + rec(FRAME, P.HELLO) + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1)),
+        "conv_train": bytes([0]) + rec(FRAME, P.LOAD, ext_loads()[2])
+        + rec(FRAME, P.TRAIN, P.pack_train(*samples(4, 32, 2, 3), 2))
+        + rec(FRAME, P.PREDICT, P.pack_predict(samples(3, 32, 2, 4)[0]))
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("save")) + rec(AGAIN | 4, 0)
+        + rec(FRAME, P.READ_WEIGHTS, P.pack_read_weights(2, 0, 50)),
+        "int8_train": bytes([0]) + rec(FRAME, P.LOAD, ext_loads()[1]) + rec(FRAME, P.TRAIN, P.pack_train(X, T, 1))
+        + rec(FRAME, P.WRITE_WEIGHTS, P.pack_write_weights(0, 0, np.arange(144) - 70))
+        + rec(FRAME, P.WRITE_WEIGHTS, P.pack_write_weights(1, 0, np.arange(34)))
+        + rec(FRAME, P.WRITE_WEIGHTS, P.pack_write_weights(0, 0, np.arange(4) * 100)),
         "load_extension": bytes([0]) + b"".join(rec(FRAME, P.LOAD, b) for b in ext_loads())
         + rec(FRAME, P.READ_WEIGHTS, P.pack_read_weights(0, 0, 600)) + rec(FRAME, P.WRITE_WEIGHTS,
                                                                           P.pack_write_weights(0, 0, np.arange(60)))
