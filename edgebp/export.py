@@ -5,8 +5,9 @@
 The header holds ``static const ebp_cfg_t my_model_cfg`` (every field of the core's struct, read through
 cffi, so a field added to the core is exported too), ``my_model_hparams``, the int16 weights and biases of
 every layer, ``MY_MODEL_ARENA_BYTES`` (``ebp_net_memory`` of the core, not recomputed here), the input
-quantization (per input an offset and a scale: q = round((x - offset) * scale), half away from zero,
-saturated to int16; ``my_model_quantize_input`` does it), optional samples, and ``my_model_init`` that lays the
+quantization (per input the offset and scale of edgebp.data.Scaler: q = round((x - offset) / scale * 2^in_frac),
+half away from zero, saturated to int16, the same double operations as the host, so the same int16;
+``my_model_quantize_input`` does it), optional samples, and ``my_model_init`` that lays the
 network out for training and copies the weights in. It includes ``edgebp.h`` and refuses (``#error``) a core of
 another major version, or a board whose ``EBP_ARENA_BYTES`` is smaller than the model needs.
 """
@@ -92,7 +93,6 @@ def export_header(wf: WeightsFile, name: str, cfg: Optional[TrainConfig] = None,
     hp = ffi.new("ebp_hparams_t *")
     hp.lr_m, hp.lr_e, hp.momentum_q15 = lr_m, lr_e, cfg.quantized_momentum()
     scale = wf.scale or {"kind": "identity", "offset": [0.0] * spec.n_in, "scale": [1.0] * spec.n_in}
-    q_scale = [s * 2.0 ** spec.in_frac for s in scale["scale"]]
     major, minor = lib.EBP_VERSION_MAJOR, lib.EBP_VERSION_MINOR
     out: List[str] = []
     w = out.append
@@ -105,8 +105,8 @@ def export_header(wf: WeightsFile, name: str, cfg: Optional[TrainConfig] = None,
     w(f" *   ebp_net_t net; static uint64_t arena[({up}_ARENA_BYTES + 7) / 8];\n")
     w(f" *   {name}_init(&net, arena, sizeof arena);   then ebp_train / ebp_predict as usual\n")
     w(f" * Inputs: {name}_quantize_input(reading, q) maps real readings to the int16 inputs the model expects:\n")
-    w(f" *   q[i] = round((x[i] - {name}_in_offset[i]) * {name}_in_scale[i]), half away from zero, saturated\n")
-    w(f" *   (scale includes the 2^{spec.in_frac} of the inputs' Q format; input scaling: {scale.get('kind')}).\n */\n")
+    w(f" *   q[i] = round((x[i] - {name}_in_offset[i]) / {name}_in_scale[i] * 2^{spec.in_frac}), half away from zero,\n")
+    w(f" *   saturated (input scaling: {scale.get('kind')}; the host's operations in the same order).\n */\n")
     w(f"#ifndef {up}_H\n#define {up}_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n#include \"edgebp.h\"\n\n")
     w(f"#if EBP_VERSION_MAJOR != {major}\n#error \"{name}.h was exported for the edgebp core {major}.x: export it "
       f"again with this core's edgebp\"\n#endif\n")
@@ -129,7 +129,7 @@ def export_header(wf: WeightsFile, name: str, cfg: Optional[TrainConfig] = None,
     w(f"\nEBP_EXPORT_UNUSED static const double {name}_in_offset[{spec.n_in}] = "
       f"{{{', '.join(_double(v) for v in scale['offset'])}}};\n")
     w(f"EBP_EXPORT_UNUSED static const double {name}_in_scale[{spec.n_in}] = "
-      f"{{{', '.join(_double(v) for v in q_scale)}}};\n\n")
+      f"{{{', '.join(_double(v) for v in scale['scale'])}}};\n\n")
     if samples is not None:
         X, T = samples
         Xq = quantize(X, spec.in_frac, "samples' inputs")
@@ -139,10 +139,10 @@ def export_header(wf: WeightsFile, name: str, cfg: Optional[TrainConfig] = None,
         w(_array(f"{name}_x", Xq, dims=f"[{len(Xq)}][{spec.n_in}]"))
         w(_array(f"{name}_t", Tq, dims=f"[{len(Tq)}][{spec.n_out}]"))
         w("\n")
-    w(f"/** Quantizes n_in real readings as the host did: q = round((x - offset) * scale), saturated. */\n")
+    w(f"/** Quantizes n_in real readings as the host did: q = round((x - offset) / scale * 2^in_frac), saturated. */\n")
     w(f"static inline void {name}_quantize_input(const double *x, int16_t *q)\n{{\n    int i;\n"
       f"    for (i = 0; i < {up}_N_IN; i++) {{\n"
-      f"        double v = (x[i] - {name}_in_offset[i]) * {name}_in_scale[i];\n"
+      f"        double v = (x[i] - {name}_in_offset[i]) / {name}_in_scale[i] * {float(2 ** spec.in_frac)!r};\n"
       f"        if (v >= 32767.0)\n            q[i] = 32767;\n        else if (v <= -32768.0)\n            q[i] = -32768;\n"
       f"        else\n            q[i] = (int16_t)(v < 0 ? -(int32_t)(-v + 0.5) : (int32_t)(v + 0.5));\n    }}\n}}\n\n")
     w(f"/** Lays the network out for training in arena (8-byte aligned, at least {up}_ARENA_BYTES) and copies\n"

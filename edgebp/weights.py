@@ -16,7 +16,8 @@ Keys of format version 1 (a superset of the version-0 files the first ``--save-w
 ``in_frac``        int8 fractional bits of the inputs
 ``train_config``   optional JSON: the TrainConfig the network was trained with (lr, optimizer, seed, ...)
 ``scale``          optional JSON: how real-valued inputs were scaled before quantization, e.g.
-                   ``{"kind": "minmax", "offset": [...], "scale": [...]}`` (x_model = (x - offset) * scale)
+                   ``{"kind": "minmax", "offset": [...], "scale": [...]}``: x_model = (x - offset) / scale
+                   (edgebp.data.Scaler; save_weights also takes a Scaler)
 =================  ===========================================================================
 
 A float model has ``W{i}`` (n_out, n_in) and ``b{i}`` (n_out,) as floats (and optionally ``spec``).
@@ -83,7 +84,7 @@ def check_save_path(path) -> pathlib.Path:
     return p
 
 
-def _arrays_of(net, scale: Optional[dict]) -> dict:
+def _arrays_of(net, scale) -> dict:
     spec = net.spec
     arrays = {"format": np.array(FORMAT), "format_version": np.int32(FORMAT_VERSION),
               "spec": np.array(json.dumps(spec.to_dict())), "in_frac": np.int8(spec.in_frac)}
@@ -102,16 +103,20 @@ def _arrays_of(net, scale: Optional[dict]) -> dict:
     return arrays
 
 
-def _check_scale(scale: dict, n_in: int) -> dict:
+def _check_scale(scale, n_in: int) -> dict:
+    if hasattr(scale, "to_dict"):                  # an edgebp.data.Scaler
+        scale = scale.to_dict()
     if not isinstance(scale, dict) or "offset" not in scale or "scale" not in scale:
         raise DataError("the input scaling must be a dict with 'offset' and 'scale' lists (and a 'kind')")
     off, sc = np.asarray(scale["offset"], np.float64), np.asarray(scale["scale"], np.float64)
     if off.shape != (n_in,) or sc.shape != (n_in,) or not (np.all(np.isfinite(off)) and np.all(np.isfinite(sc))):
         raise DataError(f"the input scaling needs {n_in} finite offsets and scales, got {off.shape} and {sc.shape}")
+    if np.any(sc == 0):
+        raise DataError("the input scaling divides by its scales: none may be 0")
     return {"kind": str(scale.get("kind", "affine")), "offset": off.tolist(), "scale": sc.tolist()}
 
 
-def save_weights(path, net, scale: Optional[dict] = None) -> pathlib.Path:
+def save_weights(path, net, scale=None) -> pathlib.Path:
     """Writes ``net``'s weights (a FixedNet or DeviceNet: integers; a FloatNet: floats) with its spec, Q formats
     and the format version, atomically: a temporary file in the same folder, then ``os.replace``. Returns
     the path written (``.npz`` appended when missing)."""

@@ -116,12 +116,12 @@ def test_input_quantization_matches_the_host(trained):
     tmp, w, ds = trained
     fn = FixedNet(load_weights(w).spec, TrainConfig())
     offset, scale = np.linspace(-1, 1, 8), np.linspace(0.5, 3, 8)
-    w2 = save_weights(tmp / "scaled.npz", fn, scale={"kind": "minmax", "offset": offset.tolist(),
-                                                     "scale": scale.tolist()})
+    from edgebp.data import Scaler
+    w2 = save_weights(tmp / "scaled.npz", fn, scale=Scaler("minmax", offset, scale))   # what the CLI passes
     export(tmp, w2, name="scaled")
     rng = np.random.default_rng(1)
     X = np.vstack([rng.uniform(-1, 1, (50, 8)), np.full((1, 8), 1e9), np.full((1, 8), -1e9),
-                   offset + 0.5 / scale / 4096])             # exactly half an LSB: rounds away from zero
+                   offset + 0.5 * scale / 4096])             # about half an LSB: ties round away from zero
     prog = tmp / "q.c"
     rows = ",\n".join("{" + ", ".join(repr(float(v)) for v in r) + "}" for r in X)
     prog.write_text('#include <stdio.h>\n#include "scaled.h"\n'
@@ -133,7 +133,7 @@ def test_input_quantization_matches_the_host(trained):
     exe = tmp / "q"
     run(["gcc", "-std=c99", *STRICT, f"-I{CSRC}", f"-I{tmp}", prog, "-o", exe])
     got = np.array([[int(v) for v in l.split()] for l in run([exe]).splitlines()])
-    Z = (X - offset) * scale
+    Z = (X - offset) / scale                   # edgebp.data.Scaler's x_model
     want = np.clip(np.sign(Z) * np.floor(np.abs(Z) * 4096 + 0.5), -32768, 32767)
     assert np.array_equal(got, want)
     assert np.array_equal(got[:50], quantize(Z[:50], 12))      # the host's own quantizer, where it is in range
