@@ -19,6 +19,18 @@ from . import protocol as P
 from .errors import ConfigError, DataError, DeviceError
 
 
+def _request_of_varying_length(dev, type_: int, body: bytes):
+    """A request whose time on the device varies with what it does rather than with its bytes (a checkpoint
+    save erases and programs flash, a status only reads; a commit checks every weight): the round-trip time a
+    Device learned for the message type says nothing about this one, so it is forgotten first and the
+    request waits as long as a first one would."""
+    link = getattr(dev, "link", None)
+    rtt = getattr(link, "rtt", None)
+    if isinstance(rtt, dict):
+        rtt.pop(type_, None)
+    return dev.request(type_, body)
+
+
 def _device_shapes(dev) -> List[Tuple[int, int]]:
     """(n_out, n_in) per layer of the model on the device, as the device reports them."""
     return [(f["n_out"], f["n_in"]) for f in dev.read_formats()]
@@ -67,7 +79,7 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
                 raise DeviceError(f"layer {layer}: the device reports {r.written} of {r.total} elements written "
                                   f"after a chunk ending at {off + len(chunk)} of {len(flat)}")
     crc = P.weights_crc(int_weights)
-    f = dev.request(P.COMMIT_WEIGHTS, P.pack_commit_weights(crc, rng, steps))
+    f = _request_of_varying_length(dev, P.COMMIT_WEIGHTS, P.pack_commit_weights(crc, rng, steps))
     if rng is not None and hasattr(dev, "_state"):
         dev._state = None           # Device's record of the step counter: read it again before training
     (theirs,) = struct.unpack_from("<I", f.body)
@@ -77,7 +89,7 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
 
 # --- checkpoints in the device's non-volatile storage --------------------------------------------------------
 def _checkpoint(dev, op: str, arg: int = 0) -> dict:
-    return P.unpack_checkpoint(dev.request(P.CHECKPOINT, P.pack_checkpoint(op, arg)).body)
+    return P.unpack_checkpoint(_request_of_varying_length(dev, P.CHECKPOINT, P.pack_checkpoint(op, arg)).body)
 
 
 def checkpoint_status(dev) -> dict:
