@@ -42,7 +42,7 @@ def board(request, tmp_path_factory):
 @pytest.fixture
 def dev(board):
     from edgebp.device import Device
-    with Device(board[1], timeout=20.0, retries=2) as d:
+    with Device(board[1], timeout=20.0) as d:
         erase_checkpoints(d)
         yield d
 

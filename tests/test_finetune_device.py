@@ -24,7 +24,7 @@ def dev(request):
     from edgebp.boards import start_emulator
     from edgebp.device import Device
     with start_emulator(request.param, timeout=900) as url:
-        with Device(url, timeout=20.0, retries=2) as d:
+        with Device(url, timeout=20.0) as d:
             yield d
 
 

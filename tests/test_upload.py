@@ -27,7 +27,7 @@ def board_url(request):
 @pytest.fixture
 def dev(board_url):
     from edgebp.device import Device
-    with Device(board_url[1], timeout=20.0, retries=2) as d:
+    with Device(board_url[1], timeout=20.0) as d:
         yield d
 
 
