@@ -123,7 +123,7 @@ static int64_t window_dot_lr(const ebp_layer_t *L, const int16_t *d, int32_t lr_
     for (t = 0; t < L->len; t++) {
         const int32_t v = x != NULL ? x[t * L->stride] : one;
         grad += (int32_t)d[t] * v;
-        acc += (int64_t)ebp_rshift_rn32(d[t] * lr_m, 16) * v;
+        acc += ebp_rshift_rn32(d[t] * lr_m, 16) * v; /* |dl v| <= 2^30: an int32 product */
     }
     *g = grad;
     return acc;
