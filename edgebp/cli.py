@@ -125,20 +125,11 @@ def check_options(args) -> None:
         check_save_path(path)
 
 
-def check_save_path(path: str) -> None:
-    """Before training: the weights file can be written exactly where it is named (not a directory, its folder
-    exists and is writable); an existing file is replaced."""
-    p = Path(path)
-    if p.is_dir() or str(path).endswith(os.sep):
-        raise ConfigError(f"--save-weights {path}: is a directory; name a file, e.g. {p / 'weights.npz'}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"--save-weights {path}: the folder {parent} does not exist")
-    if p.suffix != ".npz":
-        raise ConfigError(f"--save-weights {path}: the weights file is an .npz archive; name it with .npz "
-                          f"({p.name}.npz)")
-    if (p.exists() and not os.access(p, os.W_OK)) or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--save-weights {path}: not writable (permission denied); choose another path")
+def check_save_path(path: str):
+    """Before training: where the weights file goes (edgebp.weights.check_save_path: not a directory, its
+    folder exists and is writable; ``.npz`` appended when missing, as every command does)."""
+    from .weights import check_save_path as check
+    return check(path)
 
 
 def spec_and_config_from_args(args, ds=None):
@@ -255,7 +246,7 @@ def cmd_train(args) -> int:
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
     engines = make_engines(spec, cfg, args.engine)
-    results, warnings, interrupted = {}, [], None
+    results, warnings, interrupted, saved = {}, [], None, None
     for name, eng in engines.items():
         bar = Progress(stop.epochs, name, enabled=False if args.json else None)
         t0 = time.monotonic()
@@ -276,7 +267,7 @@ def cmd_train(args) -> int:
         if name == "fixed":
             results[name]["saturations"] = stats
             if args.save_weights and interrupted is None:
-                save_weights(args.save_weights, eng, scale=ds.scaler)
+                saved = save_weights(args.save_weights, eng, scale=ds.scaler)
         if interrupted:
             break
     if args.json:
@@ -290,8 +281,8 @@ def cmd_train(args) -> int:
         if "fixed" in results and "float" in results:
             gap = results["fixed"]["test_accuracy"] - results["float"]["test_accuracy"]
             print(f"fixed - float test accuracy: {gap * 100:+.2f} points")
-        if args.save_weights and interrupted is None and "fixed" in results:
-            print(f"weights saved to {args.save_weights}")
+        if saved is not None:
+            print(f"weights saved to {saved}")
         for w in warnings:
             warn(w)
     if interrupted:
@@ -302,32 +293,12 @@ def cmd_train(args) -> int:
     return 0
 
 
-def save_weights(path: str, fixed, scale=None) -> None:
-    """Integer weights and biases per layer with their Q formats (and the input scaling), as an .npz file
-    written exactly at ``path`` (lane-fw's edgebp.weights.save_weights replaces this when it is merged)."""
-    try:
-        from .weights import save_weights as _save
-    except ImportError:
-        _save = None
-    if _save is not None:
-        _save(path, fixed, scale=scale)
-        return
-    arrays = {}
-    for i, ((W, b), l) in enumerate(zip(fixed.get_int_weights(), fixed.spec.layers)):
-        arrays[f"w{i}"], arrays[f"b{i}"] = W, b
-        arrays[f"w{i}_frac"] = np.int8(l.w_frac)
-        arrays[f"a{i}_frac"] = np.int8(l.a_frac)
-    arrays["in_frac"] = np.int8(fixed.spec.in_frac)
-    arrays["spec"] = np.array(json.dumps(fixed.spec.to_dict()))
-    if scale is not None:
-        arrays["scale"] = np.array(json.dumps(scale.to_dict()))
-    tmp = Path(f"{path}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise EdgeBPError(f"cannot write the weights to {path}: {e}") from None
+def save_weights(path, net, scale=None):
+    """The project's weights file (edgebp/weights.py), with the input scaling (a data.Scaler or its dict)."""
+    from .weights import save_weights as save
+    if scale is not None and hasattr(scale, "to_dict"):
+        scale = scale.to_dict()
+    return save(path, net, scale=scale)
 
 
 def build_parser() -> argparse.ArgumentParser:

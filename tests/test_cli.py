@@ -141,7 +141,6 @@ def test_saturation_and_zero_update_warnings_say_what_to_change():
     (["--momentum", "1.5", "--optimizer", "momentum", "--batch-size", "4"], "--momentum must be in [0, 1)"),
     (["--save-weights", "/tmp"], "is a directory"),
     (["--save-weights", "/nonexistent-dir/w.npz"], "does not exist"),
-    (["--save-weights", "/tmp/w.data"], "name it with .npz"),
     (["--seed", "-1", "--shuffle"], "--seed must be an integer in 1..4294967295"),
     (["--seed", str(2 ** 32 + 1)], "--seed must be an integer"),
     (["--seed", str(2 ** 40)], "--seed must be an integer"),
@@ -157,21 +156,27 @@ def test_bad_options_are_clear_errors_before_training(flags, msg):
 
 
 def test_unwritable_save_path_is_refused_before_training(tmp_path, monkeypatch):
-    """Tests run as root here, who writes anywhere: the permission answer is faked, the check is real."""
-    import os
+    """Tests run as root here, who writes anywhere: the folder's answer is faked, the check is real."""
+    import tempfile
     from edgebp.cli import check_save_path
-    from edgebp.errors import ConfigError
-    check_save_path(str(tmp_path / "w.npz"))
-    monkeypatch.setattr(os, "access", lambda path, mode: False)
-    with pytest.raises(ConfigError, match="not writable"):
+    from edgebp.errors import EdgeBPError
+    assert check_save_path(str(tmp_path / "w.npz")) == tmp_path / "w.npz"
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(EdgeBPError, match="not writable"):
         check_save_path(str(tmp_path / "w.npz"))
 
 
-def test_save_weights_writes_exactly_the_named_file(tmp_path):
+def test_save_weights_writes_the_named_file_and_says_where(tmp_path):
     r = edgebp("train", "diabetes", "--layers", "8,4,2", "--epochs", "1", "--engine", "fixed", "--save-weights",
                str(tmp_path / "w.npz"))
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"] and f"weights saved to {tmp_path / 'w.npz'}" in r.stdout
+    r = edgebp("train", "diabetes", "--layers", "8,4,2", "--epochs", "1", "--engine", "fixed", "--save-weights",
+               str(tmp_path / "v"))
+    assert r.returncode == 0 and f"weights saved to {tmp_path / 'v.npz'}" in r.stdout
 
 
 def test_ctrl_c_stops_cleanly_with_one_line(tmp_path):
