@@ -35,7 +35,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-split", type=float, default=None, metavar="F",
                    help="without --test: the share held out as the test split, stratified by class "
                         "(default 0.2)")
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the test split (default 0)")
+    g.add_argument("--test-seed", type=int, default=0, help="seed of the held-out test split (default 0)")
     hdr = g.add_mutually_exclusive_group()
     hdr.add_argument("--header", dest="header", action="store_true", default=None,
                      help="the CSV's first row names the columns (default: detected)")
@@ -83,19 +83,26 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "--validation-split)")
     p.add_argument("--validation-split", type=float, default=0.0,
                    help="share of the training split held out (from its end) for early stopping")
+    p.add_argument("--init-weights", default=None, metavar="FILE.npz",
+                   help="start from this weights file (--save-weights output, or a float model's W{i}, b{i}) "
+                        "instead of the seeded initialisation")
+    p.add_argument("--train-layers", type=int, default=None, metavar="K",
+                   help="train only the last K layers with weights (transfer learning; default: all)")
+    from .cli_model import add_model_args
+    add_model_args(p)
 
 
 def load_data(args):
     from .data import load_dataset
     return load_dataset(args.data, target=getattr(args, "target", None), test=getattr(args, "test", None),
-                        test_split=getattr(args, "test_split", None), split_seed=getattr(args, "split_seed", 0),
+                        test_split=getattr(args, "test_split", None), split_seed=getattr(args, "test_seed", 0),
                         scale=getattr(args, "scale", None), header=getattr(args, "header", None),
                         task=getattr(args, "task", "auto"))
 
 
 def check_options(args) -> None:
     """What argparse cannot see: values out of range and options that would be silently ignored."""
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
     if not 0 <= args.seed <= SEED_MAX:
         raise ConfigError(f"--seed must be an integer in 1..{SEED_MAX} (32 bits), got {args.seed}")
@@ -145,12 +152,20 @@ def spec_and_config_from_args(args, ds=None):
         sizes = [ds.X_train.shape[1], 16, ds.T_train.shape[1]]
     else:
         raise ConfigError("--layers is required")
-    if ds is not None and (sizes[0] != ds.X_train.shape[1] or sizes[-1] != ds.T_train.shape[1]):
+    if getattr(args, "model", None) is not None and args.layers:
+        raise ConfigError("give the network either with --layers (dense) or with --model, not both")
+    if ds is not None and getattr(args, "model", None) is None and (sizes[0] != ds.X_train.shape[1] or
+                                                                    sizes[-1] != ds.T_train.shape[1]):
         raise ConfigError(f"--layers {args.layers} does not match the data: it has {ds.X_train.shape[1]} inputs "
                           f"and {ds.T_train.shape[1]} outputs")
     acts = args.activation.split(",")
     spec = NetSpec.from_sizes(sizes, acts[0] if len(acts) == 1 else acts, args.loss, args.w_frac, args.a_frac,
                               args.in_frac)
+    if ds is not None:
+        from .cli_model import spec_from_model_args
+        spec = spec_from_model_args(args, ds, spec)      # --model / --w-bits; unchanged without them
+    if getattr(args, "train_layers", None) is not None:
+        spec = spec.with_trainable_last(args.train_layers)
     momentum = args.momentum if args.momentum is not None else (0.9 if args.optimizer == "momentum" else 0.0)
     cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, momentum=momentum, batch_size=args.batch_size,
                       rounding=args.rounding, seed=args.seed, init=args.init, init_range=args.init_range,
@@ -170,11 +185,26 @@ def spec_and_config_from_args(args, ds=None):
     return spec, cfg, stop
 
 
-def make_engines(spec: NetSpec, cfg: TrainConfig, which: str = "both"):
-    """The fixed-point network and its float mirror, starting from the same (dequantized) weights."""
+def init_weights_of(args, spec: NetSpec):
+    """The --init-weights file, loaded and checked against the network now (before any training), or None."""
+    path = getattr(args, "init_weights", None)
+    if path is None:
+        return None
+    from .weights import load_weights, quantized_for
+    wf = load_weights(path)
+    quantized_for(spec, wf)        # a file for another shape or values out of range: a clear error now
+    return wf
+
+
+def make_engines(spec: NetSpec, cfg: TrainConfig, which: str = "both", init_weights=None):
+    """The fixed-point network and its float mirror, starting from the same (dequantized) weights: the seeded
+    initialisation, or ``init_weights`` (a path or a loaded weights file) given to the core."""
     from .fixed import FixedNet
     from .mirror import FloatNet
     fixed = FixedNet(spec, cfg)
+    if init_weights is not None:
+        from .weights import apply_weights
+        apply_weights(fixed, init_weights)
     engines = {}
     if which in ("fixed", "both"):
         engines["fixed"] = fixed
@@ -245,7 +275,7 @@ def describe_data(ds) -> dict:
 def cmd_train(args) -> int:
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
-    engines = make_engines(spec, cfg, args.engine)
+    engines = make_engines(spec, cfg, args.engine, init_weights=init_weights_of(args, spec))
     results, warnings, interrupted, saved = {}, [], None, None
     for name, eng in engines.items():
         bar = Progress(stop.epochs, name, enabled=False if args.json else None)
@@ -317,7 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_bench import add_bench_commands
     from .cli_compare import add_compare_commands
     from .cli_device import add_device_commands
-    for add in (add_device_commands, add_compare_commands, add_bench_commands):
+    from .cli_fleet import add_fleet_commands
+    adders = [add_device_commands, add_compare_commands, add_bench_commands, add_fleet_commands]
+    try:
+        from .cli_export import add_export_commands       # lane FW's `edgebp export`
+        adders.append(add_export_commands)
+    except ImportError:
+        pass
+    for add in adders:
         add(sub)
     return ap
 

@@ -16,7 +16,7 @@ def _int_list(text: str, flag: str):
 
 
 def cmd_compare(args) -> int:
-    from .cli import Progress, load_data, spec_and_config_from_args
+    from .cli import Progress, init_weights_of, load_data, spec_and_config_from_args
     from .compare import clean_json, compare, csv_rows, format_report, plot_report
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
@@ -33,7 +33,8 @@ def cmd_compare(args) -> int:
     bar = Progress(stop.epochs, "compare", enabled=False if quiet else None)
     rep = compare(spec, cfg, X, T, ds.X_test, ds.T_test, epochs=stop.epochs, every=args.every,
                   threshold=args.threshold, rel_threshold=args.rel_threshold, attribution=not args.no_attribution,
-                  eval_every=args.eval_every, scipy_method=args.scipy, progress=bar)
+                  eval_every=args.eval_every, scipy_method=args.scipy, progress=bar,
+                  init_weights=init_weights_of(args, spec))
     bar.close()
     rep["data"] = args.data
     if args.plot:

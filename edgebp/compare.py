@@ -187,7 +187,8 @@ def compare(spec: NetSpec, cfg: TrainConfig, X, T, X_test=None, T_test=None, epo
             every: int = 0, threshold: float = 0.9, rel_threshold: float = 0.5, attribution: bool = True,
             eval_every: int = 1, scipy_method: Optional[str] = None,
             progress: Optional[Callable[[int, float], None]] = None,
-            grad_hook: Optional[Callable[[int, np.ndarray, np.ndarray], tuple]] = None) -> dict:
+            grad_hook: Optional[Callable[[int, np.ndarray, np.ndarray], tuple]] = None,
+            init_weights=None) -> dict:
     """Trains the fixed-point core and the float mirror side by side; returns the report (docs/compare.md).
 
     every: record gradient metrics every this many optimizer steps (0: about 400 records over the run).
@@ -196,6 +197,8 @@ def compare(spec: NetSpec, cfg: TrainConfig, X, T, X_test=None, T_test=None, epo
     scipy_method: "lbfgs" or "cg" adds a third engine, the float mirror trained full batch by scipy.
     grad_hook(layer, dW, db) -> (dW, db): test hook applied to the core's gradients as the comparison sees
     them (not to the training), to plant an error in one layer.
+    init_weights: a weights file (path or edgebp.weights.WeightsFile) both engines start from (the core gets
+    its integers, the mirror their dequantized values), instead of the seeded initialisation.
     """
     X, T = check_data(spec, X, T)
     if X_test is not None:
@@ -207,6 +210,9 @@ def compare(spec: NetSpec, cfg: TrainConfig, X, T, X_test=None, T_test=None, epo
     if scipy_method is not None and not (cfg.batch_size == 0 or cfg.batch_size >= len(X)):
         raise ConfigError("the scipy optimizers train full batch: use --batch-size 0 with --scipy")
     fixed = FixedNet(spec, cfg)
+    if init_weights is not None:
+        from .weights import apply_weights
+        apply_weights(fixed, init_weights)
     w0 = fixed.get_weights()
     flt = FloatNet(spec, cfg, weights=w0)
     ref = FloatNet(spec, cfg, weights=w0)       # scratch: float gradients at the core's weights

@@ -479,7 +479,7 @@ def load_dataset(name, *, target=None, test=None, test_split: Optional[float] = 
     if test_split is not None and not (isinstance(test_split, (int, float)) and 0 < test_split < 1):
         raise ConfigError(f"test split must be a fraction between 0 and 1 (exclusive), got {test_split}")
     if not (isinstance(split_seed, (int, np.integer)) and 0 <= split_seed < 2 ** 32):
-        raise ConfigError(f"split seed must be an integer in 0..2^32-1, got {split_seed}")
+        raise ConfigError(f"the test split seed (--test-seed) must be an integer in 0..2^32-1, got {split_seed}")
     name = str(name)
     own_file = Path(name).suffix.lower() in TABLE_SUFFIXES + ARRAY_SUFFIXES
     if not own_file and (test is not None or test_split is not None):

@@ -201,3 +201,61 @@ def test_version():
     import edgebp as pkg
     r = subprocess.run([sys.executable, "-m", "edgebp.cli", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.strip() == f"edgebp {pkg.__version__}"
+
+
+def _weights(path):
+    z = np.load(path)
+    return [z[f"w{i}"] for i in range(2)] + [z[f"b{i}"] for i in range(2)]
+
+
+def test_init_weights_continue_training_exactly(tmp_path):
+    """3 epochs, saved, then 2 more from the file = 5 epochs in one run (nearest rounding, file order)."""
+    common = ["--layers", "8,6,2", "--engine", "fixed", "--rounding", "nearest"]
+    assert edgebp("train", "diabetes", *common, "--epochs", "3", "--save-weights", str(tmp_path / "a.npz")).returncode == 0
+    r = edgebp("train", "diabetes", *common, "--epochs", "2", "--init-weights", str(tmp_path / "a.npz"),
+               "--save-weights", str(tmp_path / "b.npz"))
+    assert r.returncode == 0, r.stderr
+    assert edgebp("train", "diabetes", *common, "--epochs", "5", "--save-weights", str(tmp_path / "c.npz")).returncode == 0
+    for x, y in zip(_weights(tmp_path / "b.npz"), _weights(tmp_path / "c.npz")):
+        assert np.array_equal(x, y)
+    r = edgebp("train", "diabetes", "--layers", "8,5,2", "--epochs", "1", "--init-weights", str(tmp_path / "a.npz"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "train loss" not in r.stdout
+
+
+def test_train_layers_freezes_all_but_the_last(tmp_path):
+    common = ["--layers", "8,6,2", "--engine", "fixed", "--epochs", "2"]
+    assert edgebp("train", "diabetes", *common, "--save-weights", str(tmp_path / "a.npz")).returncode == 0
+    r = edgebp("train", "diabetes", *common, "--init-weights", str(tmp_path / "a.npz"), "--train-layers", "1",
+               "--save-weights", str(tmp_path / "b.npz"), "--json")
+    assert r.returncode == 0, r.stderr
+    a, b = _weights(tmp_path / "a.npz"), _weights(tmp_path / "b.npz")
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[2], b[2])          # layer 1 frozen
+    assert not np.array_equal(a[1], b[1])                                     # layer 2 trained
+    r = edgebp("train", "diabetes", *common, "--train-layers", "3")
+    assert r.returncode == 2 and "k in 1..2" in r.stderr
+
+
+def test_compare_starts_from_init_weights(tmp_path):
+    assert edgebp("train", "diabetes", "--layers", "8,6,2", "--engine", "fixed", "--epochs", "2",
+                  "--save-weights", str(tmp_path / "a.npz")).returncode == 0
+    r = edgebp("compare", "diabetes", "--layers", "8,6,2", "--epochs", "1", "--init-weights", str(tmp_path / "a.npz"),
+               "--json", "--no-attribution")
+    assert r.returncode == 0, r.stderr
+    start = json.loads(r.stdout)["curves"]
+    r0 = edgebp("compare", "diabetes", "--layers", "8,6,2", "--epochs", "1", "--json", "--no-attribution")
+    assert json.loads(r0.stdout)["curves"]["fixed"]["train_loss"][0] != start["fixed"]["train_loss"][0]
+
+
+def test_model_flag_builds_a_conv_network_on_a_time_series():
+    r = edgebp("train", "BasicMotions", "--scale", "minmax", "--shuffle", "--epochs", "1", "--engine", "fixed",
+               "--model", "conv1d(4,5,stride=2,act=relu),gap,dense(4,act=softmax)", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["dataset"]["input_shape"] == [6, 100]
+    r = edgebp("train", "diabetes", "--layers", "8,4,2", "--model", "dense(2,act=softmax)", "--epochs", "1")
+    assert r.returncode == 2 and "not both" in r.stderr
+
+
+def test_fleet_and_other_command_groups_are_registered():
+    for cmd in (["fleet", "--help"], ["device", "train", "--help"], ["bench", "--help"]):
+        r = edgebp(*cmd)
+        assert r.returncode == 0 and "--init-weights" in r.stdout or cmd[0] == "bench", (cmd, r.stderr)
