@@ -7,6 +7,8 @@ import sys
 
 from .errors import ConfigError
 
+ADVISE_VALIDATION_SPLIT = 0.2   # what `edgebp advise` holds out of the training rows without --validation-split
+
 
 def _int_list(text: str, flag: str):
     try:
@@ -57,6 +59,8 @@ def cmd_advise(args) -> int:
     from .config import ROUNDINGS
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
+    if stop.validation_split == 0:     # rank on held-out training rows, never on the test set
+        stop.validation_split = ADVISE_VALIDATION_SPLIT
     roundings = [r.strip() for r in args.roundings.split(",") if r.strip()]
     for r in roundings:
         if r not in ROUNDINGS:
@@ -113,7 +117,9 @@ def add_compare_commands(sub) -> None:
     a.add_argument("--a-fracs", default="8,10,12,14", help="activation fractional bits to try")
     a.add_argument("--in-fracs", default=None, help="input fractional bits to try (default: --in-frac)")
     a.add_argument("--roundings", default="nearest,stochastic", help="update roundings to try")
-    a.add_argument("--max-loss", type=float, default=1.0, help="accuracy points allowed below the float mirror")
+    a.add_argument("--max-loss", type=float, default=1.0,
+                   help="allowed loss against the float mirror: accuracy points (classification) or percent more "
+                        "validation loss (regression)")
     a.add_argument("--per-tensor", action="store_true", help="then vary each tensor's fractional bits alone")
     a.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     a.add_argument("--json", action="store_true", help="print the report as one JSON object")

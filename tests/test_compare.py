@@ -201,3 +201,26 @@ def test_csv_curves_table():
     rep = compare(spec, TrainConfig(lr=0.1, batch_size=4), X, T, epochs=2)
     rows = csv_rows(rep, "curves")
     assert rows[0][:3] == ["epoch", "step", "fixed_epoch_loss"] and len(rows) == 1 + 3
+
+
+def test_advise_ranks_on_a_validation_split_by_default_and_on_loss_for_regression():
+    p = edgebp("advise", "diabetes", "--layers", "8,4,2", "--epochs", "3", "--w-fracs", "6,12", "--a-fracs", "12",
+               "--roundings", "nearest", "--jobs", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["selected_on"] == "val_accuracy" and rep["stop"]["validation_split"] == 0.2
+    assert "--validation-split 0.2" in rep["command"]           # the retraining command holds out the same rows
+    p = edgebp("advise", "building", "--layers", "14,6,3", "--activation", "sigmoid,linear", "--epochs", "3",
+               "--w-fracs", "4,12", "--a-fracs", "12", "--roundings", "nearest", "--jobs", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["task"] == "regression" and rep["selected_on"] == "val_loss"
+    ranked = [c for c in rep["candidates"] if not c["error"]]
+    within = [c for c in ranked if c["within"]]
+    assert [c["val_loss"] for c in within] == sorted(c["val_loss"] for c in within)   # equal memory: by loss
+    for c in ranked:
+        assert c["loss_vs_float"] == pytest.approx((c["val_loss"] - rep["float"]["val_loss"]) /
+                                                   rep["float"]["val_loss"] * 100)
+    text = edgebp("advise", "building", "--layers", "14,6,3", "--activation", "sigmoid,linear", "--epochs", "2",
+                  "--w-fracs", "12", "--a-fracs", "12", "--roundings", "nearest", "--jobs", "1").stdout
+    assert "ranked on the validation loss" in text and "test loss" in text
