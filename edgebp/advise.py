@@ -24,7 +24,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 
 from .config import NetSpec, StopRule, TrainConfig
@@ -108,11 +108,19 @@ class _Pool:
             self.ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                           initargs=(data,))
 
-    def map(self, tasks):
+    def map(self, tasks, progress=None):
+        """Results in task order; ``progress()`` is called after each finished task."""
         if self.ex is None:
             _init_worker(self.data)
-            return [train_candidate(t) for t in tasks]
-        return list(self.ex.map(train_candidate, tasks))
+            it = (train_candidate(t) for t in tasks)
+        else:
+            it = self.ex.map(train_candidate, tasks)
+        out = []
+        for r in it:
+            out.append(r)
+            if progress:
+                progress()
+        return out
 
     def close(self):
         if self.ex is not None:
@@ -122,12 +130,14 @@ class _Pool:
 def advise(spec: NetSpec, cfg: TrainConfig, stop: StopRule, X, T, X_test, T_test,
            w_fracs: Sequence[int] = (6, 8, 10, 12, 14), a_fracs: Sequence[int] = (8, 10, 12, 14),
            in_fracs: Optional[Sequence[int]] = None, roundings: Sequence[str] = ("nearest", "stochastic"),
-           max_loss: float = 1.0, jobs: Optional[int] = None, per_tensor: bool = False) -> dict:
+           max_loss: float = 1.0, jobs: Optional[int] = None, per_tensor: bool = False,
+           progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """Sweeps formats and recommends one; returns the report (fields in docs/compare.md).
 
     max_loss: accuracy the fixed-point network may lose against the float mirror, in percentage points.
     per_tensor: after the uniform grid, try each tensor's fractional bits (inputs, each layer's weights and
     activations) over its grid, one tensor at a time, starting from the best uniform format.
+    progress(done, total): called after every trained candidate (the total grows by the per-tensor round).
     """
     X, T = check_data(spec, X, T)
     X_test, T_test = check_data(spec, X_test, T_test)
@@ -150,13 +160,19 @@ def advise(spec: NetSpec, cfg: TrainConfig, stop: StopRule, X, T, X_test, T_test
                     tasks.append(task(_spec_with(spec, i, w, a), r))
     t0 = time.monotonic()
     pool = _Pool((X, T, X_test, T_test), jobs)
+    count = dict(done=0, total=len(tasks))
+
+    def tick():
+        count["done"] += 1
+        if progress:
+            progress(count["done"], count["total"])
     try:
-        results = pool.map(tasks)
+        results = pool.map(tasks, tick)
         flt, rows = results[0], results[1:]
         if flt["error"]:
             raise EdgeBPError(f"the float mirror failed: {flt['error']}")
         if per_tensor:
-            rows += _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool)
+            rows += _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool, tick, count)
     finally:
         pool.close()
     ref = flt[select]
@@ -187,7 +203,7 @@ def advise(spec: NetSpec, cfg: TrainConfig, stop: StopRule, X, T, X_test, T_test
     return rep
 
 
-def _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool) -> List[dict]:
+def _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool, tick=None, count=None) -> List[dict]:
     """One round of coordinate search over the tensors, from the best uniform candidate."""
     ok = [r for r in rows if not r["error"]]
     if not ok:
@@ -211,7 +227,9 @@ def _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool) -> L
             add(_spec_with(base, w=[v if j == i else l.w_frac for j, l in enumerate(base.layers)]))
         for v in a_fracs:
             add(_spec_with(base, a=[v if j == i else l.a_frac for j, l in enumerate(base.layers)]))
-    return pool.map(tasks) if tasks else []
+    if count is not None:
+        count["total"] += len(tasks)
+    return pool.map(tasks, tick) if tasks else []
 
 
 def is_classification(T) -> bool:

@@ -65,10 +65,25 @@ def cmd_advise(args) -> int:
     for r in roundings:
         if r not in ROUNDINGS:
             raise ConfigError(f"--roundings: unknown rounding {r!r}; choose from {', '.join(ROUNDINGS)}")
-    rep = advise(spec, cfg, stop, ds.X_train, ds.T_train, ds.X_test, ds.T_test,
-                 w_fracs=_int_list(args.w_fracs, "--w-fracs"), a_fracs=_int_list(args.a_fracs, "--a-fracs"),
-                 in_fracs=_int_list(args.in_fracs, "--in-fracs") if args.in_fracs else None, roundings=roundings,
-                 max_loss=args.max_loss, jobs=args.jobs, per_tensor=args.per_tensor)
+    from .cli import Progress
+    bars = {}
+
+    def progress(done, total):      # one bar, its total grown by the per-tensor round
+        bar = bars.get("bar")
+        if bar is None:
+            bar = bars["bar"] = Progress(total, "advise", enabled=False if (args.json or args.csv) else None,
+                                         unit="format")
+        bar.total = max(total, 1)
+        bar(done)
+    try:
+        rep = advise(spec, cfg, stop, ds.X_train, ds.T_train, ds.X_test, ds.T_test,
+                     w_fracs=_int_list(args.w_fracs, "--w-fracs"), a_fracs=_int_list(args.a_fracs, "--a-fracs"),
+                     in_fracs=_int_list(args.in_fracs, "--in-fracs") if args.in_fracs else None,
+                     roundings=roundings, max_loss=args.max_loss, jobs=args.jobs, per_tensor=args.per_tensor,
+                     progress=progress)
+    finally:
+        if "bar" in bars:
+            bars["bar"].close()
     rep["data"] = args.data
     rec = rep["recommended"] or rep["closest"]
     rep["command"] = train_command(args.data, rec["spec"], rec["rounding"], rep["config"], rep["stop"]) if rec else None
