@@ -368,7 +368,8 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         # context managers (emulators, serial ports) have already been closed on the way out
-        print("edgebp: interrupted (Ctrl-C); stopped, emulators shut down, nothing saved", file=sys.stderr)
+        print("edgebp: interrupted (Ctrl-C): stopped and emulators shut down; what was not yet printed or saved is "
+              "lost", file=sys.stderr)
         return 130
 
 

@@ -259,3 +259,26 @@ def test_fleet_and_other_command_groups_are_registered():
     for cmd in (["fleet", "--help"], ["device", "train", "--help"], ["bench", "--help"]):
         r = edgebp(*cmd)
         assert r.returncode == 0 and "--init-weights" in r.stdout or cmd[0] == "bench", (cmd, r.stderr)
+
+
+def test_ctrl_c_during_device_training_stops_the_emulated_board(tmp_path):
+    """The host port (a native process) stands in for an emulator: it is stopped, and one line is printed."""
+    import signal
+    import time
+    from edgebp.boards import firmware_path
+    from toolcheck import need_tools
+    need_tools("make", "cc")
+    p = subprocess.Popen([sys.executable, "-m", "edgebp.cli", "device", "train", "diabetes", "--layers", "8,16,2",
+                          "--epochs", "100000", "--board", "host"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=ROOT)
+    exe = str(firmware_path("host"))
+    t0 = time.monotonic()
+    while subprocess.run(["pgrep", "-f", exe], capture_output=True).returncode != 0 and time.monotonic() - t0 < 60:
+        time.sleep(0.2)
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and [l for l in err.splitlines() if "interrupted" in l] == [err.strip()]
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", exe], capture_output=True).returncode != 0     # the board is gone
