@@ -277,8 +277,10 @@ def cmd_train(args) -> int:
     spec, cfg, stop = spec_and_config_from_args(args, ds)
     engines = make_engines(spec, cfg, args.engine, init_weights=init_weights_of(args, spec))
     results, warnings, interrupted, saved = {}, [], None, None
+    shown = False
     for name, eng in engines.items():
         bar = Progress(stop.epochs, name, enabled=False if args.json else None)
+        shown = shown or bar.enabled
         t0 = time.monotonic()
         try:
             hist = eng.fit(ds.X_train, ds.T_train, stop, progress=bar)
@@ -313,6 +315,8 @@ def cmd_train(args) -> int:
             print(f"fixed - float test accuracy: {gap * 100:+.2f} points")
         if saved is not None:
             print(f"weights saved to {saved}")
+        if shown:
+            print(f"({LOSS_NOTE})", file=sys.stderr)
         for w in warnings:
             warn(w)
     if interrupted:

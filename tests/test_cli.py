@@ -282,3 +282,27 @@ def test_ctrl_c_during_device_training_stops_the_emulated_board(tmp_path):
     assert "Traceback" not in err and [l for l in err.splitlines() if "interrupted" in l] == [err.strip()]
     time.sleep(0.5)
     assert subprocess.run(["pgrep", "-f", exe], capture_output=True).returncode != 0     # the board is gone
+
+
+def test_progress_on_a_terminal_has_rate_eta_and_explains_its_loss():
+    import os
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "edgebp.cli", "train", "diabetes", "--layers", "8,4,2", "--epochs",
+                          "30"], stdout=subprocess.PIPE, stderr=slave, text=True, cwd=ROOT)
+    os.close(slave)
+    out, _ = p.communicate(timeout=120)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    err = b"".join(chunks).decode(errors="replace")
+    assert p.returncode == 0 and "test accuracy" in out
+    assert "30/30" in err and "epochs/s" in err and "ETA" in err
+    assert "the bar's loss is the mean over each epoch" in " ".join(err.split())
