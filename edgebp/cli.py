@@ -180,6 +180,13 @@ def spec_and_config_from_args(args, ds=None):
             n = ds.T_train.shape[1]
             warn(f"the training split of {args.data} is sorted by class ({n} blocks, one class each): training in "
                  f"file order forgets all but the last classes; add --shuffle")
+        n_val = int(round(len(ds.T_train) * stop.validation_split))
+        if 0 < n_val < len(ds.T_train) and ds.classes is not None and ds.T_train.shape[1] > 1:
+            held = np.unique(np.argmax(ds.T_train[-n_val:], axis=1))
+            if len(held) == 1 and len(np.unique(np.argmax(ds.T_train, axis=1))) > 1:
+                warn(f"the validation split (the last {n_val} training rows) holds one class only "
+                     f"({ds.classes[int(held[0])]!r}): the file is ordered by class; reorder it, or judge by "
+                     f"the test split")
         for note in ds.notes:
             warn(note)
     return spec, cfg, stop

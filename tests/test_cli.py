@@ -306,3 +306,10 @@ def test_progress_on_a_terminal_has_rate_eta_and_explains_its_loss():
     assert p.returncode == 0 and "test accuracy" in out
     assert "30/30" in err and "epochs/s" in err and "ETA" in err
     assert "the bar's loss is the mean over each epoch" in " ".join(err.split())
+
+
+def test_a_one_class_validation_split_is_reported():
+    r = edgebp("train", "BasicMotions", "--scale", "minmax", "--layers", "600,4,4", "--epochs", "1", "--engine",
+               "fixed", "--shuffle", "--validation-split", "0.2")
+    assert r.returncode == 0, r.stderr
+    assert "holds one class only ('Badminton')" in r.stderr
