@@ -7,9 +7,9 @@
  *
  * Number formats
  * --------------
- * Every tensor is int16_t with a Q format given by its number of fractional bits f: the stored integer q
- * means q * 2^-f. Inputs use cfg.in_frac; layer l's weights and biases use layers[l].w_frac, its outputs
- * layers[l].a_frac.
+ * Every tensor is int16_t (weights and biases optionally int8_t, see "int8 weights") with a Q format given by
+ * its number of fractional bits f: the stored integer q means q * 2^-f. Inputs use cfg.in_frac; layer l's
+ * weights and biases use layers[l].w_frac, its outputs layers[l].a_frac.
  *
  * Rounding: every right shift goes through the helpers in ebp_fixed.h. Deterministic rounding is
  * "round half away from zero" (ebp_rshift_rn). Weight updates use either that rule or stochastic rounding
@@ -51,6 +51,16 @@
  * sum_t delta[o][t] x[c][t stride + j], accumulated with log2(len) more bits of headroom; the fused online
  * update scales every delta by the learning rate first (dl = round(delta lr_m / 2^16)) and rounds each
  * parameter's sum_t dl x once (parameters whose gradient is exactly zero are skipped: no draw).
+ *
+ * int8 weights
+ * ------------
+ * A layer with w_bits 8 stores its weights and biases as int8 in Q w_frac (half the bytes; activations,
+ * deltas and gradient accumulators stay as they are). Such a layer, dense or conv1d, runs the plain loops of
+ * conv1d (a dense layer being the convolution of an (n_in, 1) input with kernel 1), which give a dense
+ * layer's forward pass, deltas and gradients bit for bit; its fused online update is conv1d's, and every
+ * update of it is rounded stochastically whatever cfg.rounding says (round to nearest would lose nearly every
+ * update at 8 bits). Weights clip to [-128, 127], counted in sat_param; initial weights are drawn in
+ * [-min(r, 127), min(r, 127)].
  *
  * Activations
  * -----------
@@ -163,7 +173,7 @@ typedef struct {
     uint8_t frozen;  /**< 1: never updated (transfer learning); 0: trained */
     uint8_t kernel;  /**< conv1d: kernel width; max/avg pooling: window; 1..255 (0 for dense and global pooling) */
     uint8_t stride;  /**< conv1d and pooling: step between windows, 0 meaning 1 (conv1d) or the window (pooling) */
-    uint8_t w_bits;  /**< storage of weights and biases: 0 or 16 for int16 */
+    uint8_t w_bits;  /**< storage of weights and biases: 0 or 16 for int16, 8 for int8 (see "int8 weights") */
 } ebp_layer_cfg_t;
 
 /** A network: n_in inputs, then n_layers layers. */
@@ -221,6 +231,8 @@ typedef struct {
     uint16_t ch, len;        /**< output as (ch, len); a dense layer gives (n_out, 1) */
     uint32_t n_w;        /**< number of weights (dense n_out n_in, conv1d ch in_ch kernel, pooling 0) */
     uint16_t n_b;        /**< number of biases (dense n_out, conv1d ch, pooling 0) */
+    int8_t *w8;          /**< int8 layers (w_bits 8): the weights, shaped like w, which is then NULL */
+    int8_t *b8;          /**< int8 layers: the biases (b is then NULL) */
 } ebp_layer_t;
 
 typedef struct {

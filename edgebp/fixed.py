@@ -30,17 +30,19 @@ def check(status: int, what: str) -> None:
     raise CoreError(status, msg)
 
 
-def quantize(x, frac: int, what: str = "values") -> np.ndarray:
-    """float -> int16 Q``frac``, rounding half away from zero like the core; DataError if out of range."""
+def quantize(x, frac: int, what: str = "values", bits: int = 16) -> np.ndarray:
+    """float -> int16 (or int8, ``bits`` 8) Q``frac``, rounding half away from zero like the core; DataError
+    if out of range."""
     x = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(x)):
         raise DataError(f"{what} contain NaN or inf")
     q = np.sign(x) * np.floor(np.abs(x) * 2.0 ** frac + 0.5)
-    if q.size and (q.max() > 32767 or q.min() < -32768):
-        lim = 32767 / 2.0 ** frac
-        raise DataError(f"{what} reach {np.abs(x).max():.4g}, beyond the range +-{lim:.4g} of Q{frac} int16; "
+    top = (1 << (bits - 1)) - 1
+    if q.size and (q.max() > top or q.min() < -top - 1):
+        lim = top / 2.0 ** frac
+        raise DataError(f"{what} reach {np.abs(x).max():.4g}, beyond the range +-{lim:.4g} of Q{frac} int{bits}; "
                         f"scale the data or use fewer fractional bits")
-    return q.astype(np.int16)
+    return q.astype(np.int16 if bits == 16 else np.int8)
 
 
 def dequantize(q, frac: int) -> np.ndarray:
@@ -239,6 +241,10 @@ class FixedNet(IntegerEngine):
             if L.n_w == 0:
                 out.append((np.zeros(ws, np.int16), np.zeros(bs, np.int16)))
                 continue
+            if L.w8 != ffi.NULL:      # int8 weights
+                out.append((self._array(L.w8, L.n_w, np.int8).reshape(ws).copy(),
+                            self._array(L.b8, L.n_b, np.int8).copy()))
+                continue
             W = self._array(L.w, L.n_w, np.int16).reshape(ws).copy()
             out.append((W, self._array(L.b, L.n_b, np.int16).copy()))
         return out
@@ -257,11 +263,16 @@ class FixedNet(IntegerEngine):
                 continue
             if W.dtype.kind not in "iu" or b.dtype.kind not in "iu":
                 raise DataError(f"layer {i}: integer weights expected, got {W.dtype}; use set_weights for floats")
-            if W.size and (min(W.min(), b.min()) < -32768 or max(W.max(), b.max()) > 32767):
-                raise DataError(f"layer {i}: integer weights outside int16")
+            lo, hi = (-128, 127) if L.w8 != ffi.NULL else (-32768, 32767)
+            if W.size and (min(W.min(), b.min()) < lo or max(W.max(), b.max()) > hi):
+                raise DataError(f"layer {i}: integer weights outside int{8 if lo == -128 else 16} "
+                                f"[{lo}, {hi}]")
         for i, (W, b) in enumerate(weights):
             L = self._net.layers[i]
-            if L.n_w:
+            if L.w8 != ffi.NULL:
+                self._array(L.w8, L.n_w, np.int8)[:] = np.asarray(W).ravel()
+                self._array(L.b8, L.n_b, np.int8)[:] = b
+            elif L.n_w:
                 self._array(L.w, L.n_w, np.int16)[:] = np.asarray(W).ravel()
                 self._array(L.b, L.n_b, np.int16)[:] = b
 
@@ -307,7 +318,8 @@ class FixedNet(IntegerEngine):
     def set_weights(self, weights) -> None:
         if len(weights) != len(self.spec.layers):
             raise ConfigError(f"{len(weights)} layers of weights given for {len(self.spec.layers)} layers")
-        self.set_int_weights([(quantize(W, l.w_frac, f"layer {i} weights"), quantize(b, l.w_frac, f"layer {i} biases"))
+        self.set_int_weights([(quantize(W, l.w_frac, f"layer {i} weights", l.w_bits),
+                               quantize(b, l.w_frac, f"layer {i} biases", l.w_bits))
                               for i, ((W, b), l) in enumerate(zip(weights, self.spec.layers))])
 
     def memory_report(self) -> dict:

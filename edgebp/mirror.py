@@ -1,5 +1,11 @@
 """float64 mirror of the C core: the math of csrc/edgebp.h in numpy, exact up to float rounding.
 
+Every layer kind of the core has its op here (dense, conv1d, max/avg pooling, global average pooling; a
+shaped batch is (n, channels x length), channel-major, reshaped to (n, channels, length) inside the ops).
+Frozen layers (Layer.trainable False) are never updated and, below the lowest trained layer, get no deltas.
+A layer's storage (``w_bits``: int16 or int8 weights in the core) does not change the math here: the mirror
+is float64 throughout, which is what the int8 core is measured against.
+
 The fixed-point core is judged against this. Ops are pure functions, forward beside backward; ``FloatNet``
 strings them together. A batch of vectors is an array (n, width), one row per sample; weights are
 (n_out, n_in) as in the core.

@@ -214,6 +214,16 @@ def test_golden_scenarios_reach_the_paths_they_name():
             else:
                 assert g["train"]["weights"][l] == [[], []]
         assert all(any(tr["delta"][0]) for tr in g["trace"]), name          # deltas reached the first conv
+    for name in ("int8_dense_online_only_8_16_2", "int8_conv_softmax_momentum_batch_2x10"):
+        g = load(name)
+        int8 = [l for l, e in enumerate(g["core"]["layer_ext"]) if e[4] == 8]
+        assert int8, name
+        for l in int8:                             # learned, and always within int8
+            flat = [v for row in g["train"]["weights"][l][0] for v in row] + g["train"]["weights"][l][1]
+            assert flat != [v for row in g["init"][l][0] for v in row] + g["init"][l][1]
+            assert -128 <= min(flat) and max(flat) <= 127
+        assert g["core"]["rounding"] == intref.ROUND_NEAREST and g["train"]["rng"] != g["step"]["rng"]
+    assert sum(l["sat_param"] for l in load("int8_dense_online_only_8_16_2")["train"]["stats"]) > 0
     online = load("conv1d_maxpool_softmax_online_only_2x12")
     assert online["core"]["flags"] == intref.FLAG_ONLINE and online["train"]["rng"] != online["step"]["rng"]
     batch = load("conv1d_avgpool_conv_gap_momentum_batch_2x12")
@@ -311,7 +321,8 @@ def scenarios(draw, online=False):
         else:
             act = draw(st.sampled_from([a for a in ACTIVATIONS if a != "softmax"]))
         layers.append(Layer(draw(st.integers(1, 5)), act, draw(fracs), draw(fracs),
-                            trainable=draw(st.sampled_from([True, True, False]))))
+                            trainable=draw(st.sampled_from([True, True, False])),
+                            w_bits=draw(st.sampled_from([16, 16, 8]))))
     spec = NetSpec(n_in, layers, loss, draw(fracs))
     if online:
         optimizer = "sgd"
@@ -326,7 +337,7 @@ def scenarios(draw, online=False):
     cfg = TrainConfig(
         optimizer=optimizer,
         lr=draw(st.sampled_from([2.0 ** -12, 0.01, 0.1, 0.3, 1.0, 3.0, 40.0])),
-        momentum=draw(st.sampled_from([0.0, 0.5, 0.9, 0.99])),
+        momentum=draw(st.sampled_from([0.0, 0.5, 0.9, 0.99])) if optimizer == "momentum" else 0.0,
         batch_size=batch,
         rounding=draw(st.sampled_from(["nearest", "stochastic"])),
         seed=draw(st.integers(0, 2 ** 32 - 1)),
@@ -363,20 +374,22 @@ def conv_scenarios(draw):
             a_frac = draw(fracs)
             layers.append(Layer(draw(st.integers(1, 3)), draw(st.sampled_from(["linear", "relu", "sigmoid", "tanh"])),
                                 draw(fracs), a_frac, trainable=draw(st.sampled_from([True, True, False])),
-                                kind="conv1d", kernel=k, stride=s))
+                                kind="conv1d", kernel=k, stride=s, w_bits=draw(st.sampled_from([16, 8]))))
             c, n, frac = layers[-1].n_out, (n - k) // (s or 1) + 1, a_frac
         else:
             layers.append(Layer(0, "linear", 0, frac, kind=kind, kernel=k, stride=s))
             n = (n - k) // (s or k) + 1
     loss = draw(st.sampled_from(["mse", "ce"]))
     out_act = draw(st.sampled_from(["sigmoid", "softmax"])) if loss == "ce" else draw(st.sampled_from(ACTIVATIONS[:4]))
-    layers.append(Layer(draw(st.integers(1, 3)), out_act, draw(fracs), draw(fracs)))
+    layers.append(Layer(draw(st.integers(1, 3)), out_act, draw(fracs), draw(fracs),
+                        w_bits=draw(st.sampled_from([16, 8]))))
     spec = NetSpec(ch * length, layers, loss, in_frac, ch)
     online = draw(st.booleans())
     optimizer = "sgd" if online else draw(st.sampled_from(["sgd", "momentum"]))
     batch = 1 if online else draw(st.integers(0, 3) if optimizer == "momentum" else st.sampled_from([0, 2, 3]))
     cfg = TrainConfig(optimizer=optimizer, lr=draw(st.sampled_from([2.0 ** -10, 0.05, 0.3, 1.0, 8.0])),
-                      momentum=draw(st.sampled_from([0.0, 0.5, 0.9])), batch_size=batch,
+                      momentum=draw(st.sampled_from([0.0, 0.5, 0.9])) if optimizer == "momentum" else 0.0,
+                      batch_size=batch,
                       rounding=draw(st.sampled_from(["nearest", "stochastic"])), seed=draw(st.integers(0, 2 ** 32 - 1)),
                       init=draw(st.sampled_from(["uniform", "xavier", "he"])),
                       init_range=draw(st.sampled_from([0.05, 0.5, 2.0])), fixed_delta=draw(st.booleans()),

@@ -208,6 +208,22 @@ SCENARIOS = {
                            loss="mse"),
         TrainConfig("sgd", lr=0.1, batch_size=1, rounding="nearest", seed=5, online_only=False),
         5, 1, 2, 1111),
+    "int8_dense_online_only_8_16_2": (
+        "8-16-2 sigmoid, squared error, int8 weights and biases (Q6) in both layers, EBP_FLAG_ONLINE: the conv1d "
+        "rules for dense layers, updates always rounded stochastically (cfg.rounding says nearest), int8 clips",
+        NetSpec(8, [Layer(16, "sigmoid", 6, 12, w_bits=8), Layer(2, "sigmoid", 6, 12, w_bits=8)], "mse", 12),
+        TrainConfig("sgd", lr=8.0, batch_size=1, rounding="nearest", seed=8, init="uniform", init_range=1.95,
+                    online_only=True),
+        6, 1, 2, 1212),
+    "int8_conv_softmax_momentum_batch_2x10": (
+        "input 2 x 10, conv1d(3, 3, stride 2, tanh, int8 Q6), maxpool1d(2), dense(3, softmax, int8 Q5) after an "
+        "int16 dense(4, relu), cross-entropy, momentum, batch 2: int8 velocities' updates, softmax on the "
+        "plain path",
+        NetSpec.sequential((2, 10), [Conv1D(3, 3, stride=2, act="tanh", w_frac=6, w_bits=8), MaxPool1D(2),
+                                     Dense(4, act="relu"), Dense(3, act="softmax", w_frac=5, w_bits=8)]),
+        TrainConfig("momentum", lr=0.5, momentum=0.5, batch_size=2, rounding="nearest", seed=9, init="xavier",
+                    online_only=False),
+        6, 2, 2, 1313),
 }
 
 

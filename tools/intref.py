@@ -237,7 +237,9 @@ def geometry(cfg: dict) -> list:
         if kind == KIND_DENSE:
             if n_out < 1 or k or s:
                 return None
-            g.update(ch=n_out, len=1, kernel=0, stride=0, n_w=n_out * ch * length, n_b=n_out)
+            # a dense layer is the convolution of its flattened input (n_in, 1) with kernel 1
+            g.update(in_ch=ch * length, in_len=1, ch=n_out, len=1, kernel=1, stride=1, n_w=n_out * ch * length,
+                     n_b=n_out)
         elif kind == KIND_CONV1D:
             s = s or 1
             if n_out < 1 or not 1 <= k <= length or n_out * k > 65536:
@@ -264,7 +266,9 @@ def geometry(cfg: dict) -> list:
 def cfg_check(cfg: dict) -> bool:
     """ebp_cfg_check, reduced to a yes/no (the reference is only built for valid configurations)."""
     for kind, frozen, kernel, stride, w_bits in layer_ext(cfg):
-        if frozen not in (0, 1) or w_bits not in (0, 16):
+        if frozen not in (0, 1) or w_bits not in (0, 16, 8):
+            return False
+        if kind in (KIND_MAXPOOL1D, KIND_AVGPOOL1D, KIND_GAP1D) and w_bits:
             return False
     if not (1 <= cfg["n_in"] <= MAX_WIDTH and 1 <= len(cfg["layers"]) <= MAX_LAYERS):
         return False
@@ -298,9 +302,10 @@ class Layer:
     w (ch, in_ch, kernel); outputs and deltas (ch, len) channel-major. `geo` is the layer's geometry()."""
 
     def __init__(self, n_in, n_out, act, in_frac, w_frac, a_frac, train, momentum, online=False, frozen=0,
-                 has_delta=True, kind=KIND_DENSE, geo=None):
+                 has_delta=True, kind=KIND_DENSE, geo=None, w_bits=0):
         geo = geo or dict(in_ch=n_in, in_len=1, ch=n_out, len=1, kernel=0, stride=0, n_w=n_out * n_in, n_b=n_out)
         self.kind = kind
+        self.int8 = w_bits == 8     # int8 weights and biases: the conv1d rules, stochastic updates, int8 clips
         self.in_ch, self.in_len, self.ch, self.len = geo["in_ch"], geo["in_len"], geo["ch"], geo["len"]
         self.kernel, self.stride, self.n_w, self.n_b = geo["kernel"], geo["stride"], geo["n_w"], geo["n_b"]
         n_in, n_out = self.in_ch * self.in_len, self.ch * self.len   # flat sizes
@@ -348,7 +353,7 @@ def net_init(net: Net, cfg: dict, mode: int) -> None:
     for l, ((n_out, act, w_frac, a_frac), ext, geo) in enumerate(zip(cfg["layers"], layer_ext(cfg), geometry(cfg))):
         net.layers.append(Layer(n_in, n_out, act, in_frac, w_frac, a_frac, mode == MODE_TRAIN,
                                 cfg["optimizer"] == OPT_MOMENTUM, bool(cfg["flags"] & FLAG_ONLINE), ext[1],
-                                l >= net.first_train, ext[0], geo))
+                                l >= net.first_train, ext[0], geo, ext[4]))
         n_in, in_frac = net.layers[-1].n_out, a_frac
     if mode == MODE_TRAIN:
         zero_grad(net)
@@ -396,7 +401,7 @@ def net_init_weights(net: Net, kind: int, range_q12: int, seed: int) -> None:
         else:
             fan = fan_in + fan_out if kind == INIT_XAVIER else fan_in
             r = isqrt64((6 << (2 * L.w_frac)) // fan)            # floor division, floor sqrt
-        r = min(r, INT16_MAX)
+        r = min(r, 127 if L.int8 else INT16_MAX)   # int8 layers: the same draws, within int8
         for i in range(L.n_w):
             L.w[i] = uniform_q(rng, r)
         for i in range(L.n_b):
@@ -591,7 +596,7 @@ def forward(net: Net, x: list) -> list:
     inp = net.x
     for L in net.layers:
         if L.kind == KIND_DENSE:
-            dense_fwd_s16(L, inp)
+            dense_fwd_s16(L, inp)     # int8 weights hold the same values: the same rules
         elif L.kind == KIND_CONV1D:
             conv1d_fwd_s16(L, inp)
         else:
@@ -844,7 +849,7 @@ def update_params(net: Net, L: Layer, w: list, g: list, v, m_eff: int, sh: int) 
     updates / zero_updates count parameters with g != 0 (and, for zero_updates, a zero move); sat_param
     counts clipped weights."""
     mu = net.hp["momentum_q15"]
-    stochastic = net.cfg["rounding"] == ROUND_STOCHASTIC
+    stochastic = net.cfg["rounding"] == ROUND_STOCHASTIC or L.int8   # int8: always stochastic
     updates = zeros = sat = sat_vel = 0
     sh = min(sh, 62)
     for k in range(len(w)):
@@ -866,7 +871,7 @@ def update_params(net: Net, L: Layer, w: list, g: list, v, m_eff: int, sh: int) 
         updates += gk != 0
         zeros += d == 0 and gk != 0
         nw = w[k] - d
-        w[k] = sat16(nw)
+        w[k] = max(-128, min(127, nw)) if L.int8 else sat16(nw)
         sat += w[k] != nw
     L.stats["updates"] += updates
     L.stats["zero_updates"] += zeros
@@ -951,7 +956,7 @@ def conv1d_update_online(net: Net, L: Layer, inp: list) -> None:
     layer: S <= 0 an exact left shift, else round half away from zero or stochastic (one draw), S capped at
     62; q clamped to +-65535; the weight saturates to int16 (sat_param). Parameters with a zero gradient are
     skipped (no draw, not counted)."""
-    stochastic = net.cfg["rounding"] == ROUND_STOCHASTIC
+    stochastic = net.cfg["rounding"] == ROUND_STOCHASTIC or L.int8   # int8 layers: always stochastic
     S = -(L.delta_exp + net.hp["lr_e"] + 16 - L.in_frac + L.w_frac)
     dl = [rshift_rn32(_fits(d * net.hp["lr_m"], 32), 16) for d in L.delta]
     grad, upd = conv1d_grad_sums(L, L.delta, inp), conv1d_grad_sums(L, dl, inp)
@@ -970,7 +975,13 @@ def conv1d_update_online(net: Net, L: Layer, inp: list) -> None:
         q = max(-65535, min(65535, q))
         L.stats["updates"] += 1
         L.stats["zero_updates"] += q == 0
-        L.stats["sat_param"] += sub_sat16(L.w if which == "w" else L.b, k, q)
+        vals = L.w if which == "w" else L.b
+        if L.int8:                      # int8 clips
+            nv = vals[k] - q
+            vals[k] = max(-128, min(127, nv))
+            L.stats["sat_param"] += vals[k] != nv
+        else:
+            L.stats["sat_param"] += sub_sat16(vals, k, q)
 
 
 def step(net: Net) -> None:
@@ -1025,7 +1036,7 @@ def train(net: Net, X: list, T: list, batch: int) -> int:
             backward_deltas(net, T[s])
             for l, L in enumerate(net.layers):
                 if l >= net.first_train and not L.frozen and L.n_w:
-                    if L.kind == KIND_CONV1D:
+                    if L.kind == KIND_CONV1D or L.int8:   # int8 dense layers update by the conv1d rule
                         conv1d_update_online(net, L, layer_input(net, l))
                     else:
                         update_online(net, L, layer_input(net, l))

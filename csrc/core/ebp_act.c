@@ -60,6 +60,24 @@ int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
     return EBP_OK;
 }
 
+/* softmax of the Q12 pre-activations z (n_out, overwritten) into L->y: exp(z - max z) / sum, one unsigned
+ * division per output rounded half up; clips counted in *sat */
+EBP_INTERNAL void ebp_softmax_out(ebp_layer_t *L, int64_t *z, uint32_t *sat) {
+    const uint32_t n_out = L->n_out;
+    int64_t zmax = z[0];
+    uint32_t o, sum = 0;
+    for (o = 1; o < n_out; o++)
+        if (z[o] > zmax) zmax = z[o];
+    for (o = 0; o < n_out; o++) {
+        z[o] = ebp_exp_neg(zmax - z[o]); /* (0, 65536] */
+        sum += (uint32_t)z[o];
+    }
+    for (o = 0; o < n_out; o++) {
+        uint32_t e = (uint32_t)z[o] << L->a_frac; /* <= 2^31 */
+        L->y[o] = sat16_count((e + sum / 2u) / sum, sat);
+    }
+}
+
 /* a Q16 activation value v (|v| <= 2^16) in Q a_frac, rounded half away from zero; only +1.0 at a_frac 15
  * leaves int16, and is clipped and counted */
 static int16_t q16_to_out(int32_t v, int a_frac, uint32_t *sat) {

@@ -53,8 +53,8 @@ static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int 
  * pooling: ebp_pool_back, at EBP_POOL_FRAC more fractional bits).
  */
 static int64_t raw_hidden(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t i, int32_t one, int sd) {
-    if (N->kind == EBP_KIND_DENSE) return ebp_dense_raw_hidden(L, N, i, one, sd);
-    return (N->kind == EBP_KIND_CONV1D ? ebp_conv1d_back(N, i) : ebp_pool_back(N, L->y, i)) *
+    if (N->kind == EBP_KIND_DENSE && N->w != NULL) return ebp_dense_raw_hidden(L, N, i, one, sd);
+    return (ebp_plain(N) ? ebp_conv1d_back(N, i) : ebp_pool_back(N, L->y, i)) *
            act_deriv_q15(L->act, L->y[i], one, sd);
 }
 
@@ -88,7 +88,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
             if (cache != NULL) cache[i] = r;
         }
         maxabs = max32;
-    } else if (N->kind == EBP_KIND_DENSE) {
+    } else if (N->kind == EBP_KIND_DENSE && N->w != NULL) {
         if (cache == NULL && n <= EBP_PACK_WIDTH) pack = signs;
         maxabs = ebp_dense_hidden_raw(L, N, cache, pack);
     } else { /* below a conv1d or pooling layer: the plain loop (cached, or computed again below) */
@@ -176,7 +176,7 @@ int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
         if (L->gw == NULL) continue; /* frozen, or no parameters */
         for (i = 0; i < L->n_out; i++) nz |= L->delta[i] != 0;
         if (!nz) continue;
-        if (L->kind == EBP_KIND_CONV1D)
+        if (ebp_plain(L))
             ebp_conv1d_accumulate_grad(L, layer_input(net, l));
         else
             ebp_dense_accumulate_grad(L, layer_input(net, l));

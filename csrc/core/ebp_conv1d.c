@@ -1,6 +1,8 @@
 /*
  * ebp_conv1d.c - the 1-D convolution layer: forward pass, the raw deltas it hands the layer below, its
  * gradient accumulation and its fused online update. Plain loops: each one is the rule it implements.
+ * Layers with int8 weights (dense ones too, as the convolution of an (n_in, 1) input with kernel 1) run
+ * here: weights are read through ebp_w / ebp_b and stored saturated to their type.
  *
  * Shapes (channel-major, as in edgebp.h): input x (in_ch, in_len), weights w (ch, in_ch, kernel), biases
  * b (ch), outputs y and deltas (ch, len), len = (in_len - kernel) / stride + 1 ('valid' padding).
@@ -13,22 +15,33 @@ static inline uint32_t in_index(const ebp_layer_t *L, uint32_t c, uint32_t t, ui
     return c * L->in_len + t * L->stride + j;
 }
 
-/* Forward: the exact int64 pre-activation (bias at the product's format), then ebp_act_out. */
-EBP_INTERNAL void ebp_conv1d_fwd_s16(ebp_layer_t *L, const int16_t *in) {
+/* Forward: the exact int64 pre-activation (bias at the product's format), then ebp_act_out; a softmax
+ * (dense output layers only, len 1) takes the Q12 pre-activations through scratch to ebp_softmax_out. */
+EBP_INTERNAL void ebp_conv1d_fwd(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     const int zf = L->w_frac + L->in_frac;
     const uint32_t K = L->kernel;
     uint32_t o, t, c, j, sat = 0;
     for (o = 0; o < L->ch; o++) {
-        const int16_t *wo = L->w + (size_t)o * L->in_ch * K;
+        const uint32_t wo = o * L->in_ch * K;
         for (t = 0; t < L->len; t++) {
-            int64_t acc = (int32_t)L->b[o] * ((int32_t)1 << L->in_frac); /* |product| <= 2^30 each */
+            int64_t acc = ebp_b(L, o) * ((int32_t)1 << L->in_frac); /* |product| <= 2^30 each */
             for (c = 0; c < L->in_ch; c++) {
-                const int16_t *x = in + in_index(L, c, t, 0), *w = wo + (size_t)c * K;
-                for (j = 0; j < K; j++) acc += (int32_t)w[j] * x[j];
+                const int16_t *x = in + in_index(L, c, t, 0);
+                if (L->w8 != NULL) { /* the same sum over int8 or int16 weights */
+                    const int8_t *w = L->w8 + wo + c * K;
+                    for (j = 0; j < K; j++) acc += (int32_t)w[j] * x[j];
+                } else {
+                    const int16_t *w = L->w + wo + c * K;
+                    for (j = 0; j < K; j++) acc += (int32_t)w[j] * x[j];
+                }
             }
-            L->y[o * L->len + t] = ebp_act_out(L->act, acc, zf, L->a_frac, &sat);
+            if (L->act == EBP_ACT_SOFTMAX)
+                scratch[o] = requant(acc, zf, EBP_Z_FRAC);
+            else
+                L->y[o * L->len + t] = ebp_act_out(L->act, acc, zf, L->a_frac, &sat);
         }
     }
+    if (L->act == EBP_ACT_SOFTMAX) ebp_softmax_out(L, scratch, &sat);
     L->stats.sat_out += sat;
 }
 
@@ -44,9 +57,12 @@ EBP_INTERNAL int64_t ebp_conv1d_back(const ebp_layer_t *N, uint32_t i) {
     int64_t acc = 0;
     if (t_hi > N->len - 1u) t_hi = N->len - 1u;
     for (o = 0; o < N->ch; o++) {
-        const int16_t *w = N->w + ((size_t)o * N->in_ch + c) * K;
+        const uint32_t w = (o * N->in_ch + c) * K + p;
         const int16_t *d = N->delta + (size_t)o * N->len;
-        for (t = t_lo; t <= t_hi; t++) acc += (int32_t)w[p - t * S] * d[t];
+        if (N->w8 != NULL)
+            for (t = t_lo; t <= t_hi; t++) acc += (int32_t)N->w8[w - t * S] * d[t];
+        else
+            for (t = t_lo; t <= t_hi; t++) acc += (int32_t)N->w[w - t * S] * d[t];
     }
     return acc;
 }
@@ -95,31 +111,49 @@ EBP_INTERNAL void ebp_conv1d_accumulate_grad(ebp_layer_t *L, const int16_t *in) 
     L->stats.sat_grad += sat;
 }
 
-/* window_dot with every delta first scaled by the learning rate's mantissa: dl = round(delta lr_m / 2^16)
- * (|delta lr_m| < 2^31, |dl| <= 2^15); x = NULL: the bias (every input 2^in_frac) */
+/* in one pass, window_dot (*g, the exact gradient sum) and the same sum with every delta first scaled by the
+ * learning rate's mantissa, dl = round(delta lr_m / 2^16) (|delta lr_m| < 2^31, |dl| <= 2^15), returned;
+ * in = NULL: the bias (every input 2^in_frac) */
 static int64_t window_dot_lr(const ebp_layer_t *L, const int16_t *d, int32_t lr_m, const int16_t *in, uint32_t c,
-                             uint32_t j) {
-    int64_t acc = 0;
+                             uint32_t j, int64_t *g) {
+    const int16_t *x = in != NULL ? in + in_index(L, c, 0, j) : NULL;
+    const int32_t one = (int32_t)1 << L->in_frac;
+    int64_t acc = 0, grad = 0;
     uint32_t t;
     for (t = 0; t < L->len; t++) {
-        int32_t dl = ebp_rshift_rn32(d[t] * lr_m, 16);
-        acc += (int64_t)dl * (in != NULL ? in[in_index(L, c, t, j)] : (int32_t)1 << L->in_frac);
+        const int32_t v = x != NULL ? x[t * L->stride] : one;
+        grad += (int32_t)d[t] * v;
+        acc += ebp_rshift_rn32(d[t] * lr_m, 16) * v; /* |dl v| <= 2^30: an int32 product */
     }
+    *g = grad;
     return acc;
 }
 
 /* one parameter's online update p / 2^S in weight LSBs: S <= 0 exact (saturating, clamped to +-65535, beyond
- * which every update saturates the weight alike), else rounded in the configured mode (S capped at 62) */
-static int32_t conv_update(ebp_net_t *net, int64_t p, int S) {
+ * which every update saturates the weight alike), else rounded in the configured mode, always stochastically
+ * for an int8 layer (S capped at 62) */
+static int32_t conv_update(ebp_net_t *net, const ebp_layer_t *L, int64_t p, int S) {
     int64_t q;
     if (S <= 0) {
         q = ebp_lshift_sat(p, -S);
     } else {
         if (S > 62) S = 62;
-        q = net->cfg.rounding == EBP_ROUND_STOCHASTIC ? ebp_rshift_sr(p, S, ebp_xorshift32(&net->rng))
-                                                      : ebp_rshift_rn(p, S);
+        q = net->cfg.rounding == EBP_ROUND_STOCHASTIC || L->w8 != NULL
+                ? ebp_rshift_sr(p, S, ebp_xorshift32(&net->rng))
+                : ebp_rshift_rn(p, S);
     }
     return (int32_t)(q > 65535 ? 65535 : q < -65535 ? -65535 : q);
+}
+
+/* parameter k (weights) or bias k (bias set) of L minus q, saturated to its type; returns 1 if it clipped */
+static uint32_t param_sub(ebp_layer_t *L, uint32_t k, int bias, int32_t q) {
+    if (L->w8 != NULL) {
+        int8_t *v = bias ? &L->b8[k] : &L->w8[k];
+        int32_t nv = *v - q;
+        *v = (int8_t)(nv > INT8_MAX ? INT8_MAX : nv < INT8_MIN ? INT8_MIN : nv);
+        return *v != nv;
+    }
+    return sub_sat16(bias ? &L->b[k] : &L->w[k], q);
 }
 
 /*
@@ -134,26 +168,27 @@ EBP_INTERNAL void ebp_conv1d_update_online(ebp_net_t *net, ebp_layer_t *L, const
     const int S = -(L->delta_exp + net->hp.lr_e + 16 - L->in_frac + L->w_frac);
     const int32_t lr_m = net->hp.lr_m;
     const uint32_t K = L->kernel;
-    uint32_t o, c, j, t, updates = 0, zeros = 0, sat = 0;
+    uint32_t o, c, j, updates = 0, zeros = 0, sat = 0;
     for (o = 0; o < L->ch; o++) {
         const int16_t *d = L->delta + (size_t)o * L->len;
-        int16_t *w = L->w + (size_t)o * L->in_ch * K;
-        int64_t g = 0;
+        const uint32_t wo = o * L->in_ch * K;
+        int64_t g, p;
         int32_t q;
         for (c = 0; c < L->in_ch; c++)
             for (j = 0; j < K; j++) {
-                if (window_dot(L, d, in, c, j) == 0) continue;
-                q = conv_update(net, window_dot_lr(L, d, lr_m, in, c, j), S);
+                p = window_dot_lr(L, d, lr_m, in, c, j, &g);
+                if (g == 0) continue;
+                q = conv_update(net, L, p, S);
                 updates++;
                 zeros += q == 0;
-                sat += sub_sat16(&w[c * K + j], q);
+                sat += param_sub(L, wo + c * K + j, 0, q);
             }
-        for (t = 0; t < L->len; t++) g += d[t];
+        p = window_dot_lr(L, d, lr_m, NULL, 0, 0, &g);
         if (g == 0) continue;
-        q = conv_update(net, window_dot_lr(L, d, lr_m, NULL, 0, 0), S);
+        q = conv_update(net, L, p, S);
         updates++;
         zeros += q == 0;
-        sat += sub_sat16(&L->b[o], q);
+        sat += param_sub(L, o, 1, q);
     }
     L->stats.updates += updates;
     L->stats.zero_updates += zeros;

@@ -120,21 +120,9 @@ EBP_INTERNAL void ebp_dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *
         }
         break;
     default: { /* softmax: z (Q12), then exp(z - max z) / sum */
-        int64_t zmax;
-        uint32_t sum = 0;
         for (o = 0; o < n_out; o++, w += n_in)
             scratch[o] = requant(dot16((int32_t)b[o] * ((int32_t)1 << in_frac), w, in, n_in), zf, EBP_Z_FRAC);
-        zmax = scratch[0];
-        for (o = 1; o < n_out; o++)
-            if (scratch[o] > zmax) zmax = scratch[o];
-        for (o = 0; o < n_out; o++) {
-            scratch[o] = ebp_exp_neg(zmax - scratch[o]); /* (0, 65536] */
-            sum += (uint32_t)scratch[o];
-        }
-        for (o = 0; o < n_out; o++) {
-            uint32_t e = (uint32_t)scratch[o] << a_frac; /* <= 2^31 */
-            y[o] = sat16_count((e + sum / 2u) / sum, &sat);
-        }
+        ebp_softmax_out(L, scratch, &sat);
         break;
     }
     }

@@ -140,6 +140,14 @@ static inline uint32_t add_sat32(int32_t *a, int32_t r) {
     return 0u;
 }
 
+/* a weight or bias of an int16 or an int8 (w8 set) layer */
+static inline int32_t ebp_w(const ebp_layer_t *L, uint32_t k) { return L->w8 != NULL ? L->w8[k] : L->w[k]; }
+static inline int32_t ebp_b(const ebp_layer_t *L, uint32_t k) { return L->b8 != NULL ? L->b8[k] : L->b[k]; }
+
+/* a layer that runs the plain per-position loops of ebp_conv1d.c: a convolution, or a dense layer with
+ * int8 weights (a dense layer is the convolution of an (n_in, 1) input with kernel 1) */
+static inline int ebp_plain(const ebp_layer_t *L) { return L->kind == EBP_KIND_CONV1D || L->w8 != NULL; }
+
 /* widest hidden layer whose raw deltas an EBP_FLAG_ONLINE network packs instead of computing them twice */
 #define EBP_PACK_WIDTH 128
 
@@ -157,9 +165,10 @@ EBP_INTERNAL int32_t ebp_exp_neg(int64_t x);
 
 /* ebp_act.c: the plain rule of an elementwise activation on an exact pre-activation (zf fractional bits) */
 EBP_INTERNAL int16_t ebp_act_out(int act, int64_t acc, int zf, int a_frac, uint32_t *sat);
+EBP_INTERNAL void ebp_softmax_out(ebp_layer_t *L, int64_t *z, uint32_t *sat);
 
 /* ebp_conv1d.c and ebp_pool.c */
-EBP_INTERNAL void ebp_conv1d_fwd_s16(ebp_layer_t *L, const int16_t *in);
+EBP_INTERNAL void ebp_conv1d_fwd(ebp_layer_t *L, const int16_t *in, int64_t *scratch);
 EBP_INTERNAL int64_t ebp_conv1d_back(const ebp_layer_t *N, uint32_t i);
 EBP_INTERNAL void ebp_conv1d_accumulate_grad(ebp_layer_t *L, const int16_t *in);
 EBP_INTERNAL void ebp_conv1d_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in);

@@ -42,7 +42,7 @@ EBP_INTERNAL int ebp_geometry(const ebp_cfg_t *cfg, unsigned l, const ebp_geom_t
         g->in_frac = prev->a_frac;
     }
     g->a_frac = lc->a_frac;
-    if (lc->kind > EBP_KIND_LAST || lc->frozen > 1 || (lc->w_bits != 0 && lc->w_bits != 16) ||
+    if (lc->kind > EBP_KIND_LAST || lc->frozen > 1 || (lc->w_bits != 0 && lc->w_bits != 16 && lc->w_bits != 8) ||
         lc->act > EBP_ACT_SOFTMAX)
         return EBP_ERR_CONFIG;
     if (lc->act == EBP_ACT_SOFTMAX && (!last || cfg->loss != EBP_LOSS_CE || lc->kind != EBP_KIND_DENSE))
@@ -69,7 +69,8 @@ EBP_INTERNAL int ebp_geometry(const ebp_cfg_t *cfg, unsigned l, const ebp_geom_t
         break;
     default: /* pooling keeps the channels and the format */
         if (s == 0) s = k;
-        if (lc->n_out != 0 || lc->act != EBP_ACT_LINEAR || lc->a_frac != g->in_frac) return EBP_ERR_CONFIG;
+        if (lc->n_out != 0 || lc->act != EBP_ACT_LINEAR || lc->a_frac != g->in_frac || lc->w_bits != 0)
+            return EBP_ERR_CONFIG;
         if (pool ? k < 1 || k > g->in_len : k != 0 || s != 0) return EBP_ERR_CONFIG;
         g->ch = g->in_ch;
         g->len = pool ? (g->in_len - k) / s + 1u : 1u;
@@ -125,8 +126,8 @@ int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
         uint32_t n_out;
         ebp_geometry(cfg, l, l == 0 ? NULL : &g[(l - 1) & 1], G);
         n_out = G->ch * G->len;
-        mem->weights += 2u * G->n_w;
-        mem->biases += 2u * G->n_b;
+        mem->weights += (cfg->layers[l].w_bits == 8 ? 1u : 2u) * G->n_w;
+        mem->biases += (cfg->layers[l].w_bits == 8 ? 1u : 2u) * G->n_b;
         if (!cfg->layers[l].frozen) trained += G->n_w + G->n_b;
         outs += n_out;
         if (l >= first) {
@@ -182,8 +183,8 @@ int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size
         const ebp_layer_cfg_t *lc = &cfg->layers[l];
         ebp_geom_t *G = &g[l & 1];
         ebp_geometry(cfg, l, l == 0 ? NULL : &g[(l - 1) & 1], G);
-        L->in_ch = (uint16_t)G->in_ch;
-        L->in_len = (uint16_t)G->in_len;
+        L->in_ch = (uint16_t)(lc->kind == EBP_KIND_DENSE ? G->in_ch * G->in_len : G->in_ch); /* dense: (n_in, 1) */
+        L->in_len = (uint16_t)(lc->kind == EBP_KIND_DENSE ? 1u : G->in_len);
         L->ch = (uint16_t)G->ch;
         L->len = (uint16_t)G->len;
         L->n_in = (uint16_t)(G->in_ch * G->in_len);
@@ -192,8 +193,8 @@ int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size
         L->n_b = (uint16_t)G->n_b;
         L->kind = lc->kind;
         L->frozen = lc->frozen;
-        L->kernel = (uint16_t)(lc->kind == EBP_KIND_GAP1D ? G->in_len : lc->kernel); /* one window: all */
-        L->stride = (uint16_t)(lc->kind == EBP_KIND_GAP1D ? G->in_len : G->stride);
+        L->kernel = (uint16_t)(lc->kind == EBP_KIND_GAP1D ? G->in_len : lc->kind == EBP_KIND_DENSE ? 1u : lc->kernel);
+        L->stride = (uint16_t)(lc->kind == EBP_KIND_GAP1D ? G->in_len : lc->kind == EBP_KIND_DENSE ? 1u : G->stride);
         L->act = lc->act;
         L->in_frac = (int8_t)G->in_frac;
         L->w_frac = lc->w_frac;
@@ -213,7 +214,7 @@ int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size
     }
     for (l = 0; l < cfg->n_layers; l++) {
         ebp_layer_t *L = &net->layers[l];
-        if (L->n_w > 0) {
+        if (L->n_w > 0 && cfg->layers[l].w_bits != 8) {
             L->w = (int16_t *)(void *)p;
             p += 2u * L->n_w;
             L->b = (int16_t *)(void *)p;
@@ -227,6 +228,16 @@ int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size
         }
     }
     net->x = (int16_t *)(void *)p;
+    p += 2u * cfg->n_in;
+    for (l = 0; l < cfg->n_layers; l++) { /* int8 parameters last: they keep nothing else from alignment */
+        ebp_layer_t *L = &net->layers[l];
+        if (L->n_w > 0 && cfg->layers[l].w_bits == 8) {
+            L->w8 = (int8_t *)(void *)p;
+            p += L->n_w;
+            L->b8 = (int8_t *)(void *)p;
+            p += L->n_b;
+        }
+    }
     return mode == EBP_MODE_TRAIN ? ebp_zero_grad(net) : EBP_OK;
 }
 
@@ -270,6 +281,12 @@ int ebp_net_init_weights(ebp_net_t *net, int kind, uint16_t range_q12, uint32_t 
             uint32_t fan_out = L->kind == EBP_KIND_CONV1D ? (uint32_t)L->ch * L->kernel : L->n_out;
             uint32_t fan = kind == EBP_INIT_XAVIER ? fan_in + fan_out : fan_in;
             r = isqrt64(((uint64_t)6 << (2 * L->w_frac)) / fan);
+        }
+        if (L->w8 != NULL) { /* int8: the same draws, in [-127, 127] at most */
+            if (r > INT8_MAX) r = INT8_MAX;
+            for (i = 0; i < nw; i++) L->w8[i] = (int8_t)uniform_q(&rng, (int32_t)r);
+            for (i = 0; i < L->n_b; i++) L->b8[i] = (int8_t)(kind == EBP_INIT_UNIFORM ? uniform_q(&rng, (int32_t)r) : 0);
+            continue;
         }
         if (r > INT16_MAX) r = INT16_MAX;
         for (i = 0; i < nw; i++) L->w[i] = uniform_q(&rng, (int32_t)r);

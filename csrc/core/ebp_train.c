@@ -7,10 +7,10 @@ static void forward_layers(ebp_net_t *net, const int16_t *x) {
     unsigned l;
     for (l = 0; l < net->cfg.n_layers; l++) {
         ebp_layer_t *L = &net->layers[l];
-        if (L->kind == EBP_KIND_DENSE)
+        if (L->kind == EBP_KIND_DENSE && L->w != NULL)
             ebp_dense_fwd_s16(L, x, net->scratch);
-        else if (L->kind == EBP_KIND_CONV1D)
-            ebp_conv1d_fwd_s16(L, x);
+        else if (ebp_plain(L))
+            ebp_conv1d_fwd(L, x, net->scratch);
         else
             ebp_pool_fwd_s16(L, x);
         x = L->y;
@@ -55,7 +55,7 @@ int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, ui
             for (l = net->first_train; l < (int)net->cfg.n_layers; l++)
                 if (!net->layers[l].frozen && net->layers[l].n_w > 0) {
                     const int16_t *in = l == 0 ? xs : net->layers[l - 1].y;
-                    if (net->layers[l].kind == EBP_KIND_CONV1D)
+                    if (ebp_plain(&net->layers[l]))
                         ebp_conv1d_update_online(net, &net->layers[l], in);
                     else
                         ebp_update_online(net, &net->layers[l], in);

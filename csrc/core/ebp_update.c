@@ -10,11 +10,12 @@
  * Applies the update of n parameters w from their gradient sums g (clearing them) and velocities v
  * (momentum; NULL for SGD). One weight LSB of update is m_eff * g * 2^-sh (SGD), or 2^EBP_VEL_EXTRA_FRAC
  * velocity units (momentum). The stochastic-rounding generator advances once per parameter rounded.
+ * The parameters are int16 (w), or int8 (w8, w NULL; always rounded stochastically, clipped to int8).
  */
-static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int32_t *g, int32_t *v, uint32_t n,
-                          int32_t m_eff, int sh) {
+static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int8_t *w8, int32_t *g, int32_t *v,
+                          uint32_t n, int32_t m_eff, int sh) {
     const int32_t mu = net->hp.momentum_q15;
-    const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
+    const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC || w8 != NULL;
     uint32_t k, updates = 0, zeros = 0, sat = 0, sat_vel = 0;
     if (sh > 62) sh = 62;
     for (k = 0; k < n; k++) {
@@ -38,6 +39,12 @@ static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int32_t *g
         }
         updates += gk != 0;
         zeros += d == 0 && gk != 0;
+        if (w8 != NULL) {
+            nw = (int64_t)w8[k] - d;
+            w8[k] = (int8_t)(nw > INT8_MAX ? INT8_MAX : nw < INT8_MIN ? INT8_MIN : nw);
+            sat += w8[k] != nw;
+            continue;
+        }
         nw = (int64_t)w[k] - d;
         w[k] = ebp_sat16(nw);
         sat += w[k] != nw;
@@ -221,8 +228,8 @@ int ebp_step(ebp_net_t *net) {
             if (!momentum) continue; /* no gradient reached this layer: its sums are all zero */
             sh = 62;                 /* velocity decays only */
         }
-        update_params(net, L, L->w, L->gw, momentum ? L->vw : NULL, L->n_w, m_eff, sh);
-        update_params(net, L, L->b, L->gb, momentum ? L->vb : NULL, L->n_b, m_eff, sh);
+        update_params(net, L, L->w, L->w8, L->gw, momentum ? L->vw : NULL, L->n_w, m_eff, sh);
+        update_params(net, L, L->b, L->b8, L->gb, momentum ? L->vb : NULL, L->n_b, m_eff, sh);
         L->g_exp = INT16_MIN;
     }
     net->grad_count = 0;

@@ -114,6 +114,37 @@ static void test_frozen(void) {
     CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
 }
 
+/* int8 weights: half the parameter bytes, updates rounded stochastically even with cfg.rounding nearest */
+static void test_int8(void) {
+    static const int16_t x[8] = {0, 0, 0, 4096, 4096, 0, 4096, 4096};
+    static const int16_t t[4] = {0, 4096, 4096, 0};
+    ebp_cfg_t c = xor_cfg();
+    ebp_net_t net;
+    ebp_memory_t m16, m8;
+    ebp_hparams_t hp = {32768, -15, 0}; /* lr 1 */
+    uint32_t correct = 0, rng0;
+    int epoch;
+    CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &m16) == EBP_OK);
+    c.layers[0].w_bits = c.layers[1].w_bits = 8;
+    c.layers[0].w_frac = c.layers[1].w_frac = 5;
+    CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &m8) == EBP_OK);
+    CHECK(m8.weights * 2 == m16.weights && m8.biases * 2 == m16.biases && m8.activations == m16.activations);
+    CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
+    CHECK(net.layers[0].w == NULL && net.layers[0].w8 != NULL && net.layers[1].b8 != NULL);
+    CHECK(((uintptr_t)net.x & 1u) == 0 && ((uintptr_t)net.layers[1].delta & 1u) == 0);
+    CHECK(ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 8192, 3) == EBP_OK);
+    CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
+    rng0 = net.rng;
+    for (epoch = 0; epoch < 4000 && correct < 4; epoch++) {
+        CHECK(ebp_train(&net, x, t, 4, 1, NULL) == EBP_OK);
+        CHECK(ebp_evaluate(&net, x, t, 4, NULL, &correct) == EBP_OK);
+    }
+    CHECK(correct == 4);
+    CHECK(net.rng != rng0); /* stochastic rounding drew numbers */
+    c.layers[0].w_bits = 4;
+    CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
+}
+
 /* xorshift32 for test data, independent of the core's */
 static uint32_t rnd_state = 2463534242u;
 static uint32_t rnd(void) {
@@ -127,6 +158,7 @@ static uint32_t rnd(void) {
 static void test_extremes(void) {
     static int16_t x[64 * 32], t[64 * 8];
     static const int16_t edge[] = {INT16_MIN, INT16_MIN + 1, -1, 0, 1, INT16_MAX - 1, INT16_MAX};
+    static const int8_t edge8[] = {INT8_MIN, INT8_MIN + 1, -1, 0, 1, INT8_MAX - 1, INT8_MAX};
     int trial;
     for (trial = 0; trial < 300; trial++) {
         ebp_cfg_t c;
@@ -150,6 +182,7 @@ static void test_extremes(void) {
             c.layers[l].w_frac = (int8_t)(rnd() % 16);
             c.layers[l].a_frac = (int8_t)(rnd() % 16);
             c.layers[l].frozen = (uint8_t)(rnd() % 4 == 0);
+            c.layers[l].w_bits = (uint8_t)(rnd() % 3 == 0 ? 8 : 0);
         }
         if (c.loss == EBP_LOSS_CE) c.layers[c.n_layers - 1].act = (uint8_t)(rnd() % 2 ? EBP_ACT_SOFTMAX : EBP_ACT_SIGMOID);
         CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &mem) == EBP_OK);
@@ -159,8 +192,12 @@ static void test_extremes(void) {
         /* some layers get extreme weights */
         for (l = 0; l < c.n_layers; l++)
             if (rnd() % 2)
-                for (i = 0; i < (unsigned)net.layers[l].n_out * net.layers[l].n_in; i++)
-                    net.layers[l].w[i] = edge[rnd() % 7];
+                for (i = 0; i < (unsigned)net.layers[l].n_out * net.layers[l].n_in; i++) {
+                    if (net.layers[l].w8 != NULL)
+                        net.layers[l].w8[i] = edge8[rnd() % 7];
+                    else
+                        net.layers[l].w[i] = edge[rnd() % 7];
+                }
         hp.lr_m = (uint16_t)rnd();
         hp.lr_e = (int8_t)(-(int)(rnd() % 81));
         hp.momentum_q15 = (uint16_t)(rnd() % 32768);
@@ -182,6 +219,7 @@ static void test_extremes(void) {
 static void test_conv_extremes(void) {
     static int16_t x[16 * 96], t[16 * 4];
     static const int16_t edge[] = {INT16_MIN, INT16_MIN + 1, -1, 0, 1, INT16_MAX - 1, INT16_MAX};
+    static const int8_t edge8[] = {INT8_MIN, INT8_MIN + 1, -1, 0, 1, INT8_MAX - 1, INT8_MAX};
     int trial;
     for (trial = 0; trial < 300; trial++) {
         ebp_cfg_t c;
@@ -216,6 +254,7 @@ static void test_conv_extremes(void) {
                 L->w_frac = (int8_t)(rnd() % 16);
                 L->a_frac = (int8_t)(rnd() % 16);
                 L->frozen = (uint8_t)(rnd() % 4 == 0);
+                L->w_bits = (uint8_t)(rnd() % 2 ? 8 : 0);
                 frac = (uint32_t)L->a_frac;
                 ch = L->n_out;
                 len = (len - L->kernel) / (L->stride ? L->stride : 1u) + 1u;
@@ -229,13 +268,19 @@ static void test_conv_extremes(void) {
         c.layers[n_hidden].act = (uint8_t)(c.loss == EBP_LOSS_CE ? (rnd() % 2 ? EBP_ACT_SOFTMAX : EBP_ACT_SIGMOID) : rnd() % 4);
         c.layers[n_hidden].w_frac = (int8_t)(rnd() % 16);
         c.layers[n_hidden].a_frac = (int8_t)(rnd() % 16);
+        c.layers[n_hidden].w_bits = (uint8_t)(rnd() % 2 ? 8 : 0);
         if (c.optimizer == EBP_OPT_SGD && rnd() % 2) c.flags |= EBP_FLAG_ONLINE;
         CHECK(ebp_cfg_check(&c) == EBP_OK);
         CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
         CHECK(ebp_net_init_weights(&net, (int)(rnd() % 3), (uint16_t)rnd(), rnd()) == EBP_OK);
         for (l = 0; l < c.n_layers; l++)
             if (rnd() % 2)
-                for (i = 0; i < net.layers[l].n_w; i++) net.layers[l].w[i] = edge[rnd() % 7];
+                for (i = 0; i < net.layers[l].n_w; i++) {
+                    if (net.layers[l].w8 != NULL)
+                        net.layers[l].w8[i] = edge8[rnd() % 7];
+                    else
+                        net.layers[l].w[i] = edge[rnd() % 7];
+                }
         hp.lr_m = (uint16_t)rnd();
         hp.lr_e = (int8_t)(-(int)(rnd() % 81));
         hp.momentum_q15 = (uint16_t)(rnd() % 32768);
@@ -278,6 +323,7 @@ int main(void) {
     test_xor();
     test_status_paths();
     test_frozen();
+    test_int8();
     test_extremes();
     test_conv_extremes();
     printf("%d passed, %d failed\n", passed, failed);
