@@ -111,6 +111,8 @@ def encoded_size(raw_len: int) -> int:
 
 
 OVERHEAD = P.HEADER.size + 4        # header + CRC of every frame
+# requests that leave the device's (steps, grad_count) as they are (TRAIN: only those sent by Device.train)
+_KEEPS_STATE = (P.HELLO, P.TRAIN, P.PREDICT, P.EVALUATE, P.READ_WEIGHTS, P.READ_STATS, P.SET_HPARAMS)
 
 
 def check_url(url) -> str:
@@ -169,8 +171,12 @@ class LinkModel:
         return self._p
 
     def rtt_record(self, type_: int, nbytes: int, seconds: float) -> None:
-        r = self.rtt.setdefault(type_, [0.0] * 6 + [0])   # sw, sx, sy, sxx, sxy, mad, count
+        r = self.rtt.setdefault(type_, [0.0] * 6 + [0, 0, 0.0])   # sw, sx, sy, sxx, sxy, mad, count, big, t_big
         pred = self.rtt_predict(type_, nbytes)
+        if nbytes >= r[7]:                     # the largest frame seen, and its time (the newest such)
+            r[7], r[8] = nbytes, seconds
+        elif nbytes >= 0.8 * r[7]:
+            r[8] = max(r[8] * 0.9, seconds * r[7] / nbytes)
         d = 0.9
         r[0] = r[0] * d + 1
         r[1] = r[1] * d + nbytes
@@ -196,7 +202,10 @@ class LinkModel:
         else:
             c = my / mx if mx > 0 else 0.0
             a = 0.0
-        return max(a + c * nbytes, 0.3 * my, 1e-4)
+        pred = max(a + c * nbytes, 0.3 * my, 1e-4)
+        if nbytes > r[7] > 0:                  # beyond what was measured: scale the largest frame's time
+            pred = max(pred, r[8] * nbytes / r[7])
+        return pred
 
     def rto(self, type_: int, nbytes: int, cap: float, first: float = 1.0) -> float:
         """Seconds to wait for one attempt before sending it again."""
@@ -204,7 +213,7 @@ class LinkModel:
         if pred is None:
             return min(cap, first)
         mad = self.rtt[type_][5]
-        return min(cap, max(0.005, 1.5 * pred + 3.0 * mad + 0.002))
+        return min(cap, max(0.01, 1.5 * pred + 3.0 * mad + 0.003))
 
     def best_count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable, cap_s: float) -> int:
         """The count (1..cap) of samples or elements per request with the most expected throughput."""
@@ -218,7 +227,7 @@ class LinkModel:
         if r and r[6]:
             t = np.array([self.rtt_predict(type_, int(b)) for b in (B[0], B[-1])])
             t = t[0] + (t[1] - t[0]) * (B - B[0]) / max(B[-1] - B[0], 1)
-            rto = np.minimum(cap_s, np.maximum(0.005, 1.5 * t + 3 * r[5] + 0.002))
+            rto = np.minimum(cap_s, np.maximum(0.01, 1.5 * t + 3 * r[5] + 0.003))
         else:                               # no timing yet: assume the time goes with the bytes
             t = 1.0 + B / 32.0
             rto = 2 * t
@@ -234,7 +243,8 @@ class Device:
     ``timeout``: the longest a request waits for a valid response, over all its retransmissions, before the link
     counts as lost (LinkLostError); each single attempt waits an adaptive time (a few round trips), at most this.
     ``retries``: None (the default) resends as often as ``timeout`` allows; a number caps the retransmissions of
-    any one request (DeviceError when exceeded). ``reopen``: called on ``reconnect()`` to get the URL again (for
+    any one request (after the last one the request still waits out ``timeout`` for a late answer, then raises
+    DeviceError). ``reopen``: called on ``reconnect()`` to get the URL again (for
     example after restarting an emulator). ``adaptive``: size bulk requests to the link (False: full frames)."""
 
     def __init__(self, url: str, timeout: float = 10.0, retries: Optional[int] = None,
@@ -254,6 +264,7 @@ class Device:
         self._info: Optional[P.Info] = None
         self._params: Optional[dict] = None
         self._state: Optional[Tuple[int, int]] = None    # (steps, grad_count) the device is known to be at
+        self._training = False
         self.memory: Optional[dict] = None
         self.link = LinkModel()
         self.stats_retransmissions = 0
@@ -264,6 +275,7 @@ class Device:
         else:
             check_url(url)
             self.ser = self._open(url, baudrate, connect_timeout)
+        self._quickack = self._quickack_for(self.ser)
         self._write(b"\x00")   # ends any partial frame the device may hold
 
     @staticmethod
@@ -293,6 +305,23 @@ class Device:
                                         "cannot open") from None
                 time.sleep(0.05)
 
+    @staticmethod
+    def _quickack_for(ser):
+        """On a Linux TCP link, a function that ACKs at once: a board that sends its answer a byte at a time
+        with Nagle's algorithm on (QEMU's serial socket without nodelay=on) otherwise waits for the host's
+        delayed ACK (40 ms) after every byte. Linux clears the flag after each read, so it is set again."""
+        sock = getattr(ser, "_socket", None)
+        if sock is None or not hasattr(socket, "TCP_QUICKACK"):
+            return None
+
+        def quickack():
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            except OSError:
+                pass
+        quickack()
+        return quickack
+
     def reconnect(self, timeout: Optional[float] = None) -> None:
         """Closes the link and opens it again (``reopen()`` first gives the URL, e.g. a restarted emulator's).
         The device's state is not assumed: the caller checks it (``info()``, ``read_stats()``)."""
@@ -308,6 +337,7 @@ class Device:
         self._state = None
         self.ser = self._open(check_url(self.url), self.baudrate, self.connect_timeout if timeout is None
                               else timeout)
+        self._quickack = self._quickack_for(self.ser)
         self.reconnects += 1
         self._write(b"\x00")
 
@@ -366,6 +396,8 @@ class Device:
                 if data:
                     self.ser.timeout = 0
                     data += self.ser.read(4096)
+                    if self._quickack is not None:
+                        self._quickack()
             except Exception as e:
                 raise self._lost(e, "reading") from None
             if data:
@@ -400,6 +432,8 @@ class Device:
             wait = max(0.0, min(t_sent + rto, t_start + limit) - time.monotonic())
             resp, kind = self._await(type_, seq, wait, problems)
             if resp is not None:
+                if type_ not in _KEEPS_STATE or (type_ == P.TRAIN and not self._training):
+                    self._state = None       # steps may have changed behind train()'s back: read them again
                 self.link.record(at_risk, True)
                 if attempt == 0:
                     self.link.rtt_record(type_, at_risk, time.monotonic() - t_sent)
@@ -423,6 +457,13 @@ class Device:
                                     f"({attempt + 1} attempts; {'; '.join(problems[-2:]) or 'timeout'})",
                                     self.url, "no response")
             if self.retries is not None and attempt >= self.retries:
+                # the last retransmission is out: wait what is left of the timeout for a late answer
+                while time.monotonic() < t_start + limit:
+                    resp, kind = self._await(type_, seq, max(0.0, t_start + limit - time.monotonic()), problems)
+                    if resp is not None:
+                        if check:
+                            self._check(resp)
+                        return resp
                 raise DeviceError(f"{name} request to {self.url}: no valid response after {attempt} "
                                   f"retransmissions (retries={self.retries}; {'; '.join(problems[-2:])})")
             if give_up is not None and give_up(attempt + 1, not_run):
@@ -478,7 +519,8 @@ class Device:
     def info(self) -> P.Info:
         f = self.request(P.HELLO, resp_size=120)
         info = P.unpack_hello(f.body)
-        info.stack_high_water = _hello_stack_high_water(f.body)
+        if not hasattr(info, "session_id"):           # protocol 1: the optional u32 after the strings
+            info.stack_high_water = _hello_stack_high_water(f.body)
         if info.protocol != P.PROTO_VERSION:
             raise ProtocolError(f"device speaks protocol {info.protocol}, this host {P.PROTO_VERSION}; "
                                 f"rebuild the firmware or update edgebp")
@@ -574,6 +616,13 @@ class Device:
                               f"online_only=False network to train in batches")
         if start % batch and start < n:
             raise ConfigError(f"start {start} is not a multiple of the batch size {batch}")
+        self._training = True
+        try:
+            return self._train(Xq, Tq, batch, n, timeout, start, on_progress, n_in, n_out)
+        finally:
+            self._training = False
+
+    def _train(self, Xq, Tq, batch, n, timeout, start, on_progress, n_in, n_out) -> TrainSummary:
         cap = self.samples_per_frame()
         per = 2 * (n_in + n_out)
         req = lambda k: encoded_size(OVERHEAD + 8 + per * k)      # noqa: E731

@@ -58,9 +58,9 @@ def test_bad_link_options_are_clear_errors(opt, value, msg):
 
 
 @pytest.mark.parametrize("path, msg", [
-    ("/tmp", "is a directory: give a file name such as /tmp/weights.npz"),
+    ("/tmp", "is a directory; give a file name such as /tmp/weights.npz"),
     ("/no/such/folder/w.npz", "the folder /no/such/folder does not exist"),
-    ("/proc/w.npz", "cannot write in /proc"),
+    ("/proc/w.npz", "the folder /proc is not writable"),
 ])
 def test_save_path_refused_before_training(path, msg, monkeypatch):
     import edgebp.device as D
