@@ -208,9 +208,6 @@ def cmd_device_train(args) -> int:
     from .device import DeviceNet, DeviceResetError, LinkLostError
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
-    if stop.patience is not None:
-        raise ConfigError("--patience needs to restore the best weights, which the device protocol cannot "
-                          "upload; use --epochs or --target-loss")
     save = check_save_path(args.save_weights) if args.save_weights else None
     if save is not None and str(save) != str(Path(args.save_weights).expanduser()) and not args.json:
         print(f"weights go to {save}", file=sys.stderr)

@@ -927,29 +927,49 @@ class DeviceNet(IntegerEngine):
     ``resume``: when the link drops or the device resets, reconnect (``Device.reconnect``, which restarts an
     emulator through ``reopen``) for up to ``resume_timeout`` seconds and go on from the last acknowledged
     training frame, so that the finished run is bit-identical to an uninterrupted one. The host keeps every
-    training call of this run (the rows in the order sent, the batch size) and how far the device acknowledged
-    it. A device that kept its state (a dropped link) continues where it is; a device that lost it (a reset)
-    gets the model loaded again, which restores the initial weights and the rounding generator's seed, and the
-    acknowledged calls replayed (docs/link.md)."""
+    training call of this run (the rows in the order sent, the batch size), every weight upload, and how far the
+    device acknowledged them. A device that kept its state (same HELLO session id, at the acknowledged step)
+    just continues. A device that lost it (a reset: another session id, or no model) gets the model loaded
+    again and then either (``restore="upload"``, possible for plain SGD with round-to-nearest, whose only state
+    is the weights and the step counter) the checkpoint of its weights read back after each epoch uploaded with
+    its step count, or (``restore="replay"``, always exact: the load restores the initial weights and the
+    rounding generator's seed) the acknowledged calls replayed from the start. After an upload restore the
+    saturation counters count from the restore; after a replay they are the uninterrupted run's too."""
 
     name = "device"
 
     def __init__(self, device: Device, spec, cfg=None, resume: bool = False, resume_timeout: float = 120.0,
-                 on_event: Optional[Callable[[str], None]] = None):
+                 on_event: Optional[Callable[[str], None]] = None, restore: str = "auto"):
         from .config import TrainConfig
         self.device, self.spec, self.cfg = device, spec, cfg or TrainConfig()
+        if restore not in ("auto", "upload", "replay"):
+            raise ConfigError(f"restore must be auto, upload or replay, got {restore!r}")
+        self.uploadable = self.cfg.optimizer == "sgd" and self.cfg.rounding == "nearest"
+        if restore == "upload" and not self.uploadable:
+            raise ConfigError("restore='upload' is exact only for optimizer sgd with rounding nearest (momentum's "
+                              "velocity and the stochastic-rounding generator cannot be read back); use replay")
+        self.restore = ("upload" if self.uploadable else "replay") if restore == "auto" else restore
         self.resume, self.resume_timeout, self.on_event = resume, resume_timeout, on_event
         self._ref = FixedNet(spec, self.cfg)
-        self.memory = self._call(lambda: device.load_model(self._ref), load=True)
+        self._rng0 = int(self._ref._net.rng)
         self.train_ticks = 0
         self.train_steps = 0
         self.train_samples_seen = 0
         self.train_requests = 0
         self.train_seconds = 0.0
         self.loss_unknown = 0
-        self._log: List[list] = []       # [Xq, Tq, batch, rows acknowledged] per train_q call
+        self._log: List[dict] = []       # {"train": [Xq, Tq, batch, rows acknowledged]} or {"weights": ints}
         self._ack: Tuple[int, int] = (0, 0)
+        self._ckpt: Optional[Tuple[int, list, int]] = None    # (entries done, weights, steps)
+        self._session: Optional[int] = None
         self.events: List[str] = []
+        self.memory = self._call(self._load, load=True)
+
+    def _load(self) -> dict:
+        mem = self.device.load_model(self._ref)
+        self._session = getattr(self.device.board_info, "session_id", None)
+        self._ack = (0, 0)
+        return mem
 
     # --- recovery ------------------------------------------------------------------------------------------
     def _event(self, msg: str) -> None:
@@ -967,6 +987,11 @@ class DeviceNet(IntegerEngine):
                     raise
                 self._recover(e, load)
 
+    def _checkpoint(self) -> None:
+        """After a training call: the device's weights read back, for an upload restore."""
+        if self.resume and self.restore == "upload" and self._ack[1] == 0:
+            self._ckpt = (len(self._log), self._call(self.device.read_weights), self._ack[0])
+
     def _recover(self, err: Exception, load: bool = False) -> None:
         self._event(f"link trouble: {err}; reconnecting")
         deadline = time.monotonic() + self.resume_timeout
@@ -977,12 +1002,16 @@ class DeviceNet(IntegerEngine):
                 info = dev.info()
                 if load:
                     return
-                state = dev.device_state() if info.have_model and dev.model_params is not None else None
+                sid = getattr(info, "session_id", None)
+                same_boot = sid is None or self._session is None or sid == self._session
+                state = dev.device_state() if same_boot and info.have_model and dev.model_params is not None \
+                    else None
                 if state is not None and state == self._ack:
-                    self._event(f"device kept its state (step {state[0]}): continuing")
+                    self._event(f"device kept its state (same session, step {state[0]}): continuing")
                     return
-                if state is not None and self._log and state[1] == 0 == self._ack[1] and state[0] > self._ack[0]:
-                    e = self._log[-1]       # the frame in flight was applied before the link went
+                train = [e["train"] for e in self._log if "train" in e]
+                if state is not None and train and state[1] == 0 == self._ack[1] and state[0] > self._ack[0]:
+                    e = train[-1]            # the frame in flight was applied before the link went
                     b = e[2] if e[2] > 0 else len(e[0])
                     rows = e[3] + (state[0] - self._ack[0]) * b
                     if rows < len(e[0]) + b:
@@ -992,20 +1021,37 @@ class DeviceNet(IntegerEngine):
                         self._ack = state
                         self._event(f"device applied the frame in flight (step {state[0]}): continuing")
                         return
-                self._event("device lost its state (reset): loading the model again and replaying "
-                            f"{sum(e[3] for e in self._log)} acknowledged rows")
-                dev.load_model(self._ref)
-                for e in self._log:
-                    if e[3]:
-                        dev.train(e[0][:e[3]], e[1][:e[3]], e[2])
-                if dev._state != self._ack:
-                    raise DeviceError(f"replay reached {dev._state}, expected {self._ack}")
+                self._restore(sid)
                 return
             except (LinkLostError, DeviceResetError) as e:
                 if time.monotonic() > deadline:
                     raise LinkLostError(f"could not resume within {self.resume_timeout:g} s: {e}", dev.url,
                                         "resume failed") from None
                 time.sleep(0.2)
+
+    def _restore(self, sid) -> None:
+        """The device lost its state: load the model again, then upload the checkpoint or replay."""
+        from .deploy import write_weights
+        dev = self.device
+        dev.load_model(self._ref)
+        self._session = sid
+        first = 0
+        if self.restore == "upload" and self._ckpt is not None:
+            first, weights, steps = self._ckpt
+            write_weights(dev, weights, rng=self._rng0, steps=steps)
+            dev._state = (steps, 0)
+        rows = sum(e["train"][3] for e in self._log[first:] if "train" in e)
+        how = (f"uploaded the weights of step {self._ckpt[2]}" if first else "loaded the model again")
+        self._event(f"device lost its state (reset; session {sid}): {how}, replaying {rows} acknowledged rows")
+        for e in self._log[first:]:
+            if "weights" in e:
+                write_weights(dev, e["weights"])
+            elif e["train"][3]:
+                x, t, b, n = e["train"]
+                dev.train(x[:n], t[:n], b)
+        state = dev.device_state()
+        if state != self._ack:
+            raise DeviceError(f"the restored device is at {state}, the acknowledged run at {self._ack}")
 
     # --- IntegerEngine -------------------------------------------------------------------------------------
     def core_params(self) -> dict:
@@ -1019,7 +1065,7 @@ class DeviceNet(IntegerEngine):
 
     def train_q(self, Xq, Tq, batch_size: int) -> int:
         entry = [np.ascontiguousarray(Xq), np.ascontiguousarray(Tq), int(batch_size), 0]
-        self._log.append(entry)
+        self._log.append({"train": entry})
         done = dict(loss=0, ticks=0, requests=0, unknown=0)
         snap = dict(loss=0, ticks=0, requests=0, unknown=0)
         t0 = time.monotonic()
@@ -1049,15 +1095,26 @@ class DeviceNet(IntegerEngine):
             done["unknown"] += r.loss_unknown
             break
         n = len(entry[0])
-        unknown = done["unknown"] + 0
-        self.loss_unknown += done["unknown"]
+        unknown = done["unknown"]
+        self.loss_unknown += unknown
         self.train_ticks += done["ticks"]
         self.train_steps += self._ack[0] - steps0
         self.train_samples_seen += n
         self.train_requests += done["requests"]
         self.train_seconds += time.monotonic() - t0
+        self._checkpoint()
         known = n - unknown
         return done["loss"] if unknown == 0 or known <= 0 else int(round(done["loss"] * n / known))
+
+    def set_int_weights(self, int_weights) -> None:
+        """Uploads [(W int16 (n_out, n_in), b int16 (n_out,)), ...] into the device's model
+        (edgebp.deploy.write_weights: chunked, exactly once, committed with a CRC)."""
+        from .deploy import write_weights
+        w = [(np.array(W, copy=True), np.array(b, copy=True)) for W, b in int_weights]
+        self._call(lambda: write_weights(self.device, w))
+        self._log.append({"weights": w})
+        self._ack = self._call(self.device.device_state)
+        self._checkpoint()
 
     def predict_q(self, Xq) -> np.ndarray:
         return self._call(lambda: self.device.predict(Xq))
@@ -1087,8 +1144,20 @@ class DeviceNet(IntegerEngine):
 
     # --- Engine interface beyond IntegerEngine's -----------------------------------------------------------
     def set_weights(self, weights) -> None:
-        raise DeviceError("the device protocol has no weight upload; early stopping (patience) cannot restore "
-                          "the best weights on a device")
+        """Float weights [(W (n_out, n_in), b (n_out,)), ...], quantized to the layers' formats and uploaded
+        (early stopping restores the best weights this way)."""
+        from .fixed import quantize
+        if len(weights) != len(self.spec.layers):
+            raise ConfigError(f"{len(weights)} layers of weights given, the network has {len(self.spec.layers)}")
+        q = []
+        sizes = self.spec.sizes
+        for i, ((W, b), l) in enumerate(zip(weights, self.spec.layers)):
+            W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+            if W.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1],):
+                raise ConfigError(f"layer {i}: weights {W.shape} and biases {b.shape} given, the layer is "
+                                  f"({sizes[i + 1]}, {sizes[i]}) with {sizes[i + 1]} biases")
+            q.append((quantize(W, l.w_frac, f"layer {i} weights"), quantize(b, l.w_frac, f"layer {i} biases")))
+        self.set_int_weights(q)
 
     def memory_report(self) -> dict:
         return {k: v for k, v in self.memory.items() if k != "arena"}

@@ -186,3 +186,14 @@ def test_device_commands_bad_url_is_immediate():
     t0 = time.monotonic()
     code, out, err = run_cli("device", "info", "--port", "socket://nohost")
     assert code == 2 and "use socket://HOST:PORT" in err and time.monotonic() - t0 < 2
+
+
+def test_device_train_patience_restores_the_best_weights():
+    """--patience on a device: the best weights are uploaded back at the end, as on the host core (--check)."""
+    need_tools("make", "cc")
+    code, out, err = run_cli(*TRAIN, "--epochs", "60", "--lr", "4", "--seed", "2", "--patience", "3",
+                             "--validation-split", "0.25", "--check", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["check"]["identical"] is True
+    assert res["engines"]["device"]["stopped_by"] == "early_stopping" == res["engines"]["fixed"]["stopped_by"]
