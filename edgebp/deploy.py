@@ -68,6 +68,8 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
                                   f"after a chunk ending at {off + len(chunk)} of {len(flat)}")
     crc = P.weights_crc(int_weights)
     f = dev.request(P.COMMIT_WEIGHTS, P.pack_commit_weights(crc, rng, steps))
+    if rng is not None and hasattr(dev, "_state"):
+        dev._state = None           # Device's record of the step counter: read it again before training
     (theirs,) = struct.unpack_from("<I", f.body)
     if theirs != crc:
         raise DeviceError(f"the device committed weights with CRC {theirs:#010x}, expected {crc:#010x}")

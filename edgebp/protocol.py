@@ -22,7 +22,7 @@ HEADER_FILE = Path(__file__).resolve().parent.parent / "firmware" / "app" / "pro
 # Used only when the package runs without the firmware tree next to it (an installed wheel talking to a
 # flashed board). tests/test_protocol.py checks that it equals what protocol.h defines.
 _FALLBACK = {
-    "EBP_PROTO_VERSION": 2, "EBP_FW_VERSION_MAJOR": 0, "EBP_FW_VERSION_MINOR": 2, "EBP_PROTO_HEADER": 8,
+    "EBP_PROTO_VERSION": 3, "EBP_FW_VERSION_MAJOR": 0, "EBP_FW_VERSION_MINOR": 3, "EBP_PROTO_HEADER": 8,
     "EBP_PROTO_CRC": 4, "EBP_PROTO_MAX_BODY": 1024, "EBP_PROTO_MAX_RAW": 1036, "EBP_PROTO_MAX_ENCODED": 1042,
     "EBP_PROTO_CACHE_BODY": 48, "EBP_MSG_HELLO": 1, "EBP_MSG_LOAD": 2, "EBP_MSG_TRAIN": 3, "EBP_MSG_PREDICT": 4,
     "EBP_MSG_EVALUATE": 5, "EBP_MSG_READ_WEIGHTS": 6, "EBP_MSG_READ_STATS": 7, "EBP_MSG_SET_HPARAMS": 8,
@@ -201,6 +201,8 @@ class FrameSplitter:
 # --- bodies ------------------------------------------------------------------------------------------------
 LOAD_FIXED = struct.Struct("<HbBBBBBHbHBHI")
 LAYER = struct.Struct("<HBbb")
+LOAD_EXT = struct.Struct("<HH")          # in_ch, 0; then per layer LAYER_EXT
+LAYER_EXT = struct.Struct("<BBBBB")      # kind, frozen, kernel, stride, w_bits (ebp_layer_cfg_t)
 MEMORY_FIELDS = ("weights", "biases", "gradients", "optimizer", "activations", "scratch", "total")
 
 
@@ -225,24 +227,44 @@ def check_load_params(p: dict) -> None:
         raise ConfigError(f"{len(p['layers'])} layers; the device takes 1..8")
     if not 0 <= int(p["init_range_q12"]) <= 0xFFFF or not 0 < int(p["n_in"]) <= 0xFFFF:
         raise ConfigError("init_range_q12 and n_in must fit in 16 bits")
+    ext = p.get("layer_ext")
+    if ext is not None:
+        if len(ext) != len(p["layers"]):
+            raise ConfigError(f"layer_ext has {len(ext)} entries for {len(p['layers'])} layers")
+        for i, e in enumerate(ext):
+            if len(e) != 5 or not all(0 <= int(v) <= 255 for v in e):
+                raise ConfigError(f"layer {i}: (kind, frozen, kernel, stride, w_bits) must be 5 bytes, got {e}")
+    if not 0 <= int(p.get("in_ch", 0) or 0) <= 0xFFFF:
+        raise ConfigError(f"in_ch must fit in 16 bits, got {p.get('in_ch')}")
 
 
 def pack_load(p: dict) -> bytes:
-    """Body of LOAD from ``FixedNet.core_params()`` (checked as the device checks it)."""
+    """Body of LOAD from ``FixedNet.core_params()`` (checked as the device checks it). The extension (input
+    channels, per layer kind, frozen, kernel, stride, w_bits) is sent when the params carry ``layer_ext`` or
+    ``in_ch``, i.e. when the network uses any of them."""
     check_load_params(p)
     layers = list(p["layers"])
     body = LOAD_FIXED.pack(p["n_in"], p["in_frac"], len(layers), p["loss"], p["optimizer"], p["rounding"],
                            p["flags"], p["lr_m"], p["lr_e"], p["momentum_q15"], p["init_kind"],
                            p["init_range_q12"], p["seed"] & 0xFFFFFFFF)
-    return body + b"".join(LAYER.pack(*l) for l in layers)
+    body += b"".join(LAYER.pack(*l) for l in layers)
+    if p.get("layer_ext") is not None or p.get("in_ch"):
+        ext = p.get("layer_ext") or [(0, 0, 0, 0, 0)] * len(layers)
+        body += LOAD_EXT.pack(int(p.get("in_ch", 0) or 0), 0) + b"".join(LAYER_EXT.pack(*e) for e in ext)
+    return body
 
 
 def unpack_load(body: bytes) -> dict:
     """Inverse of pack_load (used by tests and fakes)."""
     (n_in, in_frac, nl, loss, opt, rnd, flags, lr_m, lr_e, mom, ik, rng, seed) = LOAD_FIXED.unpack_from(body)
     layers = [LAYER.unpack_from(body, LOAD_FIXED.size + LAYER.size * i) for i in range(nl)]
-    return dict(n_in=n_in, in_frac=in_frac, loss=loss, optimizer=opt, rounding=rnd, flags=flags, layers=layers,
-                lr_m=lr_m, lr_e=lr_e, momentum_q15=mom, init_kind=ik, init_range_q12=rng, seed=seed)
+    p = dict(n_in=n_in, in_frac=in_frac, loss=loss, optimizer=opt, rounding=rnd, flags=flags, layers=layers,
+             lr_m=lr_m, lr_e=lr_e, momentum_q15=mom, init_kind=ik, init_range_q12=rng, seed=seed)
+    k = LOAD_FIXED.size + LAYER.size * nl
+    if len(body) >= k + LOAD_EXT.size + LAYER_EXT.size * nl:
+        p["in_ch"] = LOAD_EXT.unpack_from(body, k)[0]
+        p["layer_ext"] = [LAYER_EXT.unpack_from(body, k + LOAD_EXT.size + LAYER_EXT.size * i) for i in range(nl)]
+    return p
 
 
 def unpack_memory(body: bytes) -> dict:

@@ -14,6 +14,7 @@ Keys of format version 1 (a superset of the version-0 files the first ``--save-w
 ``w{i}``, ``b{i}`` layer i's int16 weights (n_out, n_in) and biases (n_out,), Q ``w{i}_frac``
 ``w{i}_frac``      int8 fractional bits of layer i's weights and biases; ``a{i}_frac`` of its outputs
 ``in_frac``        int8 fractional bits of the inputs
+``train_config``   optional JSON: the TrainConfig the network was trained with (lr, optimizer, seed, ...)
 ``scale``          optional JSON: how real-valued inputs were scaled before quantization, e.g.
                    ``{"kind": "minmax", "offset": [...], "scale": [...]}`` (x_model = (x - offset) * scale)
 =================  ===========================================================================
@@ -51,6 +52,7 @@ class WeightsFile:
     int_weights: Optional[Weights]
     float_weights: Weights
     scale: Optional[dict] = None
+    train_config: Optional[dict] = None
 
     @property
     def w_fracs(self) -> Optional[List[int]]:
@@ -94,6 +96,9 @@ def _arrays_of(net, scale: Optional[dict]) -> dict:
             arrays[f"W{i}"], arrays[f"b{i}"] = np.asarray(W, np.float64), np.asarray(b, np.float64)
     if scale is not None:
         arrays["scale"] = np.array(json.dumps(_check_scale(scale, spec.n_in)))
+    cfg = getattr(net, "cfg", None)
+    if cfg is not None and hasattr(cfg, "to_dict"):
+        arrays["train_config"] = np.array(json.dumps(cfg.to_dict()))
     return arrays
 
 
@@ -166,6 +171,12 @@ def load_weights(path) -> WeightsFile:
             scale = json.loads(str(files["scale"][()]))
         except ValueError as e:
             raise DataError(f"{p}: the input scaling inside is not valid JSON ({e})") from None
+    train_config = None
+    if "train_config" in files:
+        try:
+            train_config = json.loads(str(files["train_config"][()]))
+        except ValueError as e:
+            raise DataError(f"{p}: the training configuration inside is not valid JSON ({e})") from None
     if "w0" in files:
         ints = _read_layers(files, p, "w", integer=True)
         if spec is None:
@@ -178,12 +189,12 @@ def load_weights(path) -> WeightsFile:
             scale = _check_scale(scale, spec.n_in)
         floats = [(W.astype(np.float64) * 2.0 ** -l.w_frac, b.astype(np.float64) * 2.0 ** -l.w_frac)
                   for (W, b), l in zip(ints, spec.layers)]
-        return WeightsFile(p, 0 if version is None else version, spec, ints, floats, scale)
+        return WeightsFile(p, 0 if version is None else version, spec, ints, floats, scale, train_config)
     if "W0" in files:
         floats = _read_layers(files, p, "W", integer=False)
         if spec is not None:
             _check_against_spec(floats, spec, p)
-        return WeightsFile(p, -1, spec, None, floats, scale)
+        return WeightsFile(p, -1, spec, None, floats, scale, train_config)
     raise DataError(f"{p} holds no weights: expected integer layers w0, b0, ... (edgebp) or float layers W0, b0, "
                     f"... (n_out, n_in); found keys {', '.join(sorted(files)) or 'none'}")
 

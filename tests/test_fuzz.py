@@ -11,15 +11,29 @@ FUZZ = Path(__file__).resolve().parent / "fuzz"
 SECONDS = 40
 
 
-def test_fuzz_target_finds_nothing(tmp_path):
+def build_target():
     need_tools("clang", "make")
     build = subprocess.run(["make", "-s", "-C", str(FUZZ)], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout + build.stderr
+    return FUZZ / "build" / "fuzz_app"
+
+
+def test_past_findings_stay_fixed():
+    """Each file in tests/fuzz/regressions is an input that once crashed the target (named after the bug)."""
+    exe = build_target()
+    files = sorted((FUZZ / "regressions").iterdir())
+    assert files
+    p = subprocess.run([str(exe), *map(str, files)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+
+
+def test_fuzz_target_finds_nothing(tmp_path):
+    exe = build_target()
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     seeds = sorted((FUZZ / "corpus").iterdir())
     assert len(seeds) >= 8, "the seed corpus is missing: make -C tests/fuzz corpus"
-    p = subprocess.run([str(FUZZ / "build" / "fuzz_app"), f"-max_total_time={SECONDS}", "-print_final_stats=1",
+    p = subprocess.run([str(exe), f"-max_total_time={SECONDS}", "-print_final_stats=1",
                         "-max_len=4096", "-rss_limit_mb=1024", f"-artifact_prefix={tmp_path}/", str(corpus),
                         str(FUZZ / "corpus")], capture_output=True, text=True, timeout=SECONDS + 120)
     findings = [f.name for f in tmp_path.iterdir() if f.name.startswith(("crash-", "leak-", "timeout-", "oom-"))]

@@ -319,18 +319,24 @@ typedef struct {
     uint8_t init_kind;
 } load_req_t;
 
-/* Parses and checks everything a LOAD needs, so that nothing can fail once the old model is replaced. */
+/* Parses and checks everything a LOAD needs, so that nothing can fail once the old model is replaced.
+ * body: 20 bytes, 5 per layer (n_out, act, w_frac, a_frac), then optionally the extension: u16 in_ch, u16 0,
+ * 5 per layer (kind, frozen, kernel, stride, w_bits). Every ebp_cfg_t field the body does not carry is 0. */
 static int parse_load(const uint8_t *in, uint32_t n, load_req_t *r)
 {
-    uint32_t i, nl;
+    uint32_t i, nl, ext;
+    uint8_t *z = (uint8_t *)(void *)&r->cfg;
     int st;
+    for (i = 0; i < (uint32_t)sizeof r->cfg; i++)
+        z[i] = 0;                          /* fields added to the core later default to 0 */
     if (n < 20)
         return EBP_PERR_LENGTH;
     nl = in[3];
     if (nl < 1 || nl > EBP_MAX_LAYERS)
         return EBP_ERR_CONFIG;
-    if (n != 20 + 5 * nl)
+    if (n != 20 + 5 * nl && n != 24 + 10 * nl)
         return EBP_PERR_LENGTH;
+    ext = n == 24 + 10 * nl ? 20 + 5 * nl : 0;
     r->cfg.n_in = get_u16(in);
     r->cfg.in_frac = (int8_t)in[2];
     r->cfg.n_layers = (uint8_t)nl;
@@ -344,20 +350,23 @@ static int parse_load(const uint8_t *in, uint32_t n, load_req_t *r)
     r->init_kind = in[13];
     r->range = get_u16(in + 14);
     r->seed = get_u32(in + 16);
-    for (i = 0; i < EBP_MAX_LAYERS; i++) {
+    for (i = 0; i < nl; i++) {
         const uint8_t *l = in + 20 + 5 * i;
-        if (i < nl) {
-            r->cfg.layers[i].n_out = get_u16(l);
-            r->cfg.layers[i].act = l[2];
-            r->cfg.layers[i].w_frac = (int8_t)l[3];
-            r->cfg.layers[i].a_frac = (int8_t)l[4];
-        } else {
-            r->cfg.layers[i].n_out = 0;
-            r->cfg.layers[i].act = 0;
-            r->cfg.layers[i].w_frac = 0;
-            r->cfg.layers[i].a_frac = 0;
+        r->cfg.layers[i].n_out = get_u16(l);
+        r->cfg.layers[i].act = l[2];
+        r->cfg.layers[i].w_frac = (int8_t)l[3];
+        r->cfg.layers[i].a_frac = (int8_t)l[4];
+        if (ext) {
+            const uint8_t *x = in + ext + 4 + 5 * i;
+            r->cfg.layers[i].kind = x[0];
+            r->cfg.layers[i].frozen = x[1];
+            r->cfg.layers[i].kernel = x[2];
+            r->cfg.layers[i].stride = x[3];
+            r->cfg.layers[i].w_bits = x[4];
         }
     }
+    if (ext)
+        r->cfg.in_ch = get_u16(in + ext);
     st = ebp_cfg_check(&r->cfg);
     if (st != EBP_OK)
         return st;
@@ -425,9 +434,36 @@ static int model_status(void)
 }
 
 /* ---- weight upload -------------------------------------------------------------------------------------- */
-static uint32_t layer_elems(uint32_t l)
+/* A layer's elements: its n_w weights (dense (n_out, n_in) row-major, conv1d (ch, in_ch, kernel)), then its n_b
+ * biases; pooling layers have none. int8 layers (w_bits 8) store them as int8: they travel as int16. */
+static uint32_t layer_elems(uint32_t l) { return net.layers[l].n_w + net.layers[l].n_b; }
+
+static int layer_is_int8(uint32_t l) { return net.layers[l].w8 != NULL || net.layers[l].b8 != NULL; }
+
+static int16_t elem_get(uint32_t l, uint32_t e)
 {
-    return (uint32_t)net.layers[l].n_out * net.layers[l].n_in + net.layers[l].n_out;
+    const ebp_layer_t *L = &net.layers[l];
+    if (e < L->n_w)
+        return L->w != NULL ? L->w[e] : (int16_t)L->w8[e];
+    e -= L->n_w;
+    return L->b != NULL ? L->b[e] : (int16_t)L->b8[e];
+}
+
+static void elem_set(uint32_t l, uint32_t e, int16_t v)
+{
+    ebp_layer_t *L = &net.layers[l];
+    if (e < L->n_w) {
+        if (L->w != NULL)
+            L->w[e] = v;
+        else
+            L->w8[e] = (int8_t)v;          /* checked to fit by the caller */
+        return;
+    }
+    e -= L->n_w;
+    if (L->b != NULL)
+        L->b[e] = v;
+    else
+        L->b8[e] = (int8_t)v;
 }
 
 static uint32_t all_elems(void)
@@ -438,26 +474,21 @@ static uint32_t all_elems(void)
     return t;
 }
 
-/* The staging area: the arena past the model, 8-byte aligned. */
+/* The staging area: the arena past the model, 8-byte aligned, one int16 per element, layer after layer. */
 static int16_t *stage_base(void) { return (int16_t *)(void *)((uint8_t *)arena + ((model_bytes + 7u) & ~7u)); }
 
-/* Element e (weights row-major, then biases) of layer l, in the live model or in the staging area. */
-static int16_t *elem_ptr(uint32_t l, uint32_t e, int staged)
+static int16_t *stage_ptr(uint32_t l)
 {
-    ebp_layer_t *L = &net.layers[l];
-    uint32_t nw = (uint32_t)L->n_out * L->n_in, k, off = 0;
-    if (!staged)
-        return e < nw ? &L->w[e] : &L->b[e - nw];
+    uint32_t k, off = 0;
     for (k = 0; k < l; k++)
         off += layer_elems(k);
-    return stage_base() + off + e;
+    return stage_base() + off;
 }
 
 /* body: u8 layer, u8 0, u16 count, u32 offset, i16 data[count] -> u32 written, u32 total, u8 staged, 3 x 0 */
 static int req_write_weights(const uint8_t *in, uint32_t n, uint32_t *len)
 {
     uint32_t layer, count, off, total, i;
-    int16_t *dst;
     if (!have_model)
         return EBP_PERR_NO_MODEL;
     if (n < 8)
@@ -470,6 +501,12 @@ static int req_write_weights(const uint8_t *in, uint32_t n, uint32_t *len)
     if (layer >= net.cfg.n_layers)
         return EBP_PERR_RANGE;
     total = layer_elems(layer);
+    if (layer_is_int8(layer))
+        for (i = 0; i < count; i++) {
+            int16_t v = (int16_t)get_u16(in + 8 + 2 * i);
+            if (v < -128 || v > 127)
+                return EBP_PERR_RANGE;     /* an int8 layer's element outside int8 */
+        }
     if (!up.active) {                      /* the first chunk of an upload */
         if (off != 0)
             return EBP_PERR_RANGE;
@@ -478,11 +515,15 @@ static int req_write_weights(const uint8_t *in, uint32_t n, uint32_t *len)
         up.staged = ((model_bytes + 7u) & ~7u) + 2u * all_elems() <= sizeof arena;
         up.active = 1;
     }
-    if (off > up.written[layer] || count > total - (off < total ? off : total) || off > total)
+    if (off > up.written[layer] || off > total || count > total - off)
         return EBP_PERR_RANGE;             /* a gap, or past the layer's end */
-    dst = elem_ptr(layer, off, up.staged);
-    for (i = 0; i < count; i++)            /* rewriting a chunk writes the same values: idempotent */
-        dst[i] = (int16_t)get_u16(in + 8 + 2 * i);
+    for (i = 0; i < count; i++) {          /* rewriting a chunk writes the same values: idempotent */
+        int16_t v = (int16_t)get_u16(in + 8 + 2 * i);
+        if (up.staged)
+            stage_ptr(layer)[off + i] = v;
+        else
+            elem_set(layer, off + i, v);
+    }
     if (off + count > up.written[layer])
         up.written[layer] = off + count;
     put_u32(body_out, up.written[layer]);
@@ -493,17 +534,19 @@ static int req_write_weights(const uint8_t *in, uint32_t n, uint32_t *len)
     return 0;
 }
 
+/* CRC-32 of every element as int16 little-endian, layer after layer: of the staging area or of the model. */
 static uint32_t weights_crc(int staged)
 {
-    uint32_t l, c = 0;
+    uint32_t l, e, c = 0;
     for (l = 0; l < net.cfg.n_layers; l++) {
-        const ebp_layer_t *L = &net.layers[l];
-        uint32_t nw = (uint32_t)L->n_out * L->n_in;
         if (staged) {
-            c = crc32_update(c, (const uint8_t *)(const void *)elem_ptr(l, 0, 1), 2u * layer_elems(l));
-        } else {
-            c = crc32_update(c, (const uint8_t *)(const void *)L->w, 2u * nw);
-            c = crc32_update(c, (const uint8_t *)(const void *)L->b, 2u * L->n_out);
+            c = crc32_update(c, (const uint8_t *)(const void *)stage_ptr(l), 2u * layer_elems(l));
+            continue;
+        }
+        for (e = 0; e < layer_elems(l); e++) {
+            uint8_t b[2];
+            put_u16(b, (uint32_t)(uint16_t)elem_get(l, e));
+            c = crc32_update(c, b, 2);
         }
     }
     return c;
@@ -541,17 +584,12 @@ static int req_commit_weights(const uint8_t *in, uint32_t n, uint32_t *len)
                 up.written[l] = 0;         /* in place: still refused until a good upload */
         return EBP_PERR_DATA_CRC;
     }
-    if (up.active && up.staged) {
+    if (up.active && up.staged)
         for (l = 0; l < net.cfg.n_layers; l++) {
-            const int16_t *src = elem_ptr(l, 0, 1);
-            ebp_layer_t *L = &net.layers[l];
-            uint32_t nw = (uint32_t)L->n_out * L->n_in;
-            for (i = 0; i < nw; i++)
-                L->w[i] = src[i];
-            for (i = 0; i < L->n_out; i++)
-                L->b[i] = src[nw + i];
+            const int16_t *src = stage_ptr(l);
+            for (i = 0; i < layer_elems(l); i++)
+                elem_set(l, i, src[i]);
         }
-    }
     up.active = 0;
     if (get_u32(in + 4) & EBP_COMMIT_SET_STATE) {
         uint32_t rng = get_u32(in + 8);
@@ -673,7 +711,7 @@ static int req_evaluate(const uint8_t *in, uint32_t n, uint32_t *len)
 static int req_read_weights(const uint8_t *in, uint32_t n, uint32_t *len)
 {
     const ebp_layer_t *L;
-    uint32_t layer, count, off, total, nw, i;
+    uint32_t layer, count, off, total, i;
     uint8_t *o = body_out;
     if (!have_model)
         return EBP_PERR_NO_MODEL;
@@ -685,8 +723,7 @@ static int req_read_weights(const uint8_t *in, uint32_t n, uint32_t *len)
     if (layer >= net.cfg.n_layers)
         return EBP_PERR_RANGE;
     L = &net.layers[layer];
-    nw = (uint32_t)L->n_out * L->n_in;
-    total = nw + L->n_out;
+    total = layer_elems(layer);
     if (off > total)
         return EBP_PERR_RANGE;
     if (count > (EBP_PROTO_MAX_BODY - 16) / 2)
@@ -703,9 +740,7 @@ static int req_read_weights(const uint8_t *in, uint32_t n, uint32_t *len)
     put_u16(o + 12, count);
     put_u16(o + 14, L->act);
     for (i = 0; i < count; i++) {
-        uint32_t e = off + i;
-        int16_t v = e < nw ? L->w[e] : L->b[e - nw];
-        put_u16(o + 16 + 2 * i, (uint32_t)(uint16_t)v);
+        put_u16(o + 16 + 2 * i, (uint32_t)(uint16_t)elem_get(layer, off + i));
     }
     *len = 16 + 2 * count;
     return 0;

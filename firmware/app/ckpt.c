@@ -66,17 +66,24 @@ static int payload_block(const ebp_net_t *net, uint32_t k, block_t *b, uint8_t *
         b->p = state8;
         b->n = 8;
     } else {
-        uint32_t l = (k - 3u) / 4u, part = (k - 3u) % 4u, nw;
+        uint32_t l = (k - 3u) / 4u, part = (k - 3u) % 4u;
         const ebp_layer_t *L;
         if (l >= net->cfg.n_layers)
             return 0;
         L = &net->layers[l];
-        nw = (uint32_t)L->n_out * L->n_in;
+        /* int16 or int8 parameters (w8/b8), none for pooling; velocities only where laid out (momentum,
+         * trained layers) */
         switch (part) {
-        case 0: b->p = (uint8_t *)(void *)L->w; b->n = 2u * nw; break;
-        case 1: b->p = (uint8_t *)(void *)L->b; b->n = 2u * L->n_out; break;
-        case 2: b->p = (uint8_t *)(void *)L->vw; b->n = L->vw ? 4u * nw : 0u; break;
-        default: b->p = (uint8_t *)(void *)L->vb; b->n = L->vb ? 4u * L->n_out : 0u; break;
+        case 0:
+            b->p = L->w ? (uint8_t *)(void *)L->w : (uint8_t *)(void *)L->w8;
+            b->n = b->p == NULL ? 0u : (L->w ? 2u : 1u) * L->n_w;
+            break;
+        case 1:
+            b->p = L->b ? (uint8_t *)(void *)L->b : (uint8_t *)(void *)L->b8;
+            b->n = b->p == NULL ? 0u : (L->b ? 2u : 1u) * L->n_b;
+            break;
+        case 2: b->p = (uint8_t *)(void *)L->vw; b->n = L->vw ? 4u * L->n_w : 0u; break;
+        default: b->p = (uint8_t *)(void *)L->vb; b->n = L->vb ? 4u * L->n_b : 0u; break;
         }
     }
     return 1;
@@ -139,8 +146,15 @@ static int slot_ok(uint32_t sb, uint32_t s, uint32_t *seq, uint32_t *steps, uint
     *present = 0;
     if (ebp_port_nv_read(s * sb, h, EBP_CKPT_HEADER) != 0)
         return 0;
-    if (rd32(h) == 0xFFFFFFFFu)
-        return 0;                        /* erased: no checkpoint */
+    {
+        uint32_t i, ones = 0, zeros = 0;
+        for (i = 0; i < EBP_CKPT_HEADER; i++) {
+            ones += h[i] == 0xFFu;
+            zeros += h[i] == 0u;
+        }
+        if (ones == EBP_CKPT_HEADER || zeros == EBP_CKPT_HEADER)
+            return 0;                    /* erased flash, or RAM never written (QEMU starts it at zero) */
+    }
     *present = 1;
     if (rd32(h) != EBP_CKPT_MAGIC || ebp_crc32(0, h, 28) != rd32(h + 28) || (h[4] | (h[5] << 8)) != EBP_CKPT_VERSION)
         return 0;
@@ -244,9 +258,10 @@ int ebp_ckpt_restore(ebp_ckpt_t *c, ebp_net_t *net, void *arena, size_t size, ui
     ebp_hparams_t hp;
     ebp_memory_t mem;
     uint8_t h[EBP_CKPT_HEADER], state8[8];
-    uint32_t off, k, sb = c->slot_bytes;
+    uint32_t off, k, sb, len, want = 0;
     block_t b;
     ebp_ckpt_scan(c);
+    sb = c->slot_bytes;                  /* set by the scan (c may be fresh at boot) */
     *slot = 0xFFu;
     if (c->newest == 0xFFu)
         return c->corrupt ? EBP_CKPT_BOOT_CORRUPT : EBP_CKPT_BOOT_NONE;
@@ -261,6 +276,11 @@ int ebp_ckpt_restore(ebp_ckpt_t *c, ebp_net_t *net, void *arena, size_t size, ui
         return EBP_CKPT_BOOT_CORRUPT;
     if (ebp_net_memory(&cfg, EBP_MODE_TRAIN, &mem) != EBP_OK || mem.total > size ||
         ebp_net_init(net, &cfg, EBP_MODE_TRAIN, arena, size) != EBP_OK || ebp_net_set_hparams(net, &hp) != EBP_OK)
+        return EBP_CKPT_BOOT_UNUSABLE;
+    len = rd32(h + 12);
+    for (k = 0; payload_block(net, k, &b, state8); k++)
+        want += b.n;
+    if (want != len)                     /* a payload that is not this configuration's (found by the fuzzer) */
         return EBP_CKPT_BOOT_UNUSABLE;
     for (k = 3; payload_block(net, k, &b, state8); k++)
         if (read_into(&off, b.p, b.n) != 0)

@@ -11,8 +11,9 @@
  *                      newest wins), u32 payload bytes, u32 steps, u32 payload CRC-32, u16 sizeof(ebp_cfg_t),
  *                      u8 core major, u8 core minor, u32 CRC-32 of the 28 bytes before it
  *   payload:           ebp_cfg_t and ebp_hparams_t as stored in memory, u32 rng, u32 steps, then per layer
- *                      int16 w[n_out][n_in], int16 b[n_out], and with momentum int32 vw[n_out][n_in], int32
- *                      vb[n_out]; padded with 0xFF to a multiple of 4.
+ *                      its n_w weights and n_b biases (int16, or int8 for w_bits 8; none for pooling) and, where
+ *                      laid out (momentum, trained layers), int32 velocities of each; padded with 0xFF to a
+ *                      multiple of 4 bytes.
  * Gradient accumulators and counters are not saved: a checkpoint is taken between steps (the application
  * saves only when no batch is half accumulated).
  */

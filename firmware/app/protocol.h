@@ -15,9 +15,9 @@
 #ifndef EBP_PROTOCOL_H
 #define EBP_PROTOCOL_H
 
-#define EBP_PROTO_VERSION 2
+#define EBP_PROTO_VERSION 3
 #define EBP_FW_VERSION_MAJOR 0
-#define EBP_FW_VERSION_MINOR 2
+#define EBP_FW_VERSION_MINOR 3
 #define EBP_PROTO_HEADER 8           /* bytes of the header */
 #define EBP_PROTO_CRC 4              /* bytes of the trailing CRC-32 */
 #define EBP_PROTO_MAX_BODY 1024      /* largest body a device accepts or sends */

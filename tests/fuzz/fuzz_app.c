@@ -5,7 +5,9 @@
  * The fuzzer's bytes are a script, so that most inputs reach the request handlers instead of dying at the
  * CRC check:
  *   byte 0        bit 0: load an 8-16-2 model first (sgd online; bit 1: momentum with gradient memory and a
- *                 4-16-3 softmax network), bit 2: upload its weights first
+ *                 4-16-3 softmax network), bit 2: upload its weights first; bit 3: the first record's bytes
+ *                 become the payload of a checkpoint with good CRCs in slot 0 (arbitrary ebp_cfg_t and arrays),
+ *                 then the device resets and restores it
  *   then records  u8 kind, u8 type, u16 len, len bytes
  *     kind & 3 == 0: a well-formed request frame (version, type, seq, body, CRC, COBS) with these bytes as body;
  *                    kind bits 5-6: 1 another protocol version, 2 a header length off by one
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../csrc/edgebp.h"
 #include "../../firmware/app/port.h"
 #include "../../firmware/app/protocol.h"
 
@@ -349,6 +352,30 @@ static uint32_t fix_counts(uint8_t type, uint8_t *b, uint32_t n)
     }
 }
 
+/* A checkpoint in slot 0 whose header and CRCs are right but whose payload is the fuzzer's (ckpt.h layout). */
+static void plant_checkpoint(const uint8_t *p, uint32_t n)
+{
+    uint8_t h[32];
+    uint32_t max = NV_SIZE / 2u - 32u - 4u;
+    if (n > max)
+        n = max;
+    memset(nv, 0xFF, NV_SIZE / 2u);
+    memcpy(nv + 32, p, n);
+    put32(h, 0x43504245u);
+    put16(h + 4, 1);
+    put16(h + 6, 32);
+    put32(h + 8, 1);
+    put32(h + 12, n);
+    put32(h + 16, 0);
+    put32(h + 20, crc32(p, n));
+    put16(h + 24, (uint32_t)sizeof(ebp_cfg_t));
+    h[26] = EBP_VERSION_MAJOR;
+    h[27] = EBP_VERSION_MINOR;
+    put32(h + 28, crc32(h, 28));
+    memcpy(nv, h, 32);
+    ebp_port_reset();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -371,6 +398,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(shadow, 0, sizeof shadow);
     memset(nv, 0xFF, sizeof nv);
     frame_damage = 0;
+    if ((data[0] & 8u) && size >= 5) {
+        uint32_t len = (uint32_t)data[3] | ((uint32_t)data[4] << 8);
+        k = 5;
+        if (len > size - k)
+            len = (uint32_t)(size - k);
+        plant_checkpoint(data + k, len);
+        k += len;
+    }
     if (data[0] & 1u)
         preload(data[0]);
     while (k + 4 <= size && steps < 64) {

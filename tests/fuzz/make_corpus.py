@@ -27,6 +27,31 @@ def samples(n, n_in, n_out, seed=0):
     return r.integers(-4096, 4096, (n, n_in)).astype(np.int16), r.integers(0, 4096, (n, n_out)).astype(np.int16)
 
 
+def ext_loads():
+    """LOAD bodies with the protocol-3 extension: frozen layers, int8 weights, a conv1d/pooling network."""
+    from edgebp.config import Conv1D, Dense, GlobalAvgPool1D, MaxPool1D, NetSpec, TrainConfig
+    from edgebp.fixed import FixedNet
+    specs = [(NetSpec.from_sizes([8, 16, 16, 2]).with_trainable_last(1), TrainConfig()),
+             (NetSpec.sequential(8, [Dense(16, "tanh", w_bits=8), Dense(2, "sigmoid")]), TrainConfig(seed=2)),
+             (NetSpec.sequential((2, 16), [Conv1D(4, 3), MaxPool1D(2), Conv1D(4, 3), GlobalAvgPool1D(),
+                                            Dense(2, "softmax")]),
+              TrainConfig(optimizer="momentum", momentum=0.5, batch_size=2))]
+    return [P.pack_load(FixedNet(spec, cfg).core_params()) for spec, cfg in specs]
+
+
+def planted_payload() -> bytes:
+    """A real checkpoint payload (firmware/app/ckpt.h) of an 8-16-2 network: ebp_cfg_t and ebp_hparams_t as the
+    core lays them out, rng and steps, weights and biases."""
+    from edgebp._core import ffi
+    from edgebp.config import NetSpec, TrainConfig
+    from edgebp.fixed import FixedNet
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=3))
+    out = bytes(ffi.buffer(fn._cfg)) + bytes(ffi.buffer(ffi.addressof(fn._net, "hp"))) + struct.pack("<II", 77, 5)
+    for W, b in fn.get_int_weights():
+        out += W.astype("<i2").tobytes() + b.astype("<i2").tobytes()
+    return out
+
+
 def main(out: Path):
     out.mkdir(parents=True, exist_ok=True)
     X, T = samples(6, 8, 2)
@@ -57,6 +82,22 @@ def main(out: Path):
         + rec(FIXED, P.WRITE_WEIGHTS, P.pack_write_weights(1, 0, np.arange(51)))
         + rec(FIXED, P.COMMIT_WEIGHTS, P.pack_commit_weights(0)) + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2)),
         "damaged_headers": bytes([1]) + rec(FRAME | 0x20, P.HELLO) + rec(FRAME | 0x40, P.READ_STATS, b"\x00"),
+        "checkpoint_cycle": bytes([1]) + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1))
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("save")) + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("autosave", 4))
+        + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1)) + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("status"))
+        + rec(AGAIN | 4, 0) + rec(FRAME, P.HELLO) + rec(FIXED, P.PREDICT, P.pack_predict(X))
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("damage", 1)) + rec(AGAIN | 4, 0)
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("damage", 0)) + rec(AGAIN | 4, 0)
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("erase")),
+        "checkpoint_momentum": bytes([3]) + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2))
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("save")) + rec(AGAIN | 4, 0)
+        + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2)),
+        "planted_checkpoint": bytes([8]) + rec(FRAME, 0, planted_payload())
+        + rec(FRAME, P.HELLO) + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1)),
+        "load_extension": bytes([0]) + b"".join(rec(FRAME, P.LOAD, b) for b in ext_loads())
+        + rec(FRAME, P.READ_WEIGHTS, P.pack_read_weights(0, 0, 600)) + rec(FRAME, P.WRITE_WEIGHTS,
+                                                                          P.pack_write_weights(0, 0, np.arange(60)))
+        + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("save")) + rec(AGAIN | 4, 0),
         "resets": bytes([1]) + rec(FRAME, P.RESET, b"\x00") + rec(AGAIN | 4, 0) + rec(FRAME, P.HELLO),
     }
     for name, data in seeds.items():

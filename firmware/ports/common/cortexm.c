@@ -1,6 +1,7 @@
 /*
- * cortexm.c - startup and main loop shared by the Cortex-M ports: vector table, .data/.bss set-up, a fault
- * handler that resets the MCU (a device that faults comes back instead of hanging), and the byte loop.
+ * cortexm.c - startup shared by the Cortex-M ports: vector table, .data/.bss set-up, a fault handler that
+ * resets the MCU (a device that faults comes back instead of hanging), the boot counter. main() is the
+ * protocol's byte loop (main_app.c) or a program of its own (examples/standalone).
  * The linker script provides _sidata, _sdata, _edata, _sbss, _ebss and _estack.
  */
 #include <stdint.h>
@@ -86,11 +87,3 @@ __attribute__((section(".isr_vector"), used)) static void (*const vectors[16])(v
     ebp_fault_handler, /* PendSV */
     ebp_fault_handler, /* SysTick */
 };
-
-int main(void)
-{
-    ebp_port_init();
-    ebp_app_init();
-    for (;;)
-        ebp_app_byte(ebp_port_getc());
-}

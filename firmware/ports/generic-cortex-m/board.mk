@@ -2,5 +2,5 @@
 TOOLCHAIN := arm
 CPU_FLAGS := -mcpu=cortex-m3 -mthumb
 ARENA_BYTES := 24576
-PORT_SRCS := $(PORT_DIR)/port.c $(FW)/ports/common/cortexm.c
+PORT_SRCS := $(PORT_DIR)/port.c $(FW)/ports/common/cortexm.c $(FW)/ports/common/main_app.c
 LDSCRIPT := $(PORT_DIR)/link.ld
