@@ -7,9 +7,9 @@
  *
  * Number formats
  * --------------
- * Every tensor is int16_t with a Q format given by its number of fractional bits f: the stored integer q
- * means q * 2^-f. Inputs use cfg.in_frac; layer l's weights and biases use layers[l].w_frac, its outputs
- * layers[l].a_frac.
+ * Every tensor is int16_t (weights and biases optionally int8_t, see "int8 weights") with a Q format given by
+ * its number of fractional bits f: the stored integer q means q * 2^-f. Inputs use cfg.in_frac; layer l's
+ * weights and biases use layers[l].w_frac, its outputs layers[l].a_frac.
  *
  * Rounding: every right shift goes through the helpers in ebp_fixed.h. Deterministic rounding is
  * "round half away from zero" (ebp_rshift_rn). Weight updates use either that rule or stochastic rounding

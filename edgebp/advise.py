@@ -9,10 +9,12 @@ Memory: every tensor of the current core is int16, whatever its fractional bits,
 network take the same bytes. The memory column is measured per candidate (``edgebp.fixed.memory``) and the
 ranking is memory first, then accuracy; with equal memory that is accuracy alone, and the report says so.
 
-Selection: with a validation split (``StopRule.validation_split > 0``) candidates are judged by their
-accuracy on the held-out rows (the last fraction of the training set, as ``fit`` holds them out) and the
-test accuracy is only reported; without one they are judged by test accuracy, which is optimistic (the
-report says so).
+Selection: candidates are judged on a validation split carved from the training set (the last fraction of
+it, as ``fit`` holds it out; ``edgebp advise`` uses 20% unless --validation-split says otherwise), never on
+the test set, whose numbers are reported beside. Classification ranks on validation accuracy (``max_loss``
+in accuracy points); regression (targets that are not one-hot classes) on the validation loss (``max_loss``
+in percent of the float mirror's validation loss). Only the Python API without any validation split falls
+back to the test set, and the report says so.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 
 from .config import NetSpec, StopRule, TrainConfig
@@ -64,7 +66,8 @@ def train_candidate(task: Tuple[dict, dict, dict, str]) -> dict:
         hist = net.fit(X, T, stop)
         n_val = _val_rows(len(X), stop)
         out["train_loss"], out["train_accuracy"] = net.evaluate(X, T)   # as `edgebp train` reports them
-        out["val_accuracy"] = net.evaluate(X[len(X) - n_val:], T[len(T) - n_val:])[1] if n_val else None
+        out["val_loss"], out["val_accuracy"] = (net.evaluate(X[len(X) - n_val:], T[len(T) - n_val:]) if n_val
+                                                else (None, None))
         out["test_loss"], out["test_accuracy"] = net.evaluate(X_test, T_test)
         out["epochs"] = hist.epochs
         out["memory"] = memory(spec, cfg)["total"] if engine == "fixed" else net.memory_report()["total"]
@@ -105,11 +108,19 @@ class _Pool:
             self.ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                           initargs=(data,))
 
-    def map(self, tasks):
+    def map(self, tasks, progress=None):
+        """Results in task order; ``progress()`` is called after each finished task."""
         if self.ex is None:
             _init_worker(self.data)
-            return [train_candidate(t) for t in tasks]
-        return list(self.ex.map(train_candidate, tasks))
+            it = (train_candidate(t) for t in tasks)
+        else:
+            it = self.ex.map(train_candidate, tasks)
+        out = []
+        for r in it:
+            out.append(r)
+            if progress:
+                progress()
+        return out
 
     def close(self):
         if self.ex is not None:
@@ -119,19 +130,22 @@ class _Pool:
 def advise(spec: NetSpec, cfg: TrainConfig, stop: StopRule, X, T, X_test, T_test,
            w_fracs: Sequence[int] = (6, 8, 10, 12, 14), a_fracs: Sequence[int] = (8, 10, 12, 14),
            in_fracs: Optional[Sequence[int]] = None, roundings: Sequence[str] = ("nearest", "stochastic"),
-           max_loss: float = 1.0, jobs: Optional[int] = None, per_tensor: bool = False) -> dict:
+           max_loss: float = 1.0, jobs: Optional[int] = None, per_tensor: bool = False,
+           progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """Sweeps formats and recommends one; returns the report (fields in docs/compare.md).
 
     max_loss: accuracy the fixed-point network may lose against the float mirror, in percentage points.
     per_tensor: after the uniform grid, try each tensor's fractional bits (inputs, each layer's weights and
     activations) over its grid, one tensor at a time, starting from the best uniform format.
+    progress(done, total): called after every trained candidate (the total grows by the per-tensor round).
     """
     X, T = check_data(spec, X, T)
     X_test, T_test = check_data(spec, X_test, T_test)
     jobs = jobs or os.cpu_count() or 1
     in_fracs = list(in_fracs) if in_fracs else [spec.in_frac]
     stop_d = asdict(stop)
-    select = "val_accuracy" if stop.validation_split > 0 else "test_accuracy"
+    regression = not is_classification(T)
+    select = ("val" if stop.validation_split > 0 else "test") + ("_loss" if regression else "_accuracy")
 
     def task(s: NetSpec, rounding: str, engine="fixed"):
         c = copy.deepcopy(cfg)
@@ -146,31 +160,41 @@ def advise(spec: NetSpec, cfg: TrainConfig, stop: StopRule, X, T, X_test, T_test
                     tasks.append(task(_spec_with(spec, i, w, a), r))
     t0 = time.monotonic()
     pool = _Pool((X, T, X_test, T_test), jobs)
+    count = dict(done=0, total=len(tasks))
+
+    def tick():
+        count["done"] += 1
+        if progress:
+            progress(count["done"], count["total"])
     try:
-        results = pool.map(tasks)
+        results = pool.map(tasks, tick)
         flt, rows = results[0], results[1:]
         if flt["error"]:
             raise EdgeBPError(f"the float mirror failed: {flt['error']}")
         if per_tensor:
-            rows += _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool)
+            rows += _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool, tick, count)
     finally:
         pool.close()
     ref = flt[select]
     ok = [r for r in rows if not r["error"]]
     for r in ok:
-        r["loss_vs_float"] = (ref - r[select]) * 100.0
+        # classification: accuracy points lost; regression: percent more loss than the float mirror
+        r["loss_vs_float"] = ((r[select] - ref) / ref * 100.0 if ref > 0 else (r[select] - ref) * 100.0) \
+            if regression else (ref - r[select]) * 100.0
         r["within"] = r["loss_vs_float"] <= max_loss + 1e-9
     for r in rows:
         if r["error"]:
             r["loss_vs_float"], r["within"] = None, False
-    ranked = sorted(ok, key=lambda r: (not r["within"], r["memory"], -r[select], r["train_loss"]))
+    sign = 1.0 if regression else -1.0     # sort key: smaller is better
+    ranked = sorted(ok, key=lambda r: (not r["within"], r["memory"], sign * r[select], r["train_loss"]))
     for i, r in enumerate(ranked):
         r["rank"] = i + 1
     best = ranked[0] if ranked and ranked[0]["within"] else None
     mems = sorted({r["memory"] for r in ok})
     rep = dict(spec=spec.to_dict(), config=asdict(cfg), stop=stop_d, max_loss=max_loss, selected_on=select,
+               task="regression" if regression else "classification",
                float=flt, candidates=ranked + [r for r in rows if r["error"]], recommended=best,
-               closest=None if best else (max(ok, key=lambda r: r[select]) if ok else None),
+               closest=None if best else (min(ok, key=lambda r: sign * r[select]) if ok else None),
                memory_format_independent=len(mems) <= 1, memory_bytes=mems, jobs=jobs,
                seconds=round(time.monotonic() - t0, 2))
     rec = best or rep["closest"]
@@ -179,12 +203,13 @@ def advise(spec: NetSpec, cfg: TrainConfig, stop: StopRule, X, T, X_test, T_test
     return rep
 
 
-def _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool) -> List[dict]:
+def _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool, tick=None, count=None) -> List[dict]:
     """One round of coordinate search over the tensors, from the best uniform candidate."""
     ok = [r for r in rows if not r["error"]]
     if not ok:
         return []
-    start = max(ok, key=lambda r: (r[select], -r["train_loss"]))
+    sign = 1.0 if select.endswith("_loss") else -1.0
+    start = min(ok, key=lambda r: (sign * r[select], r["train_loss"]))
     base = NetSpec.from_dict(start["spec"])
     seen = {describe(NetSpec.from_dict(r["spec"]), r["rounding"]) for r in rows}
     tasks = []
@@ -202,7 +227,18 @@ def _per_tensor(spec, rows, select, w_fracs, a_fracs, in_fracs, task, pool) -> L
             add(_spec_with(base, w=[v if j == i else l.w_frac for j, l in enumerate(base.layers)]))
         for v in a_fracs:
             add(_spec_with(base, a=[v if j == i else l.a_frac for j, l in enumerate(base.layers)]))
-    return pool.map(tasks) if tasks else []
+    if count is not None:
+        count["total"] += len(tasks)
+    return pool.map(tasks, tick) if tasks else []
+
+
+def is_classification(T) -> bool:
+    """Targets that are classes: one-hot rows, or one output of 0s and 1s."""
+    import numpy as np
+    T = np.asarray(T)
+    if not np.isin(T, (0.0, 1.0)).all():
+        return False
+    return T.shape[1] == 1 or bool((T.sum(axis=1) == 1).all())
 
 
 def _pct(x):
@@ -210,41 +246,57 @@ def _pct(x):
 
 
 def format_advice(rep: dict, title: str = "") -> str:
-    sel = "validation" if rep["selected_on"] == "val_accuracy" else "test"
+    sel_key = rep["selected_on"]
+    split = "validation" if sel_key.startswith("val") else "test"
+    regression = sel_key.endswith("_loss")
+    metric = "loss" if regression else "accuracy"
+    fmt = (lambda x: "-" if x is None else f"{x:.5f}") if regression else _pct
+    test_key = "test_loss" if regression else "test_accuracy"
+    unit = "% loss" if regression else " points"
     f = rep["float"]
     out = [title] if title else []
-    both = sel != "test"
-    accs = (f"{sel} accuracy {_pct(f[rep['selected_on']])}, " if both else "") + f"test accuracy {_pct(f['test_accuracy'])}"
-    out.append(f"float mirror: {accs}; allowed loss {rep['max_loss']:.2f} points; {len(rep['candidates'])} fixed-point formats measured "
-               f"on {rep['jobs']} processes in {rep['seconds']:.1f} s")
-    if sel == "test":
-        out.append("selected on test accuracy (optimistic); pass --validation-split to select on held-out "
+    both = split != "test"
+    accs = (f"{split} {metric} {fmt(f[sel_key])}, " if both else "") + f"test {metric} {fmt(f[test_key])}"
+    out.append(f"float mirror: {accs}; allowed loss {rep['max_loss']:.2f}{unit}; {len(rep['candidates'])} "
+               f"fixed-point formats measured on {rep['jobs']} processes in {rep['seconds']:.1f} s")
+    if split == "test":
+        out.append(f"selected on test {metric} (optimistic); pass a validation split to select on held-out "
                    "training rows")
+    else:
+        out.append(f"ranked on the {split} {metric} ({rep['stop']['validation_split']:.0%} of the training rows, "
+                   "held out from its end); the test numbers are reported beside, never used to choose")
     out.append("")
-    out.append(f"{'rank':>4}  {'format':<28} {'memory':>7} " + (f"{sel + ' acc':>10} " if both else "")
-               + f"{'test acc':>9} {'vs float':>9} "
+    col = f"{split[:3]} {'loss' if regression else 'acc'}"
+    out.append(f"{'rank':>4}  {'format':<28} {'memory':>7} " + (f"{col:>10} " if both else "")
+               + f"{'test ' + ('loss' if regression else 'acc'):>10} {'vs float':>9} "
                f"{'zero upd':>8} {'sat':>7}  ok")
     for r in rep["candidates"]:
         if r["error"]:
             out.append(f"{'-':>4}  {r['format']:<28} invalid: {r['error']}")
             continue
+        vs = f"{r['loss_vs_float']:>+7.2f}%" if regression else f"{0.0 - r['loss_vs_float']:>+8.2f}p"
         out.append(f"{r['rank']:>4}  {r['format']:<28} {r['memory']:>7} "
-                   + (f"{_pct(r[rep['selected_on']]):>10} " if both else "")
-                   + f"{_pct(r['test_accuracy']):>9} {0.0 - r['loss_vs_float']:>+8.2f}p {100 * r['zero_update_frac']:>7.1f}% "
+                   + (f"{fmt(r[sel_key]):>10} " if both else "")
+                   + f"{fmt(r[test_key]):>10} {vs:>9} {100 * r['zero_update_frac']:>7.1f}% "
                    f"{r['saturations']:>7}  {'yes' if r['within'] else 'no'}")
     out.append("")
     if rep["memory_format_independent"] and rep["memory_bytes"]:
         out.append(f"memory: {rep['memory_bytes'][0]} bytes for every format. All tensors are int16 in this core, "
                    "so fractional bits trade precision against range, not memory; equal-memory formats are ranked "
-                   "by accuracy.")
+                   f"by {metric}.")
     rec = rep["recommended"]
+
+    def vs(r):
+        return f"{r['loss_vs_float']:+.2f}% loss vs float" if regression else \
+            f"{0.0 - r['loss_vs_float']:+.2f} points vs float"
     if rec:
         out.append(f"recommended: {rec['format']} ({rec['memory']} bytes): "
-                   + (f"{sel} accuracy {_pct(rec[rep['selected_on']])}, " if both else "") + f"test accuracy {_pct(rec['test_accuracy'])}, {0.0 - rec['loss_vs_float']:+.2f} points vs float")
+                   + (f"{split} {metric} {fmt(rec[sel_key])}, " if both else "")
+                   + f"test {metric} {fmt(rec[test_key])}, {vs(rec)}")
     else:
         c = rep["closest"]
-        out.append(f"no format stays within {rep['max_loss']:.2f} points of float"
-                   + (f"; closest: {c['format']}, {0.0 - c['loss_vs_float']:+.2f} points" if c else ""))
+        out.append(f"no format stays within {rep['max_loss']:.2f}{unit} of float"
+                   + (f"; closest: {c['format']}, {vs(c)}" if c else ""))
     return "\n".join(out)
 
 

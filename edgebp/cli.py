@@ -35,7 +35,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-split", type=float, default=None, metavar="F",
                    help="without --test: the share held out as the test split, stratified by class "
                         "(default 0.2)")
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the test split (default 0)")
+    g.add_argument("--test-seed", type=int, default=0, help="seed of the held-out test split (default 0)")
     hdr = g.add_mutually_exclusive_group()
     hdr.add_argument("--header", dest="header", action="store_true", default=None,
                      help="the CSV's first row names the columns (default: detected)")
@@ -83,19 +83,26 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "--validation-split)")
     p.add_argument("--validation-split", type=float, default=0.0,
                    help="share of the training split held out (from its end) for early stopping")
+    p.add_argument("--init-weights", default=None, metavar="FILE.npz",
+                   help="start from this weights file (--save-weights output, or a float model's W{i}, b{i}) "
+                        "instead of the seeded initialisation")
+    p.add_argument("--train-layers", type=int, default=None, metavar="K",
+                   help="train only the last K layers with weights (transfer learning; default: all)")
+    from .cli_model import add_model_args
+    add_model_args(p)
 
 
 def load_data(args):
     from .data import load_dataset
     return load_dataset(args.data, target=getattr(args, "target", None), test=getattr(args, "test", None),
-                        test_split=getattr(args, "test_split", None), split_seed=getattr(args, "split_seed", 0),
+                        test_split=getattr(args, "test_split", None), split_seed=getattr(args, "test_seed", 0),
                         scale=getattr(args, "scale", None), header=getattr(args, "header", None),
                         task=getattr(args, "task", "auto"))
 
 
 def check_options(args) -> None:
     """What argparse cannot see: values out of range and options that would be silently ignored."""
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
     if not 0 <= args.seed <= SEED_MAX:
         raise ConfigError(f"--seed must be an integer in 1..{SEED_MAX} (32 bits), got {args.seed}")
@@ -125,20 +132,11 @@ def check_options(args) -> None:
         check_save_path(path)
 
 
-def check_save_path(path: str) -> None:
-    """Before training: the weights file can be written exactly where it is named (not a directory, its folder
-    exists and is writable); an existing file is replaced."""
-    p = Path(path)
-    if p.is_dir() or str(path).endswith(os.sep):
-        raise ConfigError(f"--save-weights {path}: is a directory; name a file, e.g. {p / 'weights.npz'}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"--save-weights {path}: the folder {parent} does not exist")
-    if p.suffix != ".npz":
-        raise ConfigError(f"--save-weights {path}: the weights file is an .npz archive; name it with .npz "
-                          f"({p.name}.npz)")
-    if (p.exists() and not os.access(p, os.W_OK)) or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--save-weights {path}: not writable (permission denied); choose another path")
+def check_save_path(path: str):
+    """Before training: where the weights file goes (edgebp.weights.check_save_path: not a directory, its
+    folder exists and is writable; ``.npz`` appended when missing, as every command does)."""
+    from .weights import check_save_path as check
+    return check(path)
 
 
 def spec_and_config_from_args(args, ds=None):
@@ -154,12 +152,20 @@ def spec_and_config_from_args(args, ds=None):
         sizes = [ds.X_train.shape[1], 16, ds.T_train.shape[1]]
     else:
         raise ConfigError("--layers is required")
-    if ds is not None and (sizes[0] != ds.X_train.shape[1] or sizes[-1] != ds.T_train.shape[1]):
+    if getattr(args, "model", None) is not None and args.layers:
+        raise ConfigError("give the network either with --layers (dense) or with --model, not both")
+    if ds is not None and getattr(args, "model", None) is None and (sizes[0] != ds.X_train.shape[1] or
+                                                                    sizes[-1] != ds.T_train.shape[1]):
         raise ConfigError(f"--layers {args.layers} does not match the data: it has {ds.X_train.shape[1]} inputs "
                           f"and {ds.T_train.shape[1]} outputs")
     acts = args.activation.split(",")
     spec = NetSpec.from_sizes(sizes, acts[0] if len(acts) == 1 else acts, args.loss, args.w_frac, args.a_frac,
                               args.in_frac)
+    if ds is not None:
+        from .cli_model import spec_from_model_args
+        spec = spec_from_model_args(args, ds, spec)      # --model / --w-bits; unchanged without them
+    if getattr(args, "train_layers", None) is not None:
+        spec = spec.with_trainable_last(args.train_layers)
     momentum = args.momentum if args.momentum is not None else (0.9 if args.optimizer == "momentum" else 0.0)
     cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, momentum=momentum, batch_size=args.batch_size,
                       rounding=args.rounding, seed=args.seed, init=args.init, init_range=args.init_range,
@@ -174,16 +180,38 @@ def spec_and_config_from_args(args, ds=None):
             n = ds.T_train.shape[1]
             warn(f"the training split of {args.data} is sorted by class ({n} blocks, one class each): training in "
                  f"file order forgets all but the last classes; add --shuffle")
+        n_val = int(round(len(ds.T_train) * stop.validation_split))
+        if 0 < n_val < len(ds.T_train) and ds.classes is not None and ds.T_train.shape[1] > 1:
+            held = np.unique(np.argmax(ds.T_train[-n_val:], axis=1))
+            if len(held) == 1 and len(np.unique(np.argmax(ds.T_train, axis=1))) > 1:
+                warn(f"the validation split (the last {n_val} training rows) holds one class only "
+                     f"({ds.classes[int(held[0])]!r}): the file is ordered by class; reorder it, or judge by "
+                     f"the test split")
         for note in ds.notes:
             warn(note)
     return spec, cfg, stop
 
 
-def make_engines(spec: NetSpec, cfg: TrainConfig, which: str = "both"):
-    """The fixed-point network and its float mirror, starting from the same (dequantized) weights."""
+def init_weights_of(args, spec: NetSpec):
+    """The --init-weights file, loaded and checked against the network now (before any training), or None."""
+    path = getattr(args, "init_weights", None)
+    if path is None:
+        return None
+    from .weights import load_weights, quantized_for
+    wf = load_weights(path)
+    quantized_for(spec, wf)        # a file for another shape or values out of range: a clear error now
+    return wf
+
+
+def make_engines(spec: NetSpec, cfg: TrainConfig, which: str = "both", init_weights=None):
+    """The fixed-point network and its float mirror, starting from the same (dequantized) weights: the seeded
+    initialisation, or ``init_weights`` (a path or a loaded weights file) given to the core."""
     from .fixed import FixedNet
     from .mirror import FloatNet
     fixed = FixedNet(spec, cfg)
+    if init_weights is not None:
+        from .weights import apply_weights
+        apply_weights(fixed, init_weights)
     engines = {}
     if which in ("fixed", "both"):
         engines["fixed"] = fixed
@@ -254,10 +282,12 @@ def describe_data(ds) -> dict:
 def cmd_train(args) -> int:
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
-    engines = make_engines(spec, cfg, args.engine)
-    results, warnings, interrupted = {}, [], None
+    engines = make_engines(spec, cfg, args.engine, init_weights=init_weights_of(args, spec))
+    results, warnings, interrupted, saved = {}, [], None, None
+    shown = False
     for name, eng in engines.items():
         bar = Progress(stop.epochs, name, enabled=False if args.json else None)
+        shown = shown or bar.enabled
         t0 = time.monotonic()
         try:
             hist = eng.fit(ds.X_train, ds.T_train, stop, progress=bar)
@@ -276,7 +306,7 @@ def cmd_train(args) -> int:
         if name == "fixed":
             results[name]["saturations"] = stats
             if args.save_weights and interrupted is None:
-                save_weights(args.save_weights, eng, scale=ds.scaler)
+                saved = save_weights(args.save_weights, eng, scale=ds.scaler)
         if interrupted:
             break
     if args.json:
@@ -290,8 +320,10 @@ def cmd_train(args) -> int:
         if "fixed" in results and "float" in results:
             gap = results["fixed"]["test_accuracy"] - results["float"]["test_accuracy"]
             print(f"fixed - float test accuracy: {gap * 100:+.2f} points")
-        if args.save_weights and interrupted is None and "fixed" in results:
-            print(f"weights saved to {args.save_weights}")
+        if saved is not None:
+            print(f"weights saved to {saved}")
+        if shown:
+            print(f"({LOSS_NOTE})", file=sys.stderr)
         for w in warnings:
             warn(w)
     if interrupted:
@@ -302,32 +334,12 @@ def cmd_train(args) -> int:
     return 0
 
 
-def save_weights(path: str, fixed, scale=None) -> None:
-    """Integer weights and biases per layer with their Q formats (and the input scaling), as an .npz file
-    written exactly at ``path`` (lane-fw's edgebp.weights.save_weights replaces this when it is merged)."""
-    try:
-        from .weights import save_weights as _save
-    except ImportError:
-        _save = None
-    if _save is not None:
-        _save(path, fixed, scale=scale)
-        return
-    arrays = {}
-    for i, ((W, b), l) in enumerate(zip(fixed.get_int_weights(), fixed.spec.layers)):
-        arrays[f"w{i}"], arrays[f"b{i}"] = W, b
-        arrays[f"w{i}_frac"] = np.int8(l.w_frac)
-        arrays[f"a{i}_frac"] = np.int8(l.a_frac)
-    arrays["in_frac"] = np.int8(fixed.spec.in_frac)
-    arrays["spec"] = np.array(json.dumps(fixed.spec.to_dict()))
-    if scale is not None:
-        arrays["scale"] = np.array(json.dumps(scale.to_dict()))
-    tmp = Path(f"{path}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise EdgeBPError(f"cannot write the weights to {path}: {e}") from None
+def save_weights(path, net, scale=None):
+    """The project's weights file (edgebp/weights.py), with the input scaling (a data.Scaler or its dict)."""
+    from .weights import save_weights as save
+    if scale is not None and hasattr(scale, "to_dict"):
+        scale = scale.to_dict()
+    return save(path, net, scale=scale)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,7 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_bench import add_bench_commands
     from .cli_compare import add_compare_commands
     from .cli_device import add_device_commands
-    for add in (add_device_commands, add_compare_commands, add_bench_commands):
+    from .cli_fleet import add_fleet_commands
+    adders = [add_device_commands, add_compare_commands, add_bench_commands, add_fleet_commands]
+    try:
+        from .cli_export import add_export_commands       # lane FW's `edgebp export`
+        adders.append(add_export_commands)
+    except ImportError:
+        pass
+    for add in adders:
         add(sub)
     return ap
 
@@ -360,7 +379,8 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         # context managers (emulators, serial ports) have already been closed on the way out
-        print("edgebp: interrupted (Ctrl-C); stopped, emulators shut down, nothing saved", file=sys.stderr)
+        print("edgebp: interrupted (Ctrl-C): stopped and emulators shut down; what was not yet printed or saved is "
+              "lost", file=sys.stderr)
         return 130
 
 

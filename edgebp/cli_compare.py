@@ -7,6 +7,8 @@ import sys
 
 from .errors import ConfigError
 
+ADVISE_VALIDATION_SPLIT = 0.2   # what `edgebp advise` holds out of the training rows without --validation-split
+
 
 def _int_list(text: str, flag: str):
     try:
@@ -16,7 +18,7 @@ def _int_list(text: str, flag: str):
 
 
 def cmd_compare(args) -> int:
-    from .cli import Progress, load_data, spec_and_config_from_args
+    from .cli import Progress, init_weights_of, load_data, spec_and_config_from_args
     from .compare import clean_json, compare, csv_rows, format_report, plot_report
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
@@ -33,7 +35,8 @@ def cmd_compare(args) -> int:
     bar = Progress(stop.epochs, "compare", enabled=False if quiet else None)
     rep = compare(spec, cfg, X, T, ds.X_test, ds.T_test, epochs=stop.epochs, every=args.every,
                   threshold=args.threshold, rel_threshold=args.rel_threshold, attribution=not args.no_attribution,
-                  eval_every=args.eval_every, scipy_method=args.scipy, progress=bar)
+                  eval_every=args.eval_every, scipy_method=args.scipy, progress=bar,
+                  init_weights=init_weights_of(args, spec))
     bar.close()
     rep["data"] = args.data
     if args.plot:
@@ -56,14 +59,31 @@ def cmd_advise(args) -> int:
     from .config import ROUNDINGS
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
+    if stop.validation_split == 0:     # rank on held-out training rows, never on the test set
+        stop.validation_split = ADVISE_VALIDATION_SPLIT
     roundings = [r.strip() for r in args.roundings.split(",") if r.strip()]
     for r in roundings:
         if r not in ROUNDINGS:
             raise ConfigError(f"--roundings: unknown rounding {r!r}; choose from {', '.join(ROUNDINGS)}")
-    rep = advise(spec, cfg, stop, ds.X_train, ds.T_train, ds.X_test, ds.T_test,
-                 w_fracs=_int_list(args.w_fracs, "--w-fracs"), a_fracs=_int_list(args.a_fracs, "--a-fracs"),
-                 in_fracs=_int_list(args.in_fracs, "--in-fracs") if args.in_fracs else None, roundings=roundings,
-                 max_loss=args.max_loss, jobs=args.jobs, per_tensor=args.per_tensor)
+    from .cli import Progress
+    bars = {}
+
+    def progress(done, total):      # one bar, its total grown by the per-tensor round
+        bar = bars.get("bar")
+        if bar is None:
+            bar = bars["bar"] = Progress(total, "advise", enabled=False if (args.json or args.csv) else None,
+                                         unit="format")
+        bar.total = max(total, 1)
+        bar(done)
+    try:
+        rep = advise(spec, cfg, stop, ds.X_train, ds.T_train, ds.X_test, ds.T_test,
+                     w_fracs=_int_list(args.w_fracs, "--w-fracs"), a_fracs=_int_list(args.a_fracs, "--a-fracs"),
+                     in_fracs=_int_list(args.in_fracs, "--in-fracs") if args.in_fracs else None,
+                     roundings=roundings, max_loss=args.max_loss, jobs=args.jobs, per_tensor=args.per_tensor,
+                     progress=progress)
+    finally:
+        if "bar" in bars:
+            bars["bar"].close()
     rep["data"] = args.data
     rec = rep["recommended"] or rep["closest"]
     rep["command"] = train_command(args.data, rec["spec"], rec["rounding"], rep["config"], rep["stop"]) if rec else None
@@ -112,7 +132,9 @@ def add_compare_commands(sub) -> None:
     a.add_argument("--a-fracs", default="8,10,12,14", help="activation fractional bits to try")
     a.add_argument("--in-fracs", default=None, help="input fractional bits to try (default: --in-frac)")
     a.add_argument("--roundings", default="nearest,stochastic", help="update roundings to try")
-    a.add_argument("--max-loss", type=float, default=1.0, help="accuracy points allowed below the float mirror")
+    a.add_argument("--max-loss", type=float, default=1.0,
+                   help="allowed loss against the float mirror: accuracy points (classification) or percent more "
+                        "validation loss (regression)")
     a.add_argument("--per-tensor", action="store_true", help="then vary each tensor's fractional bits alone")
     a.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     a.add_argument("--json", action="store_true", help="print the report as one JSON object")

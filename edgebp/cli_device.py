@@ -8,10 +8,8 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -123,63 +121,17 @@ def connect(args):
 
 
 def check_save_path(path: str) -> Path:
-    """The file --save-weights writes, checked before training: a directory or an unwritable place is refused;
-    a name without .npz gets it (and the message of the run says so)."""
-    try:
-        from .weights import check_save_path as fw_check     # lane FW's shared helper, once it exists
-        return Path(fw_check(path))
-    except ImportError:
-        pass
-    p = Path(path).expanduser()
-    if str(path).strip() == "" or p.is_dir():
-        raise ConfigError(f"--save-weights {path!r} is a directory: give a file name such as "
-                          f"{p / 'weights.npz'}")
-    if p.suffix != ".npz":
-        p = p.with_name(p.name + ".npz")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"--save-weights {path!r}: the folder {parent} does not exist; create it first")
-    try:                         # really create a file there (os.access says yes to root on /proc)
-        fd, probe = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=str(parent))
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ConfigError(f"--save-weights {path!r}: cannot write in {parent} ({e.strerror}); choose another "
-                          f"path") from None
-    if p.exists() and not os.access(p, os.W_OK):
-        raise ConfigError(f"--save-weights {path!r}: {p} is read-only; choose another path")
-    return p
+    """The file --save-weights writes (``.npz`` appended when missing), checked before training
+    (edgebp.weights.check_save_path: a directory, a missing folder or an unwritable place is refused)."""
+    from .weights import check_save_path as check
+    return Path(check(path))
 
 
 def save_weights_atomic(path: Path, spec, weights) -> Path:
-    """Writes the integer weights (edgebp train --save-weights format) to a temporary file beside ``path`` and
-    renames it over ``path``: a crash leaves the previous file whole."""
-    frozen = _Frozen(spec, weights)
-    try:
-        from .weights import save_weights as fw_save          # lane FW's atomic writer, once it exists
-        return Path(fw_save(path, frozen))
-    except ImportError:
-        pass
-    from .cli import save_weights
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    except OSError as e:
-        raise ConfigError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            save_weights(f, frozen)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)       # what a plain open() would have given
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise ConfigError(f"cannot write {path}: {e.strerror or e}; the previous file, if any, is unchanged") \
-                from None
-        raise
-    return path
+    """The device's integer weights, written to a temporary file beside ``path`` and renamed over it
+    (edgebp.weights.save_weights): a crash leaves the previous file whole."""
+    from .weights import save_weights
+    return Path(save_weights(path, _Frozen(spec, weights)))
 
 
 def _print_json(obj) -> None:
@@ -256,9 +208,6 @@ def cmd_device_train(args) -> int:
     from .device import DeviceNet, DeviceResetError, LinkLostError
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
-    if stop.patience is not None:
-        raise ConfigError("--patience needs to restore the best weights, which the device protocol cannot "
-                          "upload; use --epochs or --target-loss")
     save = check_save_path(args.save_weights) if args.save_weights else None
     if save is not None and str(save) != str(Path(args.save_weights).expanduser()) and not args.json:
         print(f"weights go to {save}", file=sys.stderr)

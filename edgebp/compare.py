@@ -187,7 +187,8 @@ def compare(spec: NetSpec, cfg: TrainConfig, X, T, X_test=None, T_test=None, epo
             every: int = 0, threshold: float = 0.9, rel_threshold: float = 0.5, attribution: bool = True,
             eval_every: int = 1, scipy_method: Optional[str] = None,
             progress: Optional[Callable[[int, float], None]] = None,
-            grad_hook: Optional[Callable[[int, np.ndarray, np.ndarray], tuple]] = None) -> dict:
+            grad_hook: Optional[Callable[[int, np.ndarray, np.ndarray], tuple]] = None,
+            init_weights=None) -> dict:
     """Trains the fixed-point core and the float mirror side by side; returns the report (docs/compare.md).
 
     every: record gradient metrics every this many optimizer steps (0: about 400 records over the run).
@@ -196,6 +197,8 @@ def compare(spec: NetSpec, cfg: TrainConfig, X, T, X_test=None, T_test=None, epo
     scipy_method: "lbfgs" or "cg" adds a third engine, the float mirror trained full batch by scipy.
     grad_hook(layer, dW, db) -> (dW, db): test hook applied to the core's gradients as the comparison sees
     them (not to the training), to plant an error in one layer.
+    init_weights: a weights file (path or edgebp.weights.WeightsFile) both engines start from (the core gets
+    its integers, the mirror their dequantized values), instead of the seeded initialisation.
     """
     X, T = check_data(spec, X, T)
     if X_test is not None:
@@ -207,6 +210,9 @@ def compare(spec: NetSpec, cfg: TrainConfig, X, T, X_test=None, T_test=None, epo
     if scipy_method is not None and not (cfg.batch_size == 0 or cfg.batch_size >= len(X)):
         raise ConfigError("the scipy optimizers train full batch: use --batch-size 0 with --scipy")
     fixed = FixedNet(spec, cfg)
+    if init_weights is not None:
+        from .weights import apply_weights
+        apply_weights(fixed, init_weights)
     w0 = fixed.get_weights()
     flt = FloatNet(spec, cfg, weights=w0)
     ref = FloatNet(spec, cfg, weights=w0)       # scratch: float gradients at the core's weights
@@ -530,8 +536,33 @@ def clean_json(x):
     return x
 
 
-def plot_report(rep: dict, path: str) -> None:
-    """Loss curves of both engines and per-layer gradient agreement over training, as one PNG."""
+def plot_title(rep: dict) -> str:
+    """What the plot shows: data set, network, number formats, rounding and training setup."""
+    spec, cfg = rep["spec"], rep.get("config", {})
+    layers = spec["layers"]
+    sizes = "-".join(str(v) for v in [spec["n_in"]] + [l["n_out"] for l in layers])
+    acts = ",".join(l["act"] for l in layers)
+    ws, as_ = [l["w_frac"] for l in layers], [l["a_frac"] for l in layers]
+    w = str(ws[0]) if len(set(ws)) == 1 else "/".join(map(str, ws))
+    a = str(as_[0]) if len(set(as_)) == 1 else "/".join(map(str, as_))
+    return (f"{rep.get('data', 'data')}: {sizes} {acts}, {spec['loss']} | formats in Q{spec['in_frac']}, "
+            f"weights Q{w}, activations Q{a} | rounding {cfg.get('rounding', '?')} | {cfg.get('optimizer', '?')} "
+            f"lr {cfg.get('lr', '?')}, batch {cfg.get('batch_size', '?')}, {rep.get('epochs', '?')} epochs")
+
+
+def curve_differences(rep: dict) -> dict:
+    """fixed minus float, per epoch, for every curve both engines have (None where either is missing)."""
+    c = rep["curves"]
+    out = {}
+    for key in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
+        out[key] = [None if a is None or b is None else a - b for a, b in zip(c["fixed"][key], c["float"][key])]
+    return out
+
+
+def plot_report(rep: dict, path: str) -> str:
+    """One PNG: both engines' loss and accuracy curves, fixed minus float (where the curves lie on top of each
+    other, this is what differs), and per-layer gradient agreement; titled with the data set, network,
+    formats and rounding (returned)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -539,37 +570,54 @@ def plot_report(rep: dict, path: str) -> None:
     except ImportError:
         raise ConfigError("--plot needs matplotlib: pip install matplotlib (or pip install edgebp[plot])") from None
     c = rep["curves"]
-    fig, axs = plt.subplots(2, 2, figsize=(13, 8.5))
+    fig, axs = plt.subplots(2, 3, figsize=(18, 9))
     ax = axs.ravel()
     for eng, color in (("fixed", "C0"), ("float", "C1")):
         for split, style in (("train", "-"), ("test", "--")):
             if any(v is not None for v in c[eng][f"{split}_loss"]):
                 ax[0].plot(c["epoch"], c[eng][f"{split}_loss"], style, color=color, label=f"{eng} {split}")
-                ax[1].plot(c["epoch"], [None if v is None else 100 * v for v in c[eng][f"{split}_accuracy"]],
+                ax[3].plot(c["epoch"], [None if v is None else 100 * v for v in c[eng][f"{split}_accuracy"]],
                            style, color=color, label=f"{eng} {split}")
     for name in c:
         if name.startswith("float+"):
             ax[0].plot(c[name]["iteration"], c[name]["train_loss"], ":", color="C2",
                        label=f"{name} train (per iteration)")
     ax[0].set(xlabel="epoch", ylabel="mean loss", title="loss")
-    ax[1].set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    ax[3].set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    d = curve_differences(rep)
+    for split, style in (("train", "-"), ("test", "--")):
+        if any(v is not None for v in d[f"{split}_loss"]):
+            ax[1].plot(c["epoch"], [np.nan if v is None else v for v in d[f"{split}_loss"]], style, color="C3",
+                       label=f"{split}")
+            ax[4].plot(c["epoch"], [np.nan if v is None else 100 * v for v in d[f"{split}_accuracy"]], style,
+                       color="C3", label=f"{split}")
+    for a in (ax[1], ax[4]):
+        a.axhline(0.0, color="k", lw=0.8)
+    ax[1].set(xlabel="epoch", ylabel="loss(fixed) - loss(float)", title="fixed minus float: loss")
+    ax[4].set(xlabel="epoch", ylabel="accuracy points", title="fixed minus float: accuracy")
     steps = [r["step"] for r in rep["records"]]
     for l in range(len(rep["spec"]["layers"])):
-        for a, key in ((ax[2], "cos_w"), (ax[3], "rel_w")):
+        for a, key in ((ax[2], "cos_w"), (ax[5], "rel_w")):
             ys = [r["layers"][l][key] for r in rep["records"]]
             ys = [np.nan if y is None or not math.isfinite(y) else y for y in ys]
+            if not ys or all(math.isnan(y) for y in ys):
+                continue
             k = max(1, len(ys) // 50)                   # running median keeps online noise readable
             sm = [float(np.nanmedian(ys[max(0, i - k):i + k + 1])) for i in range(len(ys))]
             a.plot(steps, ys, ".", ms=2, alpha=0.3, color=f"C{l}")
             a.plot(steps, sm, "-", color=f"C{l}", label=f"layer {l} (running median)")
     ax[2].axhline(rep["threshold"], color="k", lw=0.8, ls=":", label="threshold")
     ax[2].set(xlabel="step", ylabel="cosine", title="gradient agreement: cosine(core dW, float dW)")
-    ax[3].axhline(rep["rel_threshold"], color="k", lw=0.8, ls=":", label="threshold")
-    ax[3].set_yscale("log")
-    ax[3].set(xlabel="step", ylabel="|dW_core - dW_float| / |dW_float|", title="gradient relative L2 error")
+    ax[5].axhline(rep["rel_threshold"], color="k", lw=0.8, ls=":", label="threshold")
+    ax[5].set_yscale("log")
+    ax[5].set(xlabel="step", ylabel="|dW_core - dW_float| / |dW_float|", title="per-layer gradient error")
     for a in ax:
-        a.legend(fontsize=8)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
         a.grid(alpha=0.3)
+    title = plot_title(rep)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return title

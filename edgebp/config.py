@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, asdict
 from typing import List, Optional, Sequence, Tuple
 
@@ -303,6 +304,17 @@ class TrainConfig:
     online_only: Optional[bool] = None
 
     def validate(self) -> None:
+        for name in ("lr", "momentum", "init_range"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise ConfigError(f"{name} must be a number, got {v!r} ({type(v).__name__})")
+        for name in ("seed", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise ConfigError(f"{name} must be a whole number, got {v!r} ({type(v).__name__})")
+        if not 0 <= self.seed <= 0xFFFFFFFF:
+            raise ConfigError(f"seed must be a full 32-bit value, 0..4294967295 (the core's generator state), "
+                              f"got {self.seed}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.rounding not in ROUNDINGS:
@@ -317,6 +329,9 @@ class TrainConfig:
             raise ConfigError(f"init_range must be in (0, 8), got {self.init_range}")
         if not (0 <= self.momentum < 1):
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.momentum != 0 and self.optimizer != "momentum":
+            raise ConfigError(f"momentum {self.momentum} is given with optimizer {self.optimizer!r}, which ignores it; "
+                              f"use optimizer='momentum', or leave momentum at 0")
         if self.online_only not in (None, True, False):
             raise ConfigError(f"online_only must be None (automatic), True or False, got {self.online_only!r}")
         if self.online_only and (self.optimizer != "sgd" or self.batch_size != 1):
@@ -359,3 +374,23 @@ class StopRule:
     all_correct: bool = False                # every training sample classified correctly
     patience: Optional[int] = None           # early stopping: epochs without validation improvement
     validation_split: float = 0.0            # fraction of the training data held out (taken from the end)
+
+    def validate(self, has_validation_data: bool = False) -> None:
+        """ConfigError for a rule that cannot hold; ``has_validation_data``: fit() was given X_val."""
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral) or self.epochs < 0:
+            raise ConfigError(f"epochs must be a whole number >= 0, got {self.epochs!r}")
+        if self.target_loss is not None and (isinstance(self.target_loss, bool) or
+                                             not isinstance(self.target_loss, numbers.Real) or
+                                             not math.isfinite(self.target_loss)):
+            raise ConfigError(f"target_loss must be a finite number (or None), got {self.target_loss!r}")
+        if self.all_correct not in (True, False):
+            raise ConfigError(f"all_correct must be True or False, got {self.all_correct!r}")
+        v = self.validation_split
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
+            raise ConfigError(f"validation_split must be a fraction in [0, 1), got {v!r}")
+        if self.patience is not None:
+            if isinstance(self.patience, bool) or not isinstance(self.patience, numbers.Integral) or self.patience < 1:
+                raise ConfigError(f"patience must be a whole number of epochs >= 1 (or None), got {self.patience!r}")
+            if v == 0 and not has_validation_data:
+                raise ConfigError("patience needs validation data to watch: give validation_split (e.g. 0.2) or "
+                                  "X_val and T_val to fit()")

@@ -366,12 +366,13 @@ def as_targets(spec, y) -> np.ndarray:
 # --- scaling -------------------------------------------------------------------------------------------------
 @dataclass
 class Scaler:
-    """Input scaling fitted on the training split: x_model = (x - offset) / scale, per input.
+    """Input scaling fitted on the training split: x_model = (x - offset) * scale, per input (the convention
+    of the weights file, edgebp/weights.py, which stores it with ``to_dict``).
 
     For time series (input_shape (C, T)) one offset and scale per channel, repeated over its T steps."""
     kind: str
     offset: np.ndarray   # (n_in,)
-    scale: np.ndarray    # (n_in,), > 0
+    scale: np.ndarray    # (n_in,), > 0: 1 / range (minmax) or 1 / standard deviation
 
     @classmethod
     def fit(cls, X, kind: str, input_shape: Optional[Tuple[int, ...]] = None) -> "Scaler":
@@ -389,16 +390,16 @@ class Scaler:
         else:
             off, sc = G.mean(axis=1), G.std(axis=1)
         sc = np.where(sc > 0, sc, 1.0)   # a constant input becomes 0
-        return cls(kind, np.repeat(off, T), np.repeat(sc, T))
+        return cls(kind, np.repeat(off, T), np.repeat(1.0 / sc, T))
 
     def transform(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.shape[-1] != len(self.offset):
             raise DataError(f"the scaling was fitted on {len(self.offset)} inputs, the data has {X.shape[-1]}")
-        return np.ascontiguousarray((X - self.offset) / self.scale)
+        return np.ascontiguousarray((X - self.offset) * self.scale)
 
     def inverse(self, X) -> np.ndarray:
-        return np.asarray(X, dtype=np.float64) * self.scale + self.offset
+        return np.asarray(X, dtype=np.float64) / self.scale + self.offset
 
     def to_dict(self) -> dict:
         return dict(kind=self.kind, offset=self.offset.tolist(), scale=self.scale.tolist())
@@ -478,7 +479,7 @@ def load_dataset(name, *, target=None, test=None, test_split: Optional[float] = 
     if test_split is not None and not (isinstance(test_split, (int, float)) and 0 < test_split < 1):
         raise ConfigError(f"test split must be a fraction between 0 and 1 (exclusive), got {test_split}")
     if not (isinstance(split_seed, (int, np.integer)) and 0 <= split_seed < 2 ** 32):
-        raise ConfigError(f"split seed must be an integer in 0..2^32-1, got {split_seed}")
+        raise ConfigError(f"the test split seed (--test-seed) must be an integer in 0..2^32-1, got {split_seed}")
     name = str(name)
     own_file = Path(name).suffix.lower() in TABLE_SUFFIXES + ARRAY_SUFFIXES
     if not own_file and (test is not None or test_split is not None):

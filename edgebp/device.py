@@ -111,6 +111,8 @@ def encoded_size(raw_len: int) -> int:
 
 
 OVERHEAD = P.HEADER.size + 4        # header + CRC of every frame
+# requests that leave the device's (steps, grad_count) as they are (TRAIN: only those sent by Device.train)
+_KEEPS_STATE = (P.HELLO, P.TRAIN, P.PREDICT, P.EVALUATE, P.READ_WEIGHTS, P.READ_STATS, P.SET_HPARAMS)
 
 
 def check_url(url) -> str:
@@ -169,8 +171,12 @@ class LinkModel:
         return self._p
 
     def rtt_record(self, type_: int, nbytes: int, seconds: float) -> None:
-        r = self.rtt.setdefault(type_, [0.0] * 6 + [0])   # sw, sx, sy, sxx, sxy, mad, count
+        r = self.rtt.setdefault(type_, [0.0] * 6 + [0, 0, 0.0])   # sw, sx, sy, sxx, sxy, mad, count, big, t_big
         pred = self.rtt_predict(type_, nbytes)
+        if nbytes >= r[7]:                     # the largest frame seen, and its time (the newest such)
+            r[7], r[8] = nbytes, seconds
+        elif nbytes >= 0.8 * r[7]:
+            r[8] = max(r[8] * 0.9, seconds * r[7] / nbytes)
         d = 0.9
         r[0] = r[0] * d + 1
         r[1] = r[1] * d + nbytes
@@ -196,7 +202,10 @@ class LinkModel:
         else:
             c = my / mx if mx > 0 else 0.0
             a = 0.0
-        return max(a + c * nbytes, 0.3 * my, 1e-4)
+        pred = max(a + c * nbytes, 0.3 * my, 1e-4)
+        if nbytes > r[7] > 0:                  # beyond what was measured: scale the largest frame's time
+            pred = max(pred, r[8] * nbytes / r[7])
+        return pred
 
     def rto(self, type_: int, nbytes: int, cap: float, first: float = 1.0) -> float:
         """Seconds to wait for one attempt before sending it again."""
@@ -204,7 +213,7 @@ class LinkModel:
         if pred is None:
             return min(cap, first)
         mad = self.rtt[type_][5]
-        return min(cap, max(0.005, 1.5 * pred + 3.0 * mad + 0.002))
+        return min(cap, max(0.01, 1.5 * pred + 3.0 * mad + 0.003))
 
     def best_count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable, cap_s: float) -> int:
         """The count (1..cap) of samples or elements per request with the most expected throughput."""
@@ -218,7 +227,7 @@ class LinkModel:
         if r and r[6]:
             t = np.array([self.rtt_predict(type_, int(b)) for b in (B[0], B[-1])])
             t = t[0] + (t[1] - t[0]) * (B - B[0]) / max(B[-1] - B[0], 1)
-            rto = np.minimum(cap_s, np.maximum(0.005, 1.5 * t + 3 * r[5] + 0.002))
+            rto = np.minimum(cap_s, np.maximum(0.01, 1.5 * t + 3 * r[5] + 0.003))
         else:                               # no timing yet: assume the time goes with the bytes
             t = 1.0 + B / 32.0
             rto = 2 * t
@@ -234,7 +243,8 @@ class Device:
     ``timeout``: the longest a request waits for a valid response, over all its retransmissions, before the link
     counts as lost (LinkLostError); each single attempt waits an adaptive time (a few round trips), at most this.
     ``retries``: None (the default) resends as often as ``timeout`` allows; a number caps the retransmissions of
-    any one request (DeviceError when exceeded). ``reopen``: called on ``reconnect()`` to get the URL again (for
+    any one request (after the last one the request still waits out ``timeout`` for a late answer, then raises
+    DeviceError). ``reopen``: called on ``reconnect()`` to get the URL again (for
     example after restarting an emulator). ``adaptive``: size bulk requests to the link (False: full frames)."""
 
     def __init__(self, url: str, timeout: float = 10.0, retries: Optional[int] = None,
@@ -254,6 +264,7 @@ class Device:
         self._info: Optional[P.Info] = None
         self._params: Optional[dict] = None
         self._state: Optional[Tuple[int, int]] = None    # (steps, grad_count) the device is known to be at
+        self._training = False
         self.memory: Optional[dict] = None
         self.link = LinkModel()
         self.stats_retransmissions = 0
@@ -264,6 +275,7 @@ class Device:
         else:
             check_url(url)
             self.ser = self._open(url, baudrate, connect_timeout)
+        self._quickack = self._quickack_for(self.ser)
         self._write(b"\x00")   # ends any partial frame the device may hold
 
     @staticmethod
@@ -293,6 +305,23 @@ class Device:
                                         "cannot open") from None
                 time.sleep(0.05)
 
+    @staticmethod
+    def _quickack_for(ser):
+        """On a Linux TCP link, a function that ACKs at once: a board that sends its answer a byte at a time
+        with Nagle's algorithm on (QEMU's serial socket without nodelay=on) otherwise waits for the host's
+        delayed ACK (40 ms) after every byte. Linux clears the flag after each read, so it is set again."""
+        sock = getattr(ser, "_socket", None)
+        if sock is None or not hasattr(socket, "TCP_QUICKACK"):
+            return None
+
+        def quickack():
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            except OSError:
+                pass
+        quickack()
+        return quickack
+
     def reconnect(self, timeout: Optional[float] = None) -> None:
         """Closes the link and opens it again (``reopen()`` first gives the URL, e.g. a restarted emulator's).
         The device's state is not assumed: the caller checks it (``info()``, ``read_stats()``)."""
@@ -308,6 +337,7 @@ class Device:
         self._state = None
         self.ser = self._open(check_url(self.url), self.baudrate, self.connect_timeout if timeout is None
                               else timeout)
+        self._quickack = self._quickack_for(self.ser)
         self.reconnects += 1
         self._write(b"\x00")
 
@@ -366,6 +396,8 @@ class Device:
                 if data:
                     self.ser.timeout = 0
                     data += self.ser.read(4096)
+                    if self._quickack is not None:
+                        self._quickack()
             except Exception as e:
                 raise self._lost(e, "reading") from None
             if data:
@@ -400,6 +432,8 @@ class Device:
             wait = max(0.0, min(t_sent + rto, t_start + limit) - time.monotonic())
             resp, kind = self._await(type_, seq, wait, problems)
             if resp is not None:
+                if type_ not in _KEEPS_STATE or (type_ == P.TRAIN and not self._training):
+                    self._state = None       # steps may have changed behind train()'s back: read them again
                 self.link.record(at_risk, True)
                 if attempt == 0:
                     self.link.rtt_record(type_, at_risk, time.monotonic() - t_sent)
@@ -423,6 +457,13 @@ class Device:
                                     f"({attempt + 1} attempts; {'; '.join(problems[-2:]) or 'timeout'})",
                                     self.url, "no response")
             if self.retries is not None and attempt >= self.retries:
+                # the last retransmission is out: wait what is left of the timeout for a late answer
+                while time.monotonic() < t_start + limit:
+                    resp, kind = self._await(type_, seq, max(0.0, t_start + limit - time.monotonic()), problems)
+                    if resp is not None:
+                        if check:
+                            self._check(resp)
+                        return resp
                 raise DeviceError(f"{name} request to {self.url}: no valid response after {attempt} "
                                   f"retransmissions (retries={self.retries}; {'; '.join(problems[-2:])})")
             if give_up is not None and give_up(attempt + 1, not_run):
@@ -478,7 +519,8 @@ class Device:
     def info(self) -> P.Info:
         f = self.request(P.HELLO, resp_size=120)
         info = P.unpack_hello(f.body)
-        info.stack_high_water = _hello_stack_high_water(f.body)
+        if not hasattr(info, "session_id"):           # protocol 1: the optional u32 after the strings
+            info.stack_high_water = _hello_stack_high_water(f.body)
         if info.protocol != P.PROTO_VERSION:
             raise ProtocolError(f"device speaks protocol {info.protocol}, this host {P.PROTO_VERSION}; "
                                 f"rebuild the firmware or update edgebp")
@@ -574,6 +616,13 @@ class Device:
                               f"online_only=False network to train in batches")
         if start % batch and start < n:
             raise ConfigError(f"start {start} is not a multiple of the batch size {batch}")
+        self._training = True
+        try:
+            return self._train(Xq, Tq, batch, n, timeout, start, on_progress, n_in, n_out)
+        finally:
+            self._training = False
+
+    def _train(self, Xq, Tq, batch, n, timeout, start, on_progress, n_in, n_out) -> TrainSummary:
         cap = self.samples_per_frame()
         per = 2 * (n_in + n_out)
         req = lambda k: encoded_size(OVERHEAD + 8 + per * k)      # noqa: E731
@@ -878,29 +927,49 @@ class DeviceNet(IntegerEngine):
     ``resume``: when the link drops or the device resets, reconnect (``Device.reconnect``, which restarts an
     emulator through ``reopen``) for up to ``resume_timeout`` seconds and go on from the last acknowledged
     training frame, so that the finished run is bit-identical to an uninterrupted one. The host keeps every
-    training call of this run (the rows in the order sent, the batch size) and how far the device acknowledged
-    it. A device that kept its state (a dropped link) continues where it is; a device that lost it (a reset)
-    gets the model loaded again, which restores the initial weights and the rounding generator's seed, and the
-    acknowledged calls replayed (docs/link.md)."""
+    training call of this run (the rows in the order sent, the batch size), every weight upload, and how far the
+    device acknowledged them. A device that kept its state (same HELLO session id, at the acknowledged step)
+    just continues. A device that lost it (a reset: another session id, or no model) gets the model loaded
+    again and then either (``restore="upload"``, possible for plain SGD with round-to-nearest, whose only state
+    is the weights and the step counter) the checkpoint of its weights read back after each epoch uploaded with
+    its step count, or (``restore="replay"``, always exact: the load restores the initial weights and the
+    rounding generator's seed) the acknowledged calls replayed from the start. After an upload restore the
+    saturation counters count from the restore; after a replay they are the uninterrupted run's too."""
 
     name = "device"
 
     def __init__(self, device: Device, spec, cfg=None, resume: bool = False, resume_timeout: float = 120.0,
-                 on_event: Optional[Callable[[str], None]] = None):
+                 on_event: Optional[Callable[[str], None]] = None, restore: str = "auto"):
         from .config import TrainConfig
         self.device, self.spec, self.cfg = device, spec, cfg or TrainConfig()
+        if restore not in ("auto", "upload", "replay"):
+            raise ConfigError(f"restore must be auto, upload or replay, got {restore!r}")
+        self.uploadable = self.cfg.optimizer == "sgd" and self.cfg.rounding == "nearest"
+        if restore == "upload" and not self.uploadable:
+            raise ConfigError("restore='upload' is exact only for optimizer sgd with rounding nearest (momentum's "
+                              "velocity and the stochastic-rounding generator cannot be read back); use replay")
+        self.restore = ("upload" if self.uploadable else "replay") if restore == "auto" else restore
         self.resume, self.resume_timeout, self.on_event = resume, resume_timeout, on_event
         self._ref = FixedNet(spec, self.cfg)
-        self.memory = self._call(lambda: device.load_model(self._ref), load=True)
+        self._rng0 = int(self._ref._net.rng)
         self.train_ticks = 0
         self.train_steps = 0
         self.train_samples_seen = 0
         self.train_requests = 0
         self.train_seconds = 0.0
         self.loss_unknown = 0
-        self._log: List[list] = []       # [Xq, Tq, batch, rows acknowledged] per train_q call
+        self._log: List[dict] = []       # {"train": [Xq, Tq, batch, rows acknowledged]} or {"weights": ints}
         self._ack: Tuple[int, int] = (0, 0)
+        self._ckpt: Optional[Tuple[int, list, int]] = None    # (entries done, weights, steps)
+        self._session: Optional[int] = None
         self.events: List[str] = []
+        self.memory = self._call(self._load, load=True)
+
+    def _load(self) -> dict:
+        mem = self.device.load_model(self._ref)
+        self._session = getattr(self.device.board_info, "session_id", None)
+        self._ack = (0, 0)
+        return mem
 
     # --- recovery ------------------------------------------------------------------------------------------
     def _event(self, msg: str) -> None:
@@ -918,6 +987,11 @@ class DeviceNet(IntegerEngine):
                     raise
                 self._recover(e, load)
 
+    def _checkpoint(self) -> None:
+        """After a training call: the device's weights read back, for an upload restore."""
+        if self.resume and self.restore == "upload" and self._ack[1] == 0:
+            self._ckpt = (len(self._log), self._call(self.device.read_weights), self._ack[0])
+
     def _recover(self, err: Exception, load: bool = False) -> None:
         self._event(f"link trouble: {err}; reconnecting")
         deadline = time.monotonic() + self.resume_timeout
@@ -928,12 +1002,16 @@ class DeviceNet(IntegerEngine):
                 info = dev.info()
                 if load:
                     return
-                state = dev.device_state() if info.have_model and dev.model_params is not None else None
+                sid = getattr(info, "session_id", None)
+                same_boot = sid is None or self._session is None or sid == self._session
+                state = dev.device_state() if same_boot and info.have_model and dev.model_params is not None \
+                    else None
                 if state is not None and state == self._ack:
-                    self._event(f"device kept its state (step {state[0]}): continuing")
+                    self._event(f"device kept its state (same session, step {state[0]}): continuing")
                     return
-                if state is not None and self._log and state[1] == 0 == self._ack[1] and state[0] > self._ack[0]:
-                    e = self._log[-1]       # the frame in flight was applied before the link went
+                train = [e["train"] for e in self._log if "train" in e]
+                if state is not None and train and state[1] == 0 == self._ack[1] and state[0] > self._ack[0]:
+                    e = train[-1]            # the frame in flight was applied before the link went
                     b = e[2] if e[2] > 0 else len(e[0])
                     rows = e[3] + (state[0] - self._ack[0]) * b
                     if rows < len(e[0]) + b:
@@ -943,20 +1021,37 @@ class DeviceNet(IntegerEngine):
                         self._ack = state
                         self._event(f"device applied the frame in flight (step {state[0]}): continuing")
                         return
-                self._event("device lost its state (reset): loading the model again and replaying "
-                            f"{sum(e[3] for e in self._log)} acknowledged rows")
-                dev.load_model(self._ref)
-                for e in self._log:
-                    if e[3]:
-                        dev.train(e[0][:e[3]], e[1][:e[3]], e[2])
-                if dev._state != self._ack:
-                    raise DeviceError(f"replay reached {dev._state}, expected {self._ack}")
+                self._restore(sid)
                 return
             except (LinkLostError, DeviceResetError) as e:
                 if time.monotonic() > deadline:
                     raise LinkLostError(f"could not resume within {self.resume_timeout:g} s: {e}", dev.url,
                                         "resume failed") from None
                 time.sleep(0.2)
+
+    def _restore(self, sid) -> None:
+        """The device lost its state: load the model again, then upload the checkpoint or replay."""
+        from .deploy import write_weights
+        dev = self.device
+        dev.load_model(self._ref)
+        self._session = sid
+        first = 0
+        if self.restore == "upload" and self._ckpt is not None:
+            first, weights, steps = self._ckpt
+            write_weights(dev, weights, rng=self._rng0, steps=steps)
+            dev._state = (steps, 0)
+        rows = sum(e["train"][3] for e in self._log[first:] if "train" in e)
+        how = (f"uploaded the weights of step {self._ckpt[2]}" if first else "loaded the model again")
+        self._event(f"device lost its state (reset; session {sid}): {how}, replaying {rows} acknowledged rows")
+        for e in self._log[first:]:
+            if "weights" in e:
+                write_weights(dev, e["weights"])
+            elif e["train"][3]:
+                x, t, b, n = e["train"]
+                dev.train(x[:n], t[:n], b)
+        state = dev.device_state()
+        if state != self._ack:
+            raise DeviceError(f"the restored device is at {state}, the acknowledged run at {self._ack}")
 
     # --- IntegerEngine -------------------------------------------------------------------------------------
     def core_params(self) -> dict:
@@ -970,7 +1065,7 @@ class DeviceNet(IntegerEngine):
 
     def train_q(self, Xq, Tq, batch_size: int) -> int:
         entry = [np.ascontiguousarray(Xq), np.ascontiguousarray(Tq), int(batch_size), 0]
-        self._log.append(entry)
+        self._log.append({"train": entry})
         done = dict(loss=0, ticks=0, requests=0, unknown=0)
         snap = dict(loss=0, ticks=0, requests=0, unknown=0)
         t0 = time.monotonic()
@@ -1000,15 +1095,26 @@ class DeviceNet(IntegerEngine):
             done["unknown"] += r.loss_unknown
             break
         n = len(entry[0])
-        unknown = done["unknown"] + 0
-        self.loss_unknown += done["unknown"]
+        unknown = done["unknown"]
+        self.loss_unknown += unknown
         self.train_ticks += done["ticks"]
         self.train_steps += self._ack[0] - steps0
         self.train_samples_seen += n
         self.train_requests += done["requests"]
         self.train_seconds += time.monotonic() - t0
+        self._checkpoint()
         known = n - unknown
         return done["loss"] if unknown == 0 or known <= 0 else int(round(done["loss"] * n / known))
+
+    def set_int_weights(self, int_weights) -> None:
+        """Uploads [(W int16 (n_out, n_in), b int16 (n_out,)), ...] into the device's model
+        (edgebp.deploy.write_weights: chunked, exactly once, committed with a CRC)."""
+        from .deploy import write_weights
+        w = [(np.array(W, copy=True), np.array(b, copy=True)) for W, b in int_weights]
+        self._call(lambda: write_weights(self.device, w))
+        self._log.append({"weights": w})
+        self._ack = self._call(self.device.device_state)
+        self._checkpoint()
 
     def predict_q(self, Xq) -> np.ndarray:
         return self._call(lambda: self.device.predict(Xq))
@@ -1038,8 +1144,20 @@ class DeviceNet(IntegerEngine):
 
     # --- Engine interface beyond IntegerEngine's -----------------------------------------------------------
     def set_weights(self, weights) -> None:
-        raise DeviceError("the device protocol has no weight upload; early stopping (patience) cannot restore "
-                          "the best weights on a device")
+        """Float weights [(W (n_out, n_in), b (n_out,)), ...], quantized to the layers' formats and uploaded
+        (early stopping restores the best weights this way)."""
+        from .fixed import quantize
+        if len(weights) != len(self.spec.layers):
+            raise ConfigError(f"{len(weights)} layers of weights given, the network has {len(self.spec.layers)}")
+        q = []
+        sizes = self.spec.sizes
+        for i, ((W, b), l) in enumerate(zip(weights, self.spec.layers)):
+            W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+            if W.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1],):
+                raise ConfigError(f"layer {i}: weights {W.shape} and biases {b.shape} given, the layer is "
+                                  f"({sizes[i + 1]}, {sizes[i]}) with {sizes[i + 1]} biases")
+            q.append((quantize(W, l.w_frac, f"layer {i} weights"), quantize(b, l.w_frac, f"layer {i} biases")))
+        self.set_int_weights(q)
 
     def memory_report(self) -> dict:
         return {k: v for k, v in self.memory.items() if k != "arena"}

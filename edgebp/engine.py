@@ -111,6 +111,7 @@ class Engine:
             progress: Optional[Callable[[int, float], None]] = None) -> History:
         """Trains until the first stopping rule holds. Early stopping restores the best weights."""
         stop = stop or StopRule()
+        stop.validate(has_validation_data=X_val is not None)
         X, T = check_data(self.spec, X, T)
         if X_val is None and stop.validation_split > 0:
             n_val = int(round(len(X) * stop.validation_split))

@@ -69,7 +69,8 @@ class Progress:
             return
         loss_txt = f"loss {loss:.5f}" if loss is not None else ""
         if self._rich is not None:
-            self._rich.update(self._task, completed=self.done, rate=f"{self.rate():.3g}", loss=loss_txt)
+            self._rich.update(self._task, completed=self.done, total=self.total, rate=f"{self.rate():.3g}",
+                              loss=loss_txt)
             return
         w = 24
         fill = int(w * self.done / self.total)

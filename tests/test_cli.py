@@ -141,7 +141,6 @@ def test_saturation_and_zero_update_warnings_say_what_to_change():
     (["--momentum", "1.5", "--optimizer", "momentum", "--batch-size", "4"], "--momentum must be in [0, 1)"),
     (["--save-weights", "/tmp"], "is a directory"),
     (["--save-weights", "/nonexistent-dir/w.npz"], "does not exist"),
-    (["--save-weights", "/tmp/w.data"], "name it with .npz"),
     (["--seed", "-1", "--shuffle"], "--seed must be an integer in 1..4294967295"),
     (["--seed", str(2 ** 32 + 1)], "--seed must be an integer"),
     (["--seed", str(2 ** 40)], "--seed must be an integer"),
@@ -157,21 +156,27 @@ def test_bad_options_are_clear_errors_before_training(flags, msg):
 
 
 def test_unwritable_save_path_is_refused_before_training(tmp_path, monkeypatch):
-    """Tests run as root here, who writes anywhere: the permission answer is faked, the check is real."""
-    import os
+    """Tests run as root here, who writes anywhere: the folder's answer is faked, the check is real."""
+    import tempfile
     from edgebp.cli import check_save_path
-    from edgebp.errors import ConfigError
-    check_save_path(str(tmp_path / "w.npz"))
-    monkeypatch.setattr(os, "access", lambda path, mode: False)
-    with pytest.raises(ConfigError, match="not writable"):
+    from edgebp.errors import EdgeBPError
+    assert check_save_path(str(tmp_path / "w.npz")) == tmp_path / "w.npz"
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(EdgeBPError, match="not writable"):
         check_save_path(str(tmp_path / "w.npz"))
 
 
-def test_save_weights_writes_exactly_the_named_file(tmp_path):
+def test_save_weights_writes_the_named_file_and_says_where(tmp_path):
     r = edgebp("train", "diabetes", "--layers", "8,4,2", "--epochs", "1", "--engine", "fixed", "--save-weights",
                str(tmp_path / "w.npz"))
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"] and f"weights saved to {tmp_path / 'w.npz'}" in r.stdout
+    r = edgebp("train", "diabetes", "--layers", "8,4,2", "--epochs", "1", "--engine", "fixed", "--save-weights",
+               str(tmp_path / "v"))
+    assert r.returncode == 0 and f"weights saved to {tmp_path / 'v.npz'}" in r.stdout
 
 
 def test_ctrl_c_stops_cleanly_with_one_line(tmp_path):
@@ -196,3 +201,115 @@ def test_version():
     import edgebp as pkg
     r = subprocess.run([sys.executable, "-m", "edgebp.cli", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.strip() == f"edgebp {pkg.__version__}"
+
+
+def _weights(path):
+    z = np.load(path)
+    return [z[f"w{i}"] for i in range(2)] + [z[f"b{i}"] for i in range(2)]
+
+
+def test_init_weights_continue_training_exactly(tmp_path):
+    """3 epochs, saved, then 2 more from the file = 5 epochs in one run (nearest rounding, file order)."""
+    common = ["--layers", "8,6,2", "--engine", "fixed", "--rounding", "nearest"]
+    assert edgebp("train", "diabetes", *common, "--epochs", "3", "--save-weights", str(tmp_path / "a.npz")).returncode == 0
+    r = edgebp("train", "diabetes", *common, "--epochs", "2", "--init-weights", str(tmp_path / "a.npz"),
+               "--save-weights", str(tmp_path / "b.npz"))
+    assert r.returncode == 0, r.stderr
+    assert edgebp("train", "diabetes", *common, "--epochs", "5", "--save-weights", str(tmp_path / "c.npz")).returncode == 0
+    for x, y in zip(_weights(tmp_path / "b.npz"), _weights(tmp_path / "c.npz")):
+        assert np.array_equal(x, y)
+    r = edgebp("train", "diabetes", "--layers", "8,5,2", "--epochs", "1", "--init-weights", str(tmp_path / "a.npz"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "train loss" not in r.stdout
+
+
+def test_train_layers_freezes_all_but_the_last(tmp_path):
+    common = ["--layers", "8,6,2", "--engine", "fixed", "--epochs", "2"]
+    assert edgebp("train", "diabetes", *common, "--save-weights", str(tmp_path / "a.npz")).returncode == 0
+    r = edgebp("train", "diabetes", *common, "--init-weights", str(tmp_path / "a.npz"), "--train-layers", "1",
+               "--save-weights", str(tmp_path / "b.npz"), "--json")
+    assert r.returncode == 0, r.stderr
+    a, b = _weights(tmp_path / "a.npz"), _weights(tmp_path / "b.npz")
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[2], b[2])          # layer 1 frozen
+    assert not np.array_equal(a[1], b[1])                                     # layer 2 trained
+    r = edgebp("train", "diabetes", *common, "--train-layers", "3")
+    assert r.returncode == 2 and "k in 1..2" in r.stderr
+
+
+def test_compare_starts_from_init_weights(tmp_path):
+    assert edgebp("train", "diabetes", "--layers", "8,6,2", "--engine", "fixed", "--epochs", "2",
+                  "--save-weights", str(tmp_path / "a.npz")).returncode == 0
+    r = edgebp("compare", "diabetes", "--layers", "8,6,2", "--epochs", "1", "--init-weights", str(tmp_path / "a.npz"),
+               "--json", "--no-attribution")
+    assert r.returncode == 0, r.stderr
+    start = json.loads(r.stdout)["curves"]
+    r0 = edgebp("compare", "diabetes", "--layers", "8,6,2", "--epochs", "1", "--json", "--no-attribution")
+    assert json.loads(r0.stdout)["curves"]["fixed"]["train_loss"][0] != start["fixed"]["train_loss"][0]
+
+
+def test_model_flag_builds_a_conv_network_on_a_time_series():
+    r = edgebp("train", "BasicMotions", "--scale", "minmax", "--shuffle", "--epochs", "1", "--engine", "fixed",
+               "--model", "conv1d(4,5,stride=2,act=relu),gap,dense(4,act=softmax)", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["dataset"]["input_shape"] == [6, 100]
+    r = edgebp("train", "diabetes", "--layers", "8,4,2", "--model", "dense(2,act=softmax)", "--epochs", "1")
+    assert r.returncode == 2 and "not both" in r.stderr
+
+
+def test_fleet_and_other_command_groups_are_registered():
+    for cmd in (["fleet", "--help"], ["device", "train", "--help"], ["bench", "--help"]):
+        r = edgebp(*cmd)
+        assert r.returncode == 0 and "--init-weights" in r.stdout or cmd[0] == "bench", (cmd, r.stderr)
+
+
+def test_ctrl_c_during_device_training_stops_the_emulated_board(tmp_path):
+    """The host port (a native process) stands in for an emulator: it is stopped, and one line is printed."""
+    import signal
+    import time
+    from edgebp.boards import firmware_path
+    from toolcheck import need_tools
+    need_tools("make", "cc")
+    p = subprocess.Popen([sys.executable, "-m", "edgebp.cli", "device", "train", "diabetes", "--layers", "8,16,2",
+                          "--epochs", "100000", "--board", "host"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=ROOT)
+    exe = str(firmware_path("host"))
+    t0 = time.monotonic()
+    while subprocess.run(["pgrep", "-f", exe], capture_output=True).returncode != 0 and time.monotonic() - t0 < 60:
+        time.sleep(0.2)
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and [l for l in err.splitlines() if "interrupted" in l] == [err.strip()]
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", exe], capture_output=True).returncode != 0     # the board is gone
+
+
+def test_progress_on_a_terminal_has_rate_eta_and_explains_its_loss():
+    import os
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "edgebp.cli", "train", "diabetes", "--layers", "8,4,2", "--epochs",
+                          "30"], stdout=subprocess.PIPE, stderr=slave, text=True, cwd=ROOT)
+    os.close(slave)
+    out, _ = p.communicate(timeout=120)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    err = b"".join(chunks).decode(errors="replace")
+    assert p.returncode == 0 and "test accuracy" in out
+    assert "30/30" in err and "epochs/s" in err and "ETA" in err
+    assert "the bar's loss is the mean over each epoch" in " ".join(err.split())
+
+
+def test_a_one_class_validation_split_is_reported():
+    r = edgebp("train", "BasicMotions", "--scale", "minmax", "--layers", "600,4,4", "--epochs", "1", "--engine",
+               "fixed", "--shuffle", "--validation-split", "0.2")
+    assert r.returncode == 0, r.stderr
+    assert "holds one class only ('Badminton')" in r.stderr

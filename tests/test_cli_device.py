@@ -58,9 +58,9 @@ def test_bad_link_options_are_clear_errors(opt, value, msg):
 
 
 @pytest.mark.parametrize("path, msg", [
-    ("/tmp", "is a directory: give a file name such as /tmp/weights.npz"),
+    ("/tmp", "is a directory; give a file name such as /tmp/weights.npz"),
     ("/no/such/folder/w.npz", "the folder /no/such/folder does not exist"),
-    ("/proc/w.npz", "cannot write in /proc"),
+    ("/proc/w.npz", "the folder /proc is not writable"),
 ])
 def test_save_path_refused_before_training(path, msg, monkeypatch):
     import edgebp.device as D
@@ -186,3 +186,14 @@ def test_device_commands_bad_url_is_immediate():
     t0 = time.monotonic()
     code, out, err = run_cli("device", "info", "--port", "socket://nohost")
     assert code == 2 and "use socket://HOST:PORT" in err and time.monotonic() - t0 < 2
+
+
+def test_device_train_patience_restores_the_best_weights():
+    """--patience on a device: the best weights are uploaded back at the end, as on the host core (--check)."""
+    need_tools("make", "cc")
+    code, out, err = run_cli(*TRAIN, "--epochs", "60", "--lr", "4", "--seed", "2", "--patience", "3",
+                             "--validation-split", "0.25", "--check", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["check"]["identical"] is True
+    assert res["engines"]["device"]["stopped_by"] == "early_stopping" == res["engines"]["fixed"]["stopped_by"]

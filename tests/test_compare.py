@@ -201,3 +201,46 @@ def test_csv_curves_table():
     rep = compare(spec, TrainConfig(lr=0.1, batch_size=4), X, T, epochs=2)
     rows = csv_rows(rep, "curves")
     assert rows[0][:3] == ["epoch", "step", "fixed_epoch_loss"] and len(rows) == 1 + 3
+
+
+def test_advise_ranks_on_a_validation_split_by_default_and_on_loss_for_regression():
+    p = edgebp("advise", "diabetes", "--layers", "8,4,2", "--epochs", "3", "--w-fracs", "6,12", "--a-fracs", "12",
+               "--roundings", "nearest", "--jobs", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["selected_on"] == "val_accuracy" and rep["stop"]["validation_split"] == 0.2
+    assert "--validation-split 0.2" in rep["command"]           # the retraining command holds out the same rows
+    p = edgebp("advise", "building", "--layers", "14,6,3", "--activation", "sigmoid,linear", "--epochs", "3",
+               "--w-fracs", "4,12", "--a-fracs", "12", "--roundings", "nearest", "--jobs", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["task"] == "regression" and rep["selected_on"] == "val_loss"
+    ranked = [c for c in rep["candidates"] if not c["error"]]
+    within = [c for c in ranked if c["within"]]
+    assert [c["val_loss"] for c in within] == sorted(c["val_loss"] for c in within)   # equal memory: by loss
+    for c in ranked:
+        assert c["loss_vs_float"] == pytest.approx((c["val_loss"] - rep["float"]["val_loss"]) /
+                                                   rep["float"]["val_loss"] * 100)
+    text = edgebp("advise", "building", "--layers", "14,6,3", "--activation", "sigmoid,linear", "--epochs", "2",
+                  "--w-fracs", "12", "--a-fracs", "12", "--roundings", "nearest", "--jobs", "1").stdout
+    assert "ranked on the validation loss" in text and "test loss" in text
+
+
+def test_plot_shows_fixed_minus_float_under_a_title_that_names_the_setup(tmp_path):
+    pytest.importorskip("matplotlib")
+    from edgebp.compare import curve_differences, plot_report
+    ds = load_dataset("diabetes")
+    spec = NetSpec.from_sizes([8, 4, 2], "sigmoid", "mse", w_frac=10, a_frac=11, in_frac=9)
+    rep = compare(spec, TrainConfig(lr=0.2, rounding="stochastic"), ds.X_train[:100], ds.T_train[:100],
+                  ds.X_test[:50], ds.T_test[:50], epochs=3, attribution=False)
+    rep["data"] = "diabetes"
+    d = curve_differences(rep)
+    c = rep["curves"]
+    for key in ("train_loss", "test_accuracy"):
+        assert d[key] == [a - b for a, b in zip(c["fixed"][key], c["float"][key])]
+    assert any(v != 0 for v in d["train_loss"])               # the two curves differ: the plot shows by how much
+    title = plot_report(rep, str(tmp_path / "p.png"))
+    for part in ("diabetes", "8-4-2 sigmoid,sigmoid", "in Q9", "weights Q10", "activations Q11",
+                 "rounding stochastic", "3 epochs"):
+        assert part in title, part
+    assert (tmp_path / "p.png").stat().st_size > 10_000

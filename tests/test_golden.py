@@ -337,7 +337,7 @@ def scenarios(draw, online=False):
     cfg = TrainConfig(
         optimizer=optimizer,
         lr=draw(st.sampled_from([2.0 ** -12, 0.01, 0.1, 0.3, 1.0, 3.0, 40.0])),
-        momentum=draw(st.sampled_from([0.0, 0.5, 0.9, 0.99])),
+        momentum=draw(st.sampled_from([0.0, 0.5, 0.9, 0.99])) if optimizer == "momentum" else 0.0,
         batch_size=batch,
         rounding=draw(st.sampled_from(["nearest", "stochastic"])),
         seed=draw(st.integers(0, 2 ** 32 - 1)),
@@ -388,7 +388,8 @@ def conv_scenarios(draw):
     optimizer = "sgd" if online else draw(st.sampled_from(["sgd", "momentum"]))
     batch = 1 if online else draw(st.integers(0, 3) if optimizer == "momentum" else st.sampled_from([0, 2, 3]))
     cfg = TrainConfig(optimizer=optimizer, lr=draw(st.sampled_from([2.0 ** -10, 0.05, 0.3, 1.0, 8.0])),
-                      momentum=draw(st.sampled_from([0.0, 0.5, 0.9])), batch_size=batch,
+                      momentum=draw(st.sampled_from([0.0, 0.5, 0.9])) if optimizer == "momentum" else 0.0,
+                      batch_size=batch,
                       rounding=draw(st.sampled_from(["nearest", "stochastic"])), seed=draw(st.integers(0, 2 ** 32 - 1)),
                       init=draw(st.sampled_from(["uniform", "xavier", "he"])),
                       init_range=draw(st.sampled_from([0.05, 0.5, 2.0])), fixed_delta=draw(st.booleans()),

@@ -1,7 +1,8 @@
 """Issue 12 §1: one install is the whole product. `python -m build` makes an sdist and, from it, an abi3 wheel;
 the wheel installed in a fresh virtual environment, run from a folder outside the repository, builds the
 firmware into the per-user cache (never site-packages) and trains on the emulated micro:bit bit for bit
-against the host core. About 30 s: the build, one firmware build and one epoch on the emulator."""
+against the host core; host training and the benchmark harness run from it too. About 45 s: the build, one
+firmware build, one epoch on the emulator, the short Cortex-M benchmark."""
 import json
 import os
 import re
@@ -122,6 +123,13 @@ def test_installed_wheel_builds_and_trains_on_the_emulated_board(dist, tmp_path)
             "--check")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "weights and predictions bit-identical" in r.stdout
+
+    r = run("train", "diabetes", "--layers", "8,4,2", "--epochs", "2", "--engine", "both")
+    assert r.returncode == 0 and "test accuracy" in r.stdout, r.stderr
+    # the benchmark harness (tools/bench) comes with the package: instructions per step on the emulated M3/M0
+    r = run("bench", "--short", "--parts", "mcu", "--no-torch")
+    assert r.returncode == 0, r.stderr
+    assert "cortex-m3" in r.stdout.lower() and "cortex-m0" in r.stdout.lower()
 
     after = sorted(str(p) for p in site.rglob("*") if "__pycache__" not in p.parts)
     assert after == before                                       # nothing written into site-packages

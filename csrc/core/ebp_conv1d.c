@@ -27,7 +27,13 @@ EBP_INTERNAL void ebp_conv1d_fwd(ebp_layer_t *L, const int16_t *in, int64_t *scr
             int64_t acc = ebp_b(L, o) * ((int32_t)1 << L->in_frac); /* |product| <= 2^30 each */
             for (c = 0; c < L->in_ch; c++) {
                 const int16_t *x = in + in_index(L, c, t, 0);
-                for (j = 0; j < K; j++) acc += ebp_w(L, wo + c * K + j) * x[j];
+                if (L->w8 != NULL) { /* the same sum over int8 or int16 weights */
+                    const int8_t *w = L->w8 + wo + c * K;
+                    for (j = 0; j < K; j++) acc += (int32_t)w[j] * x[j];
+                } else {
+                    const int16_t *w = L->w + wo + c * K;
+                    for (j = 0; j < K; j++) acc += (int32_t)w[j] * x[j];
+                }
             }
             if (L->act == EBP_ACT_SOFTMAX)
                 scratch[o] = requant(acc, zf, EBP_Z_FRAC);
@@ -51,9 +57,12 @@ EBP_INTERNAL int64_t ebp_conv1d_back(const ebp_layer_t *N, uint32_t i) {
     int64_t acc = 0;
     if (t_hi > N->len - 1u) t_hi = N->len - 1u;
     for (o = 0; o < N->ch; o++) {
-        const uint32_t w = (o * N->in_ch + c) * K;
+        const uint32_t w = (o * N->in_ch + c) * K + p;
         const int16_t *d = N->delta + (size_t)o * N->len;
-        for (t = t_lo; t <= t_hi; t++) acc += ebp_w(N, w + p - t * S) * d[t];
+        if (N->w8 != NULL)
+            for (t = t_lo; t <= t_hi; t++) acc += (int32_t)N->w8[w - t * S] * d[t];
+        else
+            for (t = t_lo; t <= t_hi; t++) acc += (int32_t)N->w[w - t * S] * d[t];
     }
     return acc;
 }
@@ -102,16 +111,21 @@ EBP_INTERNAL void ebp_conv1d_accumulate_grad(ebp_layer_t *L, const int16_t *in) 
     L->stats.sat_grad += sat;
 }
 
-/* window_dot with every delta first scaled by the learning rate's mantissa: dl = round(delta lr_m / 2^16)
- * (|delta lr_m| < 2^31, |dl| <= 2^15); x = NULL: the bias (every input 2^in_frac) */
+/* in one pass, window_dot (*g, the exact gradient sum) and the same sum with every delta first scaled by the
+ * learning rate's mantissa, dl = round(delta lr_m / 2^16) (|delta lr_m| < 2^31, |dl| <= 2^15), returned;
+ * in = NULL: the bias (every input 2^in_frac) */
 static int64_t window_dot_lr(const ebp_layer_t *L, const int16_t *d, int32_t lr_m, const int16_t *in, uint32_t c,
-                             uint32_t j) {
-    int64_t acc = 0;
+                             uint32_t j, int64_t *g) {
+    const int16_t *x = in != NULL ? in + in_index(L, c, 0, j) : NULL;
+    const int32_t one = (int32_t)1 << L->in_frac;
+    int64_t acc = 0, grad = 0;
     uint32_t t;
     for (t = 0; t < L->len; t++) {
-        int32_t dl = ebp_rshift_rn32(d[t] * lr_m, 16);
-        acc += (int64_t)dl * (in != NULL ? in[in_index(L, c, t, j)] : (int32_t)1 << L->in_frac);
+        const int32_t v = x != NULL ? x[t * L->stride] : one;
+        grad += (int32_t)d[t] * v;
+        acc += ebp_rshift_rn32(d[t] * lr_m, 16) * v; /* |dl v| <= 2^30: an int32 product */
     }
+    *g = grad;
     return acc;
 }
 
@@ -154,23 +168,24 @@ EBP_INTERNAL void ebp_conv1d_update_online(ebp_net_t *net, ebp_layer_t *L, const
     const int S = -(L->delta_exp + net->hp.lr_e + 16 - L->in_frac + L->w_frac);
     const int32_t lr_m = net->hp.lr_m;
     const uint32_t K = L->kernel;
-    uint32_t o, c, j, t, updates = 0, zeros = 0, sat = 0;
+    uint32_t o, c, j, updates = 0, zeros = 0, sat = 0;
     for (o = 0; o < L->ch; o++) {
         const int16_t *d = L->delta + (size_t)o * L->len;
         const uint32_t wo = o * L->in_ch * K;
-        int64_t g = 0;
+        int64_t g, p;
         int32_t q;
         for (c = 0; c < L->in_ch; c++)
             for (j = 0; j < K; j++) {
-                if (window_dot(L, d, in, c, j) == 0) continue;
-                q = conv_update(net, L, window_dot_lr(L, d, lr_m, in, c, j), S);
+                p = window_dot_lr(L, d, lr_m, in, c, j, &g);
+                if (g == 0) continue;
+                q = conv_update(net, L, p, S);
                 updates++;
                 zeros += q == 0;
                 sat += param_sub(L, wo + c * K + j, 0, q);
             }
-        for (t = 0; t < L->len; t++) g += d[t];
+        p = window_dot_lr(L, d, lr_m, NULL, 0, 0, &g);
         if (g == 0) continue;
-        q = conv_update(net, L, window_dot_lr(L, d, lr_m, NULL, 0, 0), S);
+        q = conv_update(net, L, p, S);
         updates++;
         zeros += q == 0;
         sat += param_sub(L, o, 1, q);

@@ -47,7 +47,7 @@ EBP_INTERNAL int64_t ebp_pool_back(const ebp_layer_t *N, const int16_t *x, uint3
     const int64_t share = N->kind == EBP_KIND_MAXPOOL1D ? (int64_t)1 << EBP_POOL_FRAC
                                                         : (int64_t)((((uint32_t)1 << (EBP_POOL_FRAC + 1)) / K + 1u) >> 1);
     uint32_t t_hi = p / S, t, j;
-    int64_t acc = 0;
+    int32_t sum = 0; /* of the deltas passed to p: at most 255 windows of 2^15 */
     if (t_hi > N->len - 1u) t_hi = N->len - 1u;
     for (t = t_lo; t <= t_hi; t++) {
         const int16_t d = N->delta[c * N->len + t];
@@ -58,7 +58,7 @@ EBP_INTERNAL int64_t ebp_pool_back(const ebp_layer_t *N, const int16_t *x, uint3
                 if (w[j] > w[first]) first = j;
             if (t * S + first != p) continue;
         }
-        acc += d * share; /* |d| <= 2^15, share <= 2^23, at most 255 windows */
+        sum += d;
     }
-    return acc;
+    return (int64_t)sum * share; /* one multiply (a shift for max pooling) */
 }
