@@ -69,7 +69,7 @@ def check_save_path(path) -> pathlib.Path:
     if p.suffix != ".npz":
         p = p.with_name(p.name + ".npz")
     if p.is_dir() or pathlib.Path(os.path.expanduser(str(path))).is_dir():
-        raise EdgeBPError(f"{path} is a directory: give a file name such as {pathlib.Path(path) / 'weights.npz'}")
+        raise EdgeBPError(f"{path} is a directory; give a file name such as {pathlib.Path(path) / 'weights.npz'}")
     folder = p.parent if str(p.parent) else pathlib.Path(".")
     if not folder.is_dir():
         raise EdgeBPError(f"cannot save weights to {p}: the folder {folder} does not exist; create it first")
@@ -78,8 +78,8 @@ def check_save_path(path) -> pathlib.Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise EdgeBPError(f"cannot save weights to {p}: cannot write in {folder} ({e.strerror}); choose another "
-                          f"path") from None
+        raise EdgeBPError(f"cannot save weights to {p}: the folder {folder} is not writable ({e.strerror}); "
+                          f"choose another path") from None
     if p.exists() and not os.access(p, os.W_OK):
         raise EdgeBPError(f"cannot save weights to {p}: the file exists and is not writable")
     return p
