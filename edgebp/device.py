@@ -156,6 +156,20 @@ class LinkModel:
         self.failures += 0 if ok else 1
         self._p = None
 
+    def spurious_timeout(self, type_: int, seconds: float, pred: float) -> None:
+        """A timeout that was not a loss: drop the newest failure and let the deviation cover ``seconds``."""
+        for i in range(len(self.obs) - 1, -1, -1):
+            if self.obs[i][1] == 0.0:
+                del self.obs[i]
+                self.failures -= 1
+                self.attempts -= 1
+                self._p = None
+                break
+        r = self.rtt.get(type_)
+        if r:
+            r[5] = max(r[5], (seconds - pred) / 3)
+        self.spurious = getattr(self, "spurious", 0) + 1
+
     @property
     def p(self) -> float:
         if self._p is None:
@@ -427,6 +441,7 @@ class Device:
         self.send_raw(frame)
         t_sent = t_start
         outstanding = 1      # attempts whose answer (or error report) has not come back yet
+        last_kind, t_first_of_last = "", t_start
         while True:
             rto = self.link.rto(type_, at_risk, limit) * backoff
             wait = max(0.0, min(t_sent + rto, t_start + limit) - time.monotonic())
@@ -434,12 +449,20 @@ class Device:
             if resp is not None:
                 if type_ not in _KEEPS_STATE or (type_ == P.TRAIN and not self._training):
                     self._state = None       # steps may have changed behind train()'s back: read them again
+                now = time.monotonic()
+                pred = self.link.rtt_predict(type_, at_risk)
+                if attempt > 0 and last_kind == "timeout" and pred is not None and now - t_sent < 0.5 * pred:
+                    # too soon to answer the resend: the answer to the attempt before, which only came late
+                    # (a loaded host or a slow board, not the link); undo that failure, widen the timeout
+                    self.link.spurious_timeout(type_, now - t_first_of_last, pred)
                 self.link.record(at_risk, True)
                 if attempt == 0:
-                    self.link.rtt_record(type_, at_risk, time.monotonic() - t_sent)
+                    self.link.rtt_record(type_, at_risk, now - t_sent)
                 if check:
                     self._check(resp)
                 return resp
+            last_kind = kind
+            t_first_of_last = t_sent
             if kind == "timeout":
                 backoff = min(backoff * 1.25, 4.0)
                 outstanding = 0
