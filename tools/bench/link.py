@@ -14,6 +14,7 @@ host did before the frames adapted.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -71,11 +72,18 @@ def main(argv=None) -> int:
     rates = [float(r) for r in a.rates.split(",")]
     modes = [("adaptive", True)] + ([("full frames", False)] if a.fixed_frames else [])
     rows = []
+    load0 = os.getloadavg()[0]
     with Emulator(a.board, timeout=3600) as emu:
+        # seeds outside, rates inside: each rate's runs sit next to clean runs in time, under the same load
+        results = {(m, r): [] for m, _ in modes for r in rates}
+        for seed in range(1, a.seeds + 1):
+            for mode, adaptive in modes:
+                for rate in rates:
+                    results[mode, rate].append(run_once(emu.url, rate, seed, a.epochs, adaptive, a.timeout, spec,
+                                                        cfg, ds, ref))
         for mode, adaptive in modes:
             for rate in rates:
-                runs = [run_once(emu.url, rate, s, a.epochs, adaptive, a.timeout, spec, cfg, ds, ref)
-                        for s in range(1, a.seeds + 1)]
+                runs = results[mode, rate]
                 done = [r for r in runs if r["finished"]]
                 row = dict(mode=mode, rate=rate, runs=len(runs), finished=len(done),
                            identical=sum(r["identical"] for r in runs),
@@ -94,7 +102,8 @@ def main(argv=None) -> int:
     clean = next((r["sps"] for r in rows if r["rate"] == 0 and r["mode"] == "adaptive"), None)
     lines = [f"Measured by `python3 tools/bench/link.py --seeds {a.seeds}"
              f"{' --fixed-frames' if a.fixed_frames else ''}` on {a.board} (diabetes 8-16-2, online SGD, "
-             f"{a.epochs} epochs, {len(ds.X_train)} samples per epoch; {time.strftime('%Y-%m-%d')}). Each rate is "
+             f"{a.epochs} epochs, {len(ds.X_train)} samples per epoch; {time.strftime('%Y-%m-%d')}, load average "
+             f"{load0:.1f} before and {os.getloadavg()[0]:.1f} after on {os.cpu_count()} cores). Each rate is "
              f"the share of bytes dropped and, separately, the share with one bit flipped, in each direction "
              f"(so 1% means 2% of the bytes hit each way). samples/s: median over the runs that finished.", "",
              "| frames | dropped + flipped | finished | bit-identical | samples/s | of clean | slowest run | "
