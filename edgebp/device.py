@@ -156,6 +156,14 @@ class LinkModel:
         self.failures += 0 if ok else 1
         self._p = None
 
+    def damage(self) -> None:
+        """A damaged frame was seen (a corrupt answer, or the device reporting a request it could not read)."""
+        self._last_damage = self.attempts
+
+    def damaged_lately(self, within: int = 200) -> bool:
+        last = getattr(self, "_last_damage", None)
+        return last is not None and self.attempts - last <= within
+
     def spurious_timeout(self, type_: int, seconds: float, pred: float) -> None:
         """A timeout that was not a loss: drop the newest failure and let the deviation cover ``seconds``."""
         for i in range(len(self.obs) - 1, -1, -1):
@@ -471,7 +479,12 @@ class Device:
                 outstanding -= 1
                 if outstanding > 0 and time.monotonic() < t_start + limit:
                     continue     # an answer to an earlier attempt may still come: no resend storm
-            if self.link.attempts:       # not before the first answer: a board may still be booting
+            if kind != "timeout":
+                self.link.damage()
+            if self.link.attempts and (kind != "timeout" or self.link.damaged_lately()):
+                # a failure of the link, not before the first answer (a board may be booting); timeouts count
+                # only on a link that damages frames: on a clean one they mean a slow answer, and smaller
+                # frames would not help
                 self.link.record(at_risk, False)
             elapsed = time.monotonic() - t_start
             name = P.MESSAGE_NAMES.get(type_, type_)
@@ -654,6 +667,9 @@ class Device:
         t0 = time.monotonic()
         if self._state is None:
             self.device_state()
+        if self._state[1] and start == 0:
+            raise DeviceError(f"the device holds {self._state[1]} accumulated samples of a batch that was not "
+                              f"finished (an interrupted train call); load the model again, or train with resume")
         steps0 = self._state[0]
         acc, stp = P.C["EBP_TRAIN_ACCUMULATE"], P.C["EBP_TRAIN_STEP"]
 
