@@ -235,7 +235,7 @@ class LinkModel:
         if pred is None:
             return min(cap, first)
         mad = self.rtt[type_][5]
-        return min(cap, max(0.01, 1.5 * pred + 3.0 * mad + 0.003))
+        return min(cap, max(0.004, 1.5 * pred + 3.0 * mad + 0.002))
 
     def best_count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable, cap_s: float) -> int:
         """The count (1..cap) of samples or elements per request with the most expected throughput."""
@@ -249,7 +249,7 @@ class LinkModel:
         if r and r[6]:
             t = np.array([self.rtt_predict(type_, int(b)) for b in (B[0], B[-1])])
             t = t[0] + (t[1] - t[0]) * (B - B[0]) / max(B[-1] - B[0], 1)
-            rto = np.minimum(cap_s, np.maximum(0.01, 1.5 * t + 3 * r[5] + 0.003))
+            rto = np.minimum(cap_s, np.maximum(0.004, 1.5 * t + 3 * r[5] + 0.002))
         else:                               # no timing yet: assume the time goes with the bytes
             t = 1.0 + B / 32.0
             rto = 2 * t
