@@ -135,8 +135,8 @@ class LinkModel:
     """What the host knows about the link, learnt from every attempt.
 
     ``p``: the share of bytes hit (dropped or corrupted), the maximum-likelihood value over the last attempts
-    (each a frame of b bytes through and back that arrived intact with probability (1-p)^b; the
-    newest weigh most). Round-trip times are fitted per message type as a + c * bytes (exponentially
+    that were answered or visibly damaged (each a frame of b bytes through and back that arrived intact with
+    probability (1-p)^b; the newest weigh most; timeouts are left out, as a loaded host makes them too). Round-trip times are fitted per message type as a + c * bytes (exponentially
     weighted least squares over first attempts, Karn's rule), with the mean absolute deviation for the timeout."""
 
     GRID = np.geomspace(1e-6, 0.3, 80)
@@ -149,8 +149,14 @@ class LinkModel:
         self.rtt: Dict[int, list] = {}
         self.attempts = 0
         self.failures = 0
+        self.timeout_share = 0.5
 
-    def record(self, nbytes: int, ok: bool) -> None:
+    def record(self, nbytes: int, ok: bool, timeout: bool = False) -> None:
+        """One attempt of nbytes (out and back): ok, damaged, or (timeout) no answer at all."""
+        if not ok:        # the share of failures that cost a timeout (the others are reported at once)
+            self.timeout_share = 0.95 * self.timeout_share + 0.05 * (1.0 if timeout else 0.0)
+            if timeout:
+                return
         self.obs.append((nbytes, 1.0 if ok else 0.0))
         self.attempts += 1
         self.failures += 0 if ok else 1
@@ -165,14 +171,7 @@ class LinkModel:
         return last is not None and self.attempts - last <= within
 
     def spurious_timeout(self, type_: int, seconds: float, pred: float) -> None:
-        """A timeout that was not a loss: drop the newest failure and let the deviation cover ``seconds``."""
-        for i in range(len(self.obs) - 1, -1, -1):
-            if self.obs[i][1] == 0.0:
-                del self.obs[i]
-                self.failures -= 1
-                self.attempts -= 1
-                self._p = None
-                break
+        """A timeout that was not a loss (its answer came late): let the deviation cover ``seconds``."""
         r = self.rtt.get(type_)
         if r:
             r[5] = max(r[5], (seconds - pred) / 3)
@@ -253,7 +252,7 @@ class LinkModel:
         else:                               # no timing yet: assume the time goes with the bytes
             t = 1.0 + B / 32.0
             rto = 2 * t
-        cost = t + (1 - ok) * 0.5 * (rto - t)
+        cost = t + (1 - ok) * self.timeout_share * (rto - t)
         return int(ns[int(np.argmax(ns * ok / cost))])
 
 
@@ -461,7 +460,7 @@ class Device:
                 pred = self.link.rtt_predict(type_, at_risk)
                 if attempt > 0 and last_kind == "timeout" and pred is not None and now - t_sent < 0.5 * pred:
                     # too soon to answer the resend: the answer to the attempt before, which only came late
-                    # (a loaded host or a slow board, not the link); undo that failure, widen the timeout
+                    # (a loaded host or a slow board, not the link): widen the timeout
                     self.link.spurious_timeout(type_, now - t_first_of_last, pred)
                 self.link.record(at_risk, True)
                 if attempt == 0:
@@ -481,11 +480,11 @@ class Device:
                     continue     # an answer to an earlier attempt may still come: no resend storm
             if kind != "timeout":
                 self.link.damage()
-            if self.link.attempts and (kind != "timeout" or self.link.damaged_lately()):
-                # a failure of the link, not before the first answer (a board may be booting); timeouts count
-                # only on a link that damages frames: on a clean one they mean a slow answer, and smaller
-                # frames would not help
-                self.link.record(at_risk, False)
+            if self.link.attempts:
+                # not before the first answer (a board may be booting). Only damaged frames (a corrupt answer,
+                # the device's report of a request it could not read) enter the byte-error estimate: a timeout
+                # may be a slow answer on a loaded host, and byte errors nearly always show up as damage
+                self.link.record(at_risk, False, kind == "timeout")
             elapsed = time.monotonic() - t_start
             name = P.MESSAGE_NAMES.get(type_, type_)
             if elapsed >= limit:
