@@ -135,8 +135,8 @@ class LinkModel:
     """What the host knows about the link, learnt from every attempt.
 
     ``p``: the share of bytes hit (dropped or corrupted), the maximum-likelihood value over the last attempts
-    (each a frame of b bytes through and back that arrived intact with probability (1-p)^b; the
-    newest weigh most). Round-trip times are fitted per message type as a + c * bytes (exponentially
+    that were answered or visibly damaged (each a frame of b bytes through and back that arrived intact with
+    probability (1-p)^b; the newest weigh most; timeouts are left out, as a loaded host makes them too). Round-trip times are fitted per message type as a + c * bytes (exponentially
     weighted least squares over first attempts, Karn's rule), with the mean absolute deviation for the timeout."""
 
     GRID = np.geomspace(1e-6, 0.3, 80)
@@ -149,12 +149,33 @@ class LinkModel:
         self.rtt: Dict[int, list] = {}
         self.attempts = 0
         self.failures = 0
+        self.timeout_share = 0.5
 
-    def record(self, nbytes: int, ok: bool) -> None:
+    def record(self, nbytes: int, ok: bool, timeout: bool = False) -> None:
+        """One attempt of nbytes (out and back): ok, damaged, or (timeout) no answer at all."""
+        if not ok:        # the share of failures that cost a timeout (the others are reported at once)
+            self.timeout_share = 0.95 * self.timeout_share + 0.05 * (1.0 if timeout else 0.0)
+            if timeout:
+                return
         self.obs.append((nbytes, 1.0 if ok else 0.0))
         self.attempts += 1
         self.failures += 0 if ok else 1
         self._p = None
+
+    def damage(self) -> None:
+        """A damaged frame was seen (a corrupt answer, or the device reporting a request it could not read)."""
+        self._last_damage = self.attempts
+
+    def damaged_lately(self, within: int = 200) -> bool:
+        last = getattr(self, "_last_damage", None)
+        return last is not None and self.attempts - last <= within
+
+    def spurious_timeout(self, type_: int, seconds: float, pred: float) -> None:
+        """A timeout that was not a loss (its answer came late): let the deviation cover ``seconds``."""
+        r = self.rtt.get(type_)
+        if r:
+            r[5] = max(r[5], (seconds - pred) / 3)
+        self.spurious = getattr(self, "spurious", 0) + 1
 
     @property
     def p(self) -> float:
@@ -213,7 +234,7 @@ class LinkModel:
         if pred is None:
             return min(cap, first)
         mad = self.rtt[type_][5]
-        return min(cap, max(0.01, 1.5 * pred + 3.0 * mad + 0.003))
+        return min(cap, max(0.004, 1.5 * pred + 3.0 * mad + 0.002))
 
     def best_count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable, cap_s: float) -> int:
         """The count (1..cap) of samples or elements per request with the most expected throughput."""
@@ -227,11 +248,11 @@ class LinkModel:
         if r and r[6]:
             t = np.array([self.rtt_predict(type_, int(b)) for b in (B[0], B[-1])])
             t = t[0] + (t[1] - t[0]) * (B - B[0]) / max(B[-1] - B[0], 1)
-            rto = np.minimum(cap_s, np.maximum(0.01, 1.5 * t + 3 * r[5] + 0.003))
+            rto = np.minimum(cap_s, np.maximum(0.004, 1.5 * t + 3 * r[5] + 0.002))
         else:                               # no timing yet: assume the time goes with the bytes
             t = 1.0 + B / 32.0
             rto = 2 * t
-        cost = t + (1 - ok) * 0.5 * (rto - t)
+        cost = t + (1 - ok) * self.timeout_share * (rto - t)
         return int(ns[int(np.argmax(ns * ok / cost))])
 
 
@@ -427,6 +448,7 @@ class Device:
         self.send_raw(frame)
         t_sent = t_start
         outstanding = 1      # attempts whose answer (or error report) has not come back yet
+        last_kind, t_first_of_last = "", t_start
         while True:
             rto = self.link.rto(type_, at_risk, limit) * backoff
             wait = max(0.0, min(t_sent + rto, t_start + limit) - time.monotonic())
@@ -434,12 +456,20 @@ class Device:
             if resp is not None:
                 if type_ not in _KEEPS_STATE or (type_ == P.TRAIN and not self._training):
                     self._state = None       # steps may have changed behind train()'s back: read them again
+                now = time.monotonic()
+                pred = self.link.rtt_predict(type_, at_risk)
+                if attempt > 0 and last_kind == "timeout" and pred is not None and now - t_sent < 0.5 * pred:
+                    # too soon to answer the resend: the answer to the attempt before, which only came late
+                    # (a loaded host or a slow board, not the link): widen the timeout
+                    self.link.spurious_timeout(type_, now - t_first_of_last, pred)
                 self.link.record(at_risk, True)
                 if attempt == 0:
-                    self.link.rtt_record(type_, at_risk, time.monotonic() - t_sent)
+                    self.link.rtt_record(type_, at_risk, now - t_sent)
                 if check:
                     self._check(resp)
                 return resp
+            last_kind = kind
+            t_first_of_last = t_sent
             if kind == "timeout":
                 backoff = min(backoff * 1.25, 4.0)
                 outstanding = 0
@@ -448,8 +478,13 @@ class Device:
                 outstanding -= 1
                 if outstanding > 0 and time.monotonic() < t_start + limit:
                     continue     # an answer to an earlier attempt may still come: no resend storm
-            if self.link.attempts:       # not before the first answer: a board may still be booting
-                self.link.record(at_risk, False)
+            if kind != "timeout":
+                self.link.damage()
+            if self.link.attempts:
+                # not before the first answer (a board may be booting). Only damaged frames (a corrupt answer,
+                # the device's report of a request it could not read) enter the byte-error estimate: a timeout
+                # may be a slow answer on a loaded host, and byte errors nearly always show up as damage
+                self.link.record(at_risk, False, kind == "timeout")
             elapsed = time.monotonic() - t_start
             name = P.MESSAGE_NAMES.get(type_, type_)
             if elapsed >= limit:
@@ -631,6 +666,9 @@ class Device:
         t0 = time.monotonic()
         if self._state is None:
             self.device_state()
+        if self._state[1] and start == 0:
+            raise DeviceError(f"the device holds {self._state[1]} accumulated samples of a batch that was not "
+                              f"finished (an interrupted train call); load the model again, or train with resume")
         steps0 = self._state[0]
         acc, stp = P.C["EBP_TRAIN_ACCUMULATE"], P.C["EBP_TRAIN_STEP"]
 
