@@ -837,7 +837,7 @@ class Device:
         """Learning rate and momentum, as floats (quantized like TrainConfig) or as the core's integers."""
         if lr is not None:
             from .config import TrainConfig
-            c = TrainConfig(lr=lr, momentum=momentum)
+            c = TrainConfig(optimizer="momentum" if momentum else "sgd", lr=lr, momentum=momentum)
             c.validate()
             lr_m, lr_e = c.quantized_lr()
             momentum_q15 = c.quantized_momentum()

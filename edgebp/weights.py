@@ -290,10 +290,7 @@ def apply_weights(net, wf: WeightsFile) -> None:
         wf = load_weights(wf)
     spec = net.spec
     q = quantized_for(spec, wf)          # checks the shapes (and the range) for every engine
-    if hasattr(net, "device") and hasattr(net.device, "request"):      # DeviceNet
-        from .deploy import write_weights
-        write_weights(net.device, q)
-    elif hasattr(net, "set_int_weights") and hasattr(net, "core_params"):   # FixedNet
-        net.set_int_weights(q)
+    if hasattr(net, "set_int_weights") and hasattr(net, "core_params"):   # FixedNet; DeviceNet uploads
+        net.set_int_weights(q)                                             # (and --resume knows of it)
     else:                                                                  # FloatNet: the floats as they are
         net.set_weights([(W.copy(), b.copy()) for W, b in wf.float_weights])
