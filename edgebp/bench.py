@@ -791,8 +791,23 @@ def run_from_args(args, prog: str) -> int:
     import sys
     parts = [p for p in args.parts.split(",") if p]
     nets = args.nets.split(",") if args.nets else None
-    res = run(short=args.short, parts=parts, nets=nets, with_torch=not args.no_torch,
-              progress=lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
+    from .progress import Progress
+    phases = sum({"mcu": 2}.get(p, 1) for p in parts)
+    bar = Progress(phases, "bench", unit="phase")
+    seen = []
+
+    def say(s):
+        if bar.enabled:                    # a terminal: one bar over the phases, named after the current one
+            bar.set_label(s.split(":")[0][:12])
+            bar(len(seen))
+        else:
+            print(f"[bench] {s}", file=sys.stderr, flush=True)
+        seen.append(s)
+    try:
+        res = run(short=args.short, parts=parts, nets=nets, with_torch=not args.no_torch, progress=say)
+        bar(phases)
+    finally:
+        bar.close()
     print(tables(res))
     cmdline = prog + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     default = ROOT / "docs" / "benchmarks.md" if paths.is_checkout() and not args.short else None

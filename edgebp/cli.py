@@ -83,13 +83,18 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "--validation-split)")
     p.add_argument("--validation-split", type=float, default=0.0,
                    help="share of the training split held out (from its end) for early stopping")
+    from .cli_model import add_model_args
+    add_model_args(p)
+
+
+def add_transfer_args(p: argparse.ArgumentParser) -> None:
+    """--init-weights and --train-layers: for the commands that apply them (train, compare; device train once
+    it uploads the file: see init_weights_of)."""
     p.add_argument("--init-weights", default=None, metavar="FILE.npz",
                    help="start from this weights file (--save-weights output, or a float model's W{i}, b{i}) "
                         "instead of the seeded initialisation")
     p.add_argument("--train-layers", type=int, default=None, metavar="K",
                    help="train only the last K layers with weights (transfer learning; default: all)")
-    from .cli_model import add_model_args
-    add_model_args(p)
 
 
 def load_data(args):
@@ -349,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train on the host: fixed-point core, float mirror, or both")
     add_train_args(t)
+    add_transfer_args(t)
     t.add_argument("--engine", default="both", choices=("fixed", "float", "both"))
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--save-weights", metavar="FILE.npz", help="save the fixed-point integer weights (and the input "

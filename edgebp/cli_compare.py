@@ -107,11 +107,12 @@ def cmd_advise(args) -> int:
 
 
 def add_compare_commands(sub) -> None:
-    from .cli import add_train_args
+    from .cli import add_train_args, add_transfer_args
     from .compare import SCIPY_METHODS
     c = sub.add_parser("compare", help="train the fixed-point core and the float mirror side by side and report "
                                        "per-layer gradient agreement, error sources and curves")
     add_train_args(c)
+    add_transfer_args(c)
     c.add_argument("--every", type=int, default=0, help="compare gradients every N steps (0: about 400 records)")
     c.add_argument("--eval-every", type=int, default=1, help="loss/accuracy curves every N epochs")
     c.add_argument("--threshold", type=float, default=0.9, help="cosine below which a layer disagrees")

@@ -55,6 +55,11 @@ class Progress:
             self._rich.start()
             self._task = self._rich.add_task(label, total=self.total, rate="-", loss="")
 
+    def set_label(self, label: str) -> None:
+        self.label = label
+        if self._rich is not None:
+            self._rich.update(self._task, description=label)
+
     def rate(self) -> float:
         dt = time.monotonic() - self.t0
         return self.done / dt if dt > 0 else 0.0

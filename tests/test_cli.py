@@ -255,10 +255,13 @@ def test_model_flag_builds_a_conv_network_on_a_time_series():
     assert r.returncode == 2 and "not both" in r.stderr
 
 
-def test_fleet_and_other_command_groups_are_registered():
-    for cmd in (["fleet", "--help"], ["device", "train", "--help"], ["bench", "--help"]):
+def test_command_groups_are_registered_and_transfer_flags_only_where_applied():
+    for cmd in (["fleet", "--help"], ["device", "train", "--help"], ["bench", "--help"], ["export", "--help"]):
         r = edgebp(*cmd)
-        assert r.returncode == 0 and "--init-weights" in r.stdout or cmd[0] == "bench", (cmd, r.stderr)
+        assert r.returncode == 0, (cmd, r.stderr)
+    for cmd, has in ((["train"], True), (["compare"], True), (["advise"], False), (["fleet"], False)):
+        r = edgebp(*cmd, "--help")
+        assert ("--init-weights" in r.stdout) == has and ("--train-layers" in r.stdout) == has, cmd
 
 
 def test_ctrl_c_during_device_training_stops_the_emulated_board(tmp_path):

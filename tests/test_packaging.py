@@ -71,6 +71,12 @@ def test_sdist_and_abi3_wheel_carry_the_sources(dist):
                  "edgebp/datasets/diabetes.train", "edgebp/datasets/BasicMotions_TRAIN.ts",
                  "edgebp/datasets/README.md"):
         assert want in names, want
+    # every tracked source of the core, the firmware and the bench harness, whatever their layout
+    tracked = subprocess.run(["git", "ls-files", "csrc", "firmware", "tools/bench"], capture_output=True, text=True,
+                             cwd=ROOT)
+    if tracked.returncode == 0 and tracked.stdout.strip():
+        for f in tracked.stdout.split():
+            assert f"edgebp/_src/{f}" in names, f
     assert any(n.endswith("licenses/LICENSE") for n in names)
     assert any(re.match(r"edgebp/_core\.abi3\.(so|pyd)$", n) for n in names)
     assert not [n for n in names if "/build/" in n or n.endswith((".o", ".elf"))]   # no build outputs

@@ -43,3 +43,12 @@ def test_rich_bar_on_a_terminal():
 
 def test_format_seconds():
     assert format_seconds(0) == "0:00" and format_seconds(75) == "1:15" and format_seconds(3725) == "1:02:05"
+
+
+def test_set_label_renames_the_bar():
+    s = TTY()
+    b = Progress(2, "bench", stream=s, use_rich=False, unit="phase")
+    b.set_label("memory")
+    b(1)
+    b.close()
+    assert "  memory [" in s.getvalue() and "phases/s" in s.getvalue()
