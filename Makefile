@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` (main job) and `make test`. Both set up a fresh machine first.
 PY ?= python3
 
-.PHONY: setup demo demo-host test arduino
+.PHONY: setup demo demo-host test arduino bench-link
 
 setup:
 	bash tools/setup.sh
@@ -24,3 +24,7 @@ test: setup
 ARDUINO_OUT ?= build/arduino
 arduino:
 	$(PY) examples/c/arduino/make_library.py $(ARDUINO_OUT)
+
+# training throughput over the emulated serial link against the share of bytes dropped and flipped (docs/link.md)
+bench-link: setup
+	$(PY) tools/bench/link.py --seeds 3 --fixed-frames

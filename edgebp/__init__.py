@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 __all__ = ["EdgeBPError", "ConfigError", "DataError", "CoreError", "MemoryBudgetError", "DeviceError",
            "ProtocolError", "Layer", "NetSpec", "TrainConfig", "StopRule", "FixedNet", "FloatNet", "load_dataset",
-           "load_fann", "Dataset", "__version__"]
+           "load_fann", "Dataset", "load_weights", "save_weights", "apply_weights", "Dense", "Conv1D", "MaxPool1D",
+           "AvgPool1D", "GlobalAvgPool1D", "Flatten", "__version__"]
 
 
 def __getattr__(name):  # lazy: the compiled core is imported only when a fixed-point network is used
@@ -21,6 +22,12 @@ def __getattr__(name):  # lazy: the compiled core is imported only when a fixed-
     if name in ("load_fann", "Dataset", "load_dataset", "list_datasets"):
         from . import data
         return getattr(data, name)
+    if name in ("load_weights", "save_weights", "apply_weights", "check_save_path"):
+        from . import weights
+        return getattr(weights, name)
+    if name in ("Dense", "Conv1D", "MaxPool1D", "AvgPool1D", "GlobalAvgPool1D", "Flatten"):
+        from . import layers
+        return getattr(layers, name)
     if name in ("FixedMLPClassifier", "FixedMLPRegressor"):
         from . import sklearn as sk
         return getattr(sk, name)

@@ -174,13 +174,16 @@ def mcu_bench(h: Harness, mcus: Sequence[str], nets: Sequence[str], steps: int) 
     return dict(rows=rows, floors=floors)
 
 
-PHASES = [("forward", ("forward_layers", "dense_fwd_s16", "fwd_sigmoid", "fwd_tanh", "fwd_sigmoid_kernel", "dot16",
-                        "ebp_forward", "sigmoid_pos_q16", "exp_neg_q16")),
-          ("loss + output/hidden deltas", ("backward_deltas", "normalize_delta", "raw_out", "raw_hidden", "hidden_raw",
-                                           "hidden_pass", "act_deriv_q15", "rshift_rn_small", "bit_length",
-                                           "ebp_loss", "ln_q16")),
-          ("weight update", ("update_online", "update_rows_nonneg", "row_nonneg", "row_step", "fix_row", "sub_sat16",
-                             "online_delta_slow", "update_params"))]
+PHASES = [("forward", ("forward_layers", "ebp_dense_fwd_s16", "fwd_sigmoid", "fwd_tanh", "fwd_sigmoid_kernel", "dot16",
+                        "ebp_forward", "sigmoid_pos_q16", "ebp_exp_neg", "ebp_conv1d_fwd", "ebp_pool_fwd_s16",
+                        "ebp_act_out")),
+          ("loss + output/hidden deltas", ("ebp_backward_deltas", "normalize_delta", "raw_out", "raw_hidden",
+                                           "ebp_dense_raw_hidden", "ebp_dense_hidden_raw", "hidden_pass",
+                                           "act_deriv_q15", "rshift_rn_small", "bit_length", "ebp_loss", "ln_q16",
+                                           "ebp_conv1d_back", "ebp_pool_back")),
+          ("weight update", ("ebp_update_online", "update_rows_nonneg", "update_rows_nonneg_sr", "row_nonneg",
+                             "row_nonneg_sr", "row_step", "fix_row", "sub_sat16", "ebp_online_delta_slow",
+                             "update_params", "ebp_conv1d_update_online"))]
 
 
 def _addr2line(elf: Path, addrs: Sequence[int]) -> Dict[int, List[str]]:

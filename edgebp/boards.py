@@ -142,7 +142,7 @@ def qemu_command(board: str, elf: Path, port: int) -> List[str]:
     """QEMU holding the guest until the host connects to the serial port, counting instructions."""
     b = get_board(board)
     return ["qemu-system-arm", "-M", b.qemu_machine, "-kernel", str(elf), "-display", "none", "-monitor", "none",
-            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", "-icount", "shift=6"]
+            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-icount", "shift=6"]
 
 
 def _kill(proc: subprocess.Popen) -> None:

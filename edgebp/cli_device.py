@@ -54,8 +54,9 @@ def add_device_commands(sub) -> None:
     i.set_defaults(func=cmd_device_info)
 
     t = dsub.add_parser("train", help="train on the device; same flags as `edgebp train`")
-    from .cli import add_train_args
+    from .cli import add_train_args, add_transfer_args
     add_train_args(t)
+    add_transfer_args(t)
     target(t)
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.add_argument("--save-weights", metavar="FILE.npz",
@@ -204,10 +205,11 @@ def cmd_device_info(args) -> int:
 
 
 def cmd_device_train(args) -> int:
-    from .cli import Progress, load_data, result_of, spec_and_config_from_args
+    from .cli import Progress, init_weights_of, load_data, result_of, spec_and_config_from_args
     from .device import DeviceNet, DeviceResetError, LinkLostError
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
+    wf = init_weights_of(args, spec)      # a file for another network fails here, before the board starts
     save = check_save_path(args.save_weights) if args.save_weights else None
     if save is not None and str(save) != str(Path(args.save_weights).expanduser()) and not args.json:
         print(f"weights go to {save}", file=sys.stderr)
@@ -227,6 +229,9 @@ def cmd_device_train(args) -> int:
             events = (lambda m: None) if args.json else (lambda m: print(f"edgebp: {m}", file=sys.stderr))
             net = DeviceNet(dev, spec, cfg, resume=args.resume, resume_timeout=args.resume_timeout,
                             on_event=events)
+            if wf is not None:
+                from .weights import apply_weights
+                apply_weights(net, wf)    # uploaded: chunked, exactly once, committed with a CRC
             bar = Progress(stop.epochs, "device", enabled=False if args.json else None)
 
             def on_epoch(done, loss):
@@ -271,7 +276,7 @@ def cmd_device_train(args) -> int:
     if args.check:
         # the same run on the host: the fixed-point core (must match bit for bit) and the float mirror
         from .cli import make_engines
-        for name, eng in make_engines(spec, cfg, "both").items():
+        for name, eng in make_engines(spec, cfg, "both", init_weights=wf).items():
             t0 = time.monotonic()
             h = eng.fit(ds.X_train, ds.T_train, stop)
             results[name] = result_of(eng, h, ds, time.monotonic() - t0)

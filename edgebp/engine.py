@@ -112,6 +112,10 @@ class Engine:
         """Trains until the first stopping rule holds. Early stopping restores the best weights."""
         stop = stop or StopRule()
         stop.validate(has_validation_data=X_val is not None)
+        from .data import as_targets
+        T = as_targets(self.spec, T)                 # label vectors 0..n_out-1 -> one-hot
+        if T_val is not None:
+            T_val = as_targets(self.spec, T_val)
         X, T = check_data(self.spec, X, T)
         if X_val is None and stop.validation_split > 0:
             n_val = int(round(len(X) * stop.validation_split))

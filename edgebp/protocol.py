@@ -17,7 +17,8 @@ import numpy as np
 
 from .errors import ConfigError, ProtocolError
 
-HEADER_FILE = Path(__file__).resolve().parent.parent / "firmware" / "app" / "protocol.h"
+from .paths import source_dir
+HEADER_FILE = source_dir("firmware") / "app" / "protocol.h"   # a checkout's, or the one bundled in the wheel
 
 # Used only when the package runs without the firmware tree next to it (an installed wheel talking to a
 # flashed board). tests/test_protocol.py checks that it equals what protocol.h defines.
