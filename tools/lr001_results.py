@@ -2,7 +2,7 @@
 """Round-to-nearest vs stochastic rounding vs float at learning rate 0.01 with the default Q12 weights
 (issue 14: is stochastic rounding the better default?).
 
-    python tools/lr001_results.py            # prints the table (about two minutes on two cores)
+    python tools/lr001_results.py            # prints the table (about three minutes on two loaded cores)
     python tools/lr001_results.py --write    # and puts it in docs/results.md (lr001 markers)
 
 Per data set and seed the three engines start from the same weights (the core's initial int16 weights; the
@@ -24,13 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 LR = 0.01
-SEEDS = (1, 2, 3)
+SEEDS = (1, 2, 3, 4, 5)
 # data set, layer sizes, activations, loss, epochs, task
 RUNS = [
     ("diabetes", [8, 16, 2], "sigmoid", "mse", 200, "class"),
-    ("thyroid", [21, 16, 3], ["sigmoid", "softmax"], "ce", 40, "class"),
-    ("sklearn:digits", [64, 32, 10], ["sigmoid", "softmax"], "ce", 25, "class"),
-    ("building", [14, 16, 3], "sigmoid", "mse", 40, "regr"),
+    ("thyroid", [21, 16, 3], ["sigmoid", "softmax"], "ce", 30, "class"),
+    ("sklearn:wine", [13, 16, 3], ["sigmoid", "softmax"], "ce", 200, "class"),
+    ("sklearn:digits", [64, 32, 10], ["sigmoid", "softmax"], "ce", 20, "class"),
+    ("building", [14, 16, 3], "sigmoid", "mse", 30, "regr"),
+    ("pumadyn-32fm", [32, 16, 1], "sigmoid", "mse", 100, "regr"),
 ]
 BEGIN, END = "<!-- lr001:begin -->", "<!-- lr001:end -->"
 
