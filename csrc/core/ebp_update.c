@@ -186,15 +186,15 @@ EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *i
 
 /* update_rows_nonneg with stochastic rounding (row_nonneg_sr): the generator advances once per parameter of
  * every row with a non-zero dl, weights then bias, as in the portable loop. */
-EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_layer_t *L, const int16_t *in, int32_t lr_m, int S,
-                                                   uint32_t *nz, uint32_t *sat, uint32_t *rng) {
+EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
+                                                   int S, uint32_t *nz, uint32_t *sat) {
     const uint32_t n_in = L->n_in, c = 0x80000000u - ((uint32_t)1 << S);
     const int32_t k = (int32_t)(0x80000000u >> S) - 1;
     const uint16_t one[1] = {(uint16_t)(1u << L->in_frac)};
     const uint16_t *a = (const uint16_t *)in, *a_end = a + n_in; /* non-negative: the same values */
     const int16_t *d = L->delta, *d_end = d + L->n_out;
     int16_t *w = L->w, *b = L->b;
-    uint32_t rows = 0, clips = 0, n = *nz, x = *rng;
+    uint32_t rows = 0, clips = 0, n = *nz, x = net->rng;
     for (; d != d_end; d++, b++, w += n_in) {
         int32_t dl;
         uint32_t m, ovf, x0 = x;
@@ -222,7 +222,7 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_layer_t *L, const int16_t
     }
     *nz = n;
     *sat += clips;
-    *rng = x;
+    net->rng = x;
     return rows;
 }
 
@@ -246,8 +246,13 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
     }
     if (S >= 1 && S <= 30 && !neg_in) {
         uint32_t nz = 0;
-        rows = stochastic ? update_rows_nonneg_sr(L, in, lr_m, S, &nz, &sat, &rng)
-                          : update_rows_nonneg(L, in, lr_m, S, &nz, &sat);
+        if (stochastic) { /* the generator's state goes through net: rng's address stays untaken */
+            net->rng = rng;
+            rows = update_rows_nonneg_sr(net, L, in, lr_m, S, &nz, &sat);
+            rng = net->rng;
+        } else {
+            rows = update_rows_nonneg(L, in, lr_m, S, &nz, &sat);
+        }
         zeros = rows * (n_in + 1u - zero_in) - nz; /* every parameter with a non-zero gradient, minus the moves */
     } else {
         for (o = 0; o < n_out; o++, w += n_in) {
