@@ -291,7 +291,7 @@ class TrainConfig:
     lr: float = 0.2
     momentum: float = 0.0
     batch_size: int = 1          # 1 = online; 0 or >= n_samples = full batch
-    rounding: str = "nearest"    # weight-update rounding of the fixed-point core
+    rounding: str = "stochastic"  # weight-update rounding of the fixed-point core (issue 14: docs/results.md, lr 0.01)
     seed: int = 1                # weight init and stochastic rounding
     init: str = "uniform"
     init_range: float = 0.5      # uniform init: weights and biases in [-init_range, init_range]

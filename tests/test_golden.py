@@ -430,13 +430,15 @@ def test_core_matches_intref_on_random_conv_and_pooling_networks(sc):
     check_core_matches_intref(sc)
 
 
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_online_fast_row_repairs_weights_that_leave_int16_like_intref(seed):
-    """With non-negative inputs and round to nearest, update_online stores each new weight modulo 2^16 and
-    repairs a row in which one left int16 (fix_row). Weights initialised at +-4.0 in Q13 sit at the rails and
-    a large learning rate pushes them past both: the core must still equal intref, clip counts included."""
+def test_online_fast_row_repairs_weights_that_leave_int16_like_intref(seed, rounding):
+    """With non-negative inputs, update_online stores each new weight modulo 2^16 and repairs a row in which
+    one left int16 (fix_row; fix_row_sr draws the row's random numbers again). Weights initialised at +-4.0
+    in Q13 sit at the rails and a large learning rate pushes them past both: the core must still equal
+    intref, generator state and clip counts included."""
     spec = NetSpec(3, [Layer(4, "sigmoid", 13, 12), Layer(2, "sigmoid", 13, 12)], "mse", 12)
-    cfg = TrainConfig("sgd", lr=2.0, batch_size=1, rounding="nearest", init="uniform", init_range=4.0, seed=seed,
+    cfg = TrainConfig("sgd", lr=2.0, batch_size=1, rounding=rounding, init="uniform", init_range=4.0, seed=seed,
                       online_only=False)
     rng = np.random.default_rng(seed)
     X = rng.integers(0, 4097, size=(12, 3)).tolist()          # non-negative: the fast row

@@ -184,7 +184,8 @@ edgebp compare diabetes --layers 8,16,2 --w-frac 10 --lr 0.003 --rounding stocha
 ```
 """
     old = (docs / "results.md").read_text() if (docs / "results.md").exists() else ""
-    for marker in ("<!-- model-results:begin -->", "<!-- model-bench:begin -->", "<!-- transfer:begin -->"):
+    for marker in ("<!-- model-results:begin -->", "<!-- model-bench:begin -->", "<!-- transfer:begin -->",
+                   "<!-- lr001:begin -->"):
         if marker in old and marker not in md:
             end = marker.replace(":begin", ":end")
             md = md.rstrip("\n") + "\n\n" + old[old.index(marker):old.index(end) + len(end)] + "\n"

@@ -96,6 +96,47 @@ static uint32_t fix_row(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, i
     return sat;
 }
 
+/*
+ * The stochastic twin of row_nonneg (1 <= S <= 30). It reproduces the portable loop's rule exactly:
+ * q = ebp_rshift_sr32(dl * a[i], S, r) = floor((dl a[i] + u) / 2^S), u = r >> (32 - S), one xorshift32
+ * draw r per parameter in the same order. With m = |dl|: for dl > 0 the magnitude is
+ * floor((m a[i] + u) / 2^S); for dl < 0 it is ceil((m a[i] - u) / 2^S) = floor((m a[i] + (2^S - 1 - u)) / 2^S),
+ * and 2^S - 1 - u = (~r) >> (32 - S) (`flip` = all ones). So u = m a[i] + c + ((r ^ flip) >> (32 - S)),
+ * c = 2^31 - 2^S (< 2^32: m a[i] < 2^30, the draw < 2^S <= 2^30), has the magnitude (u >> S) - k,
+ * k = 2^(31-S) - 1, non-zero exactly when bit 31 of u is set, as in row_nonneg.
+ */
+static inline uint32_t row_nonneg_sr(int16_t *restrict w, const uint16_t *restrict a, const uint16_t *end,
+                                     uint32_t m, uint32_t c, int S, int32_t k, int add, uint32_t *nz,
+                                     uint32_t *rng) {
+    const uint32_t flip = add ? 0xFFFFFFFFu : 0u;
+    const int rs = 32 - S;
+    uint32_t n = *nz, acc = 0, x = *rng;
+    do {
+        uint32_t u;
+        x ^= x << 13; /* ebp_xorshift32, kept in a register */
+        x ^= x >> 17;
+        x ^= x << 5;
+        u = m * *a + c + ((x ^ flip) >> rs);
+        n += u >> 31;
+        acc |= row_step(w, u, S, k, add);
+    } while (++w, ++a != end);
+    *nz = n;
+    *rng = x;
+    return acc;
+}
+
+/* fix_row for row_nonneg_sr: draws the row's random numbers again from the state `rng` it started with */
+static uint32_t fix_row_sr(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, int S, int add, uint32_t rng) {
+    uint32_t i, sat = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t r = ebp_xorshift32(&rng) ^ (add ? 0xFFFFFFFFu : 0u);
+        int32_t mag = (int32_t)((m * a[i] + (r >> (32 - S))) >> S), q = add ? -mag : mag;
+        w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
+        sat += sub_sat16(&w[i], q);
+    }
+    return sat;
+}
+
 /* one parameter of ebp_update_online outside the fast path (S <= 0 or S > 30) */
 EBP_INTERNAL int32_t ebp_online_delta_slow(ebp_net_t *net, int32_t p, int S) {
     if (S <= 0) { /* beyond +-65535 any update saturates the weight alike: clamp, so w - q cannot overflow */
@@ -143,11 +184,54 @@ EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *i
     return rows;
 }
 
+/* update_rows_nonneg with stochastic rounding (row_nonneg_sr): the generator advances once per parameter of
+ * every row with a non-zero dl, weights then bias, as in the portable loop. */
+EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
+                                                   int S, uint32_t *nz, uint32_t *sat) {
+    const uint32_t n_in = L->n_in, c = 0x80000000u - ((uint32_t)1 << S);
+    const int32_t k = (int32_t)(0x80000000u >> S) - 1;
+    const uint16_t one[1] = {(uint16_t)(1u << L->in_frac)};
+    const uint16_t *a = (const uint16_t *)in, *a_end = a + n_in; /* non-negative: the same values */
+    const int16_t *d = L->delta, *d_end = d + L->n_out;
+    int16_t *w = L->w, *b = L->b;
+    uint32_t rows = 0, clips = 0, n = *nz, x = net->rng;
+    for (; d != d_end; d++, b++, w += n_in) {
+        int32_t dl;
+        uint32_t m, ovf, x0 = x;
+        int add;
+        if (*d == 0) continue;
+        rows++;
+        dl = ebp_rshift_rn32(*d * lr_m, 16);
+        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
+        add = dl < 0;
+        if (!add) {
+            m = (uint32_t)dl;
+            ovf = row_nonneg_sr(w, a, a_end, m, c, S, k, 0, &n, &x);
+            ovf |= row_nonneg_sr(b, one, one + 1, m, c, S, k, 0, &n, &x);
+        } else {
+            m = 0u - (uint32_t)dl;
+            ovf = row_nonneg_sr(w, a, a_end, m, c, S, k, 1, &n, &x);
+            ovf |= row_nonneg_sr(b, one, one + 1, m, c, S, k, 1, &n, &x);
+        }
+        if (ovf > 0xFFFFu) {
+            uint32_t xb = x0;
+            uint32_t i;
+            for (i = 0; i < n_in; i++) (void)ebp_xorshift32(&xb); /* the bias's draw follows the row's */
+            clips += fix_row_sr(w, a, n_in, m, S, add, x0) + fix_row_sr(b, one, 1, m, S, add, xb);
+        }
+    }
+    *nz = n;
+    *sat += clips;
+    net->rng = x;
+    return rows;
+}
+
 /*
  * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
  * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
  * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
- * in the common case 1 <= S <= 30 (update_rows_nonneg when no input is negative and rounding is to nearest).
+ * in the common case 1 <= S <= 30 (when no input is negative: update_rows_nonneg for round to nearest,
+ * update_rows_nonneg_sr for stochastic rounding; the loops below are the portable reference of both).
  */
 EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
     const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
@@ -160,9 +244,15 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
         zero_in += in[i] == 0;
         neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
     }
-    if (S >= 1 && S <= 30 && !stochastic && !neg_in) {
+    if (S >= 1 && S <= 30 && !neg_in) {
         uint32_t nz = 0;
-        rows = update_rows_nonneg(L, in, lr_m, S, &nz, &sat);
+        if (stochastic) { /* the generator's state goes through net: rng's address stays untaken */
+            net->rng = rng;
+            rows = update_rows_nonneg_sr(net, L, in, lr_m, S, &nz, &sat);
+            rng = net->rng;
+        } else {
+            rows = update_rows_nonneg(L, in, lr_m, S, &nz, &sat);
+        }
         zeros = rows * (n_in + 1u - zero_in) - nz; /* every parameter with a non-zero gradient, minus the moves */
     } else {
         for (o = 0; o < n_out; o++, w += n_in) {
