@@ -4,9 +4,12 @@
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
+import math
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -37,8 +40,13 @@ def add_device_commands(sub) -> None:
         g = p.add_mutually_exclusive_group()
         g.add_argument("--port", help="serial URL: /dev/ttyACM0, socket://127.0.0.1:5555, ...")
         g.add_argument("--board", help="start this emulated board (default qemu-mps2-an385 without --port)")
-        p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each response")
-        p.add_argument("--retries", type=int, default=3)
+        p.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                       help="give up on the link when no valid response has come for this long, however many "
+                            "times the request was sent again (default 10); each attempt waits a few measured "
+                            "round trips, at most this")
+        p.add_argument("--retries", type=_retries, default=None, metavar="N",
+                       help="at most N retransmissions of any one request (default: as many as --timeout "
+                            "allows; 0: never resend)")
 
     i = dsub.add_parser("info", help="firmware, protocol, board, arena size")
     target(i)
@@ -50,7 +58,15 @@ def add_device_commands(sub) -> None:
     add_train_args(t)
     target(t)
     t.add_argument("--json", action="store_true", help="print one JSON object")
-    t.add_argument("--save-weights", metavar="FILE.npz", help="save the device's integer weights")
+    t.add_argument("--save-weights", metavar="FILE.npz",
+                   help="save the device's integer weights after every epoch (atomically) and at the end; the "
+                        "path is checked before training")
+    t.add_argument("--resume", action="store_true",
+                   help="when the link drops or the device resets, reconnect (restarting an emulated --board) "
+                        "and continue from the last acknowledged training frame, bit-identical to an "
+                        "uninterrupted run")
+    t.add_argument("--resume-timeout", type=_seconds, default=120.0, metavar="SECONDS",
+                   help="with --resume: how long to keep trying to reconnect (default 120)")
     t.add_argument("--check", action="store_true",
                    help="also train FixedNet on the host and require bit-identical weights (exit 1 otherwise)")
     t.set_defaults(func=cmd_device_train)
@@ -64,11 +80,32 @@ def add_device_commands(sub) -> None:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return v
+
+
+def _retries(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r} (leave it out to resend as "
+                                         f"often as --timeout allows)")
+    return v
+
+
 @contextlib.contextmanager
 def connect(args):
-    """A Device for --port, or for a freshly started emulated --board."""
-    from .boards import get_board, start_emulator
-    from .device import Device
+    """A Device for --port, or for a freshly started emulated --board (restartable, for --resume)."""
+    from .boards import get_board
+    from .device import Device, Emulator
     if args.port:
         with Device(args.port, timeout=args.timeout, retries=args.retries) as dev:
             yield dev
@@ -77,9 +114,24 @@ def connect(args):
     if not board.emulated:
         raise ConfigError(f"{board.name} is a real board: flash it (edgebp flash --board {board.name}) and pass "
                           f"its serial port with --port")
-    with start_emulator(board.name) as url:
-        with Device(url, timeout=args.timeout, retries=args.retries) as dev:
+    with Emulator(board.name) as emu:
+        with Device(emu.url, timeout=args.timeout, retries=args.retries, reopen=emu.reopen) as dev:
+            dev.emulator = emu
             yield dev
+
+
+def check_save_path(path: str) -> Path:
+    """The file --save-weights writes (``.npz`` appended when missing), checked before training
+    (edgebp.weights.check_save_path: a directory, a missing folder or an unwritable place is refused)."""
+    from .weights import check_save_path as check
+    return Path(check(path))
+
+
+def save_weights_atomic(path: Path, spec, weights) -> Path:
+    """The device's integer weights, written to a temporary file beside ``path`` and renamed over it
+    (edgebp.weights.save_weights): a crash leaves the previous file whole."""
+    from .weights import save_weights
+    return Path(save_weights(path, _Frozen(spec, weights)))
 
 
 def _print_json(obj) -> None:
@@ -152,35 +204,69 @@ def cmd_device_info(args) -> int:
 
 
 def cmd_device_train(args) -> int:
-    from .cli import Progress, load_data, result_of, save_weights, spec_and_config_from_args
-    from .device import DeviceNet
+    from .cli import Progress, load_data, result_of, spec_and_config_from_args
+    from .device import DeviceNet, DeviceResetError, LinkLostError
     ds = load_data(args)
     spec, cfg, stop = spec_and_config_from_args(args, ds)
-    if stop.patience is not None:
-        raise ConfigError("--patience needs to restore the best weights, which the device protocol cannot "
-                          "upload; use --epochs or --target-loss")
+    save = check_save_path(args.save_weights) if args.save_weights else None
+    if save is not None and str(save) != str(Path(args.save_weights).expanduser()) and not args.json:
+        print(f"weights go to {save}", file=sys.stderr)
     results, out = {}, {}
-    with connect(args) as dev:
-        info = dev.info()
-        net = DeviceNet(dev, spec, cfg)
-        bar = Progress(stop.epochs, "device", enabled=False if args.json else None)
-        t0 = time.monotonic()
-        hist = net.fit(ds.X_train, ds.T_train, stop, progress=bar)
-        bar.close()
-        seconds = time.monotonic() - t0
-        res = result_of(net, hist, ds, seconds)
-        res["saturations"] = net.stats()
-        res["board"] = info.board
-        res["steps"] = net.train_steps
-        res["samples_per_second"] = net.train_samples_seen / net.train_seconds if net.train_seconds else None
-        res["instructions_per_step"] = net.instructions_per_step()
-        if info.tick_unit_name == "ns" and net.train_steps:
-            res["ns_per_step"] = net.train_ticks * info.tick_num / info.tick_den / net.train_steps
-        results["device"] = res
-        dev_weights = net.get_int_weights()
-        dev_pred = net.predict(ds.X_test)
-        if args.save_weights:
-            save_weights(args.save_weights, _Frozen(spec, dev_weights))
+    kept = dict(epoch=0)
+
+    def what_was_kept() -> str:
+        if save is None:
+            return "nothing was saved (give --save-weights FILE.npz to keep the weights after every epoch)"
+        if kept["epoch"] == 0:
+            return f"no epoch had finished, so {save} was not written"
+        return f"the device's weights after epoch {kept['epoch']} are in {save}"
+
+    try:
+        with connect(args) as dev:
+            info = dev.info()
+            events = (lambda m: None) if args.json else (lambda m: print(f"edgebp: {m}", file=sys.stderr))
+            net = DeviceNet(dev, spec, cfg, resume=args.resume, resume_timeout=args.resume_timeout,
+                            on_event=events)
+            bar = Progress(stop.epochs, "device", enabled=False if args.json else None)
+
+            def on_epoch(done, loss):
+                bar(done, loss)
+                if save is not None:
+                    save_weights_atomic(save, spec, net.get_int_weights())
+                kept["epoch"] = done
+
+            t0 = time.monotonic()
+            hist = net.fit(ds.X_train, ds.T_train, stop, progress=on_epoch)
+            bar.close()
+            kept["trained"] = True
+            seconds = time.monotonic() - t0
+            dev_weights = net.get_int_weights()
+            if save is not None:
+                save_weights_atomic(save, spec, dev_weights)
+            res = result_of(net, hist, ds, seconds)
+            res["saturations"] = net.stats()
+            res["board"] = info.board
+            res["steps"] = net.train_steps
+            res["samples_per_second"] = net.train_samples_seen / net.train_seconds if net.train_seconds else None
+            res["instructions_per_step"] = net.instructions_per_step()
+            if info.tick_unit_name == "ns" and net.train_steps:
+                res["ns_per_step"] = net.train_ticks * info.tick_num / info.tick_den / net.train_steps
+            res["link"] = dict(retransmissions=dev.stats_retransmissions, frames_given_up=dev.stats_abandoned,
+                               reconnects=dev.reconnects, byte_error_estimate=dev.link.p,
+                               samples_with_unknown_loss=net.loss_unknown, events=net.events)
+            results["device"] = res
+            dev_pred = net.predict(ds.X_test)
+    except (LinkLostError, DeviceResetError) as e:
+        if kept.get("trained"):
+            state = "training had finished" + (f" and the final weights are in {save}" if save else "")
+        else:
+            state = what_was_kept()
+        go_on = ("check the cable or emulator and run the command again" if args.resume else
+                 "run the command again, with --resume to reconnect (reloading and replaying after a reset) "
+                 "and continue by itself")
+        if isinstance(e, LinkLostError):
+            raise LinkLostError(f"{e}; {state}; {go_on}", e.url, e.reason) from None
+        raise DeviceResetError(e.status, f"{e}; {state}; {go_on}") from None
     ok = True
     if args.check:
         # the same run on the host: the fixed-point core (must match bit for bit) and the float mirror
@@ -228,20 +314,53 @@ class _Frozen:
         return self._w
 
 
-def _read_inputs(path: str) -> np.ndarray:
+def _read_inputs(path: str, raw: bool = False) -> np.ndarray:
+    """Samples (n, n_in) from a .npy file or a text/CSV file with one sample per line; DataError naming the
+    file (and line) for anything that is not a table of finite numbers."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"no such file: {path}")
     if p.suffix == ".npy":
-        X = np.load(p)
+        try:
+            X = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise DataError(f"{path} is not a readable .npy array ({e}); save it with numpy.save") from None
+        if X.dtype.kind not in "biuf":
+            raise DataError(f"{path} holds {X.dtype} values, not numbers")
+        X = X.astype(np.float64)
     else:
-        text = p.read_text().replace(",", " ")
-        X = np.array([[float(v) for v in line.split()] for line in text.splitlines() if line.strip()])
-    return np.atleast_2d(X)
+        try:
+            text = p.read_text()
+        except UnicodeDecodeError:
+            raise DataError(f"{path} is not a text file; give a .npy array or one sample per line") from None
+        rows = []
+        for k, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                rows.append([float(v) for v in line.replace(",", " ").split()])
+            except ValueError:
+                raise DataError(f"{path} line {k}: {line.strip()[:60]!r} is not a list of numbers (a header line "
+                                f"must start with #)") from None
+            if len(rows[-1]) != len(rows[0]):
+                raise DataError(f"{path} line {k} has {len(rows[-1])} values, the first sample {len(rows[0])}")
+        X = np.array(rows, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2 or X.size == 0:
+        raise DataError(f"{path} must hold a table of samples (n, n_in), got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise DataError(f"{path} contains NaN or inf")
+    if raw and (np.any(X != np.round(X)) or X.min() < -32768 or X.max() > 32767):
+        raise DataError(f"--raw inputs must be int16 integers (-32768..32767); {path} has {X.min():g}..{X.max():g}"
+                        f"{' and fractions' if np.any(X != np.round(X)) else ''}")
+    return X
 
 
 def cmd_device_predict(args) -> int:
-    X = _read_inputs(args.inputs)
+    if not 0 <= args.in_frac <= 15:
+        raise ConfigError(f"--in-frac must be 0..15 (fractional bits of int16 inputs), got {args.in_frac}")
+    X = _read_inputs(args.inputs, args.raw)
     with connect(args) as dev:
         info = dev.info()
         if not info.have_model:
@@ -252,7 +371,7 @@ def cmd_device_predict(args) -> int:
         if X.shape[1] != n_in:
             raise DataError(f"the device model has {n_in} inputs, the file has {X.shape[1]} columns")
         if args.raw:
-            Xq = X.astype(np.int16)
+            Xq = X.astype(np.int16)  # checked by _read_inputs
         else:
             from .fixed import quantize
             Xq = quantize(X, args.in_frac, "inputs")

@@ -71,3 +71,40 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
     (theirs,) = struct.unpack_from("<I", f.body)
     if theirs != crc:
         raise DeviceError(f"the device committed weights with CRC {theirs:#010x}, expected {crc:#010x}")
+
+
+# --- checkpoints in the device's non-volatile storage --------------------------------------------------------
+def _checkpoint(dev, op: str, arg: int = 0) -> dict:
+    return P.unpack_checkpoint(dev.request(P.CHECKPOINT, P.pack_checkpoint(op, arg)).body)
+
+
+def checkpoint_status(dev) -> dict:
+    """The device's checkpoint state: storage (bool), slot_bytes, newest_slot/seq/steps, autosave_every,
+    saves since boot, last_save ("ok", "none since boot" or the error), what the boot restored (boot,
+    restored_slot, restored_steps) and corrupt_slots."""
+    return _checkpoint(dev, "status")
+
+
+def save_checkpoint(dev) -> dict:
+    """Saves the model on the device into its non-volatile storage now (the slot after the newest); returns
+    checkpoint_status afterwards. DeviceStatusError if the board has no storage, the model is too large for a
+    slot, or half a batch is accumulated."""
+    return _checkpoint(dev, "save")
+
+
+def set_autosave(dev, every_steps: int) -> None:
+    """The device saves a checkpoint after each TRAIN request that ends ``every_steps`` or more steps after the
+    last save (0: never). Its outcome shows in checkpoint_status()["last_save"]."""
+    if int(every_steps) < 0:
+        raise ConfigError(f"every_steps must be >= 0 (0 turns autosave off), got {every_steps}")
+    _checkpoint(dev, "autosave", int(every_steps))
+
+
+def erase_checkpoints(dev) -> dict:
+    """Erases both checkpoint slots on the device."""
+    return _checkpoint(dev, "erase")
+
+
+def damage_checkpoint(dev, slot: int) -> dict:
+    """Test hook: corrupts the payload of one slot (its CRC no longer matches), to check recovery."""
+    return _checkpoint(dev, "damage", slot)

@@ -3,20 +3,31 @@
     with Device("socket://127.0.0.1:5555") as dev:
         print(dev.info())
         dev.load_model(fixed_net)                  # or fixed_net.core_params()
-        r = dev.train(Xq, Tq, batch=1)             # int16 rows, sent in frames of at most ~1 KiB
+        r = dev.train(Xq, Tq, batch=1)             # int16 rows, in frames sized to the link
         W = dev.read_weights()
 
-Every request carries a sequence number. On a timeout, a corrupt response or a frame-level error report
-the request is sent again with the same number; the device answers a request it already ran from its cache,
-so a training chunk is never applied twice. Timeouts use the monotonic clock.
+Every request carries a sequence number. On a timeout, a corrupt response or a frame-level error report the
+request is sent again with the same number; the device answers a request it already ran from its cache, so a
+training chunk is never applied twice. Timeouts use the monotonic clock.
+
+The link adapts (docs/link.md): each attempt's outcome feeds an estimate of the share of bytes the link
+corrupts and of the round-trip time per message type. Bulk requests (TRAIN, PREDICT, EVALUATE, READ_WEIGHTS)
+are cut into the chunk size that maximises the expected samples per second under that estimate: full frames on
+a clean link, down to one sample on a bad one, growing again as frames get through. A training chunk that keeps
+failing is given up only after READ_STATS shows the device never applied it (exactly once). Retransmissions are
+bounded by time: a request gives up when no valid response has arrived for ``timeout`` seconds, or after
+``retries`` retransmissions when that is set.
 """
 from __future__ import annotations
 
+import math
 import random
+import socket
 import struct
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -44,21 +55,43 @@ class DeviceMemoryError(MemoryBudgetError, DeviceStatusError):
         self.needed, self.arena = needed, arena
 
 
+class LinkLostError(DeviceError):
+    """The link itself failed: the port closed or vanished, nothing listens at the address, or no valid
+    response arrived for ``timeout`` seconds. ``reason`` says which."""
+
+    def __init__(self, message: str, url: str = "", reason: str = ""):
+        super().__init__(message)
+        self.url, self.reason = url, reason
+
+
+class DeviceResetError(DeviceStatusError):
+    """The device no longer holds the model this host loaded: it reset (or was reset) since."""
+
+
 @dataclass
 class TrainSummary:
     """What the device reported for one ``Device.train`` call (possibly many frames)."""
-    loss_sum: int = 0          # Q16 sum of the per-sample losses
-    n: int = 0                 # samples
+    loss_sum: int = 0          # Q16 sum of the per-sample losses the host received
+    n: int = 0                 # samples trained
     steps: int = 0             # net.steps on the device after the call
     steps_taken: int = 0       # weight updates during this call
     ticks: int = 0             # device counter ticks spent training (excludes the link)
-    requests: int = 0
+    requests: int = 0          # training frames acknowledged
     seconds: float = 0.0       # host wall time, including the link
     instructions: Optional[float] = None   # ticks converted, when the counter counts instructions
+    loss_unknown: int = 0      # samples applied whose response (and so loss) was lost for good (see docs/link.md)
 
     @property
     def mean_loss(self) -> float:
-        return self.loss_sum * LOSS_SCALE / max(self.n, 1)
+        return self.loss_sum * LOSS_SCALE / max(self.n - self.loss_unknown, 1)
+
+    @property
+    def loss_sum_estimate(self) -> int:
+        """loss_sum, scaled up to all n samples when some losses are unknown (exact when loss_unknown is 0)."""
+        known = self.n - self.loss_unknown
+        if self.loss_unknown == 0 or known <= 0:
+            return self.loss_sum
+        return int(round(self.loss_sum * self.n / known))
 
 
 def _hello_stack_high_water(body: bytes) -> Optional[int]:
@@ -72,39 +105,271 @@ def _hello_stack_high_water(body: bytes) -> Optional[int]:
     return struct.unpack_from("<I", body, k)[0] if len(body) >= k + 4 else None
 
 
+def encoded_size(raw_len: int) -> int:
+    """Bytes on the wire for a raw frame of raw_len bytes: COBS overhead plus the delimiter."""
+    return raw_len + 1 + raw_len // 254 + 1
+
+
+OVERHEAD = P.HEADER.size + 4        # header + CRC of every frame
+# requests that leave the device's (steps, grad_count) as they are (TRAIN: only those sent by Device.train)
+_KEEPS_STATE = (P.HELLO, P.TRAIN, P.PREDICT, P.EVALUATE, P.READ_WEIGHTS, P.READ_STATS, P.SET_HPARAMS)
+
+
+def check_url(url) -> str:
+    """A pyserial URL checked before opening: ``socket://HOST:PORT`` needs both parts and a port in 1..65535
+    (pyserial fails on ``socket://nohost`` with a TypeError)."""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"serial URL must be a non-empty string such as /dev/ttyACM0 or socket://127.0.0.1:5555, "
+                          f"got {url!r}")
+    if url.startswith("socket://"):
+        rest = url[len("socket://"):].split("?", 1)[0].rstrip("/")
+        host, sep, port = rest.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{url!r} is not a socket URL: use socket://HOST:PORT with a port in 1..65535, "
+                              f"e.g. socket://127.0.0.1:5555")
+    return url
+
+
+# --- the link model ------------------------------------------------------------------------------------------
+class LinkModel:
+    """What the host knows about the link, learnt from every attempt.
+
+    ``p``: the share of bytes hit (dropped or corrupted), the maximum-likelihood value over the last attempts
+    (each a frame of b bytes through and back that arrived intact with probability (1-p)^b; the
+    newest weigh most). Round-trip times are fitted per message type as a + c * bytes (exponentially
+    weighted least squares over first attempts, Karn's rule), with the mean absolute deviation for the timeout."""
+
+    GRID = np.geomspace(1e-6, 0.3, 80)
+    LOGQ = np.log1p(-GRID)[:, None]
+    WINDOW = 96
+
+    def __init__(self):
+        self.obs: deque = deque(maxlen=self.WINDOW)
+        self._p: Optional[float] = 0.0
+        self.rtt: Dict[int, list] = {}
+        self.attempts = 0
+        self.failures = 0
+
+    def record(self, nbytes: int, ok: bool) -> None:
+        self.obs.append((nbytes, 1.0 if ok else 0.0))
+        self.attempts += 1
+        self.failures += 0 if ok else 1
+        self._p = None
+
+    def damage(self) -> None:
+        """A damaged frame was seen (a corrupt answer, or the device reporting a request it could not read)."""
+        self._last_damage = self.attempts
+
+    def damaged_lately(self, within: int = 200) -> bool:
+        last = getattr(self, "_last_damage", None)
+        return last is not None and self.attempts - last <= within
+
+    def spurious_timeout(self, type_: int, seconds: float, pred: float) -> None:
+        """A timeout that was not a loss: drop the newest failure and let the deviation cover ``seconds``."""
+        for i in range(len(self.obs) - 1, -1, -1):
+            if self.obs[i][1] == 0.0:
+                del self.obs[i]
+                self.failures -= 1
+                self.attempts -= 1
+                self._p = None
+                break
+        r = self.rtt.get(type_)
+        if r:
+            r[5] = max(r[5], (seconds - pred) / 3)
+        self.spurious = getattr(self, "spurious", 0) + 1
+
+    @property
+    def p(self) -> float:
+        if self._p is None:
+            if not self.obs or all(s for _, s in self.obs):
+                self._p = float(self.GRID[0])
+            else:
+                b = np.array([o[0] for o in self.obs], dtype=np.float64)[None, :]
+                s = np.array([o[1] for o in self.obs])[None, :]
+                w = 0.97 ** np.arange(len(self.obs) - 1, -1, -1, dtype=np.float64)[None, :]
+                lb = self.LOGQ * b
+                ll = (w * (s * lb + (1 - s) * np.log(-np.expm1(np.minimum(lb, -1e-12))))).sum(1)
+                self._p = float(self.GRID[int(np.argmax(ll))])
+        return self._p
+
+    def rtt_record(self, type_: int, nbytes: int, seconds: float) -> None:
+        r = self.rtt.setdefault(type_, [0.0] * 6 + [0, 0, 0.0])   # sw, sx, sy, sxx, sxy, mad, count, big, t_big
+        pred = self.rtt_predict(type_, nbytes)
+        if nbytes >= r[7]:                     # the largest frame seen, and its time (the newest such)
+            r[7], r[8] = nbytes, seconds
+        elif nbytes >= 0.8 * r[7]:
+            r[8] = max(r[8] * 0.9, seconds * r[7] / nbytes)
+        d = 0.9
+        r[0] = r[0] * d + 1
+        r[1] = r[1] * d + nbytes
+        r[2] = r[2] * d + seconds
+        r[3] = r[3] * d + nbytes * nbytes
+        r[4] = r[4] * d + nbytes * seconds
+        if pred is not None:
+            r[5] = 0.8 * r[5] + 0.2 * abs(seconds - pred)
+        else:
+            r[5] = seconds / 2
+        r[6] += 1
+
+    def rtt_predict(self, type_: int, nbytes: int) -> Optional[float]:
+        r = self.rtt.get(type_)
+        if not r or r[6] == 0:
+            return None
+        sw, sx, sy, sxx, sxy = r[:5]
+        mx, my = sx / sw, sy / sw
+        var = sxx / sw - mx * mx
+        if r[6] >= 3 and var > 1.0:
+            c = max(0.0, (sxy / sw - mx * my) / var)
+            a = my - c * mx
+        else:
+            c = my / mx if mx > 0 else 0.0
+            a = 0.0
+        pred = max(a + c * nbytes, 0.3 * my, 1e-4)
+        if nbytes > r[7] > 0:                  # beyond what was measured: scale the largest frame's time
+            pred = max(pred, r[8] * nbytes / r[7])
+        return pred
+
+    def rto(self, type_: int, nbytes: int, cap: float, first: float = 1.0) -> float:
+        """Seconds to wait for one attempt before sending it again."""
+        pred = self.rtt_predict(type_, nbytes)
+        if pred is None:
+            return min(cap, first)
+        mad = self.rtt[type_][5]
+        return min(cap, max(0.004, 1.5 * pred + 3.0 * mad + 0.002))
+
+    def best_count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable, cap_s: float) -> int:
+        """The count (1..cap) of samples or elements per request with the most expected throughput."""
+        if cap <= 1:
+            return 1
+        p = self.p
+        ns = np.arange(1, cap + 1)
+        B = req_bytes(ns) + resp_bytes(ns)
+        ok = np.exp(B * math.log1p(-p))
+        r = self.rtt.get(type_)
+        if r and r[6]:
+            t = np.array([self.rtt_predict(type_, int(b)) for b in (B[0], B[-1])])
+            t = t[0] + (t[1] - t[0]) * (B - B[0]) / max(B[-1] - B[0], 1)
+            rto = np.minimum(cap_s, np.maximum(0.004, 1.5 * t + 3 * r[5] + 0.002))
+        else:                               # no timing yet: assume the time goes with the bytes
+            t = 1.0 + B / 32.0
+            rto = 2 * t
+        cost = t + (1 - ok) * 0.5 * (rto - t)
+        return int(ns[int(np.argmax(ns * ok / cost))])
+
+
+# --- the device --------------------------------------------------------------------------------------------------
 class Device:
     """One board. ``url``: anything ``serial.serial_for_url`` opens (``socket://host:port``, ``/dev/ttyACM0``,
-    ``loop://``). ``timeout``: seconds to wait for each response; ``retries``: retransmissions per request."""
+    ``loop://``).
 
-    def __init__(self, url: str, timeout: float = 5.0, retries: int = 3, connect_timeout: float = 10.0,
-                 baudrate: int = 115200, transport=None):
-        self.url, self.timeout, self.retries = url, float(timeout), int(retries)
+    ``timeout``: the longest a request waits for a valid response, over all its retransmissions, before the link
+    counts as lost (LinkLostError); each single attempt waits an adaptive time (a few round trips), at most this.
+    ``retries``: None (the default) resends as often as ``timeout`` allows; a number caps the retransmissions of
+    any one request (after the last one the request still waits out ``timeout`` for a late answer, then raises
+    DeviceError). ``reopen``: called on ``reconnect()`` to get the URL again (for
+    example after restarting an emulator). ``adaptive``: size bulk requests to the link (False: full frames)."""
+
+    def __init__(self, url: str, timeout: float = 10.0, retries: Optional[int] = None,
+                 connect_timeout: float = 10.0, baudrate: int = 115200, transport=None,
+                 reopen: Optional[Callable[[], str]] = None, adaptive: bool = True):
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+                or timeout <= 0:
+            raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+            raise ConfigError(f"retries must be a whole number >= 0 (or None: as many as the timeout allows), "
+                              f"got {retries!r}")
+        self.url, self.timeout, self.retries = url, float(timeout), retries
+        self.connect_timeout, self.baudrate, self.reopen, self.adaptive = connect_timeout, baudrate, reopen, adaptive
         self._splitter = P.FrameSplitter()
+        self._pending: List[bytes] = []
         self._seq = random.randrange(1, 0xFFFF)
         self._info: Optional[P.Info] = None
         self._params: Optional[dict] = None
+        self._state: Optional[Tuple[int, int]] = None    # (steps, grad_count) the device is known to be at
+        self._training = False
         self.memory: Optional[dict] = None
+        self.link = LinkModel()
         self.stats_retransmissions = 0
-        self.ser = transport if transport is not None else self._open(url, baudrate, connect_timeout)
-        self.ser.write(b"\x00")   # ends any partial frame the device may hold
+        self.stats_abandoned = 0
+        self.reconnects = 0
+        if transport is not None:
+            self.ser = transport
+        else:
+            check_url(url)
+            self.ser = self._open(url, baudrate, connect_timeout)
+        self._quickack = self._quickack_for(self.ser)
+        self._write(b"\x00")   # ends any partial frame the device may hold
 
     @staticmethod
     def _open(url, baudrate, connect_timeout):
         import serial
         deadline = time.monotonic() + connect_timeout
+        if url.startswith("socket://"):
+            host, _, port = url[len("socket://"):].split("?", 1)[0].rstrip("/").rpartition(":")
+            try:
+                socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                raise LinkLostError(f"cannot open {url}: unknown host {host!r} ({e.strerror}); check the address",
+                                    url, "unknown host") from None
         while True:
             try:
-                return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05, write_timeout=10)
-            except (serial.SerialException, OSError, ValueError) as e:
+                ser = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05, write_timeout=10)
+                sock = getattr(ser, "_socket", None)
+                if sock is not None:       # one TCP segment per frame, sent at once
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return ser
+            except (serial.SerialException, OSError, ValueError, TypeError) as e:
                 if time.monotonic() >= deadline:
-                    raise DeviceError(f"cannot open {url}: {e}") from None
+                    hint = ("nothing accepts connections there: is the board or emulator running (edgebp flash "
+                            "--board NAME prints its URL)?" if url.startswith("socket://") else
+                            "is the board plugged in and the port name right (ls /dev/tty*)?")
+                    raise LinkLostError(f"cannot open {url} within {connect_timeout:g} s: {e}; {hint}", url,
+                                        "cannot open") from None
                 time.sleep(0.05)
+
+    @staticmethod
+    def _quickack_for(ser):
+        """On a Linux TCP link, a function that ACKs at once: a board that sends its answer a byte at a time
+        with Nagle's algorithm on (QEMU's serial socket without nodelay=on) otherwise waits for the host's
+        delayed ACK (40 ms) after every byte. Linux clears the flag after each read, so it is set again."""
+        sock = getattr(ser, "_socket", None)
+        if sock is None or not hasattr(socket, "TCP_QUICKACK"):
+            return None
+
+        def quickack():
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            except OSError:
+                pass
+        quickack()
+        return quickack
+
+    def reconnect(self, timeout: Optional[float] = None) -> None:
+        """Closes the link and opens it again (``reopen()`` first gives the URL, e.g. a restarted emulator's).
+        The device's state is not assumed: the caller checks it (``info()``, ``read_stats()``)."""
+        try:
+            self.close()
+        except Exception:
+            pass
+        if self.reopen is not None:
+            self.url = self.reopen()
+        self._splitter = P.FrameSplitter()
+        self._pending = []
+        self._info = None
+        self._state = None
+        self.ser = self._open(check_url(self.url), self.baudrate, self.connect_timeout if timeout is None
+                              else timeout)
+        self._quickack = self._quickack_for(self.ser)
+        self.reconnects += 1
+        self._write(b"\x00")
 
     # --- context manager -------------------------------------------------------------------------------------
     def close(self) -> None:
         if self.ser is not None:
             try:
                 self.ser.close()
+            except Exception:
+                pass
             finally:
                 self.ser = None
 
@@ -114,86 +379,157 @@ class Device:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # --- frames ----------------------------------------------------------------------------------------------
+    # --- bytes -----------------------------------------------------------------------------------------------
+    def _lost(self, e: Exception, doing: str) -> LinkLostError:
+        self.close()
+        return LinkLostError(f"lost the link to {self.url} while {doing}: {e}", self.url, str(e))
+
+    def _write(self, data: bytes) -> None:
+        if self.ser is None:
+            raise LinkLostError(f"the link to {self.url} is closed", self.url, "closed")
+        try:
+            self.ser.write(data)
+            self.ser.flush()
+        except Exception as e:        # pyserial SerialException, OSError (port gone), write timeout
+            raise self._lost(e, "sending") from None
+
     def next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFF
         return self._seq
 
     def send_raw(self, data: bytes) -> None:
         """Writes bytes as they are (tests use it to send garbage)."""
-        self.ser.write(data)
-        self.ser.flush()
+        self._write(data)
 
     def read_frame(self, timeout: float) -> Optional[bytes]:
         """The next encoded frame (no delimiter) within timeout seconds, or None."""
         deadline = time.monotonic() + timeout
         while True:
-            pending = getattr(self, "_pending", None)
-            if pending:
-                return pending.pop(0)
+            if self._pending:
+                return self._pending.pop(0)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            self.ser.timeout = min(remaining, 0.05)
+            if self.ser is None:
+                raise LinkLostError(f"the link to {self.url} is closed", self.url, "closed")
             try:
-                waiting = self.ser.in_waiting
-            except Exception:
-                waiting = 0
-            data = self.ser.read(max(1, waiting))
+                self.ser.timeout = min(remaining, 0.05)
+                data = self.ser.read(1)
+                if data:
+                    self.ser.timeout = 0
+                    data += self.ser.read(4096)
+                    if self._quickack is not None:
+                        self._quickack()
+            except Exception as e:
+                raise self._lost(e, "reading") from None
             if data:
                 self._pending = list(self._splitter.feed(data))
 
+    # --- requests --------------------------------------------------------------------------------------------
     def request(self, type_: int, body: bytes = b"", timeout: Optional[float] = None, seq: Optional[int] = None,
-                check: bool = True) -> P.Frame:
+                check: bool = True, resp_size: int = 24, give_up: Optional[Callable[[int], bool]] = None
+                ) -> Optional[P.Frame]:
         """Sends one request and returns its response frame, retransmitting (same seq) on a timeout, a corrupt
-        response or a frame-level error. Raises DeviceError if no valid response arrives, DeviceStatusError
-        (or MemoryBudgetError) on an error status when ``check``."""
+        response or a frame-level error. ``timeout`` (default: the device's) bounds the whole exchange.
+        ``give_up(attempts, not_run)``, asked after each failed attempt (``not_run`` of them reported unread by
+        the device), may end it early: request then returns None (the caller finds out what the device did). Raises LinkLostError when no valid response arrives in
+        time, DeviceError when ``retries`` is exceeded, DeviceStatusError (or MemoryBudgetError) on an error
+        status when ``check``."""
         if self.ser is None:
-            raise DeviceError("device is closed")
-        timeout = self.timeout if timeout is None else timeout
+            raise LinkLostError(f"the link to {self.url} is closed", self.url, "closed")
+        limit = self.timeout if timeout is None else float(timeout)
         seq = self.next_seq() if seq is None else seq
         frame = P.encode_frame(P.Frame(type_, seq, 0, body))
-        problems, failures, resends = [], 0, 0
+        at_risk = len(frame) + encoded_size(OVERHEAD + resp_size)
+        problems: List[str] = []
+        t_start = time.monotonic()
+        attempt = 0
+        not_run = 0          # attempts the device reported it could not read (a CRC error with our seq)
+        backoff = 1.0
         self.send_raw(frame)
+        t_sent = t_start
+        outstanding = 1      # attempts whose answer (or error report) has not come back yet
+        last_kind, t_first_of_last = "", t_start
         while True:
-            resp, lost = self._await(type_, seq, timeout, problems)
+            rto = self.link.rto(type_, at_risk, limit) * backoff
+            wait = max(0.0, min(t_sent + rto, t_start + limit) - time.monotonic())
+            resp, kind = self._await(type_, seq, wait, problems)
             if resp is not None:
+                if type_ not in _KEEPS_STATE or (type_ == P.TRAIN and not self._training):
+                    self._state = None       # steps may have changed behind train()'s back: read them again
+                now = time.monotonic()
+                pred = self.link.rtt_predict(type_, at_risk)
+                if attempt > 0 and last_kind == "timeout" and pred is not None and now - t_sent < 0.5 * pred:
+                    # too soon to answer the resend: the answer to the attempt before, which only came late
+                    # (a loaded host or a slow board, not the link); undo that failure, widen the timeout
+                    self.link.spurious_timeout(type_, now - t_first_of_last, pred)
+                self.link.record(at_risk, True)
+                if attempt == 0:
+                    self.link.rtt_record(type_, at_risk, now - t_sent)
                 if check:
                     self._check(resp)
                 return resp
-            # A timeout or a corrupt response counts against ``retries``. A frame-level error report may be
-            # about garbage that preceded our request, so it triggers a resend without counting, up to a bound.
-            if lost:
-                resends += 1
+            last_kind = kind
+            t_first_of_last = t_sent
+            if kind == "timeout":
+                backoff = min(backoff * 1.25, 4.0)
+                outstanding = 0
             else:
-                failures += 1
-            if failures > self.retries or resends > 16:
-                raise DeviceError(f"{P.MESSAGE_NAMES.get(type_, type_)} request to {self.url}: no valid response "
-                                  f"after {failures + resends + 1} attempts "
-                                  f"({'; '.join(problems[-3:]) or 'timeout'})")
+                not_run += kind == "corrupt request"
+                outstanding -= 1
+                if outstanding > 0 and time.monotonic() < t_start + limit:
+                    continue     # an answer to an earlier attempt may still come: no resend storm
+            if kind != "timeout":
+                self.link.damage()
+            if self.link.attempts and (kind != "timeout" or self.link.damaged_lately()):
+                # a failure of the link, not before the first answer (a board may be booting); timeouts count
+                # only on a link that damages frames: on a clean one they mean a slow answer, and smaller
+                # frames would not help
+                self.link.record(at_risk, False)
+            elapsed = time.monotonic() - t_start
+            name = P.MESSAGE_NAMES.get(type_, type_)
+            if elapsed >= limit:
+                raise LinkLostError(f"no valid response from {self.url} to a {name} request for {limit:g} s "
+                                    f"({attempt + 1} attempts; {'; '.join(problems[-2:]) or 'timeout'})",
+                                    self.url, "no response")
+            if self.retries is not None and attempt >= self.retries:
+                # the last retransmission is out: wait what is left of the timeout for a late answer
+                while time.monotonic() < t_start + limit:
+                    resp, kind = self._await(type_, seq, max(0.0, t_start + limit - time.monotonic()), problems)
+                    if resp is not None:
+                        if check:
+                            self._check(resp)
+                        return resp
+                raise DeviceError(f"{name} request to {self.url}: no valid response after {attempt} "
+                                  f"retransmissions (retries={self.retries}; {'; '.join(problems[-2:])})")
+            if give_up is not None and give_up(attempt + 1, not_run):
+                return None
+            attempt += 1
+            outstanding += 1
             self.stats_retransmissions += 1
             self.send_raw(b"\x00" + frame)
+            t_sent = time.monotonic()
 
-    def _await(self, type_, seq, timeout, problems) -> Optional[P.Frame]:
+    def _await(self, type_, seq, timeout, problems) -> Tuple[Optional[P.Frame], str]:
         deadline = time.monotonic() + timeout
         while True:
             chunk = self.read_frame(max(0.0, deadline - time.monotonic()))
             if chunk is None:
-                problems.append(f"timeout after {timeout:g} s")
-                return None, False
+                problems.append(f"timeout after {timeout:.3g} s")
+                return None, "timeout"
             try:
                 f = P.decode_frame(chunk)
             except ProtocolError as e:
                 problems.append(f"corrupt response: {e}")
-                return None, False
+                return None, "corrupt"
             if f.type == P.MSG_ERROR:
-                if f.status in P.FRAME_ERRORS:
+                if f.status in P.FRAME_ERRORS and (f.seq == seq or f.status != P.C["EBP_PERR_CRC"]):
                     problems.append(f"device could not read a request: {P.status_message(f.status)}")
-                    return None, True
+                    return None, "corrupt request" if f.seq == seq else "frame"
                 continue
             if f.seq != seq or f.type != (type_ | P.RESPONSE):
                 continue    # a late answer to an earlier attempt or request
-            return f, False
+            return f, "ok"
 
     def _check(self, f: P.Frame) -> None:
         if f.status == 0:
@@ -207,13 +543,20 @@ class Device:
                                     needed, arena)
         if f.status == P.C["EBP_PERR_VERSION"] and f.body:
             msg += f": device speaks protocol {f.body[0]}, host {P.PROTO_VERSION}"
+        if f.status == P.C["EBP_PERR_NO_MODEL"] and self._params is not None:
+            self._params = None
+            self._state = None
+            raise DeviceResetError(f.status, f"the device at {self.url} no longer holds the model this host "
+                                             f"loaded: it reset (power, watchdog, reset button or a RESET "
+                                             f"request) since; its weights are lost")
         raise DeviceStatusError(f.status, msg)
 
     # --- requests --------------------------------------------------------------------------------------------
     def info(self) -> P.Info:
-        f = self.request(P.HELLO)
+        f = self.request(P.HELLO, resp_size=120)
         info = P.unpack_hello(f.body)
-        info.stack_high_water = _hello_stack_high_water(f.body)
+        if not hasattr(info, "session_id"):           # protocol 1: the optional u32 after the strings
+            info.stack_high_water = _hello_stack_high_water(f.body)
         if info.protocol != P.PROTO_VERSION:
             raise ProtocolError(f"device speaks protocol {info.protocol}, this host {P.PROTO_VERSION}; "
                                 f"rebuild the firmware or update edgebp")
@@ -228,10 +571,16 @@ class Device:
         """Builds a model on the device from ``FixedNet`` (or its ``core_params()``); returns its memory report.
         Raises MemoryBudgetError (with .needed and .arena) if it does not fit; the previous model then stays."""
         params = net_or_params if isinstance(net_or_params, dict) else net_or_params.core_params()
-        f = self.request(P.LOAD, P.pack_load(params))
+        f = self.request(P.LOAD, P.pack_load(params), resp_size=32)
         self._params = dict(params)
+        self._state = (0, 0)
         self.memory = P.unpack_memory(f.body)
         return self.memory
+
+    @property
+    def model_params(self) -> Optional[dict]:
+        """The core_params of the model this host loaded (None if none, or if the device reset since)."""
+        return None if self._params is None else dict(self._params)
 
     def _shape(self) -> Tuple[int, int]:
         if self._params is None:
@@ -249,10 +598,47 @@ class Device:
         per = 2 * (n_in + (n_out if with_targets else 0))
         return max(1, min(0xFFFF, (P.MAX_BODY - 8) // per))
 
-    def train(self, Xq, Tq, batch: int, timeout: Optional[float] = None) -> TrainSummary:
+    def _count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable) -> int:
+        if not self.adaptive:
+            return cap
+        return self.link.best_count(type_, cap, req_bytes, resp_bytes, self.timeout)
+
+    def _shrink(self, type_: int, n: int, req_bytes: Callable, resp_bytes: Callable, side_effects: bool = False
+                ) -> Callable[[int, int], bool]:
+        """give_up for a request of n samples: true once the link model wants at most half as many. A request
+        with side effects (TRAIN) is given up only while it most likely never ran: each attempt the device did
+        not report unread may have run with its answer lost, which has probability about
+        qr (1 - qs) / (1 - qr qs) under the link model (qr, qs: request and answer arrive intact); given up
+        when the sum is below 1/1000 (the caller then asks the device, so a frame still never runs twice)."""
+        def give_up(failed: int, not_run: int) -> bool:
+            if not self.adaptive or n <= 1 or failed < 2:
+                return False
+            if self.link.best_count(type_, n, req_bytes, resp_bytes, self.timeout) > n // 2:
+                return False
+            if side_effects and failed > not_run:
+                lq = math.log1p(-self.link.p)
+                qr, qs = math.exp(float(req_bytes(n)) * lq), math.exp(float(resp_bytes(n)) * lq)
+                f = min(failed - not_run, 400)
+                ran = sum((1 - qr) ** i * qr * (1 - qs) * (1 - qr * qs) ** (f - 1 - i) for i in range(f))
+                return ran / max(1e-300, (1 - qr) ** f + ran) < 1e-3
+            return True
+        return give_up
+
+    def device_state(self) -> Tuple[int, int]:
+        """(steps, grad_count) read from the device with an empty TRAIN request (it trains nothing; its
+        24-byte answer crosses a bad link more easily than READ_STATS's). DeviceResetError if the model is gone."""
+        self._shape()
+        r = P.unpack_train(self.request(P.TRAIN, struct.pack("<HHI", 0, 0, 1), resp_size=24).body)
+        self._state = (r.steps, r.grad_count)
+        return self._state
+
+    def train(self, Xq, Tq, batch: int, timeout: Optional[float] = None, start: int = 0,
+              on_progress: Optional[Callable[[int, TrainSummary], None]] = None) -> TrainSummary:
         """Trains on the rows in order, exactly like ``FixedNet.train_q(Xq, Tq, batch)``: a step after every
-        ``batch`` rows and after the last. Sent in chunks of whole batches (or, when one batch does not fit in a
-        frame, accumulated over several frames and stepped once)."""
+        ``batch`` rows and after the last. Sent in chunks of whole batches sized to the link, or, when one batch
+        does not fit a frame the link carries, accumulated over several frames and stepped once.
+        ``start`` (a multiple of batch) skips rows already trained; ``on_progress(rows_done, summary)`` is
+        called after each acknowledged frame that ends on a batch boundary."""
         n_in, n_out = self._shape()
         Xq, Tq = self._rows(Xq, n_in, "inputs"), self._rows(Tq, n_out, "targets")
         if len(Xq) != len(Tq):
@@ -264,55 +650,113 @@ class Device:
                               f"(TrainConfig online_only, the default for sgd with batch_size 1), so it trains with "
                               f"batch 1 only, not {batch}; load it from a TrainConfig(batch_size={batch}) or "
                               f"online_only=False network to train in batches")
+        if start % batch and start < n:
+            raise ConfigError(f"start {start} is not a multiple of the batch size {batch}")
+        self._training = True
+        try:
+            return self._train(Xq, Tq, batch, n, timeout, start, on_progress, n_in, n_out)
+        finally:
+            self._training = False
+
+    def _train(self, Xq, Tq, batch, n, timeout, start, on_progress, n_in, n_out) -> TrainSummary:
         cap = self.samples_per_frame()
+        per = 2 * (n_in + n_out)
+        req = lambda k: encoded_size(OVERHEAD + 8 + per * k)      # noqa: E731
+        resp = lambda k: encoded_size(OVERHEAD + 24) + 0 * k     # noqa: E731
         out = TrainSummary()
         t0 = time.monotonic()
-        steps0 = None
+        if self._state is None:
+            self.device_state()
+        if self._state[1] and start == 0:
+            raise DeviceError(f"the device holds {self._state[1]} accumulated samples of a batch that was not "
+                              f"finished (an interrupted train call); load the model again, or train with resume")
+        steps0 = self._state[0]
+        acc, stp = P.C["EBP_TRAIN_ACCUMULATE"], P.C["EBP_TRAIN_STEP"]
 
-        def send(lo, hi, flags, b):
-            f = self.request(P.TRAIN, P.pack_train(Xq[lo:hi], Tq[lo:hi], b, flags), timeout=timeout)
-            r = P.unpack_train(f.body)
-            if r.n != hi - lo:
-                raise ProtocolError(f"device trained {r.n} samples, {hi - lo} sent")
-            out.loss_sum += r.loss_sum
-            out.ticks += r.ticks
+        def send(lo, hi, flags, after) -> bool:
+            """One frame; False if it was given up (not applied: sent again smaller)."""
+            k = hi - lo
+            before = self._state
+            f = self.request(P.TRAIN, P.pack_train(Xq[lo:hi], Tq[lo:hi], batch, flags), timeout=timeout,
+                             give_up=self._shrink(P.TRAIN, k, req, resp, side_effects=True))
+            if f is None:
+                now = self.device_state()     # did the device apply it?
+                if now == before:
+                    self.stats_abandoned += 1
+                    return False
+                if now != after:
+                    raise DeviceError(f"the device is at step {now[0]} with {now[1]} samples accumulated, "
+                                      f"expected {before} or {after}: it was used by someone else meanwhile")
+                out.loss_unknown += k         # applied, response lost for good
+            else:
+                r = P.unpack_train(f.body)
+                if r.n != k:
+                    raise ProtocolError(f"device trained {r.n} samples, {k} sent")
+                if (r.steps, r.grad_count) != after:
+                    raise DeviceError(f"the device reports step {r.steps} with {r.grad_count} samples "
+                                      f"accumulated after a frame, expected {after}")
+                out.loss_sum += r.loss_sum
+                out.ticks += r.ticks
+            self._state = after
             out.requests += 1
-            out.steps = r.steps
-            return r
+            out.n += k
+            return True
 
-        if batch <= cap:
-            chunk = (cap // batch) * batch
-            for lo in range(0, n, chunk):
-                hi = min(n, lo + chunk)
-                r = send(lo, hi, 0, batch)  # chunks at batch multiples: the same integers as one call
-                if steps0 is None:
-                    steps0 = r.steps - (-(-(hi - lo) // batch))
-        else:
-            acc = P.C["EBP_TRAIN_ACCUMULATE"]
-            for blo in range(0, n, batch):
+        lo = start
+        out.n = 0
+        while lo < n:
+            s, g = self._state
+            best = self._count(P.TRAIN, cap, req, resp)
+            if batch <= best and g == 0:     # whole batches in one frame: the same integers as one call
+                hi = min(n, lo + (best // batch) * batch)
+                if send(lo, hi, 0, (s + -(-(hi - lo) // batch), 0)):
+                    lo = hi
+                    if on_progress:
+                        on_progress(lo, out)
+            else:                             # one batch over several frames, stepped by the last
+                blo = lo - g
                 bhi = min(n, blo + batch)
-                for lo in range(blo, bhi, cap):
-                    hi = min(bhi, lo + cap)
-                    last = hi == bhi
-                    r = send(lo, hi, acc | (P.C["EBP_TRAIN_STEP"] if last else 0), batch)
-                    if steps0 is None:
-                        steps0 = r.steps - (1 if last else 0)
-        out.n = n
-        out.steps_taken = out.steps - (steps0 if steps0 is not None else out.steps)
+                hi = min(bhi, lo + best)
+                last = hi == bhi
+                if send(lo, hi, acc | (stp if last else 0), (s + 1, 0) if last else (s, g + hi - lo)):
+                    lo = hi
+                    if last and on_progress:
+                        on_progress(lo, out)
+        out.n = n - start
+        out.steps = self._state[0]
+        out.steps_taken = out.steps - steps0
         out.seconds = time.monotonic() - t0
         info = self.board_info
         if info.tick_unit == P.C["EBP_TICK_INSTRUCTIONS"]:
             out.instructions = info.ticks_to(out.ticks)
         return out
 
+    def _chunks(self, type_: int, n: int, cap: int, req, resp, run) -> None:
+        """Read-only bulk requests: run(lo, hi) for chunks sized to the link; a chunk that keeps failing is
+        given up and sent again smaller (running it twice changes nothing on the device)."""
+        lo = 0
+        while lo < n:
+            k = min(n - lo, self._count(type_, cap, req, resp))
+            if run(lo, lo + k, self._shrink(type_, k, req, resp)):
+                lo += k
+            else:
+                self.stats_abandoned += 1
+
     def predict(self, Xq, timeout: Optional[float] = None) -> np.ndarray:
         n_in, n_out = self._shape()
         Xq = self._rows(Xq, n_in, "inputs")
         cap = max(1, min((P.MAX_BODY - 4) // (2 * n_in), (P.MAX_BODY - 8) // (2 * n_out)))
         parts = [np.zeros((0, n_out), np.int16)]
-        for lo in range(0, len(Xq), cap):
-            y, _ = P.unpack_predict(self.request(P.PREDICT, P.pack_predict(Xq[lo:lo + cap]), timeout=timeout).body)
-            parts.append(y)
+        req = lambda k: encoded_size(OVERHEAD + 4 + 2 * n_in * k)     # noqa: E731
+        resp = lambda k: encoded_size(OVERHEAD + 8 + 2 * n_out * k)   # noqa: E731
+
+        def run(lo, hi, give_up):
+            f = self.request(P.PREDICT, P.pack_predict(Xq[lo:hi]), timeout=timeout, resp_size=8 + 2 * n_out *
+                             (hi - lo), give_up=give_up)
+            if f is not None:
+                parts.append(P.unpack_predict(f.body)[0])
+            return f is not None
+        self._chunks(P.PREDICT, len(Xq), cap, req, resp, run)
         return np.concatenate(parts)
 
     def evaluate(self, Xq, Tq, timeout: Optional[float] = None) -> Tuple[int, int]:
@@ -320,24 +764,42 @@ class Device:
         n_in, n_out = self._shape()
         Xq, Tq = self._rows(Xq, n_in, "inputs"), self._rows(Tq, n_out, "targets")
         cap = self.samples_per_frame()
-        loss, correct = 0, 0
-        for lo in range(0, len(Xq), cap):
-            l, c, _ = P.unpack_evaluate(self.request(P.EVALUATE, P.pack_evaluate(Xq[lo:lo + cap], Tq[lo:lo + cap]),
-                                                     timeout=timeout).body)
-            loss, correct = loss + l, correct + c
-        return loss, correct
+        tot = [0, 0]
+        req = lambda k: encoded_size(OVERHEAD + 4 + 2 * (n_in + n_out) * k)   # noqa: E731
+        resp = lambda k: encoded_size(OVERHEAD + 16) + 0 * k                  # noqa: E731
+
+        def run(lo, hi, give_up):
+            f = self.request(P.EVALUATE, P.pack_evaluate(Xq[lo:hi], Tq[lo:hi]), timeout=timeout, resp_size=16,
+                             give_up=give_up)
+            if f is not None:
+                l, c, _ = P.unpack_evaluate(f.body)
+                tot[0] += l
+                tot[1] += c
+            return f is not None
+        self._chunks(P.EVALUATE, len(Xq), cap, req, resp, run)
+        return tot[0], tot[1]
 
     def read_layer(self, layer: int) -> P.WeightChunk:
         """Weights (n_out, n_in) and biases of one layer in ``.data`` = concatenation, plus its formats."""
-        chunks, off, total, first = [], 0, None, None
-        while total is None or off < total:
-            c = P.unpack_read_weights(self.request(P.READ_WEIGHTS, P.pack_read_weights(layer, off, 0xFFFF)).body)
-            first = first or c
-            total = c.n_out * c.n_in + c.n_out
-            if len(c.data) == 0 and off < total:
-                raise ProtocolError("device returned no weight data")
+        first = P.unpack_read_weights(self.request(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0),
+                                                   resp_size=P.WEIGHTS_HDR.size).body)
+        total = first.n_out * first.n_in + first.n_out
+        cap = (P.MAX_BODY - P.WEIGHTS_HDR.size) // 2
+        chunks: List[np.ndarray] = []
+        req = lambda k: encoded_size(OVERHEAD + 8) + 0 * k                    # noqa: E731
+        resp = lambda k: encoded_size(OVERHEAD + P.WEIGHTS_HDR.size + 2 * k)  # noqa: E731
+
+        def run(lo, hi, give_up):
+            f = self.request(P.READ_WEIGHTS, P.pack_read_weights(layer, lo, hi - lo),
+                             resp_size=P.WEIGHTS_HDR.size + 2 * (hi - lo), give_up=give_up)
+            if f is None:
+                return False
+            c = P.unpack_read_weights(f.body)
+            if len(c.data) != hi - lo:
+                raise ProtocolError(f"device returned {len(c.data)} weights of layer {layer}, asked {hi - lo}")
             chunks.append(c.data)
-            off += len(c.data)
+            return True
+        self._chunks(P.READ_WEIGHTS, total, cap, req, resp, run)
         first.data = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         return first
 
@@ -356,7 +818,8 @@ class Device:
         """Per layer: n_in, n_out, act, w_frac, a_frac as the device holds them."""
         out, l, nl = [], 0, 1
         while l < nl:
-            c = P.unpack_read_weights(self.request(P.READ_WEIGHTS, P.pack_read_weights(l, 0, 0)).body)
+            c = P.unpack_read_weights(self.request(P.READ_WEIGHTS, P.pack_read_weights(l, 0, 0),
+                                                   resp_size=P.WEIGHTS_HDR.size).body)
             nl = c.n_layers
             out.append(dict(n_in=c.n_in, n_out=c.n_out, act=c.act, w_frac=c.w_frac, a_frac=c.a_frac))
             l += 1
@@ -364,7 +827,11 @@ class Device:
 
     def read_stats(self, clear: bool = False) -> dict:
         """{steps, grad_count, layers: [{sat_out, ..., updates, zero_updates, delta_exp, g_exp}, ...]}"""
-        return P.unpack_stats(self.request(P.READ_STATS, bytes([1 if clear else 0])).body)
+        nl = len(self._params["layers"]) if self._params else 4
+        s = P.unpack_stats(self.request(P.READ_STATS, bytes([1 if clear else 0]), resp_size=12 + 32 * nl).body)
+        if clear and self._state is not None:
+            self._state = (0, self._state[1])
+        return s
 
     def set_hparams(self, lr: Optional[float] = None, momentum: float = 0.0, *, lr_m: Optional[int] = None,
                     lr_e: Optional[int] = None, momentum_q15: Optional[int] = None) -> None:
@@ -377,38 +844,255 @@ class Device:
             momentum_q15 = c.quantized_momentum()
         if lr_m is None or lr_e is None:
             raise ProtocolError("set_hparams needs lr, or lr_m and lr_e")
-        self.request(P.SET_HPARAMS, P.pack_hparams(lr_m, lr_e, momentum_q15 or 0))
+        self.request(P.SET_HPARAMS, P.pack_hparams(lr_m, lr_e, momentum_q15 or 0), resp_size=0)
         if self._params is not None:
             self._params.update(lr_m=lr_m, lr_e=lr_e, momentum_q15=momentum_q15 or 0)
 
     def reset(self, hard: bool = False) -> None:
         """Drops the model (``hard``: also resets the MCU)."""
-        self.request(P.RESET, bytes([1 if hard else 0]))
+        self.request(P.RESET, bytes([1 if hard else 0]), resp_size=0)
         self._params = None
+        self._state = None
         self.memory = None
         if hard:
             self._info = None
 
 
+# --- an emulated board this process runs, restartable ----------------------------------------------------------
+class Emulator:
+    """An emulated board (QEMU, or the native host port) run by this process on a fixed TCP port, so that it can
+    be killed and started again at the same URL (what ``--resume`` does when the emulator died).
+
+    Wraps ``edgebp.boards``; QEMU's serial socket gets ``nodelay=on`` (without it, Nagle's algorithm and the host's
+    delayed ACKs cost about 40 ms per request)."""
+
+    def __init__(self, board: str = "qemu-mps2-an385", timeout: float = 600.0, elf=None):
+        from . import boards
+        self._b = boards
+        self.board = boards.get_board(board)
+        if not self.board.emulated:
+            raise ConfigError(f"{board} is a real board: flash it (edgebp flash --board {board}) and use its "
+                              f"serial port")
+        self.elf = elf
+        self.timeout = timeout
+        self.port: Optional[int] = None
+        self.proc = None
+        self.starts = 0
+        self._deadline = None
+
+    @property
+    def url(self) -> str:
+        return f"socket://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> str:
+        import shutil
+        import subprocess
+        b = self._b
+        if self.elf is None:
+            self.elf = b.ensure_built(self.board.name)
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.timeout
+        if self.port is None:
+            self.port = b.free_port()
+        if self.board.name == "host":
+            cmd = [str(self.elf), "--port", str(self.port)]
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            line = self.proc.stdout.readline()
+            if "listening on" not in line:
+                self.kill()
+                raise DeviceError(f"host firmware did not start: {line!r}")
+        else:
+            if shutil.which("qemu-system-arm") is None:
+                raise DeviceError("qemu-system-arm not found: install it (Debian/Ubuntu: apt install "
+                                  "qemu-system-arm)")
+            cmd = b.qemu_command(self.board.name, self.elf, self.port)
+            i = cmd.index("-serial") + 1
+            if "nodelay" not in cmd[i]:
+                cmd[i] += ",nodelay=on"
+            deadline = time.monotonic() + 10
+            while True:
+                self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                while not b._listening(self.port) and self.proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if self.proc.poll() is None and b._listening(self.port):
+                    break
+                err = self.proc.stderr.read()[-400:] if self.proc.poll() is not None else b""
+                self.kill()
+                if time.monotonic() > deadline:      # e.g. the port still held by the killed instance
+                    raise DeviceError(f"QEMU did not open its serial port {self.port} within 10 s: {err!r}")
+                time.sleep(0.2)
+        self.starts += 1
+        return self.url
+
+    def restart(self) -> str:
+        """Kills the emulator if it runs and starts it again on the same port (a cold boot: no model)."""
+        self.kill()
+        return self.start()
+
+    def reopen(self) -> str:
+        """For ``Device(reopen=...)``: the URL, after starting the emulator again if it died."""
+        if not self.alive():
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                raise DeviceError(f"the emulator ran out of its {self.timeout:g} s")
+            return self.restart()
+        return self.url
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self._b._kill(self.proc)
+            for f in (self.proc.stdout, self.proc.stderr):
+                if f is not None:
+                    f.close()
+            self.proc = None
+
+    def __enter__(self) -> "Emulator":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+
+# --- a network on the device -----------------------------------------------------------------------------------
 class DeviceNet(IntegerEngine):
     """An Engine whose training and inference run on a device, with the same integers as ``FixedNet``.
 
     The host keeps a FixedNet only to quantize data and describe the model (``core_params``); it does not
-    train it. ``train_ticks`` / ``train_steps`` accumulate what the device measured."""
+    train it. ``train_ticks`` / ``train_steps`` accumulate what the device measured.
+
+    ``resume``: when the link drops or the device resets, reconnect (``Device.reconnect``, which restarts an
+    emulator through ``reopen``) for up to ``resume_timeout`` seconds and go on from the last acknowledged
+    training frame, so that the finished run is bit-identical to an uninterrupted one. The host keeps every
+    training call of this run (the rows in the order sent, the batch size), every weight upload, and how far the
+    device acknowledged them. A device that kept its state (same HELLO session id, at the acknowledged step)
+    just continues. A device that lost it (a reset: another session id, or no model) gets the model loaded
+    again and then either (``restore="upload"``, possible for plain SGD with round-to-nearest, whose only state
+    is the weights and the step counter) the checkpoint of its weights read back after each epoch uploaded with
+    its step count, or (``restore="replay"``, always exact: the load restores the initial weights and the
+    rounding generator's seed) the acknowledged calls replayed from the start. After an upload restore the
+    saturation counters count from the restore; after a replay they are the uninterrupted run's too."""
 
     name = "device"
 
-    def __init__(self, device: Device, spec, cfg=None):
+    def __init__(self, device: Device, spec, cfg=None, resume: bool = False, resume_timeout: float = 120.0,
+                 on_event: Optional[Callable[[str], None]] = None, restore: str = "auto"):
         from .config import TrainConfig
         self.device, self.spec, self.cfg = device, spec, cfg or TrainConfig()
+        if restore not in ("auto", "upload", "replay"):
+            raise ConfigError(f"restore must be auto, upload or replay, got {restore!r}")
+        self.uploadable = self.cfg.optimizer == "sgd" and self.cfg.rounding == "nearest"
+        if restore == "upload" and not self.uploadable:
+            raise ConfigError("restore='upload' is exact only for optimizer sgd with rounding nearest (momentum's "
+                              "velocity and the stochastic-rounding generator cannot be read back); use replay")
+        self.restore = ("upload" if self.uploadable else "replay") if restore == "auto" else restore
+        self.resume, self.resume_timeout, self.on_event = resume, resume_timeout, on_event
         self._ref = FixedNet(spec, self.cfg)
-        self.memory = device.load_model(self._ref)
+        self._rng0 = int(self._ref._net.rng)
         self.train_ticks = 0
         self.train_steps = 0
         self.train_samples_seen = 0
         self.train_requests = 0
         self.train_seconds = 0.0
+        self.loss_unknown = 0
+        self._log: List[dict] = []       # {"train": [Xq, Tq, batch, rows acknowledged]} or {"weights": ints}
+        self._ack: Tuple[int, int] = (0, 0)
+        self._ckpt: Optional[Tuple[int, list, int]] = None    # (entries done, weights, steps)
+        self._session: Optional[int] = None
+        self.events: List[str] = []
+        self.memory = self._call(self._load, load=True)
 
+    def _load(self) -> dict:
+        mem = self.device.load_model(self._ref)
+        self._session = getattr(self.device.board_info, "session_id", None)
+        self._ack = (0, 0)
+        return mem
+
+    # --- recovery ------------------------------------------------------------------------------------------
+    def _event(self, msg: str) -> None:
+        self.events.append(msg)
+        if self.on_event:
+            self.on_event(msg)
+
+    def _call(self, fn, load: bool = False):
+        """fn(), recovering from a lost link or a reset when ``resume``."""
+        while True:
+            try:
+                return fn()
+            except (LinkLostError, DeviceResetError) as e:
+                if not self.resume:
+                    raise
+                self._recover(e, load)
+
+    def _checkpoint(self) -> None:
+        """After a training call: the device's weights read back, for an upload restore."""
+        if self.resume and self.restore == "upload" and self._ack[1] == 0:
+            self._ckpt = (len(self._log), self._call(self.device.read_weights), self._ack[0])
+
+    def _recover(self, err: Exception, load: bool = False) -> None:
+        self._event(f"link trouble: {err}; reconnecting")
+        deadline = time.monotonic() + self.resume_timeout
+        dev = self.device
+        while True:
+            try:
+                dev.reconnect(timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+                info = dev.info()
+                if load:
+                    return
+                sid = getattr(info, "session_id", None)
+                same_boot = sid is None or self._session is None or sid == self._session
+                state = dev.device_state() if same_boot and info.have_model and dev.model_params is not None \
+                    else None
+                if state is not None and state == self._ack:
+                    self._event(f"device kept its state (same session, step {state[0]}): continuing")
+                    return
+                train = [e["train"] for e in self._log if "train" in e]
+                if state is not None and train and state[1] == 0 == self._ack[1] and state[0] > self._ack[0]:
+                    e = train[-1]            # the frame in flight was applied before the link went
+                    b = e[2] if e[2] > 0 else len(e[0])
+                    rows = e[3] + (state[0] - self._ack[0]) * b
+                    if rows < len(e[0]) + b:
+                        rows = min(rows, len(e[0]))
+                        self.loss_unknown += rows - e[3]
+                        e[3] = rows
+                        self._ack = state
+                        self._event(f"device applied the frame in flight (step {state[0]}): continuing")
+                        return
+                self._restore(sid)
+                return
+            except (LinkLostError, DeviceResetError) as e:
+                if time.monotonic() > deadline:
+                    raise LinkLostError(f"could not resume within {self.resume_timeout:g} s: {e}", dev.url,
+                                        "resume failed") from None
+                time.sleep(0.2)
+
+    def _restore(self, sid) -> None:
+        """The device lost its state: load the model again, then upload the checkpoint or replay."""
+        from .deploy import write_weights
+        dev = self.device
+        dev.load_model(self._ref)
+        self._session = sid
+        first = 0
+        if self.restore == "upload" and self._ckpt is not None:
+            first, weights, steps = self._ckpt
+            write_weights(dev, weights, rng=self._rng0, steps=steps)
+            dev._state = (steps, 0)
+        rows = sum(e["train"][3] for e in self._log[first:] if "train" in e)
+        how = (f"uploaded the weights of step {self._ckpt[2]}" if first else "loaded the model again")
+        self._event(f"device lost its state (reset; session {sid}): {how}, replaying {rows} acknowledged rows")
+        for e in self._log[first:]:
+            if "weights" in e:
+                write_weights(dev, e["weights"])
+            elif e["train"][3]:
+                x, t, b, n = e["train"]
+                dev.train(x[:n], t[:n], b)
+        state = dev.device_state()
+        if state != self._ack:
+            raise DeviceError(f"the restored device is at {state}, the acknowledged run at {self._ack}")
+
+    # --- IntegerEngine -------------------------------------------------------------------------------------
     def core_params(self) -> dict:
         return self._ref.core_params()
 
@@ -419,43 +1103,100 @@ class DeviceNet(IntegerEngine):
         return self._ref.quantize_targets(T)
 
     def train_q(self, Xq, Tq, batch_size: int) -> int:
-        r = self.device.train(Xq, Tq, batch_size)
-        self.train_ticks += r.ticks
-        self.train_steps += r.steps_taken
-        self.train_samples_seen += r.n
-        self.train_requests += r.requests
-        self.train_seconds += r.seconds
-        return r.loss_sum
+        entry = [np.ascontiguousarray(Xq), np.ascontiguousarray(Tq), int(batch_size), 0]
+        self._log.append({"train": entry})
+        done = dict(loss=0, ticks=0, requests=0, unknown=0)
+        snap = dict(loss=0, ticks=0, requests=0, unknown=0)
+        t0 = time.monotonic()
+        steps0 = self._ack[0]
+
+        def progress(rows, s):
+            entry[3] = rows
+            self._ack = self.device._state
+            snap.update(loss=s.loss_sum, ticks=s.ticks, requests=s.requests, unknown=s.loss_unknown)
+
+        while True:
+            snap.update(loss=0, ticks=0, requests=0, unknown=0)
+            try:
+                r = self.device.train(entry[0], entry[1], entry[2], start=entry[3], on_progress=progress)
+            except (LinkLostError, DeviceResetError) as e:
+                if not self.resume:
+                    raise
+                for k in done:
+                    done[k] += snap[k]
+                self._recover(e)
+                if entry[3] >= len(entry[0]) and len(entry[0]):
+                    break
+                continue
+            done["loss"] += r.loss_sum
+            done["ticks"] += r.ticks
+            done["requests"] += r.requests
+            done["unknown"] += r.loss_unknown
+            break
+        n = len(entry[0])
+        unknown = done["unknown"]
+        self.loss_unknown += unknown
+        self.train_ticks += done["ticks"]
+        self.train_steps += self._ack[0] - steps0
+        self.train_samples_seen += n
+        self.train_requests += done["requests"]
+        self.train_seconds += time.monotonic() - t0
+        self._checkpoint()
+        known = n - unknown
+        return done["loss"] if unknown == 0 or known <= 0 else int(round(done["loss"] * n / known))
+
+    def set_int_weights(self, int_weights) -> None:
+        """Uploads [(W int16 (n_out, n_in), b int16 (n_out,)), ...] into the device's model
+        (edgebp.deploy.write_weights: chunked, exactly once, committed with a CRC)."""
+        from .deploy import write_weights
+        w = [(np.array(W, copy=True), np.array(b, copy=True)) for W, b in int_weights]
+        self._call(lambda: write_weights(self.device, w))
+        self._log.append({"weights": w})
+        self._ack = self._call(self.device.device_state)
+        self._checkpoint()
 
     def predict_q(self, Xq) -> np.ndarray:
-        return self.device.predict(Xq)
+        return self._call(lambda: self.device.predict(Xq))
 
     def evaluate_q(self, Xq, Tq) -> Tuple[int, int]:
-        return self.device.evaluate(Xq, Tq)
+        return self._call(lambda: self.device.evaluate(Xq, Tq))
 
     def get_int_weights(self):
-        return self.device.read_weights()
+        return self._call(self.device.read_weights)
 
     def stats(self) -> List[dict]:
-        return [{k: v for k, v in l.items() if k in P.STAT_FIELDS} for l in self.device.read_stats()["layers"]]
+        return [{k: v for k, v in l.items() if k in P.STAT_FIELDS}
+                for l in self._call(self.device.read_stats)["layers"]]
 
     @property
     def steps(self) -> int:
-        return self.device.read_stats()["steps"]
+        return self._call(self.device.read_stats)["steps"]
 
     def ticks_per_step(self) -> Optional[float]:
         return self.train_ticks / self.train_steps if self.train_steps else None
 
     def instructions_per_step(self) -> Optional[float]:
-        info = self.device.board_info
+        info = self._call(lambda: self.device.board_info)
         if info.tick_unit != P.C["EBP_TICK_INSTRUCTIONS"] or not self.train_steps:
             return None
         return info.ticks_to(self.train_ticks) / self.train_steps
 
     # --- Engine interface beyond IntegerEngine's -----------------------------------------------------------
     def set_weights(self, weights) -> None:
-        raise DeviceError("the device protocol has no weight upload; early stopping (patience) cannot restore "
-                          "the best weights on a device")
+        """Float weights [(W (n_out, n_in), b (n_out,)), ...], quantized to the layers' formats and uploaded
+        (early stopping restores the best weights this way)."""
+        from .fixed import quantize
+        if len(weights) != len(self.spec.layers):
+            raise ConfigError(f"{len(weights)} layers of weights given, the network has {len(self.spec.layers)}")
+        q = []
+        sizes = self.spec.sizes
+        for i, ((W, b), l) in enumerate(zip(weights, self.spec.layers)):
+            W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+            if W.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1],):
+                raise ConfigError(f"layer {i}: weights {W.shape} and biases {b.shape} given, the layer is "
+                                  f"({sizes[i + 1]}, {sizes[i]}) with {sizes[i + 1]} biases")
+            q.append((quantize(W, l.w_frac, f"layer {i} weights"), quantize(b, l.w_frac, f"layer {i} biases")))
+        self.set_int_weights(q)
 
     def memory_report(self) -> dict:
         return {k: v for k, v in self.memory.items() if k != "arena"}

@@ -26,12 +26,14 @@ _FALLBACK = {
     "EBP_PROTO_CRC": 4, "EBP_PROTO_MAX_BODY": 1024, "EBP_PROTO_MAX_RAW": 1036, "EBP_PROTO_MAX_ENCODED": 1042,
     "EBP_PROTO_CACHE_BODY": 48, "EBP_MSG_HELLO": 1, "EBP_MSG_LOAD": 2, "EBP_MSG_TRAIN": 3, "EBP_MSG_PREDICT": 4,
     "EBP_MSG_EVALUATE": 5, "EBP_MSG_READ_WEIGHTS": 6, "EBP_MSG_READ_STATS": 7, "EBP_MSG_SET_HPARAMS": 8,
-    "EBP_MSG_RESET": 9, "EBP_MSG_WRITE_WEIGHTS": 10, "EBP_MSG_COMMIT_WEIGHTS": 11, "EBP_MSG_RESPONSE": 128,
-    "EBP_MSG_ERROR": 255, "EBP_TRAIN_ACCUMULATE": 1, "EBP_TRAIN_STEP": 2, "EBP_COMMIT_SET_STATE": 1,
-    "EBP_MODEL_NONE": 0, "EBP_MODEL_READY": 1, "EBP_MODEL_UPLOADING": 2, "EBP_PERR_UNKNOWN": -100,
-    "EBP_PERR_LENGTH": -101, "EBP_PERR_CRC": -102, "EBP_PERR_FRAME": -103, "EBP_PERR_OVERFLOW": -104,
-    "EBP_PERR_VERSION": -105, "EBP_PERR_NO_MODEL": -106, "EBP_PERR_NO_MEMORY": -107, "EBP_PERR_RANGE": -108,
-    "EBP_PERR_INCOMPLETE": -109, "EBP_PERR_DATA_CRC": -110, "EBP_TICK_NONE": 0, "EBP_TICK_INSTRUCTIONS": 1,
+    "EBP_MSG_RESET": 9, "EBP_MSG_WRITE_WEIGHTS": 10, "EBP_MSG_COMMIT_WEIGHTS": 11, "EBP_MSG_CHECKPOINT": 12,
+    "EBP_MSG_RESPONSE": 128, "EBP_MSG_ERROR": 255, "EBP_TRAIN_ACCUMULATE": 1, "EBP_TRAIN_STEP": 2,
+    "EBP_COMMIT_SET_STATE": 1, "EBP_CKPT_OP_STATUS": 0, "EBP_CKPT_OP_SAVE": 1, "EBP_CKPT_OP_AUTOSAVE": 2,
+    "EBP_CKPT_OP_ERASE": 3, "EBP_CKPT_OP_DAMAGE": 4, "EBP_MODEL_NONE": 0, "EBP_MODEL_READY": 1,
+    "EBP_MODEL_UPLOADING": 2, "EBP_PERR_UNKNOWN": -100, "EBP_PERR_LENGTH": -101, "EBP_PERR_CRC": -102,
+    "EBP_PERR_FRAME": -103, "EBP_PERR_OVERFLOW": -104, "EBP_PERR_VERSION": -105, "EBP_PERR_NO_MODEL": -106,
+    "EBP_PERR_NO_MEMORY": -107, "EBP_PERR_RANGE": -108, "EBP_PERR_INCOMPLETE": -109, "EBP_PERR_DATA_CRC": -110,
+    "EBP_PERR_NV": -111, "EBP_PERR_NV_FULL": -112, "EBP_TICK_NONE": 0, "EBP_TICK_INSTRUCTIONS": 1,
     "EBP_TICK_NANOSECONDS": 2,
 }
 
@@ -62,7 +64,8 @@ MSG_ERROR = C["EBP_MSG_ERROR"]
 HELLO, LOAD, TRAIN, PREDICT, EVALUATE, READ_WEIGHTS, READ_STATS, SET_HPARAMS, RESET = (
     C[f"EBP_MSG_{n}"] for n in ("HELLO", "LOAD", "TRAIN", "PREDICT", "EVALUATE", "READ_WEIGHTS", "READ_STATS",
                                 "SET_HPARAMS", "RESET"))
-WRITE_WEIGHTS, COMMIT_WEIGHTS = C["EBP_MSG_WRITE_WEIGHTS"], C["EBP_MSG_COMMIT_WEIGHTS"]
+WRITE_WEIGHTS, COMMIT_WEIGHTS, CHECKPOINT = (C["EBP_MSG_WRITE_WEIGHTS"], C["EBP_MSG_COMMIT_WEIGHTS"],
+                                             C["EBP_MSG_CHECKPOINT"])
 MESSAGE_NAMES = {v: k[len("EBP_MSG_"):].lower() for k, v in C.items()
                  if k.startswith("EBP_MSG_") and k not in ("EBP_MSG_RESPONSE",)}
 
@@ -77,6 +80,9 @@ PROTO_STATUS = {
     C["EBP_PERR_NO_MEMORY"]: "model does not fit the device arena", C["EBP_PERR_RANGE"]: "argument out of range",
     C["EBP_PERR_INCOMPLETE"]: "weight upload incomplete (the model is unusable until a complete upload is committed)",
     C["EBP_PERR_DATA_CRC"]: "uploaded weights do not match their CRC (upload them again)",
+    C["EBP_PERR_NV"]: "non-volatile storage missing on this board, or it did not keep what was written",
+    C["EBP_PERR_NV_FULL"]: "the checkpoint is larger than a storage slot (use a smaller model or a board with more "
+                           "flash)",
 }
 # Frame-level errors: the device could not read the request; the host retransmits.
 FRAME_ERRORS = (C["EBP_PERR_CRC"], C["EBP_PERR_FRAME"], C["EBP_PERR_OVERFLOW"])
@@ -353,6 +359,35 @@ def pack_commit_weights(crc: int, rng: Optional[int] = None, steps: Optional[int
     return struct.pack("<IIII", crc & 0xFFFFFFFF, flags, (rng or 0) & 0xFFFFFFFF, (steps or 0) & 0xFFFFFFFF)
 
 
+# --- checkpoints ---------------------------------------------------------------------------------------------
+CKPT_OPS = {"status": C["EBP_CKPT_OP_STATUS"], "save": C["EBP_CKPT_OP_SAVE"], "autosave": C["EBP_CKPT_OP_AUTOSAVE"],
+            "erase": C["EBP_CKPT_OP_ERASE"], "damage": C["EBP_CKPT_OP_DAMAGE"]}
+# what the device found at boot (firmware/app/ckpt.h EBP_CKPT_BOOT_*)
+CKPT_BOOT = {0: "none", 1: "restored", 2: "restored the older slot (the newest was corrupt)",
+             3: "corrupt (no slot passed its CRC checks; booted without a model)",
+             4: "unusable (a checkpoint of another core version or larger than the arena)"}
+
+
+def pack_checkpoint(op: str, arg: int = 0) -> bytes:
+    if op not in CKPT_OPS:
+        raise ProtocolError(f"unknown checkpoint op {op!r}; one of {', '.join(CKPT_OPS)}")
+    if not 0 <= int(arg) <= 0xFFFFFFFF:
+        raise ConfigError(f"checkpoint argument must be 0..2^32-1, got {arg}")
+    return struct.pack("<B3xI", CKPT_OPS[op], int(arg))
+
+
+def unpack_checkpoint(body: bytes) -> dict:
+    (slot_bytes, last, newest, boot, seq, steps, every, saves, rslot, corrupt, _, rsteps) = struct.unpack_from(
+        "<IhBBIIIIBBHI", body)
+    return dict(slot_bytes=slot_bytes, storage=slot_bytes > 0,
+                last_save_status=None if last == 1 else last,
+                last_save=("none since boot" if last == 1 else "ok" if last == 0 else status_message(last)),
+                newest_slot=None if newest == 0xFF else newest, newest_seq=seq, newest_steps=steps,
+                autosave_every=every, saves=saves, boot=CKPT_BOOT.get(boot, f"status {boot}"), boot_status=boot,
+                restored_slot=None if rslot == 0xFF else rslot, restored_steps=rsteps,
+                corrupt_slots=[k for k in (0, 1) if corrupt >> k & 1])
+
+
 STAT_FIELDS = ("sat_out", "sat_delta", "sat_grad", "sat_param", "sat_vel", "updates", "zero_updates")
 
 
@@ -393,7 +428,8 @@ class Info:
     boot_count: int = 0                     # boots since power-up (survives system resets), 1 on the first
     session_id: int = 0                     # drawn at every boot's first request: changes when the device resets
     checkpoint: Optional[dict] = None       # {slot, steps} of the checkpoint restored at boot, or None
-    checkpoint_status: int = 0              # status of the last checkpoint save or restore (0: ok)
+    checkpoint_status: int = 0              # what the boot found: 0 none, 1 restored, 2 older slot, 3 corrupt, ...
+    checkpoint_boot: str = "none"           # the same in words (CKPT_BOOT)
 
     def ticks_to(self, ticks: int) -> Optional[float]:
         """Counter ticks in the counter's unit (instructions or ns); None if the board has no counter."""
@@ -430,4 +466,5 @@ def unpack_hello(body: bytes) -> Info:
         info.stack_high_water = None if hw == 0xFFFFFFFF else hw
         info.checkpoint = None if slot == 0xFF else dict(slot=slot, steps=steps)
         info.checkpoint_status = status
+        info.checkpoint_boot = CKPT_BOOT.get(status, f"status {status}")
     return info

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "../../csrc/edgebp.h"
+#include "ckpt.h"
 #include "port.h"
 #include "protocol.h"
 
@@ -36,6 +37,14 @@ static struct {
     uint8_t active, staged;
     uint32_t written[EBP_MAX_LAYERS];
 } up;
+
+/* Checkpoints: what the boot restored, the autosave interval, the last save. */
+static ebp_ckpt_t ck;
+static struct {
+    uint8_t boot_status, restored_slot;
+    int16_t last_status;            /* of the last save: 0 ok, 1 none since boot, else an EBP_PERR_* */
+    uint32_t restored_steps, autosave_every, last_steps, saves;
+} cks;
 
 /* Boot identity for HELLO: boots counted by the port, and a session id drawn at the first request. */
 static uint32_t boot_count, session_id, init_ticks;
@@ -83,23 +92,9 @@ static void put_u64(uint8_t *p, uint64_t v)
     put_u32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* ---- CRC-32 (zlib), nibble table: 64 bytes of flash, about 20 instructions per byte ---------------------- */
-/* crc32_update(0, p, n) is zlib.crc32(p); crc32_update(crc32_update(0, a, n), b, m) that of a then b. */
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint32_t n)
-{
-    static const uint32_t t[16] = {
-        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
-        0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu, 0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
-    uint32_t c = crc ^ 0xFFFFFFFFu;
-    uint32_t i;
-    for (i = 0; i < n; i++) {
-        c ^= p[i];
-        c = (c >> 4) ^ t[c & 15u];
-        c = (c >> 4) ^ t[c & 15u];
-    }
-    return c ^ 0xFFFFFFFFu;
-}
-
+/* ---- CRC-32 ------------------------------------------------------------------------------------------- */
+/* CRC-32 (zlib), nibble table (ckpt.c): 64 bytes of flash, about 20 instructions per byte */
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint32_t n) { return ebp_crc32(crc, p, n); }
 static uint32_t crc32(const uint8_t *p, uint32_t n) { return crc32_update(0, p, n); }
 
 /* ---- COBS --------------------------------------------------------------------------------------------- */
@@ -176,14 +171,98 @@ static uint32_t put_str(uint8_t *p, const char *s)
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------------------------ */
-/* HELLO's checkpoint fields: u8 restored slot (0xFF: none), u8 last save status, u16 0, u32 restored steps */
+/* HELLO's checkpoint fields: u8 restored slot (0xFF: none), u8 boot status (EBP_CKPT_BOOT_*), u16 0,
+ * u32 restored steps */
 static uint32_t ckpt_hello(uint8_t *o)
 {
-    o[0] = 0xFFu;
-    o[1] = 0;
+    o[0] = cks.restored_slot;
+    o[1] = cks.boot_status;
     put_u16(o + 2, 0);
-    put_u32(o + 4, 0);
+    put_u32(o + 4, cks.restored_steps);
     return 8;
+}
+
+static int ckpt_save_now(void)
+{
+    int st = ebp_ckpt_save(&ck, &net);
+    cks.last_status = (int16_t)st;
+    if (st == 0) {
+        cks.saves++;
+        cks.last_steps = net.steps;
+    }
+    return st;
+}
+
+/* body: u8 op, 3 x 0, u32 arg -> u32 slot_bytes, i16 last_save_status, u8 newest_slot, u8 boot_status,
+ * u32 newest_seq, u32 newest_steps, u32 autosave_every, u32 saves, u8 restored_slot, u8 corrupt_mask, u16 0,
+ * u32 restored_steps */
+static int model_status(void);
+
+static int req_checkpoint(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint8_t *o = body_out;
+    uint32_t arg;
+    int st = 0;
+    if (n != 8)
+        return EBP_PERR_LENGTH;
+    arg = get_u32(in + 4);
+    switch (in[0]) {
+    case EBP_CKPT_OP_STATUS: ebp_ckpt_scan(&ck); break;
+    case EBP_CKPT_OP_SAVE:
+        st = model_status();
+        if (st == 0 && net.grad_count != 0)
+            st = EBP_ERR_STATE;          /* half a batch accumulated: save after its step */
+        if (st == 0)
+            st = ck.slot_bytes ? ckpt_save_now() : EBP_PERR_NV;
+        break;
+    case EBP_CKPT_OP_AUTOSAVE:
+        if (ck.slot_bytes == 0 && arg != 0)
+            return EBP_PERR_NV;
+        cks.autosave_every = arg;
+        cks.last_steps = have_model ? net.steps : 0;
+        break;
+    case EBP_CKPT_OP_ERASE: st = ebp_ckpt_erase(&ck); break;
+    case EBP_CKPT_OP_DAMAGE: st = ebp_ckpt_damage(&ck, arg); break;
+    default: return EBP_PERR_RANGE;
+    }
+    if (st != 0)
+        return st;
+    put_u32(o, ck.slot_bytes);
+    put_u16(o + 4, (uint32_t)(uint16_t)cks.last_status);
+    o[6] = ck.newest;
+    o[7] = cks.boot_status;
+    put_u32(o + 8, ck.seq);
+    put_u32(o + 12, ck.steps);
+    put_u32(o + 16, cks.autosave_every);
+    put_u32(o + 20, cks.saves);
+    o[24] = cks.restored_slot;
+    o[25] = ck.corrupt;
+    put_u16(o + 26, 0);
+    put_u32(o + 28, cks.restored_steps);
+    *len = 32;
+    return 0;
+}
+
+/* At boot: the newest good checkpoint becomes the model. */
+static void ckpt_boot(void)
+{
+    uint8_t slot = 0xFFu;
+    uint32_t bytes = 0;
+    int r;
+    ebp_ckpt_scan(&ck);
+    cks.last_status = 1;
+    cks.saves = 0;
+    cks.autosave_every = 0;
+    cks.restored_steps = 0;
+    r = ebp_ckpt_restore(&ck, &net, arena, sizeof arena, &slot, &bytes);
+    cks.boot_status = (uint8_t)r;
+    cks.restored_slot = slot;
+    if (r == EBP_CKPT_BOOT_RESTORED || r == EBP_CKPT_BOOT_OLDER) {
+        have_model = 1;
+        model_bytes = bytes;
+        cks.restored_steps = net.steps;
+        cks.last_steps = net.steps;
+    }
 }
 
 /* ---- requests: each returns a status and sets *len to the response body length ---------------------------- */
@@ -304,6 +383,7 @@ static int apply_load(const load_req_t *r)
         return st;
     model_bytes = r->mem.total;
     have_model = 1;
+    cks.last_steps = 0;
     return EBP_OK;
 }
 
@@ -345,7 +425,10 @@ static int model_status(void)
 }
 
 /* ---- weight upload -------------------------------------------------------------------------------------- */
-static uint32_t layer_elems(uint32_t l) { return (uint32_t)net.layers[l].n_out * net.layers[l].n_in + net.layers[l].n_out; }
+static uint32_t layer_elems(uint32_t l)
+{
+    return (uint32_t)net.layers[l].n_out * net.layers[l].n_in + net.layers[l].n_out;
+}
 
 static uint32_t all_elems(void)
 {
@@ -519,6 +602,8 @@ static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
     t1 = ebp_port_ticks();
     if (st != EBP_OK)
         return st;
+    if (cks.autosave_every && net.grad_count == 0 && net.steps - cks.last_steps >= cks.autosave_every)
+        (void)ckpt_save_now();           /* its result: CHECKPOINT status */
     put_u64(body_out, (uint64_t)loss);
     put_u32(body_out + 8, net.steps);
     put_u32(body_out + 12, t1 - t0);
@@ -575,6 +660,8 @@ static int req_evaluate(const uint8_t *in, uint32_t n, uint32_t *len)
     t1 = ebp_port_ticks();
     if (st != EBP_OK)
         return st;
+    if (cks.autosave_every && net.grad_count == 0 && net.steps - cks.last_steps >= cks.autosave_every)
+        (void)ckpt_save_now();           /* its result: CHECKPOINT status */
     put_u64(body_out, (uint64_t)loss);
     put_u32(body_out + 8, correct);
     put_u32(body_out + 12, t1 - t0);
@@ -722,6 +809,7 @@ static void handle_frame(void)
     case EBP_MSG_SET_HPARAMS: st = req_set_hparams(in, n, &blen); break;
     case EBP_MSG_WRITE_WEIGHTS: st = req_write_weights(in, n, &blen); break;
     case EBP_MSG_COMMIT_WEIGHTS: st = req_commit_weights(in, n, &blen); break;
+    case EBP_MSG_CHECKPOINT: st = req_checkpoint(in, n, &blen); break;
     case EBP_MSG_RESET:
         if (n != 1) {
             st = EBP_PERR_LENGTH;
@@ -762,6 +850,7 @@ void ebp_app_init(void)
     boot_count = ebp_port_boot_count();
     init_ticks = ebp_port_ticks();
     session_id = 0;
+    ckpt_boot();
     rx_len = 0;
     rx_overflow = 0;
     cache.valid = 0;

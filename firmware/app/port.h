@@ -36,6 +36,18 @@ void ebp_port_reset(void);
  *  word in the RETAIN region of link.ld; host port: RESETs of the process). Reported by HELLO. */
 uint32_t ebp_port_boot_count(void);
 
+/* Non-volatile storage for checkpoints (app/ckpt.c). Offsets are bytes from the start of the storage. */
+/** Bytes of storage (0: the board has none; checkpoints are then refused) and its erase unit in *page_size
+ *  (a multiple of 4). */
+uint32_t ebp_port_nv_size(uint32_t *page_size);
+/** Erases the page that starts at offset: every byte then reads 0xFF. 0 on success, -1 on failure. */
+int ebp_port_nv_erase(uint32_t offset);
+/** Programs n bytes at offset (both multiples of 4) into erased storage, like flash: bits only go from 1 to
+ *  0. 0 on success, -1 on failure (the caller reads back and checks a CRC anyway). */
+int ebp_port_nv_write(uint32_t offset, const uint8_t *src, uint32_t n);
+/** Reads n bytes at offset. 0 on success, -1 on failure. */
+int ebp_port_nv_read(uint32_t offset, uint8_t *dst, uint32_t n);
+
 /* MCU ports built on ports/common/cortexm.c (startup + main loop) also provide these two. */
 /** Sets up clocks, the UART and the counter. */
 void ebp_port_init(void);

@@ -37,6 +37,7 @@
 #define EBP_MSG_RESET 9          /* drop the model (flags bit 0: also reset the MCU) */
 #define EBP_MSG_WRITE_WEIGHTS 10 /* layer, offset, int16 elements -> elements written so far (upload) */
 #define EBP_MSG_COMMIT_WEIGHTS 11 /* CRC-32 of every element [, rng and steps] -> the upload becomes the model */
+#define EBP_MSG_CHECKPOINT 12    /* op (status, save, autosave, erase, damage), arg -> checkpoint status */
 #define EBP_MSG_RESPONSE 128     /* or-ed into the type of a response */
 #define EBP_MSG_ERROR 255        /* frame-level error: the request could not be read at all */
 
@@ -46,6 +47,13 @@
 
 /* COMMIT_WEIGHTS flags. */
 #define EBP_COMMIT_SET_STATE 1   /* also set the rounding generator's state and the step counter */
+
+/* CHECKPOINT ops. */
+#define EBP_CKPT_OP_STATUS 0     /* report only */
+#define EBP_CKPT_OP_SAVE 1       /* save the model now */
+#define EBP_CKPT_OP_AUTOSAVE 2   /* save after each TRAIN ending >= arg steps after the last save (0: off) */
+#define EBP_CKPT_OP_ERASE 3      /* erase both slots */
+#define EBP_CKPT_OP_DAMAGE 4     /* test hook: corrupt the payload of slot arg (its CRC then fails) */
 
 /* HELLO model state (byte 21). */
 #define EBP_MODEL_NONE 0         /* no model */
@@ -62,8 +70,10 @@
 #define EBP_PERR_NO_MODEL -106   /* no model loaded */
 #define EBP_PERR_NO_MEMORY -107  /* model does not fit the arena; body: u32 needed, u32 arena */
 #define EBP_PERR_RANGE -108      /* an argument out of range (layer index, sample count, offset, lr_m 0) */
-#define EBP_PERR_INCOMPLETE -109 /* weight upload not complete; body of COMMIT: u8 layer, 3 x 0, u32 written, u32 total */
+#define EBP_PERR_INCOMPLETE -109 /* weight upload not complete (COMMIT: u8 layer, 3 x 0, u32 written, u32 total) */
 #define EBP_PERR_DATA_CRC -110   /* uploaded weights do not match the CRC given to COMMIT_WEIGHTS */
+#define EBP_PERR_NV -111         /* no non-volatile storage, or it did not keep what was written */
+#define EBP_PERR_NV_FULL -112    /* the checkpoint is larger than a storage slot */
 
 /* Counter units reported by HELLO. */
 #define EBP_TICK_NONE 0

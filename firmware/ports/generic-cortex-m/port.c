@@ -41,6 +41,45 @@ void ebp_port_putc(uint8_t c)
 
 void ebp_port_flush(void) {}
 
+/* Checkpoint storage (app/ckpt.c). A real board gives a few pages of its internal flash that the firmware
+ * image does not use (reserve them in link.ld as a NVSTORE region, as ports/qemu-microbit does), an external
+ * SPI flash or EEPROM, or FRAM:
+ *   ebp_port_nv_size:  bytes and erase-page size (STM32F4: sectors of 16-128 KiB; nRF52: 4 KiB pages; RP2040:
+ *                      4 KiB sectors of the QSPI flash, written from RAM-resident code)
+ *   ebp_port_nv_erase: unlock the flash controller, erase the page at NVSTORE + offset, wait, lock
+ *   ebp_port_nv_write: program words (or half-words) at NVSTORE + offset, waiting for each; never erase here
+ *   ebp_port_nv_read:  memory-mapped flash: a plain copy
+ * Two slots of half the storage each are written alternately, so a reset or power loss mid-save keeps the
+ * previous checkpoint. Returning 0 from ebp_port_nv_size disables checkpoints (the protocol reports
+ * EBP_PERR_NV). */
+uint32_t ebp_port_nv_size(uint32_t *page_size)
+{
+    *page_size = 4u; /* TODO */
+    return 0;        /* TODO: no storage until the board's flash is wired up */
+}
+
+int ebp_port_nv_erase(uint32_t offset)
+{
+    (void)offset; /* TODO */
+    return -1;
+}
+
+int ebp_port_nv_write(uint32_t offset, const uint8_t *src, uint32_t n)
+{
+    (void)offset; /* TODO */
+    (void)src;
+    (void)n;
+    return -1;
+}
+
+int ebp_port_nv_read(uint32_t offset, uint8_t *dst, uint32_t n)
+{
+    (void)offset; /* TODO */
+    (void)dst;
+    (void)n;
+    return -1;
+}
+
 uint32_t ebp_port_ticks(void)
 {
 #if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__)

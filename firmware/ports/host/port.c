@@ -2,6 +2,9 @@
  * Host port: the same application as a native process, for fast tests and for users without an emulator.
  *   edgebp-host [--port N]   serve TCP on 127.0.0.1:N (0 = any free port); prints "listening on 127.0.0.1:P"
  *   edgebp-host --stdio      talk over stdin/stdout (e.g. behind socat or a pty)
+ *   --nv FILE                keep the checkpoint storage (1 MiB, 4 KiB pages) in FILE, created erased (0xFF) if
+ *                            missing; default: $EBP_HOST_NV, else process memory (it survives RESET with the
+ *                            MCU bit, which re-initialises the application, but not the end of the process)
  * One client at a time; the model survives reconnections, like a board's RAM survives a closed serial port.
  * The counter is CLOCK_MONOTONIC in nanoseconds.
  */
@@ -54,6 +57,77 @@ uint32_t ebp_port_ticks(void)
 
 static uint32_t boots = 1;
 
+/* ---- non-volatile storage: a file (or memory), programmed like flash (bits only go from 1 to 0) ---------- */
+#define NV_SIZE (1024u * 1024u)
+#define NV_PAGE 4096u
+static unsigned char nv_mem[NV_SIZE];
+static FILE *nv_file;
+
+uint32_t ebp_port_nv_size(uint32_t *page_size)
+{
+    *page_size = NV_PAGE;
+    return NV_SIZE;
+}
+
+static int nv_sync(uint32_t off, uint32_t n)
+{
+    if (nv_file == NULL)
+        return 0;
+    if (fseek(nv_file, (long)off, SEEK_SET) != 0 || fwrite(nv_mem + off, 1, n, nv_file) != n || fflush(nv_file) != 0)
+        return -1;
+    return 0;
+}
+
+int ebp_port_nv_erase(uint32_t offset)
+{
+    if (offset % NV_PAGE != 0 || offset >= NV_SIZE)
+        return -1;
+    memset(nv_mem + offset, 0xFF, NV_PAGE);
+    return nv_sync(offset, NV_PAGE);
+}
+
+int ebp_port_nv_write(uint32_t offset, const uint8_t *src, uint32_t n)
+{
+    uint32_t i;
+    if (offset % 4u || n % 4u || offset > NV_SIZE || n > NV_SIZE - offset)
+        return -1;
+    for (i = 0; i < n; i++)
+        nv_mem[offset + i] &= src[i];
+    return nv_sync(offset, n);
+}
+
+int ebp_port_nv_read(uint32_t offset, uint8_t *dst, uint32_t n)
+{
+    if (offset > NV_SIZE || n > NV_SIZE - offset)
+        return -1;
+    if (nv_file != NULL) { /* the file is the storage: another process (a test) may have changed it */
+        if (fseek(nv_file, (long)offset, SEEK_SET) != 0 || fread(nv_mem + offset, 1, n, nv_file) != n)
+            return -1;
+    }
+    memcpy(dst, nv_mem + offset, n);
+    return 0;
+}
+
+static int nv_open(const char *path)
+{
+    memset(nv_mem, 0xFF, sizeof nv_mem);
+    if (path == NULL || *path == 0)
+        return 0;
+    nv_file = fopen(path, "r+b");
+    if (nv_file == NULL) {
+        nv_file = fopen(path, "w+b");
+        if (nv_file == NULL || fwrite(nv_mem, 1, NV_SIZE, nv_file) != NV_SIZE || fflush(nv_file) != 0) {
+            perror(path);
+            return -1;
+        }
+    }
+    if (fseek(nv_file, 0, SEEK_SET) != 0 || fread(nv_mem, 1, NV_SIZE, nv_file) != NV_SIZE) {
+        fprintf(stderr, "%s: not a %u-byte storage file\n", path, NV_SIZE);
+        return -1;
+    }
+    return 0;
+}
+
 uint32_t ebp_port_boot_count(void) { return boots; }
 
 void ebp_port_reset(void)
@@ -79,6 +153,7 @@ static void serve(int in_fd, int fd_out)
 int main(int argc, char **argv)
 {
     int port = 0, stdio_mode = 0, i, srv, one = 1;
+    const char *nv = getenv("EBP_HOST_NV");
     struct sockaddr_in a;
     socklen_t alen = sizeof a;
     signal(SIGPIPE, SIG_IGN);
@@ -87,11 +162,15 @@ int main(int argc, char **argv)
             stdio_mode = 1;
         else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--nv") == 0 && i + 1 < argc)
+            nv = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--port N | --stdio]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--port N | --stdio] [--nv FILE]\n", argv[0]);
             return 2;
         }
     }
+    if (nv_open(nv) != 0)
+        return 1;
     ebp_app_init();
     if (stdio_mode) {
         serve(0, 1);

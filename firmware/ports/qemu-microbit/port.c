@@ -59,6 +59,71 @@ void ebp_port_putc(uint8_t c)
 
 void ebp_port_flush(void) {}
 
+/* ---- checkpoint storage: the NVSTORE region of link.ld (the last 32 KiB of flash), through the NVMC ---------
+ * QEMU emulates the nRF51 NVMC (CONFIG, ERASEPAGE, READY) and keeps flash contents across a system reset;
+ * the ELF image, which QEMU's loader restores at a reset, does not reach these pages. */
+#define NVMC 0x4001E000u
+#define NVMC_READY REG(NVMC + 0x400u)
+#define NVMC_CONFIG REG(NVMC + 0x504u)   /* 0 read only, 1 write enable, 2 erase enable */
+#define NVMC_ERASEPAGE REG(NVMC + 0x508u)
+#define NV_BASE 0x00038000u
+#define NV_SIZE (32u * 1024u)
+#define NV_PAGE 1024u
+
+static void nvmc_wait(void)
+{
+    while ((NVMC_READY & 1u) == 0u) {
+    }
+}
+
+uint32_t ebp_port_nv_size(uint32_t *page_size)
+{
+    *page_size = NV_PAGE;
+    return NV_SIZE;
+}
+
+int ebp_port_nv_erase(uint32_t offset)
+{
+    if (offset % NV_PAGE != 0u || offset >= NV_SIZE)
+        return -1;
+    NVMC_CONFIG = 2u;
+    nvmc_wait();
+    NVMC_ERASEPAGE = NV_BASE + offset;
+    nvmc_wait();
+    NVMC_CONFIG = 0u;
+    nvmc_wait();
+    return 0;
+}
+
+int ebp_port_nv_write(uint32_t offset, const uint8_t *src, uint32_t n)
+{
+    uint32_t i;
+    if (offset % 4u || n % 4u || offset > NV_SIZE || n > NV_SIZE - offset)
+        return -1;
+    NVMC_CONFIG = 1u;
+    nvmc_wait();
+    for (i = 0; i < n; i += 4u) {
+        uint32_t w = (uint32_t)src[i] | ((uint32_t)src[i + 1] << 8) | ((uint32_t)src[i + 2] << 16) |
+                     ((uint32_t)src[i + 3] << 24);
+        REG(NV_BASE + offset + i) = w;
+        nvmc_wait();
+    }
+    NVMC_CONFIG = 0u;
+    nvmc_wait();
+    return 0;
+}
+
+int ebp_port_nv_read(uint32_t offset, uint8_t *dst, uint32_t n)
+{
+    const volatile uint8_t *p = (const volatile uint8_t *)(uintptr_t)(NV_BASE + offset);
+    uint32_t i;
+    if (offset > NV_SIZE || n > NV_SIZE - offset)
+        return -1;
+    for (i = 0; i < n; i++)
+        dst[i] = p[i];
+    return 0;
+}
+
 uint32_t ebp_port_ticks(void)
 {
     TIMER_CAPTURE0 = 1u;

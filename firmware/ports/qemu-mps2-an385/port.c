@@ -48,4 +48,53 @@ void ebp_port_putc(uint8_t c)
 
 void ebp_port_flush(void) {}
 
+/* ---- checkpoint storage: RAM past the boot counter in the RETAIN region of link.ld ----------------------
+ * QEMU keeps RAM that no ELF section covers across a system reset, so this emulates non-volatile storage
+ * across resets (RESET with the MCU bit, a fault), NOT across power loss or a restarted emulator. It is
+ * programmed like flash (erase to 0xFF, bits only go from 1 to 0) so the checkpoint code is exercised as on
+ * a real part. */
+#define NV_BASE 0x203C0000u            /* RETAIN starts at 0x203BE000: 8 KiB for the boot counter */
+#define NV_SIZE (256u * 1024u)
+#define NV_PAGE 4096u
+
+uint32_t ebp_port_nv_size(uint32_t *page_size)
+{
+    *page_size = NV_PAGE;
+    return NV_SIZE;
+}
+
+int ebp_port_nv_erase(uint32_t offset)
+{
+    volatile uint32_t *p = (volatile uint32_t *)(uintptr_t)(NV_BASE + offset);
+    uint32_t i;
+    if (offset % NV_PAGE != 0u || offset >= NV_SIZE)
+        return -1;
+    for (i = 0; i < NV_PAGE / 4u; i++)
+        p[i] = 0xFFFFFFFFu;
+    return 0;
+}
+
+int ebp_port_nv_write(uint32_t offset, const uint8_t *src, uint32_t n)
+{
+    volatile uint8_t *p = (volatile uint8_t *)(uintptr_t)(NV_BASE + offset);
+    uint32_t i;
+    if (offset % 4u || n % 4u || offset > NV_SIZE || n > NV_SIZE - offset)
+        return -1;
+    for (i = 0; i < n; i++)
+        p[i] = (uint8_t)(p[i] & src[i]);
+    return 0;
+}
+
+int ebp_port_nv_read(uint32_t offset, uint8_t *dst, uint32_t n)
+{
+    const volatile uint8_t *p = (const volatile uint8_t *)(uintptr_t)(NV_BASE + offset);
+    uint32_t i;
+    if (offset > NV_SIZE || n > NV_SIZE - offset)
+        return -1;
+    for (i = 0; i < n; i++)
+        dst[i] = p[i];
+    return 0;
+}
+
+
 uint32_t ebp_port_ticks(void) { return ~TIMER_VALUE; } /* the timer counts down */

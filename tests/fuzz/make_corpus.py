@@ -1,0 +1,67 @@
+"""Writes the seed corpus of the libFuzzer target (fuzz_app.c's script format): one file per scenario.
+    python3 tests/fuzz/make_corpus.py tests/fuzz/corpus"""
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from edgebp import protocol as P  # noqa: E402
+
+FRAME, FIXED, RAW, AGAIN = 0, 1, 2, 3
+
+
+def rec(kind, type_, body=b""):
+    return struct.pack("<BBH", kind, type_, len(body)) + bytes(body)
+
+
+def load_body(n_in=8, sizes=((16, 2), (2, 2)), loss=0, opt=0, rnd=0, flags=2, lr=(52429, -16), mom=0, ik=0):
+    # packed by hand: pack_load would refuse the bad values that some seeds carry on purpose
+    body = P.LOAD_FIXED.pack(n_in, 12, len(sizes), loss, opt, rnd, flags, lr[0], lr[1], mom, ik, 2048, 5)
+    return body + b"".join(P.LAYER.pack(n, a, 12, 12) for n, a in sizes)
+
+
+def samples(n, n_in, n_out, seed=0):
+    r = np.random.default_rng(seed)
+    return r.integers(-4096, 4096, (n, n_in)).astype(np.int16), r.integers(0, 4096, (n, n_out)).astype(np.int16)
+
+
+def main(out: Path):
+    out.mkdir(parents=True, exist_ok=True)
+    X, T = samples(6, 8, 2)
+    X4, T4 = samples(6, 4, 3, 1)
+    seeds = {
+        "hello": bytes([0]) + rec(FRAME, P.HELLO),
+        "online_train": bytes([1]) + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1)) + rec(AGAIN, 0)
+        + rec(FIXED, P.PREDICT, P.pack_predict(X)) + rec(FIXED, P.EVALUATE, P.pack_evaluate(X, T))
+        + rec(FRAME, P.READ_WEIGHTS, P.pack_read_weights(1, 0, 100)) + rec(FRAME, P.READ_STATS, b"\x01"),
+        "momentum_batches": bytes([3]) + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2))
+        + rec(FRAME, P.TRAIN, P.pack_train(X4, T4, 6, 1)) + rec(FRAME, P.TRAIN, P.pack_train(X4, T4, 6, 3))
+        + rec(FRAME, P.SET_HPARAMS, P.pack_hparams(40000, -17, 1000)) + rec(FRAME, P.READ_STATS, b"\x00"),
+        "upload": bytes([5]) + rec(FRAME, P.COMMIT_WEIGHTS, P.pack_commit_weights(0, 3, 9))
+        + rec(FIXED, P.PREDICT, P.pack_predict(X)),
+        "upload_partial": bytes([1]) + rec(FIXED, P.WRITE_WEIGHTS, P.pack_write_weights(0, 0, X.ravel()[:40]))
+        + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1))
+        + rec(FRAME, P.COMMIT_WEIGHTS, P.pack_commit_weights(1234)),
+        "load_variants": bytes([0]) + rec(FRAME, P.LOAD, load_body()) + rec(FRAME, P.LOAD, load_body(ik=9)[:])
+        + rec(FRAME, P.LOAD, load_body(n_in=4, sizes=((16, 3), (3, 4)), loss=1, opt=1, rnd=1, flags=0, mom=9000))
+        + rec(FRAME, P.LOAD, load_body(sizes=((1024, 2), (1024, 2), (2, 2)))),
+        "garbage": bytes([1]) + rec(RAW, 0, b"\x05\x01\x02\x00\x00" + bytes(range(1, 255)) + b"\x00")
+        + rec(RAW, 0, b"\x07" * 1100 + b"\x00") + rec(FRAME, 0x42, b"xyz"),
+        "upload_commit": bytes([1]) + rec(FIXED, P.WRITE_WEIGHTS, P.pack_write_weights(0, 0, np.arange(144) * 9))
+        + rec(FIXED, P.WRITE_WEIGHTS, P.pack_write_weights(1, 0, np.arange(34) - 17))
+        + rec(FIXED, P.COMMIT_WEIGHTS, P.pack_commit_weights(0, 77, 5)) + rec(AGAIN, 0)
+        + rec(FIXED, P.TRAIN, P.pack_train(X, T, 1)),
+        "upload_momentum": bytes([7]) + rec(FIXED, P.WRITE_WEIGHTS, P.pack_write_weights(0, 0, np.arange(80)))
+        + rec(FIXED, P.WRITE_WEIGHTS, P.pack_write_weights(1, 0, np.arange(51)))
+        + rec(FIXED, P.COMMIT_WEIGHTS, P.pack_commit_weights(0)) + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2)),
+        "damaged_headers": bytes([1]) + rec(FRAME | 0x20, P.HELLO) + rec(FRAME | 0x40, P.READ_STATS, b"\x00"),
+        "resets": bytes([1]) + rec(FRAME, P.RESET, b"\x00") + rec(AGAIN | 4, 0) + rec(FRAME, P.HELLO),
+    }
+    for name, data in seeds.items():
+        (out / name).write_bytes(data)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

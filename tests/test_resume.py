@@ -1,0 +1,123 @@
+"""Resume: the link drops or the device resets mid-run, the host reconnects and continues from the last
+acknowledged frame, and the finished run is bit-identical to an uninterrupted one (docs/link.md)."""
+import numpy as np
+import pytest
+
+from edgebp import protocol as P
+from edgebp.config import NetSpec, StopRule, TrainConfig
+from toolcheck import need_tools
+
+QEMU = ("arm-none-eabi-gcc", "qemu-system-arm")
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    from edgebp.data import load_dataset
+    return load_dataset("diabetes")
+
+
+def host_result(spec, cfg, ds, epochs):
+    from edgebp.fixed import FixedNet
+    fn = FixedNet(spec, cfg)
+    hist = fn.fit(ds.X_train, ds.T_train, StopRule(epochs=epochs))
+    return fn, hist
+
+
+def same(wa, wb):
+    return len(wa) == len(wb) and all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(wa, wb))
+
+
+def on_train_request(dev, k, action):
+    """Runs action() just before the k-th TRAIN request (counting from 1) goes out."""
+    real = dev.request
+    seen = [0]
+
+    def request(type_, body=b"", **kw):
+        if type_ == P.TRAIN and len(body) > 8:
+            seen[0] += 1
+            if seen[0] == k:
+                action()
+        return real(type_, body, **kw)
+    dev.request = request
+    return seen
+
+
+SPEC = NetSpec.from_sizes([8, 16, 2])
+CASES = {"online-nearest": TrainConfig(lr=0.2, seed=3),
+         "minibatch-stochastic-momentum": TrainConfig(optimizer="momentum", lr=0.1, momentum=0.9, batch_size=16,
+                                                      rounding="stochastic", seed=9)}
+
+
+@pytest.mark.parametrize("case, restore", [("online-nearest", "upload"), ("online-nearest", "replay"),
+                                           ("minibatch-stochastic-momentum", "auto")])
+def test_qemu_killed_and_restarted_mid_run(diabetes, case, restore):
+    """QEMU dies in the second epoch; resume restarts it on the same port (a cold boot: no model, another
+    session id), loads the model again and uploads the checkpoint of epoch 1 with its step count (SGD with
+    round-to-nearest) or replays every acknowledged frame (momentum and stochastic rounding: their state cannot
+    be read back), then goes on; the weights, losses and steps equal the host core's (the counters too after
+    a replay)."""
+    need_tools(*QEMU)
+    from edgebp.device import Device, DeviceNet, Emulator
+    cfg = CASES[case]
+    fn, hist = host_result(SPEC, cfg, diabetes, 2)
+    with Emulator("qemu-mps2-an385", timeout=600) as emu:
+        with Device(emu.url, timeout=5, reopen=emu.reopen) as dev:
+            net = DeviceNet(dev, SPEC, cfg, resume=True, resume_timeout=60, restore=restore)
+            session = dev.info().session_id
+            on_train_request(dev, 11 if cfg.batch_size == 1 else 14, emu.kill)
+            h = net.fit(diabetes.X_train, diabetes.T_train, StopRule(epochs=2))
+            assert emu.starts == 2 and dev.reconnects >= 1 and dev.info().session_id != session
+            how = "uploaded the weights of step 384" if net.restore == "upload" else "loaded the model again"
+            assert any("reset" in e and how in e for e in net.events), net.events
+            assert same(net.get_int_weights(), fn.get_int_weights())
+            assert h.loss == hist.loss and net.steps == fn.steps
+            if net.restore == "replay":
+                assert net.stats() == fn.stats()
+
+
+def test_guest_reset_mid_run(diabetes):
+    """The MCU resets (a RESET request with the MCU bit, as a watchdog or the reset button would): the next
+    frame is refused with 'no model', the host reloads and replays, and the run ends bit-identical."""
+    need_tools(*QEMU)
+    from edgebp.device import Device, DeviceNet, Emulator
+    cfg = CASES["online-nearest"]
+    fn, hist = host_result(SPEC, cfg, diabetes, 2)
+    with Emulator("qemu-mps2-an385", timeout=600) as emu:
+        with Device(emu.url, timeout=5, reopen=emu.reopen) as dev:
+            net = DeviceNet(dev, SPEC, cfg, resume=True, resume_timeout=60)
+            on_train_request(dev, 5, lambda: dev.request(P.RESET, b"\x01"))
+            h = net.fit(diabetes.X_train, diabetes.T_train, StopRule(epochs=2))
+            assert emu.starts == 1 and any("reset" in e for e in net.events)
+            assert same(net.get_int_weights(), fn.get_int_weights()) and h.loss == hist.loss
+
+
+def test_link_cut_device_keeps_its_state(diabetes):
+    """The cable is pulled (the relay drops the connection) but the board keeps running: the host reconnects,
+    finds the device at the acknowledged step and goes on without replaying."""
+    need_tools("make", "cc")
+    from edgebp.device import Device, DeviceNet, Emulator
+    from edgebp.relay import FaultRelay
+    cfg = CASES["online-nearest"]
+    fn, hist = host_result(SPEC, cfg, diabetes, 3)
+    with Emulator("host") as emu, FaultRelay(emu.url, lifetime=120) as relay:
+        with Device(relay.url, timeout=3) as dev:
+            net = DeviceNet(dev, SPEC, cfg, resume=True, resume_timeout=30)
+            dev.adaptive = False
+            on_train_request(dev, 12, relay.cut)
+            h = net.fit(diabetes.X_train, diabetes.T_train, StopRule(epochs=3))
+            assert relay.connections == 2
+            assert any("kept its state" in e or "frame in flight" in e for e in net.events)
+            assert not any("reset" in e for e in net.events)
+            assert same(net.get_int_weights(), fn.get_int_weights())
+            if net.loss_unknown == 0:
+                assert h.loss == hist.loss
+
+
+def test_without_resume_a_lost_link_is_one_error(diabetes):
+    need_tools("make", "cc")
+    from edgebp.device import Device, DeviceNet, Emulator, LinkLostError
+    with Emulator("host") as emu, Device(emu.url, timeout=3) as dev:
+        net = DeviceNet(dev, SPEC, CASES["online-nearest"])
+        on_train_request(dev, 3, emu.kill)
+        with pytest.raises(LinkLostError, match="lost the link"):
+            net.fit(diabetes.X_train, diabetes.T_train, StopRule(epochs=2))
