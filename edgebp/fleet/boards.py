@@ -26,6 +26,7 @@ class CountingTransport:
         self._split = {"to_device": P.FrameSplitter(), "from_device": P.FrameSplitter()}
         self.bytes: Dict[str, int] = defaultdict(int)    # '<message>_to_device' / '<message>_from_device'
         self.raw = {"to_device": 0, "from_device": 0}
+        self._seen = {"to_device": set(), "from_device": set()}   # (type, seq) of the frames so far
 
     def _count(self, way: str, data: bytes) -> None:
         from .. import protocol as P
@@ -34,6 +35,9 @@ class CountingTransport:
             try:
                 f = P.decode_frame(chunk)
                 name = P.MESSAGE_NAMES.get(f.type & ~P.RESPONSE if f.type != P.MSG_ERROR else f.type, str(f.type))
+                if (f.type, f.seq) in self._seen[way]:
+                    name = "retransmitted"      # a resent request, or the device's answer to one
+                self._seen[way].add((f.type, f.seq))
             except EdgeBPError:
                 name = "corrupt"
             self.bytes[f"{name}_{way}"] += len(chunk) + 1

@@ -228,7 +228,12 @@ def round_record(task: FleetTask, strategy: IntegerFedAvg, rnd: int, test, secon
             total=int(sum(total.values())), per_device={str(k): v for k, v in total.items()},
             mean_by_kind={kd: float(np.mean([p.get(kd.split(".")[0], {}).get(kd.split(".")[1], 0)
                                              for p in per_dev.values()])) for kd in kinds},
-            measured_on_boards=sorted(boards))
+            measured_on_boards=sorted(boards),
+            hello_per_device={str(k): sum(v for ph in p.values() for kd, v in ph.items() if kd.startswith("hello_"))
+                              for k, p in sorted(per_dev.items()) if k in boards},
+            retransmitted_per_device={str(k): sum(v for ph in p.values() for kd, v in ph.items()
+                                                  if kd.startswith(("retransmitted_", "corrupt_")))
+                                      for k, p in sorted(per_dev.items()) if k in boards})
     return rec
 
 
