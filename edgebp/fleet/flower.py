@@ -290,6 +290,13 @@ def simulate(task: FleetTask, rounds: int, boards: Optional[Dict[int, str]] = No
     client = make_client_app(task, boards, board_timeout)
     backend = {"init_args": ray_init_args(num_cpus, ray_address),
                "client_resources": {"num_cpus": float(cpus_per_device), "num_gpus": 0.0}}
+    # numpy's OpenBLAS deadlocked (exec_blas spinning) in the server thread's float evaluation under a
+    # heavily loaded machine; one BLAS thread in this process avoids it (the arrays here are small)
+    try:
+        from threadpoolctl import threadpool_limits
+        blas = threadpool_limits(limits=1, user_api="blas")
+    except ImportError:
+        blas = None
     levels = {}
     if quiet:
         for name in ("flwr", "ray"):
@@ -299,6 +306,8 @@ def simulate(task: FleetTask, rounds: int, boards: Optional[Dict[int, str]] = No
         run_simulation(server_app=server, client_app=client, num_supernodes=task.n_devices,
                        backend_config=backend)
     finally:
+        if blas is not None:
+            blas.restore_original_limits()
         for name, lv in levels.items():
             logging.getLogger(name).setLevel(lv)
         if ray.is_initialized():
