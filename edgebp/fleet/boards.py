@@ -111,6 +111,10 @@ def board_evaluate(task: FleetTask, k: int, global_int: Weights, url: str,
 
 def measured(counter: CountingTransport) -> Dict[str, int]:
     out = dict(counter.bytes)
+    for way in ("to_device", "from_device"):   # 0x00 bytes outside frames: one per connection, one per resend
+        extra = counter.raw[way] - sum(v for k, v in counter.bytes.items() if k.endswith("_" + way))
+        if extra:
+            out[f"delimiters_{way}"] = extra
     out["to_device"], out["from_device"] = counter.raw["to_device"], counter.raw["from_device"]
     out["total"] = out["to_device"] + out["from_device"]
     return out

@@ -232,7 +232,7 @@ def round_record(task: FleetTask, strategy: IntegerFedAvg, rnd: int, test, secon
             hello_per_device={str(k): sum(v for ph in p.values() for kd, v in ph.items() if kd.startswith("hello_"))
                               for k, p in sorted(per_dev.items()) if k in boards},
             retransmitted_per_device={str(k): sum(v for ph in p.values() for kd, v in ph.items()
-                                                  if kd.startswith(("retransmitted_", "corrupt_")))
+                                                  if kd.startswith(("retransmitted_", "corrupt_", "delimiters_")))
                                       for k, p in sorted(per_dev.items()) if k in boards})
     return rec
 
