@@ -36,6 +36,8 @@ def add_fleet_commands(sub) -> None:
     f.add_argument("--cluster", default=None, metavar="auto|ADDRESS",
                    help="run on an existing Ray cluster: auto, HOST:PORT or ray://HOST:10001")
     f.add_argument("--board-timeout", type=float, default=30.0, help="seconds to wait for each board response")
+    f.add_argument("--round-timeout", type=float, default=3600.0,
+                   help="seconds a round waits for its devices; the ones that did not answer are left out")
     f.add_argument("--json", action="store_true", help="one JSON object per round (JSON lines), round 0 first")
     f.add_argument("--verbose", action="store_true", help="show Flower's and Ray's log")
 
@@ -110,7 +112,8 @@ def cmd_fleet(args) -> int:
         try:
             res = simulate(task, args.rounds, boards=dict(enumerate(urls)), num_cpus=args.cpus,
                            ray_address=args.cluster, cpus_per_device=args.cpus_per_device, progress=show,
-                           board_timeout=args.board_timeout, quiet=not args.verbose)
+                           board_timeout=args.board_timeout, quiet=not args.verbose,
+                           round_timeout=args.round_timeout)
         except EdgeBPError:
             raise
         except (ConnectionError, RuntimeError, ValueError) as e:

@@ -129,3 +129,22 @@ def test_link_meter_counts_the_bytes_a_device_exchanges():
         assert got[f"{kind}_to_device"] == up, kind
         n_frames = got.get(f"{kind}_from_device", 0) // 30 + 1
         assert abs(got[f"{kind}_from_device"] - down) <= n_frames, kind   # tick counters: <= 1 byte a frame
+
+
+def test_a_device_whose_link_fails_is_left_out_and_named():
+    """A board that cannot be reached: its round fails with the reason, the others are averaged without it;
+    when every device fails the run stops with an EdgeBPError."""
+    need_flower()
+    from edgebp.errors import EdgeBPError
+    from edgebp.fleet.flower import simulate
+    task = digits_task(n_devices=3, split="iid")
+    res = simulate(task, rounds=1, num_cpus=2, boards={1: "socket://127.0.0.1:1"}, keep_client_weights=True)
+    rec = res["rounds"][0]
+    assert rec["devices"] == 2 and len(rec["failures"]) >= 1 and "cannot open socket://127.0.0.1:1" in rec["failures"][0]
+    gi, gf = initial_weights(task)
+    ups = [virtual_round(task, k, 1, gi, gf) for k in (0, 2)]
+    want = fedavg_int([u["fixed"].weights for u in ups], [u["fixed"].n for u in ups])
+    assert same(res["strategy"].global_weights[1]["fixed"], want)
+    with pytest.raises(EdgeBPError, match="every device failed"):
+        simulate(FleetTask(task.data, task.spec, task.cfg, n_devices=2, engines=("fixed",)), rounds=1, num_cpus=2,
+                 boards={0: "socket://127.0.0.1:1", 1: "socket://127.0.0.1:1"})

@@ -26,6 +26,7 @@ class CountingTransport:
         self._split = {"to_device": P.FrameSplitter(), "from_device": P.FrameSplitter()}
         self.bytes: Dict[str, int] = defaultdict(int)    # '<message>_to_device' / '<message>_from_device'
         self.raw = {"to_device": 0, "from_device": 0}
+        self._seen = {"to_device": set(), "from_device": set()}   # (type, seq) of the frames so far
 
     def _count(self, way: str, data: bytes) -> None:
         from .. import protocol as P
@@ -34,6 +35,9 @@ class CountingTransport:
             try:
                 f = P.decode_frame(chunk)
                 name = P.MESSAGE_NAMES.get(f.type & ~P.RESPONSE if f.type != P.MSG_ERROR else f.type, str(f.type))
+                if (f.type, f.seq) in self._seen[way]:
+                    name = "retransmitted"      # a resent request, or the device's answer to one
+                self._seen[way].add((f.type, f.seq))
             except EdgeBPError:
                 name = "corrupt"
             self.bytes[f"{name}_{way}"] += len(chunk) + 1
@@ -107,6 +111,10 @@ def board_evaluate(task: FleetTask, k: int, global_int: Weights, url: str,
 
 def measured(counter: CountingTransport) -> Dict[str, int]:
     out = dict(counter.bytes)
+    for way in ("to_device", "from_device"):   # 0x00 bytes outside frames: one per connection, one per resend
+        extra = counter.raw[way] - sum(v for k, v in counter.bytes.items() if k.endswith("_" + way))
+        if extra:
+            out[f"delimiters_{way}"] = extra
     out["to_device"], out["from_device"] = counter.raw["to_device"], counter.raw["from_device"]
     out["total"] = out["to_device"] + out["from_device"]
     return out

@@ -184,9 +184,9 @@ class LinkMeter:
         return self._pair(P.LOAD, P.pack_load(params), bytes(32))
 
     def upload(self, weights: Weights) -> Tuple[int, int]:
-        """The weight upload as ``edgebp.deploy.write_weights`` sends it: the device's formats read per layer
-        (READ_WEIGHTS of 0 elements), WRITE_WEIGHTS chunks of at most MAX_WRITE_COUNT elements, one
-        COMMIT_WEIGHTS with the CRC-32."""
+        """The weight upload as ``DeviceNet.set_int_weights`` (``edgebp.deploy.write_weights``) sends it: the
+        device's formats read per layer (READ_WEIGHTS of 0 elements), WRITE_WEIGHTS chunks of at most
+        MAX_WRITE_COUNT elements, one COMMIT_WEIGHTS with the CRC-32, and an empty TRAIN for the step count."""
         import struct
         from .. import protocol as P
         up = down = 0
@@ -203,6 +203,9 @@ class LinkMeter:
                 up, down = up + a, down + c
         crc = P.weights_crc(weights)
         a, c = self._pair(P.COMMIT_WEIGHTS, P.pack_commit_weights(crc), struct.pack("<I", crc))
+        up, down = up + a, down + c
+        # DeviceNet.set_int_weights then reads the step counter with an empty TRAIN (Device.device_state)
+        a, c = self._pair(P.TRAIN, struct.pack("<HHI", 0, 0, 1), bytes(24))
         return up + a, down + c
 
     def train(self, Xq: np.ndarray, Tq: np.ndarray, epochs: int) -> Tuple[int, int]:
@@ -231,6 +234,10 @@ class LinkMeter:
         from .. import protocol as P
         up = down = 0
         for layer, (W, b) in enumerate(weights):
+            # Device.read_layer: the layer's formats first (0 elements), then its elements in chunks
+            hdr = P.WEIGHTS_HDR.pack(layer, len(weights), W.shape[1], W.shape[0], 0, 0, 0, 0, 0)
+            a, c = self._pair(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0), hdr)
+            up, down = up + a, down + c
             data = np.concatenate([np.asarray(W, np.int16).ravel(), np.asarray(b, np.int16)])
             per = (P.MAX_BODY - 16) // 2
             for off in range(0, len(data), per):

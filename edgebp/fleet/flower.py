@@ -145,9 +145,13 @@ class IntegerFedAvg(FedAvg):
         replies = list(replies)
         ok = [m for m in replies if not m.has_error()]
         self.failures[server_round] = [m.error.reason for m in replies if m.has_error()]
-        if not ok:
-            raise EdgeBPError(f"round {server_round}: every device failed; first error: "
-                              f"{self.failures[server_round][:1]}")
+        if len(replies) < self.n_devices:
+            self.failures[server_round].append(f"{self.n_devices - len(replies)} device(s) did not answer the "
+                                               f"training request within the round timeout")
+        if not ok:     # keep the global model; simulate() raises once Flower and Ray have stopped
+            self.train_replies[server_round] = []
+            self.global_weights[server_round] = self.global_weights[server_round - 1]
+            return None, None
         ok.sort(key=lambda m: int(_metrics(m)["device"]))       # order does not change the integers
         metrics = [_metrics(m) for m in ok]
         ws = [unpack(m.content.array_records["arrays"]) for m in ok]
@@ -166,6 +170,9 @@ class IntegerFedAvg(FedAvg):
     def aggregate_evaluate(self, server_round, replies):
         replies = list(replies)
         self.failures.setdefault(server_round, []).extend(m.error.reason for m in replies if m.has_error())
+        if len(replies) < self.n_devices:
+            self.failures[server_round].append(f"{self.n_devices - len(replies)} device(s) did not answer the "
+                                               f"evaluation request within the round timeout")
         self.eval_replies[server_round] = sorted((_metrics(m) for m in replies if not m.has_error()),
                                                  key=lambda mm: int(mm["device"]))
         return MetricRecord({"devices": len(self.eval_replies[server_round])})
@@ -187,6 +194,8 @@ def round_record(task: FleetTask, strategy: IntegerFedAvg, rnd: int, test, secon
     spec, cfg = task.netspec, task.config()
     tr, ev = strategy.train_replies.get(rnd, []), strategy.eval_replies.get(rnd, [])
     rec = dict(round=rnd, seconds=round(seconds, 3), devices=len(tr), failures=strategy.failures.get(rnd, []))
+    if tr:
+        rec["device_seconds_max"] = round(max(float(m["seconds"]) for m in tr), 3)
     g = strategy.global_weights[rnd]
     for eng in task.engines:
         if g.get(eng) is None:
@@ -219,7 +228,12 @@ def round_record(task: FleetTask, strategy: IntegerFedAvg, rnd: int, test, secon
             total=int(sum(total.values())), per_device={str(k): v for k, v in total.items()},
             mean_by_kind={kd: float(np.mean([p.get(kd.split(".")[0], {}).get(kd.split(".")[1], 0)
                                              for p in per_dev.values()])) for kd in kinds},
-            measured_on_boards=sorted(boards))
+            measured_on_boards=sorted(boards),
+            hello_per_device={str(k): sum(v for ph in p.values() for kd, v in ph.items() if kd.startswith("hello_"))
+                              for k, p in sorted(per_dev.items()) if k in boards},
+            retransmitted_per_device={str(k): sum(v for ph in p.values() for kd, v in ph.items()
+                                                  if kd.startswith(("retransmitted_", "corrupt_", "delimiters_")))
+                                      for k, p in sorted(per_dev.items()) if k in boards})
     return rec
 
 
@@ -236,10 +250,11 @@ def ray_init_args(num_cpus: Optional[int] = None, address: Optional[str] = None,
 def simulate(task: FleetTask, rounds: int, boards: Optional[Dict[int, str]] = None,
              num_cpus: Optional[int] = None, ray_address: Optional[str] = None, cpus_per_device: float = 1.0,
              progress: Optional[Callable[[dict], None]] = None, keep_client_weights: bool = False,
-             board_timeout: float = 30.0, quiet: bool = True) -> dict:
+             board_timeout: float = 30.0, quiet: bool = True, round_timeout: float = 3600.0) -> dict:
     """Runs a fleet of ``task.n_devices`` devices for ``rounds`` rounds with Flower's simulation engine on Ray.
     Returns {'rounds': [record per round], 'initial': record of round 0, 'strategy': the IntegerFedAvg}.
-    ``progress`` is called with each round's record as it completes."""
+    ``progress`` is called with each round's record as it completes. A device that has not answered within
+    ``round_timeout`` seconds is left out of that round (and named in its ``failures``)."""
     require_flower()
     import ray
     from flwr.simulation import run_simulation
@@ -270,24 +285,37 @@ def simulate(task: FleetTask, rounds: int, boards: Optional[Dict[int, str]] = No
     @server.main()
     def main(grid: "Grid", context: "Context") -> None:
         strategy.start(grid=grid, initial_arrays=pack(start), num_rounds=rounds, evaluate_fn=evaluate_fn,
-                       timeout=24 * 3600)
+                       timeout=round_timeout)
 
     client = make_client_app(task, boards, board_timeout)
     backend = {"init_args": ray_init_args(num_cpus, ray_address),
                "client_resources": {"num_cpus": float(cpus_per_device), "num_gpus": 0.0}}
+    # numpy's OpenBLAS deadlocked (exec_blas spinning) in the server thread's float evaluation under a
+    # heavily loaded machine; one BLAS thread in this process avoids it (the arrays here are small)
+    try:
+        from threadpoolctl import threadpool_limits
+        blas = threadpool_limits(limits=1, user_api="blas")
+    except ImportError:
+        blas = None
     levels = {}
     if quiet:
         for name in ("flwr", "ray"):
             levels[name] = logging.getLogger(name).level
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)   # failures are in the records
     try:
         run_simulation(server_app=server, client_app=client, num_supernodes=task.n_devices,
                        backend_config=backend)
     finally:
+        if blas is not None:
+            blas.restore_original_limits()
         for name, lv in levels.items():
             logging.getLogger(name).setLevel(lv)
         if ray.is_initialized():
             ray.shutdown()
+    for rec in records[1:]:
+        if rec["devices"] == 0:
+            raise EdgeBPError(f"round {rec['round']}: every device failed; first error: "
+                              f"{(rec['failures'] or ['none reported'])[0]}")
     if len(records) != rounds + 1:
         raise EdgeBPError(f"the Flower simulation stopped after {len(records) - 1} of {rounds} rounds; run with "
                           f"quiet=False (--verbose) to see Flower's log")
