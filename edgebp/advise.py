@@ -97,19 +97,33 @@ def _spec_with(spec: NetSpec, in_frac=None, w=None, a=None) -> NetSpec:
     return s
 
 
-class _Pool:
-    """Runs tasks in worker processes (or in this one when jobs == 1)."""
+def _train_with_data(task, data):
+    """One candidate as a Ray task: the data arrive once per worker as the sweep's shared object."""
+    _init_worker(data)
+    return train_candidate(task)
 
-    def __init__(self, data, jobs: int):
-        self.jobs, self.data = jobs, data
+
+class _Pool:
+    """Runs tasks in worker processes (or in this one when jobs == 1), or as Ray tasks on ``cluster``
+    ('local', 'auto' or an address; edgebp.fleet.sweep)."""
+
+    def __init__(self, data, jobs: int, cluster: Optional[str] = None):
+        self.jobs, self.data, self.cluster = jobs, data, cluster
         self.ex = None
-        if jobs > 1:
+        if jobs > 1 and not cluster:
             ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
             self.ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                           initargs=(data,))
 
     def map(self, tasks, progress=None):
         """Results in task order; ``progress()`` is called after each finished task."""
+        if self.cluster:
+            from .fleet.sweep import run_jobs
+            out = run_jobs(_train_with_data, list(tasks), cluster=self.cluster, shared=self.data)
+            if progress:
+                for _ in out:
+                    progress()
+            return out
         if self.ex is None:
             _init_worker(self.data)
             it = (train_candidate(t) for t in tasks)
@@ -131,7 +145,7 @@ def advise(spec: NetSpec, cfg: TrainConfig, stop: StopRule, X, T, X_test, T_test
            w_fracs: Sequence[int] = (6, 8, 10, 12, 14), a_fracs: Sequence[int] = (8, 10, 12, 14),
            in_fracs: Optional[Sequence[int]] = None, roundings: Sequence[str] = ("nearest", "stochastic"),
            max_loss: float = 1.0, jobs: Optional[int] = None, per_tensor: bool = False,
-           progress: Optional[Callable[[int, int], None]] = None) -> dict:
+           progress: Optional[Callable[[int, int], None]] = None, cluster: Optional[str] = None) -> dict:
     """Sweeps formats and recommends one; returns the report (fields in docs/compare.md).
 
     max_loss: accuracy the fixed-point network may lose against the float mirror, in percentage points.
@@ -159,7 +173,7 @@ def advise(spec: NetSpec, cfg: TrainConfig, stop: StopRule, X, T, X_test, T_test
                 for a in a_fracs:
                     tasks.append(task(_spec_with(spec, i, w, a), r))
     t0 = time.monotonic()
-    pool = _Pool((X, T, X_test, T_test), jobs)
+    pool = _Pool((X, T, X_test, T_test), jobs, cluster)
     count = dict(done=0, total=len(tasks))
 
     def tick():

@@ -62,7 +62,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="1 = online, 0 = full batch")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--seed", type=int, default=1, help=f"weight init and stochastic rounding, 1..{SEED_MAX}")
-    p.add_argument("--rounding", default="nearest", choices=ROUNDINGS, help="weight-update rounding (fixed point)")
+    p.add_argument("--rounding", default="stochastic", choices=ROUNDINGS,
+                   help="weight-update rounding (fixed point; default stochastic: updates below one LSB survive in expectation)")
     p.add_argument("--init", default="uniform", choices=INITS)
     p.add_argument("--init-range", type=float, default=0.5, help="uniform init: weights in [-r, r]")
     p.add_argument("--in-frac", type=int, default=12, help="fractional bits of the inputs")

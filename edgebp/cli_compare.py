@@ -80,7 +80,7 @@ def cmd_advise(args) -> int:
                      w_fracs=_int_list(args.w_fracs, "--w-fracs"), a_fracs=_int_list(args.a_fracs, "--a-fracs"),
                      in_fracs=_int_list(args.in_fracs, "--in-fracs") if args.in_fracs else None,
                      roundings=roundings, max_loss=args.max_loss, jobs=args.jobs, per_tensor=args.per_tensor,
-                     progress=progress)
+                     progress=progress, cluster=args.cluster)
     finally:
         if "bar" in bars:
             bars["bar"].close()
@@ -130,6 +130,8 @@ def add_compare_commands(sub) -> None:
     a = sub.add_parser("advise", help="sweep number formats and recommend one within --max-loss of float")
     add_train_args(a)
     a.add_argument("--w-fracs", default="6,8,10,12,14", help="weight fractional bits to try")
+    a.add_argument("--cluster", default=None, metavar="local|auto|ADDRESS",
+                   help="run the candidates as Ray tasks (edgebp[fleet]) on this cluster instead of local processes")
     a.add_argument("--a-fracs", default="8,10,12,14", help="activation fractional bits to try")
     a.add_argument("--in-fracs", default=None, help="input fractional bits to try (default: --in-frac)")
     a.add_argument("--roundings", default="nearest,stochastic", help="update roundings to try")

@@ -487,6 +487,8 @@ def load_dataset(name, *, target=None, test=None, test_split: Optional[float] = 
                           ".npz files only")
     if not own_file and target is not None:
         raise ConfigError(f"--target applies to CSV, .npy and .npz files only; {name} has its targets")
+    if name in SKLEARN_SETS and name not in list_datasets() and not Path(name).exists():
+        name = f"sklearn:{name}"      # `digits` is scikit-learn's digits (the name the issues and docs use)
     if name.startswith("sklearn:"):
         ds = _load_sklearn(name[len("sklearn:"):])
     elif own_file:

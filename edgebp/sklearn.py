@@ -53,7 +53,7 @@ class _FixedMLP(BaseEstimator):
     _loss = "mse"
 
     def __init__(self, hidden_layer_sizes=(16,), activation="sigmoid", engine="fixed", w_frac=12, a_frac=12,
-                 in_frac=12, rounding="nearest", optimizer="sgd", lr=0.2, momentum=0.0, batch_size=1,
+                 in_frac=12, rounding="stochastic", optimizer="sgd", lr=0.2, momentum=0.0, batch_size=1,
                  epochs=100, shuffle=True, seed=1, init="uniform", init_range=0.5, input_scaling="minmax"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -169,7 +169,7 @@ class FixedMLPClassifier(ClassifierMixin, _FixedMLP):
     See _FixedMLP for the other parameters."""
 
     def __init__(self, hidden_layer_sizes=(16,), activation="sigmoid", engine="fixed", w_frac=12, a_frac=12,
-                 in_frac=12, rounding="nearest", optimizer="sgd", lr=0.2, momentum=0.0, batch_size=1,
+                 in_frac=12, rounding="stochastic", optimizer="sgd", lr=0.2, momentum=0.0, batch_size=1,
                  epochs=100, shuffle=True, seed=1, init="uniform", init_range=0.5, input_scaling="minmax",
                  output="sigmoid"):
         super().__init__(hidden_layer_sizes, activation, engine, w_frac, a_frac, in_frac, rounding, optimizer,
@@ -209,7 +209,7 @@ class FixedMLPRegressor(RegressorMixin, _FixedMLP):
     format; predictions are mapped back. See _FixedMLP for the other parameters."""
 
     def __init__(self, hidden_layer_sizes=(16,), activation="sigmoid", engine="fixed", w_frac=12, a_frac=12,
-                 in_frac=12, rounding="nearest", optimizer="sgd", lr=0.05, momentum=0.0, batch_size=1,
+                 in_frac=12, rounding="stochastic", optimizer="sgd", lr=0.05, momentum=0.0, batch_size=1,
                  epochs=100, shuffle=True, seed=1, init="uniform", init_range=0.5, input_scaling="minmax",
                  target_scaling=True):
         super().__init__(hidden_layer_sizes, activation, engine, w_frac, a_frac, in_frac, rounding, optimizer,

@@ -43,3 +43,24 @@ def test_errors_in_jobs_reach_the_caller(sweep):
             run_jobs(train_job, [jobs[0], bad], shared=data, **kw)
     with pytest.raises(ConfigError, match="cluster must be"):
         run_jobs(train_job, jobs, cluster=5, shared=data)
+
+
+def test_advise_on_a_ray_cluster_ranks_like_local_processes():
+    """`edgebp advise --cluster local`: the same candidates, the same numbers as the process pool."""
+    need_flower()
+    from edgebp.advise import advise
+    from edgebp.config import StopRule
+    from edgebp.data import load_dataset
+    ds = load_dataset("diabetes")
+    X, T = ds.X_train[:150], ds.T_train[:150]
+    spec = NetSpec.from_sizes([8, 6, 2], "sigmoid", "mse")
+    args = (spec, TrainConfig(lr=0.2, seed=1), StopRule(epochs=2), X, T, ds.X_test, ds.T_test)
+    kw = dict(w_fracs=(10, 12), a_fracs=(12,), roundings=("stochastic",))
+    local = advise(*args, jobs=2, **kw)
+    on_ray = advise(*args, jobs=2, cluster="local", **kw)
+    def strip(x):           # wall times and how it was run differ; every number a candidate trained to must not
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in ("seconds", "jobs", "reproduce", "command")}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+    assert strip(local) == strip(on_ray)
+    assert len(local["candidates"]) == 2

@@ -43,7 +43,7 @@ def on_train_request(dev, k, action):
 
 
 SPEC = NetSpec.from_sizes([8, 16, 2])
-CASES = {"online-nearest": TrainConfig(lr=0.2, seed=3),
+CASES = {"online-nearest": TrainConfig(lr=0.2, seed=3, rounding="nearest"),
          "minibatch-stochastic-momentum": TrainConfig(optimizer="momentum", lr=0.1, momentum=0.9, batch_size=16,
                                                       rounding="stochastic", seed=9)}
 

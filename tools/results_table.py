@@ -33,7 +33,7 @@ RUNS = [
     ("abelone", "--layers 10,16,1 --activation sigmoid --loss mse --lr 0.2 --epochs 100", "regr"),
     ("pumadyn-32fm", "--layers 32,16,1 --activation sigmoid --loss mse --lr 0.2 --epochs 200", "regr"),
 ]
-COMMON = "--optimizer sgd --batch-size 1 --seed 1 --engine both"
+COMMON = "--optimizer sgd --batch-size 1 --seed 1 --engine both --rounding nearest"
 
 
 def run(ds: str, flags: str) -> dict:
