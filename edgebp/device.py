@@ -778,11 +778,12 @@ class Device:
         self._chunks(P.EVALUATE, len(Xq), cap, req, resp, run)
         return tot[0], tot[1]
 
-    def read_layer(self, layer: int) -> P.WeightChunk:
-        """Weights (n_out, n_in) and biases of one layer in ``.data`` = concatenation, plus its formats."""
+    def read_layer(self, layer: int, n_elements: Optional[int] = None) -> P.WeightChunk:
+        """Weights and biases of one layer in ``.data`` = concatenation, plus its formats. ``n_elements``: the
+        layer's weights plus biases (a conv1d or pooling layer's, from its spec); default a dense layer's."""
         first = P.unpack_read_weights(self.request(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0),
                                                    resp_size=P.WEIGHTS_HDR.size).body)
-        total = first.n_out * first.n_in + first.n_out
+        total = first.n_out * first.n_in + first.n_out if n_elements is None else n_elements
         cap = (P.MAX_BODY - P.WEIGHTS_HDR.size) // 2
         chunks: List[np.ndarray] = []
         req = lambda k: encoded_size(OVERHEAD + 8) + 0 * k                    # noqa: E731
@@ -802,14 +803,21 @@ class Device:
         first.data = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         return first
 
-    def read_weights(self) -> List[Tuple[np.ndarray, np.ndarray]]:
-        """[(W int16 (n_out, n_in), b int16 (n_out,)), ...] like ``FixedNet.get_int_weights()``."""
+    def read_weights(self, shapes=None) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """[(W int16 (n_out, n_in), b int16 (n_out,)), ...] like ``FixedNet.get_int_weights()``. ``shapes``:
+        ``NetSpec.param_shapes()`` (needed for conv1d and pooling layers; default: every layer dense)."""
         out, l, nl = [], 0, 1
         while l < nl:
-            c = self.read_layer(l)
+            if shapes is not None:
+                ws, bs = shapes[l]
+                nw = int(np.prod(ws))
+                c = self.read_layer(l, nw + int(np.prod(bs)))
+                out.append((c.data[:nw].reshape(ws).copy(), c.data[nw:].copy()))
+            else:
+                c = self.read_layer(l)
+                nw = c.n_out * c.n_in
+                out.append((c.data[:nw].reshape(c.n_out, c.n_in).copy(), c.data[nw:].copy()))
             nl = c.n_layers
-            nw = c.n_out * c.n_in
-            out.append((c.data[:nw].reshape(c.n_out, c.n_in).copy(), c.data[nw:].copy()))
             l += 1
         return out
 
@@ -1161,7 +1169,7 @@ class DeviceNet(IntegerEngine):
         return self._call(lambda: self.device.evaluate(Xq, Tq))
 
     def get_int_weights(self):
-        return self._call(self.device.read_weights)
+        return self._call(lambda: self.device.read_weights(self.spec.param_shapes()))
 
     def stats(self) -> List[dict]:
         return [{k: v for k, v in l.items() if k in P.STAT_FIELDS}
