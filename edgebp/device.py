@@ -595,6 +595,11 @@ class Device:
     def samples_per_frame(self, with_targets: bool = True) -> int:
         n_in, n_out = self._shape()
         per = 2 * (n_in + (n_out if with_targets else 0))
+        if per > P.MAX_BODY - 8:
+            raise ConfigError(f"one sample ({n_in} inputs{f' and {n_out} targets' if with_targets else ''}, {per} "
+                              f"bytes) does not fit a frame of the serial protocol ({P.MAX_BODY - 8} bytes of "
+                              f"samples): use shorter windows or fewer channels, or train this model on the host "
+                              f"(edgebp train) and fine-tune a smaller one on the device")
         return max(1, min(0xFFFF, (P.MAX_BODY - 8) // per))
 
     def _count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable) -> int:
