@@ -80,7 +80,8 @@ def task_from_args(args):
     spec, cfg, _ = spec_and_config_from_args(args, ds)
     engines = ("fixed", "float") if args.engine == "both" else (args.engine,)
     return FleetTask(args.data, spec.to_dict(), cfg.to_dict(), n_devices=args.devices, split=args.split,
-                     split_seed=args.split_seed, local_epochs=args.local_epochs, engines=engines)
+                     split_seed=args.split_seed, local_epochs=args.local_epochs, engines=engines,
+                     scale=getattr(args, "scale", None))
 
 
 def cmd_fleet(args) -> int:

@@ -46,6 +46,7 @@ class FleetTask:
     split_seed: int = 0
     local_epochs: int = 1
     engines: Tuple[str, ...] = ENGINES
+    scale: Optional[str] = None    # 'minmax' or 'standard', fitted on the training split (edgebp.data)
 
     @property
     def netspec(self) -> NetSpec:
@@ -58,17 +59,25 @@ class FleetTask:
         return cfg
 
 
+def _dims(W: np.ndarray) -> Tuple[int, int]:
+    """(n_out, n_in) of a layer's weights as a dense layer's header carries them; a conv1d layer's
+    (ch, in_ch, kernel) counts in_ch * kernel inputs, a pooling layer has none (the byte count is what matters)."""
+    if W.ndim < 2:
+        return 0, 0
+    return int(W.shape[0]), int(np.prod(W.shape[1:]))
+
+
 @functools.lru_cache(maxsize=8)
-def _load(data: str, n_devices: int, split: str, split_seed: int):
+def _load(data: str, n_devices: int, split: str, split_seed: int, scale: Optional[str] = None):
     from ..data import load_dataset
-    ds = load_dataset(data)
+    ds = load_dataset(data, scale=scale)
     rows = split_rows(ds.T_train, n_devices, split, split_seed)
     return ds, rows
 
 
 def shards_of(task: FleetTask):
     """(dataset, [row indices of device k]) for the task, loaded once per process."""
-    return _load(task.data, task.n_devices, task.split, task.split_seed)
+    return _load(task.data, task.n_devices, task.split, task.split_seed, task.scale)
 
 
 def device_data(task: FleetTask, k: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -191,7 +200,7 @@ class LinkMeter:
         from .. import protocol as P
         up = down = 0
         for layer, (W, b) in enumerate(weights):
-            hdr = P.WEIGHTS_HDR.pack(layer, len(weights), W.shape[1], W.shape[0], 0, 0, 0, 0, 0)
+            hdr = P.WEIGHTS_HDR.pack(layer, len(weights), _dims(W)[1], _dims(W)[0], 0, 0, 0, 0, 0)
             a, c = self._pair(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0), hdr)
             up, down = up + a, down + c
         for layer, (W, b) in enumerate(weights):
@@ -235,14 +244,14 @@ class LinkMeter:
         up = down = 0
         for layer, (W, b) in enumerate(weights):
             # Device.read_layer: the layer's formats first (0 elements), then its elements in chunks
-            hdr = P.WEIGHTS_HDR.pack(layer, len(weights), W.shape[1], W.shape[0], 0, 0, 0, 0, 0)
+            hdr = P.WEIGHTS_HDR.pack(layer, len(weights), _dims(W)[1], _dims(W)[0], 0, 0, 0, 0, 0)
             a, c = self._pair(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0), hdr)
             up, down = up + a, down + c
             data = np.concatenate([np.asarray(W, np.int16).ravel(), np.asarray(b, np.int16)])
             per = (P.MAX_BODY - 16) // 2
             for off in range(0, len(data), per):
                 part = data[off:off + per]
-                hdr = P.WEIGHTS_HDR.pack(layer, len(weights), W.shape[1], W.shape[0], 0, 0, off, len(part), 0)
+                hdr = P.WEIGHTS_HDR.pack(layer, len(weights), _dims(W)[1], _dims(W)[0], 0, 0, off, len(part), 0)
                 a, c = self._pair(P.READ_WEIGHTS, P.pack_read_weights(layer, off, 0xFFFF),
                                   hdr + part.astype("<i2").tobytes())
                 up, down = up + a, down + c
