@@ -263,7 +263,8 @@ def test_command_groups_are_registered_and_transfer_flags_only_where_applied():
     for cmd in (["fleet", "--help"], ["device", "train", "--help"], ["bench", "--help"], ["export", "--help"]):
         r = edgebp(*cmd)
         assert r.returncode == 0, (cmd, r.stderr)
-    for cmd, has in ((["train"], True), (["compare"], True), (["advise"], False), (["fleet"], False)):
+    for cmd, has in ((["train"], True), (["compare"], True), (["device", "train"], True), (["advise"], False),
+                     (["fleet"], False)):
         r = edgebp(*cmd, "--help")
         assert ("--init-weights" in r.stdout) == has and ("--train-layers" in r.stdout) == has, cmd
 

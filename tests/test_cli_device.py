@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from toolcheck import need_tools
 
@@ -197,3 +198,25 @@ def test_device_train_patience_restores_the_best_weights():
     res = json.loads(out)
     assert res["check"]["identical"] is True
     assert res["engines"]["device"]["stopped_by"] == "early_stopping" == res["engines"]["fixed"]["stopped_by"]
+
+
+def test_device_train_from_a_weights_file_fine_tunes_the_last_layer(tmp_path):
+    """Issue 11's path: pretrain on the host, save, fine-tune only the last layer on the micro:bit, --check."""
+    need_tools("make", "arm-none-eabi-gcc", "qemu-system-arm")
+    w = tmp_path / "w.npz"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "edgebp.cli", *a], capture_output=True, text=True,
+                                    cwd=ROOT, timeout=600)
+    p = run("train", "diabetes", "--layers", "8,16,16,2", "--epochs", "3", "--engine", "fixed", "--save-weights", str(w))
+    assert p.returncode == 0, p.stderr
+    out_w = tmp_path / "tuned.npz"
+    p = run("device", "train", "diabetes", "--layers", "8,16,16,2", "--init-weights", str(w), "--train-layers", "1",
+            "--epochs", "2", "--board", "qemu-microbit", "--check", "--json", "--save-weights", str(out_w))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["check"]["identical"] is True
+    from edgebp.weights import load_weights
+    before, after = load_weights(w).int_weights, load_weights(out_w).int_weights
+    for (bw, bb), (aw, ab) in zip(before[:2], after[:2]):          # frozen layers: exactly the file's integers
+        assert np.array_equal(bw, aw) and np.array_equal(bb, ab)
+    assert not np.array_equal(before[2][0], after[2][0])          # the last layer learned
+    assert out["engines"]["device"]["memory"]["total"] < 1052     # no delta memory below the trained layer
