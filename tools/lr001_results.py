@@ -112,13 +112,8 @@ def main() -> int:
                "the worst seed in brackets; the regression is scored by test R^2 (mean over its outputs, x100). "
                "\"Updates rounded to zero\" is the share of parameter updates with a non-zero gradient that moved "
                "no weight (the core's counters).\n\n" + t + f"\n{END}")
-        path = ROOT / "docs/results.md"
-        text = path.read_text()
-        if BEGIN in text:
-            text = text[:text.index(BEGIN)] + doc + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + doc + "\n"
-        path.write_text(text)
+        from results_table import write_section
+        write_section(doc, BEGIN, END)
     return 0
 
 

@@ -129,13 +129,8 @@ def main() -> None:
                "which is why a conv1d step costs more instructions than the MLP's despite fewer weights. The "
                "last rows train 8-16-16-2 in full and with only its last layer (`spec.with_trainable_last(1)`): "
                "the frozen layers run forward only.\n\n" + table + f"\n{END}")
-        path = ROOT / "docs/results.md"
-        text = path.read_text()
-        if BEGIN in text:
-            text = text[:text.index(BEGIN)] + doc + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + doc + "\n"
-        path.write_text(text)
+        from results_table import write_section
+        write_section(doc, BEGIN, END)
 
 
 if __name__ == "__main__":

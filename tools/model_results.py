@@ -194,13 +194,8 @@ def main() -> None:
     if args.print:
         print(doc)
         return
-    path = ROOT / "docs/results.md"
-    text = path.read_text()
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + doc + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + doc + "\n"
-    path.write_text(text)
+    from results_table import write_section
+    path = write_section(doc, BEGIN, END)
     print(f"updated {path.relative_to(ROOT)} ({time.monotonic() - t0:.0f} s)")
 
 

@@ -36,6 +36,20 @@ RUNS = [
 COMMON = "--optimizer sgd --batch-size 1 --seed 1 --engine both --rounding nearest"
 
 
+def write_section(doc: str, begin: str, end: str) -> Path:
+    """Puts ``doc`` (which starts with ``begin`` and ends with ``end``) into docs/results.md: in place of the
+    section between those markers, or at the end. The other tools/*_results.py and model_bench.py scripts
+    write their sections through this."""
+    path = ROOT / "docs/results.md"
+    text = path.read_text()
+    if begin in text:
+        text = text[:text.index(begin)] + doc + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + doc + "\n"
+    path.write_text(text)
+    return path
+
+
 def run(ds: str, flags: str) -> dict:
     cmd = f"edgebp train {ds} {flags} {COMMON}"
     t0 = time.monotonic()

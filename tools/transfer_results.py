@@ -81,13 +81,8 @@ def main() -> None:
                "starts from the pretrained integer weights, keeps the frozen layers bit for bit (checked) and lays "
                "out no deltas for them; instructions per step of the two layouts are in the table below "
                "(tools/model_bench.py: 8-16-16-2 all layers against last layer only).\n\n" + t + f"\n{END}")
-        path = ROOT / "docs/results.md"
-        text = path.read_text()
-        if BEGIN in text:
-            text = text[:text.index(BEGIN)] + doc + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + doc + "\n"
-        path.write_text(text)
+        from results_table import write_section
+        write_section(doc, BEGIN, END)
 
 
 if __name__ == "__main__":

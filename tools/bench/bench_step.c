@@ -1,8 +1,9 @@
 /*
  * Counts the cost of one online training step (forward, backward, update) of the C core: run under
  * `valgrind --tool=callgrind` with two step counts; the difference divided by the extra steps is the
- * instructions per step, free of start-up costs. Usage: bench_step N_STEPS N_IN N_HIDDEN N_OUT [online]
- * (online: an EBP_FLAG_ONLINE network, without gradient memory; else core flags 0)
+ * instructions per step, free of start-up costs. Usage: bench_step N_STEPS N_IN N_HIDDEN N_OUT [online|grad] [sr|rn]
+ * (online: an EBP_FLAG_ONLINE network, without gradient memory; else core flags 0. sr: stochastic rounding of
+ * the updates, else round to nearest)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ int main(int argc, char **argv) {
     c.layers[1] = c.layers[0];
     c.layers[1].n_out = (uint16_t)n_out;
     if (argc > 5 && argv[5][0] == 'o') c.flags = EBP_FLAG_ONLINE;
+    if (argc > 6 && argv[6][0] == 's') c.rounding = EBP_ROUND_STOCHASTIC;
     if (ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) != EBP_OK) return 1;
     ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 2048, 1);
     ebp_net_set_hparams(&net, &hp);

@@ -35,8 +35,8 @@ def main() -> int:
     net = [int(v) for v in args.net.split(",")]
     s0, s1 = (int(v) for v in args.steps.split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        exe = Path(tmp) / "bench_step_sr"
-        cmd = ["cc", "-O3", "-std=c99", "-Icsrc", "tools/step_bench/bench_step_sr.c", "csrc/edgebp.c", "-o", str(exe)]
+        exe = Path(tmp) / "bench_step"
+        cmd = ["cc", "-O3", "-std=c99", "-Icsrc", "tools/bench/bench_step.c", "csrc/edgebp.c", "-o", str(exe)]
         subprocess.run(cmd, cwd=ROOT, check=True)
         print(" ".join(cmd))
         print(f"| {'-'.join(map(str, net))} online SGD, x86 instructions per step | round to nearest | stochastic |")
