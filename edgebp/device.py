@@ -599,15 +599,53 @@ class Device:
         return A
 
     def samples_per_frame(self, with_targets: bool = True) -> int:
+        """Samples one TRAIN (or EVALUATE) frame carries; 1 when a sample is larger than a frame (it is then
+        staged in parts, see ``staged``)."""
         n_in, n_out = self._shape()
         per = 2 * (n_in + (n_out if with_targets else 0))
-        room = self.max_body - 8
-        if per > room:
-            raise ConfigError(f"one sample ({n_in} inputs{f' and {n_out} targets' if with_targets else ''}, {per} "
-                              f"bytes) does not fit a frame of this device ({room} bytes of "
-                              f"samples): use shorter windows or fewer channels, or train this model on the host "
-                              f"(edgebp train) and fine-tune a smaller one on the device")
-        return max(1, min(0xFFFF, room // per))
+        return max(1, min(0xFFFF, (self.max_body - 8) // per))
+
+    def staged(self, with_targets: bool = True) -> bool:
+        """True when one sample (inputs, and targets) is larger than a frame body: each sample then travels as
+        STAGE requests and one TRAIN/PREDICT/EVALUATE that carries its tail (docs/protocol.md, STAGE)."""
+        n_in, n_out = self._shape()
+        if 2 * (n_in + (n_out if with_targets else 0)) <= self.max_body - 8:
+            return False
+        self._stage_room(n_in + n_out)
+        return True
+
+    def _stage_room(self, elements: int) -> None:
+        """ConfigError unless the arena past the model holds a staged sample of ``elements`` int16 values."""
+        if self.memory is None or "total" not in self.memory:
+            return
+        arena = self.memory.get("arena") or self.board_info.arena
+        room = (arena - ((self.memory["total"] + 7) & ~7)) // 2
+        if elements > room:
+            n_in, n_out = self._shape()
+            raise ConfigError(f"one sample ({n_in} inputs and {n_out} targets, {2 * elements} bytes) does not fit a "
+                              f"frame of this device ({self.max_body - 8} bytes of samples), and the model leaves "
+                              f"only {max(room, 0) * 2} bytes of the {arena}-byte arena free to stage it in parts: "
+                              f"use a smaller model, shorter windows or fewer channels, or a board with more RAM")
+
+    def _send_staged(self, kind: int, sample, batch: int = 1, flags: int = 0, timeout: Optional[float] = None,
+                     resp_size: int = 24) -> P.Frame:
+        """One sample larger than a frame: STAGE requests for its head (idempotent: a chunk written twice is
+        written once), then ``kind`` (TRAIN, PREDICT, EVALUATE) with EBP_TRAIN_STAGED carrying its tail; that
+        request runs once (its answer is cached like any other)."""
+        sample = np.ascontiguousarray(sample, dtype=np.int16).ravel()
+        e = len(sample)
+        hdr = 8 if kind == P.TRAIN else 4
+        req = lambda k: encoded_size(OVERHEAD + 4 + 2 * k)        # noqa: E731
+        resp = lambda k: encoded_size(OVERHEAD + 8) + 0 * k       # noqa: E731
+        chunk = self._count(P.STAGE, (self.max_body - 4) // 2, req, resp)
+        tail = min(e, (self.max_body - hdr) // 2, chunk)
+        off = 0
+        while off < e - tail:
+            k = min(e - tail - off, chunk)
+            self.request(P.STAGE, P.pack_stage(off, sample[off:off + k]), timeout=timeout, resp_size=8)
+            off += k
+        return self.request(kind, P.pack_staged(kind, sample[e - tail:], batch, flags), timeout=timeout,
+                            resp_size=resp_size)
 
     def _count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable) -> int:
         if not self.adaptive:
@@ -670,6 +708,7 @@ class Device:
             self._training = False
 
     def _train(self, Xq, Tq, batch, n, timeout, start, on_progress, n_in, n_out) -> TrainSummary:
+        staged = self.staged()
         cap = self.samples_per_frame()
         per = 2 * (n_in + n_out)
         req = lambda k: encoded_size(OVERHEAD + 8 + per * k)      # noqa: E731
@@ -688,8 +727,11 @@ class Device:
             """One frame; False if it was given up (not applied: sent again smaller)."""
             k = hi - lo
             before = self._state
-            f = self.request(P.TRAIN, P.pack_train(Xq[lo:hi], Tq[lo:hi], batch, flags), timeout=timeout,
-                             give_up=self._shrink(P.TRAIN, k, req, resp, side_effects=True))
+            if staged:
+                f = self._send_staged(P.TRAIN, np.concatenate([Xq[lo], Tq[lo]]), batch, flags, timeout)
+            else:
+                f = self.request(P.TRAIN, P.pack_train(Xq[lo:hi], Tq[lo:hi], batch, flags), timeout=timeout,
+                                 give_up=self._shrink(P.TRAIN, k, req, resp, side_effects=True))
             if f is None:
                 now = self.device_state()     # did the device apply it?
                 if now == before:
@@ -757,8 +799,14 @@ class Device:
         n_in, n_out = self._shape()
         Xq = self._rows(Xq, n_in, "inputs")
         mb = self.max_body
-        cap = max(1, min((mb - 4) // (2 * n_in), (mb - 8) // (2 * n_out)))
         parts = [np.zeros((0, n_out), np.int16)]
+        if 2 * n_in > mb - 4:                     # a sample larger than a frame: staged, one at a time
+            self._stage_room(n_in)
+            for x in Xq:
+                f = self._send_staged(P.PREDICT, x, timeout=timeout, resp_size=8 + 2 * n_out)
+                parts.append(P.unpack_predict(f.body)[0])
+            return np.concatenate(parts)
+        cap = max(1, min((mb - 4) // (2 * n_in), (mb - 8) // (2 * n_out)))
         req = lambda k: encoded_size(OVERHEAD + 4 + 2 * n_in * k)     # noqa: E731
         resp = lambda k: encoded_size(OVERHEAD + 8 + 2 * n_out * k)   # noqa: E731
 
@@ -775,8 +823,16 @@ class Device:
         """(Q16 loss sum, correctly classified count), like ``FixedNet.evaluate_q``."""
         n_in, n_out = self._shape()
         Xq, Tq = self._rows(Xq, n_in, "inputs"), self._rows(Tq, n_out, "targets")
-        cap = self.samples_per_frame()
         tot = [0, 0]
+        if 2 * (n_in + n_out) > self.max_body - 4:     # a sample larger than a frame: staged, one at a time
+            self._stage_room(n_in + n_out)
+            for x, t in zip(Xq, Tq):
+                l, c, _ = P.unpack_evaluate(self._send_staged(P.EVALUATE, np.concatenate([x, t]), timeout=timeout,
+                                                              resp_size=16).body)
+                tot[0] += l
+                tot[1] += c
+            return tot[0], tot[1]
+        cap = self.samples_per_frame()
         req = lambda k: encoded_size(OVERHEAD + 4 + 2 * (n_in + n_out) * k)   # noqa: E731
         resp = lambda k: encoded_size(OVERHEAD + 16) + 0 * k                  # noqa: E731
 
