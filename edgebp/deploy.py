@@ -43,7 +43,10 @@ def _check_int_weights(int_weights, shapes) -> List[np.ndarray]:
     out = []
     for i, ((W, b), (n_out, n_in)) in enumerate(zip(int_weights, shapes)):
         W, b = np.asarray(W), np.asarray(b)
-        if W.shape != (n_out, n_in) or b.shape != (n_out,):
+        # a dense layer's shape is checked here; a conv1d (ch, in_ch, kernel) or pooling layer's (the device's
+        # header gives its activation sizes) by the device: each chunk's answer carries the layer's element
+        # count (compared in write_weights), and the commit needs every layer complete and the CRC
+        if W.ndim == 2 and (W.shape != (n_out, n_in) or b.shape != (n_out,)):
             raise ConfigError(f"layer {i}: the device's layer is ({n_out}, {n_in}) with {n_out} biases, the "
                               f"weights given are {W.shape} and {b.shape}")
         if W.dtype.kind not in "iu" or b.dtype.kind not in "iu":

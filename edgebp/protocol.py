@@ -30,7 +30,7 @@ _FALLBACK = {
     "EBP_MSG_RESET": 9, "EBP_MSG_WRITE_WEIGHTS": 10, "EBP_MSG_COMMIT_WEIGHTS": 11, "EBP_MSG_CHECKPOINT": 12,
     "EBP_MSG_STAGE": 13,
     "EBP_MSG_RESPONSE": 128, "EBP_MSG_ERROR": 255, "EBP_TRAIN_ACCUMULATE": 1, "EBP_TRAIN_STEP": 2,
-    "EBP_TRAIN_STAGED": 4, "EBP_TRAIN_IN_ORDER": 8,
+    "EBP_TRAIN_STAGED": 4, "EBP_TRAIN_IN_ORDER": 8, "EBP_TRAIN_BLOCKS": 16, "EBP_STAGE_QUIET": 1,
     "EBP_COMMIT_SET_STATE": 1, "EBP_CKPT_OP_STATUS": 0, "EBP_CKPT_OP_SAVE": 1, "EBP_CKPT_OP_AUTOSAVE": 2,
     "EBP_CKPT_OP_ERASE": 3, "EBP_CKPT_OP_DAMAGE": 4, "EBP_MODEL_NONE": 0, "EBP_MODEL_READY": 1,
     "EBP_MODEL_UPLOADING": 2, "EBP_PERR_UNKNOWN": -100, "EBP_PERR_LENGTH": -101, "EBP_PERR_CRC": -102,
@@ -69,7 +69,7 @@ HELLO, LOAD, TRAIN, PREDICT, EVALUATE, READ_WEIGHTS, READ_STATS, SET_HPARAMS, RE
                                 "SET_HPARAMS", "RESET"))
 WRITE_WEIGHTS, COMMIT_WEIGHTS, CHECKPOINT, STAGE = (C["EBP_MSG_WRITE_WEIGHTS"], C["EBP_MSG_COMMIT_WEIGHTS"],
                                                     C["EBP_MSG_CHECKPOINT"], C["EBP_MSG_STAGE"])
-STAGED, IN_ORDER = C["EBP_TRAIN_STAGED"], C["EBP_TRAIN_IN_ORDER"]
+STAGED, IN_ORDER, BLOCKS = C["EBP_TRAIN_STAGED"], C["EBP_TRAIN_IN_ORDER"], C["EBP_TRAIN_BLOCKS"]
 MESSAGE_NAMES = {v: k[len("EBP_MSG_"):].lower() for k, v in C.items()
                  if k.startswith("EBP_MSG_") and k not in ("EBP_MSG_RESPONSE",)}
 
@@ -300,12 +300,25 @@ def unpack_train(body: bytes) -> TrainResult:
     return TrainResult(*struct.unpack_from("<qIIII", body))
 
 
-def pack_stage(offset: int, data) -> bytes:
-    """STAGE: elements [offset, offset + len(data)) of one sample (its inputs, then its targets) as int16."""
+def pack_stage(offset: int, data, quiet: bool = False) -> bytes:
+    """STAGE: elements [offset, offset + len(data)) of the staged samples (inputs, then targets) as int16;
+    ``quiet``: streamed, answered only if refused (a TRAIN with BLOCKS checks what arrived)."""
     data = np.ascontiguousarray(data, dtype="<i2").ravel()
-    if not 0 <= offset <= 0xFFFF or len(data) > 0xFFFF:
-        raise ProtocolError(f"stage offset {offset} or count {len(data)} does not fit 16 bits")
-    return struct.pack("<HH", offset, len(data)) + data.tobytes()
+    if not 0 <= offset <= 0xFFFFFFFF or len(data) > 0xFFFF:
+        raise ProtocolError(f"stage offset {offset} or count {len(data)} out of range")
+    return struct.pack("<IHH", offset, len(data), C["EBP_STAGE_QUIET"] if quiet else 0) + data.tobytes()
+
+
+def block_crcs(data, block: int) -> list:
+    """CRC-32 of each ``block``-element run of int16 data (the last may be shorter), as TRAIN BLOCKS checks."""
+    raw = np.ascontiguousarray(data, dtype="<i2").ravel().tobytes()
+    return [zlib.crc32(raw[2 * lo:2 * (lo + block)]) for lo in range(0, len(raw) // 2, block)]
+
+
+def pack_train_blocks(n: int, batch: int, flags: int, block: int, crcs) -> bytes:
+    """TRAIN of n staged samples (their inputs, then their targets, from element 0), checked block by block."""
+    return struct.pack("<HHIHH", n, flags | STAGED | BLOCKS, batch, block, len(crcs)) + struct.pack(
+        f"<{len(crcs)}I", *crcs)
 
 
 def unpack_stage(body: bytes) -> Tuple[int, int]:

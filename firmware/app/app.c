@@ -689,9 +689,11 @@ static uint32_t n_out_(void) { return net.cfg.layers[net.cfg.n_layers - 1].n_out
 #if EBP_APP_STAGE
 static uint32_t stage_room(void) { return (uint32_t)(sizeof arena - ((model_bytes + 7u) & ~7u)) / 2u; }
 
-/* body: u16 offset, u16 count, i16 data[count] -> u32 staged, u32 room (elements). A chunk rewritten (a
- * retransmission under any seq) writes the same values at the same place: idempotent. */
-static int req_stage(const uint8_t *in, uint32_t n, uint32_t *len)
+/* body: u32 offset, u16 count, u16 flags, i16 data[count] -> u32 staged, u32 room (elements). A chunk
+ * rewritten (a retransmission under any seq) writes the same values at the same place: idempotent. Chunks come
+ * in order (no gap), unless EBP_STAGE_QUIET: then any offset, and no answer unless refused (*quiet set), so a
+ * host streams the chunks of many samples and a TRAIN with EBP_TRAIN_BLOCKS checks them by their CRCs. */
+static int req_stage(const uint8_t *in, uint32_t n, uint32_t *len, uint8_t *quiet)
 {
     uint32_t off, count, room, i;
     int16_t *s = stage_base();
@@ -700,23 +702,63 @@ static int req_stage(const uint8_t *in, uint32_t n, uint32_t *len)
         return st;
     if (up.active)
         return EBP_PERR_INCOMPLETE;        /* the staging area holds an upload */
-    if (n < 4)
+    if (n < 8)
         return EBP_PERR_LENGTH;
-    off = get_u16(in);
-    count = get_u16(in + 2);
-    if (n != 4 + 2 * count)
+    off = get_u32(in);
+    count = get_u16(in + 4);
+    if (n != 8 + 2 * count)
         return EBP_PERR_LENGTH;
     room = stage_room();
-    if (off > staged || off > room || count > room - off)
+    if ((!(get_u16(in + 6) & EBP_STAGE_QUIET) && off > staged) || off > room || count > room - off)
         return EBP_PERR_RANGE;             /* a gap, or more than the free arena holds */
     for (i = 0; i < count; i++)
-        s[off + i] = (int16_t)get_u16(in + 4 + 2 * i);
+        s[off + i] = (int16_t)get_u16(in + 8 + 2 * i);
     if (off + count > staged)
         staged = off + count;
+    *quiet = (uint8_t)(get_u16(in + 6) & EBP_STAGE_QUIET);
     put_u32(body_out, staged);
     put_u32(body_out + 4, room);
     *len = 8;
     return 0;
+}
+
+/* EBP_TRAIN_BLOCKS: the need staged elements in blocks of b (the last may be shorter), each checked against
+ * its CRC-32 in the body (u16 b, u16 n_blocks, u32 crc[n_blocks], at most 64). A mismatch is EBP_PERR_DATA_CRC
+ * with u32, u32: the bit mask of the blocks to send again (nothing is trained or consumed). */
+static const int16_t *staged_blocks(const uint8_t *in, uint32_t m, uint32_t need, int *st)
+{
+    const uint8_t *s = (const uint8_t *)(const void *)stage_base();
+    uint32_t b, nb, k, bad_lo = 0, bad_hi = 0;
+    *st = EBP_PERR_RANGE;
+    if (up.active) {
+        *st = EBP_PERR_INCOMPLETE;
+        return NULL;
+    }
+    if (m < 4)
+        return NULL;
+    b = get_u16(in);
+    nb = get_u16(in + 2);
+    if (b == 0 || nb == 0 || nb > 64 || m != 4 + 4 * nb || (nb - 1) * b >= need || nb * b < need)
+        return NULL;                       /* blocks that do not tile the samples */
+    if (need > stage_room())
+        return NULL;                       /* chunks lost or stale fail their CRC below: sent again */
+    for (k = 0; k < nb; k++) {
+        uint32_t lo = k * b, cnt = (lo + b <= need ? b : need - lo);
+        if (ebp_crc32(0, s + 2 * lo, 2 * cnt) != get_u32(in + 4 + 4 * k)) {
+            if (k < 32)
+                bad_lo |= 1u << k;
+            else
+                bad_hi |= 1u << (k - 32);
+        }
+    }
+    if (bad_lo | bad_hi) {
+        put_u32(body_out, bad_lo);
+        put_u32(body_out + 4, bad_hi);
+        *st = EBP_PERR_DATA_CRC;
+        return NULL;
+    }
+    staged = 0;             /* once: a retransmitted TRAIN is answered from the cache, never run again */
+    return stage_base();
 }
 
 /* The sample of an EBP_TRAIN_STAGED request (need elements): the m elements of its body at tail complete the
@@ -747,6 +789,7 @@ static const int16_t *staged_sample(const uint8_t *tail, uint32_t m, uint32_t ne
     *st = EBP_PERR_RANGE;
     return NULL;
 }
+#define staged_blocks staged_sample
 #endif
 
 /* The samples of a TRAIN (targets too) or PREDICT/EVALUATE body whose arrays start at in + hdr: in place, or
@@ -756,7 +799,13 @@ static int sample_args(const uint8_t *in, uint32_t n, uint32_t hdr, uint32_t ns,
 {
     uint32_t per = n_in_() + (targets ? n_out_() : 0);
     int st = EBP_OK;
-    if (flags & EBP_TRAIN_STAGED) {
+    if ((flags & EBP_TRAIN_STAGED) && (flags & EBP_TRAIN_BLOCKS) && targets && hdr == 8) {
+        if (ns == 0)
+            return EBP_PERR_RANGE;
+        *x = staged_blocks(in + hdr, n - hdr, ns * per, &st);
+        if (*x == NULL)
+            return st;
+    } else if (flags & EBP_TRAIN_STAGED) {
         if (ns != 1 || (n - hdr) % 2u)
             return EBP_PERR_LENGTH;
         *x = staged_sample(in + hdr, (n - hdr) / 2u, per, &st);
@@ -789,6 +838,8 @@ static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
     if (batch == 0)
         return EBP_PERR_RANGE;
     st = sample_args(in, n, 8, ns, flags, 1, &x, &t);
+    if (st == EBP_PERR_DATA_CRC)
+        *len = 8;                          /* the mask of the staged blocks that do not match */
     if (st != EBP_OK)
         return st;
     t0 = ebp_port_ticks();
@@ -973,7 +1024,7 @@ static void handle_frame(void)
     int32_t m = cobs_decode(rx.b, rx_len);
     uint32_t n, blen = 0, crc;
     uint16_t seq;
-    uint8_t type, reset = 0, ordered;
+    uint8_t type, reset = 0, ordered, quiet = 0;
     const uint8_t *in;
     int st;
     if (m < 0 || (uint32_t)m < EBP_PROTO_HEADER + EBP_PROTO_CRC) {
@@ -1028,7 +1079,11 @@ static void handle_frame(void)
     case EBP_MSG_COMMIT_WEIGHTS: st = req_commit_weights(in, n, &blen); break;
     case EBP_MSG_CHECKPOINT: st = req_checkpoint(in, n, &blen); break;
 #if EBP_APP_STAGE
-    case EBP_MSG_STAGE: st = req_stage(in, n, &blen); break;
+    case EBP_MSG_STAGE:
+        st = req_stage(in, n, &blen, &quiet);
+        if (st == 0 && quiet)
+            return;                        /* a streamed chunk: no answer, nothing cached */
+        break;
 #endif
     case EBP_MSG_RESET:
         if (n != 1) {

@@ -38,7 +38,7 @@
 #define EBP_MSG_WRITE_WEIGHTS 10 /* layer, offset, int16 elements -> elements written so far (upload) */
 #define EBP_MSG_COMMIT_WEIGHTS 11 /* CRC-32 of every element [, rng and steps] -> the upload becomes the model */
 #define EBP_MSG_CHECKPOINT 12    /* op (status, save, autosave, erase, damage), arg -> checkpoint status */
-#define EBP_MSG_STAGE 13         /* offset, int16 elements of one sample -> elements staged (a sample > a frame) */
+#define EBP_MSG_STAGE 13         /* offset, flags, int16 elements of samples -> elements staged (see docs) */
 #define EBP_MSG_RESPONSE 128     /* or-ed into the type of a response */
 #define EBP_MSG_ERROR 255        /* frame-level error: the request could not be read at all */
 
@@ -47,6 +47,10 @@
 #define EBP_TRAIN_STEP 2         /* with ACCUMULATE: one ebp_step() after the last sample */
 #define EBP_TRAIN_STAGED 4       /* TRAIN, PREDICT, EVALUATE: one sample, staged by STAGE, its tail in the body */
 #define EBP_TRAIN_IN_ORDER 8     /* TRAIN: run only if seq follows the last request run (pipelined frames) */
+#define EBP_TRAIN_BLOCKS 16      /* TRAIN with STAGED: n staged samples, checked by the CRC-32 of each block */
+
+/* STAGE flags. */
+#define EBP_STAGE_QUIET 1        /* no answer unless refused; any offset (a TRAIN with BLOCKS checks them) */
 
 /* COMMIT_WEIGHTS flags. */
 #define EBP_COMMIT_SET_STATE 1   /* also set the rounding generator's state and the step counter */
@@ -74,7 +78,7 @@
 #define EBP_PERR_NO_MEMORY -107  /* model does not fit the arena; body: u32 needed, u32 arena */
 #define EBP_PERR_RANGE -108      /* an argument out of range (layer index, sample count, offset, lr_m 0) */
 #define EBP_PERR_INCOMPLETE -109 /* weight upload not complete (COMMIT: u8 layer, 3 x 0, u32 written, u32 total) */
-#define EBP_PERR_DATA_CRC -110   /* uploaded weights do not match the CRC given to COMMIT_WEIGHTS */
+#define EBP_PERR_DATA_CRC -110   /* uploaded weights (or staged blocks) do not match the CRC given */
 #define EBP_PERR_NV -111         /* no non-volatile storage, or it did not keep what was written */
 #define EBP_PERR_NV_FULL -112    /* the checkpoint is larger than a storage slot */
 #define EBP_PERR_SEQUENCE -113   /* an IN_ORDER TRAIN that does not follow the last request run (not run; body: u16 expected seq) */
