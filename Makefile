@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` (main job) and `make test`. Both set up a fresh machine first.
 PY ?= python3
 
-.PHONY: setup demo demo-host test arduino bench-link
+.PHONY: setup demo demo-host test arduino bench-link coverage
 
 setup:
 	bash tools/setup.sh
@@ -28,3 +28,17 @@ arduino:
 # training throughput over the emulated serial link against the share of bytes dropped and flipped (docs/link.md)
 bench-link: setup
 	$(PY) tools/bench/link.py --seeds 3 --fixed-frames
+
+# line and branch coverage of csrc/ by the C suite (tests/c/test_core.c): the core built file by file with
+# --coverage (so each csrc/core/*.c is reported on its own), the suite run once, gcovr's summary printed
+# (docs/core.md, Coverage). Needs gcc and gcovr (tools/setup.sh). Output in build/coverage/.
+COV_DIR ?= build/coverage
+coverage:
+	rm -rf $(COV_DIR) && mkdir -p $(COV_DIR)
+	gcc -std=c99 -Wall -Wextra -Wconversion -Werror -O0 -g --coverage -Icsrc tests/c/test_core.c \
+		$(sort $(wildcard csrc/core/*.c)) -o $(COV_DIR)/test_core
+	cd $(COV_DIR) && ./test_core | tail -1
+	gcovr --root . --filter 'csrc/' --object-directory $(COV_DIR) --txt $(COV_DIR)/lines.txt $(COV_DIR)
+	gcovr --root . --filter 'csrc/' --object-directory $(COV_DIR) --branches --txt $(COV_DIR)/branches.txt \
+		--print-summary $(COV_DIR) | tail -3
+	@echo "per file: $(COV_DIR)/lines.txt and $(COV_DIR)/branches.txt"
