@@ -91,6 +91,36 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
         raise DeviceError(f"the device committed weights with CRC {theirs:#010x}, expected {crc:#010x}")
 
 
+# --- the training state: rounding generator, step counter, velocities ----------------------------------------
+def read_state(dev) -> np.ndarray:
+    """The device's training state as uint32 words: the stochastic-rounding generator, the step counter, then
+    every layer's weight and bias velocities (momentum; int32 bit patterns). Between steps only (a batch half
+    accumulated is refused with EBP_ERR_STATE). With the weights it is everything a resume needs."""
+    words: List[np.ndarray] = []
+    off, total = 0, None
+    while total is None or off < total:
+        total, got, w = P.unpack_state(dev.request(P.STATE, P.pack_state_read(off, 0xFFFF)).body)
+        if got != off or (len(w) == 0 and off < total):
+            raise DeviceError(f"the device returned state words from {got} ({len(w)} of them), asked from {off}")
+        words.append(w)
+        off += len(w)
+    return np.concatenate(words) if words else np.zeros(0, np.uint32)
+
+
+def write_state(dev, words) -> None:
+    """Writes what ``read_state`` returned back into the model on the device (the same network loaded, its
+    weights uploaded). Each chunk rewrites the same words at the same place: exactly once by construction."""
+    words = np.asarray(words, dtype=np.uint32).ravel()
+    per = (getattr(dev, "max_body", P.MAX_BODY) - 8) // 4
+    for off in range(0, len(words), per):
+        total, _, _ = P.unpack_state(dev.request(P.STATE, P.pack_state_write(off, words[off:off + per])).body)
+        if total != len(words):
+            raise ConfigError(f"the device's model has {total} state words, {len(words)} given: load the network "
+                              f"the state was read from")
+    if hasattr(dev, "_state"):
+        dev._state = None           # the step counter changed: read it again before training
+
+
 # --- checkpoints in the device's non-volatile storage --------------------------------------------------------
 def _checkpoint(dev, op: str, arg: int = 0) -> dict:
     return P.unpack_checkpoint(_request_of_varying_length(dev, P.CHECKPOINT, P.pack_checkpoint(op, arg)).body)

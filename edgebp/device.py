@@ -1311,10 +1311,11 @@ class DeviceNet(IntegerEngine):
     training call of this run (the rows in the order sent, the batch size), every weight upload, and how far the
     device acknowledged them. A device that kept its state (same HELLO session id, at the acknowledged step)
     just continues. A device that lost it (a reset: another session id, or no model) gets the model loaded
-    again and then either (``restore="upload"``, possible for plain SGD with round-to-nearest, whose only state
-    is the weights and the step counter) the checkpoint of its weights read back after each epoch uploaded with
-    its step count, or (``restore="replay"``, always exact: the load restores the initial weights and the
-    rounding generator's seed) the acknowledged calls replayed from the start. After an upload restore the
+    again and then either (``restore="upload"``, the default) the checkpoint read back after each training call
+    (the weights, and with ``deploy.read_state`` the stochastic-rounding generator, the step counter and the
+    momentum velocities) written back and the acknowledged calls since replayed, or (``restore="replay"``: the
+    load restores the initial weights and the rounding generator's seed) every acknowledged call replayed from
+    the start. After an upload restore the
     saturation counters count from the restore; after a replay they are the uninterrupted run's too."""
 
     name = "device"
@@ -1325,7 +1326,7 @@ class DeviceNet(IntegerEngine):
         self.device, self.spec, self.cfg = device, spec, cfg or TrainConfig()
         if restore not in ("auto", "upload", "replay"):
             raise ConfigError(f"restore must be auto, upload or replay, got {restore!r}")
-        self.uploadable = self.cfg.optimizer == "sgd" and self.cfg.rounding == "nearest"
+        self.uploadable = True      # protocol 4: STATE reads back the generator, the steps and the velocities
         if restore == "upload" and not self.uploadable:
             raise ConfigError("restore='upload' is exact only for optimizer sgd with rounding nearest (momentum's "
                               "velocity and the stochastic-rounding generator cannot be read back); use replay")
@@ -1341,7 +1342,7 @@ class DeviceNet(IntegerEngine):
         self.loss_unknown = 0
         self._log: List[dict] = []       # {"train": [Xq, Tq, batch, rows acknowledged]} or {"weights": ints}
         self._ack: Tuple[int, int] = (0, 0)
-        self._ckpt: Optional[Tuple[int, list, int]] = None    # (entries done, weights, steps)
+        self._ckpt: Optional[tuple] = None    # (entries done, weights, steps, state words (deploy.read_state))
         self._session: Optional[int] = None
         self.events: List[str] = []
         self.memory = self._call(self._load, load=True)
@@ -1371,7 +1372,9 @@ class DeviceNet(IntegerEngine):
     def _checkpoint(self) -> None:
         """After a training call: the device's weights read back, for an upload restore."""
         if self.resume and self.restore == "upload" and self._ack[1] == 0:
-            self._ckpt = (len(self._log), self._call(self.device.read_weights), self._ack[0])
+            from .deploy import read_state
+            self._ckpt = (len(self._log), self._call(self.device.read_weights), self._ack[0],
+                          self._call(lambda: read_state(self.device)))
 
     def _recover(self, err: Exception, load: bool = False) -> None:
         self._event(f"link trouble: {err}; reconnecting")
@@ -1418,8 +1421,10 @@ class DeviceNet(IntegerEngine):
         self._session = sid
         first = 0
         if self.restore == "upload" and self._ckpt is not None:
-            first, weights, steps = self._ckpt
-            write_weights(dev, weights, rng=self._rng0, steps=steps)
+            from .deploy import write_state
+            first, weights, steps, state = self._ckpt
+            write_weights(dev, weights, rng=int(state[0]), steps=steps)
+            write_state(dev, state)
             dev._state = (steps, 0)
         rows = sum(e["train"][3] for e in self._log[first:] if "train" in e)
         how = (f"uploaded the weights of step {self._ckpt[2]}" if first else "loaded the model again")

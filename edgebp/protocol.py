@@ -28,7 +28,7 @@ _FALLBACK = {
     "EBP_PROTO_CACHE_BODY": 48, "EBP_MSG_HELLO": 1, "EBP_MSG_LOAD": 2, "EBP_MSG_TRAIN": 3, "EBP_MSG_PREDICT": 4,
     "EBP_MSG_EVALUATE": 5, "EBP_MSG_READ_WEIGHTS": 6, "EBP_MSG_READ_STATS": 7, "EBP_MSG_SET_HPARAMS": 8,
     "EBP_MSG_RESET": 9, "EBP_MSG_WRITE_WEIGHTS": 10, "EBP_MSG_COMMIT_WEIGHTS": 11, "EBP_MSG_CHECKPOINT": 12,
-    "EBP_MSG_STAGE": 13,
+    "EBP_MSG_STAGE": 13, "EBP_MSG_STATE": 14,
     "EBP_MSG_RESPONSE": 128, "EBP_MSG_ERROR": 255, "EBP_TRAIN_ACCUMULATE": 1, "EBP_TRAIN_STEP": 2,
     "EBP_TRAIN_STAGED": 4, "EBP_TRAIN_IN_ORDER": 8, "EBP_TRAIN_BLOCKS": 16, "EBP_STAGE_QUIET": 1,
     "EBP_COMMIT_SET_STATE": 1, "EBP_CKPT_OP_STATUS": 0, "EBP_CKPT_OP_SAVE": 1, "EBP_CKPT_OP_AUTOSAVE": 2,
@@ -67,8 +67,9 @@ MSG_ERROR = C["EBP_MSG_ERROR"]
 HELLO, LOAD, TRAIN, PREDICT, EVALUATE, READ_WEIGHTS, READ_STATS, SET_HPARAMS, RESET = (
     C[f"EBP_MSG_{n}"] for n in ("HELLO", "LOAD", "TRAIN", "PREDICT", "EVALUATE", "READ_WEIGHTS", "READ_STATS",
                                 "SET_HPARAMS", "RESET"))
-WRITE_WEIGHTS, COMMIT_WEIGHTS, CHECKPOINT, STAGE = (C["EBP_MSG_WRITE_WEIGHTS"], C["EBP_MSG_COMMIT_WEIGHTS"],
-                                                    C["EBP_MSG_CHECKPOINT"], C["EBP_MSG_STAGE"])
+WRITE_WEIGHTS, COMMIT_WEIGHTS, CHECKPOINT, STAGE, STATE = (
+    C["EBP_MSG_WRITE_WEIGHTS"], C["EBP_MSG_COMMIT_WEIGHTS"], C["EBP_MSG_CHECKPOINT"], C["EBP_MSG_STAGE"],
+    C["EBP_MSG_STATE"])
 STAGED, IN_ORDER, BLOCKS = C["EBP_TRAIN_STAGED"], C["EBP_TRAIN_IN_ORDER"], C["EBP_TRAIN_BLOCKS"]
 MESSAGE_NAMES = {v: k[len("EBP_MSG_"):].lower() for k, v in C.items()
                  if k.startswith("EBP_MSG_") and k not in ("EBP_MSG_RESPONSE",)}
@@ -307,6 +308,25 @@ def pack_stage(offset: int, data, quiet: bool = False) -> bytes:
     if not 0 <= offset <= 0xFFFFFFFF or len(data) > 0xFFFF:
         raise ProtocolError(f"stage offset {offset} or count {len(data)} out of range")
     return struct.pack("<IHH", offset, len(data), C["EBP_STAGE_QUIET"] if quiet else 0) + data.tobytes()
+
+
+STATE_HDR = struct.Struct("<IIHH")      # total words, offset, count, 0
+
+
+def pack_state_read(offset: int, count: int) -> bytes:
+    return struct.pack("<BBHI", 0, 0, count, offset)
+
+
+def pack_state_write(offset: int, words) -> bytes:
+    words = np.ascontiguousarray(words, dtype="<u4").ravel()
+    return struct.pack("<BBHI", 1, 0, len(words), offset) + words.tobytes()
+
+
+def unpack_state(body: bytes) -> Tuple[int, int, np.ndarray]:
+    """(total words, offset, words read as uint32)"""
+    total, off, count, _ = STATE_HDR.unpack_from(body)
+    count = min(count, (len(body) - STATE_HDR.size) // 4)      # a write's answer carries no words
+    return total, off, np.frombuffer(body, dtype="<u4", count=count, offset=STATE_HDR.size).astype(np.uint32)
 
 
 def block_crcs(data, block: int) -> list:

@@ -1018,6 +1018,76 @@ static int req_set_hparams(const uint8_t *in, uint32_t n, uint32_t *len)
     return ebp_net_set_hparams(&net, &hp);
 }
 
+/* ---- training state: what a resume needs besides the weights ------------------------------------------ */
+/* The state as 32-bit words: 0 the rounding generator, 1 the step counter, then per layer its weight velocities
+ * and bias velocities where laid out (momentum; int32, Q w_frac + EBP_VEL_EXTRA_FRAC). Between steps only
+ * (no batch half accumulated): gradient accumulators are not part of it. */
+static int32_t *state_words(uint32_t w, uint32_t *total)
+{
+    uint32_t l, t = 2;
+    int32_t *hit = NULL;
+    for (l = 0; l < net.cfg.n_layers; l++) {
+        const ebp_layer_t *L = &net.layers[l];
+        uint32_t nw = L->vw ? L->n_w : 0u, nb = L->vb ? L->n_b : 0u;
+        if (hit == NULL && w >= t && w < t + nw)
+            hit = L->vw + (w - t);
+        else if (hit == NULL && w >= t + nw && w < t + nw + nb)
+            hit = L->vb + (w - t - nw);
+        t += nw + nb;
+    }
+    *total = t;
+    return hit;
+}
+
+/* body: u8 op (0 read, 1 write), u8 0, u16 count, u32 offset [, u32 words[count] to write]
+ *   -> u32 total words, u32 offset, u16 count, u16 0 [, u32 words[count] read] */
+static int req_state(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint32_t op, count, off, total, i;
+    int st = model_status();
+    if (st != EBP_OK)
+        return st;
+    if (n < 8)
+        return EBP_PERR_LENGTH;
+    op = in[0];
+    count = get_u16(in + 2);
+    off = get_u32(in + 4);
+    if (op > 1 || (op == 0 && n != 8) || (op == 1 && n != 8 + 4 * count))
+        return op > 1 ? EBP_PERR_RANGE : EBP_PERR_LENGTH;
+    if (net.grad_count != 0)
+        return EBP_ERR_STATE;              /* half a batch accumulated: between steps only */
+    (void)state_words(0, &total);
+    if (off > total)
+        return EBP_PERR_RANGE;
+    if (op == 0 && count > (EBP_APP_MAX_BODY - 12) / 4)
+        count = (EBP_APP_MAX_BODY - 12) / 4;
+    if (op == 0 && count > total - off)
+        count = total - off;               /* a read returns what there is */
+    if (count > total - off)
+        return EBP_PERR_RANGE;
+    for (i = 0; i < count; i++) {
+        uint32_t w = off + i;
+        int32_t *p = state_words(w, &total);
+        if (op == 1) {
+            uint32_t v = get_u32(in + 8 + 4 * i);
+            if (w == 0)
+                net.rng = v ? v : 1u;
+            else if (w == 1)
+                net.steps = v;
+            else
+                *p = (int32_t)v;           /* a velocity: any int32 (the core saturates as it goes) */
+        } else {
+            put_u32(body_out + 12 + 4 * i, w == 0 ? net.rng : w == 1 ? net.steps : (uint32_t)*p);
+        }
+    }
+    put_u32(body_out, total);
+    put_u32(body_out + 4, off);
+    put_u16(body_out + 8, count);
+    put_u16(body_out + 10, 0);
+    *len = 12 + (op == 0 ? 4 * count : 0);
+    return 0;
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------------------- */
 static void handle_frame(void)
 {
@@ -1078,6 +1148,7 @@ static void handle_frame(void)
     case EBP_MSG_WRITE_WEIGHTS: st = req_write_weights(in, n, &blen); break;
     case EBP_MSG_COMMIT_WEIGHTS: st = req_commit_weights(in, n, &blen); break;
     case EBP_MSG_CHECKPOINT: st = req_checkpoint(in, n, &blen); break;
+    case EBP_MSG_STATE: st = req_state(in, n, &blen); break;
 #if EBP_APP_STAGE
     case EBP_MSG_STAGE:
         st = req_stage(in, n, &blen, &quiet);

@@ -39,6 +39,7 @@
 #define EBP_MSG_COMMIT_WEIGHTS 11 /* CRC-32 of every element [, rng and steps] -> the upload becomes the model */
 #define EBP_MSG_CHECKPOINT 12    /* op (status, save, autosave, erase, damage), arg -> checkpoint status */
 #define EBP_MSG_STAGE 13         /* offset, flags, int16 elements of samples -> elements staged (see docs) */
+#define EBP_MSG_STATE 14         /* read or write the training state: rng, steps, velocities (resume) */
 #define EBP_MSG_RESPONSE 128     /* or-ed into the type of a response */
 #define EBP_MSG_ERROR 255        /* frame-level error: the request could not be read at all */
 

@@ -127,6 +127,19 @@ def main(out: Path):
         + rec(FRAME, P.TRAIN, P.pack_train(X[:0], T[:0], 1, 0))
         + rec(FRAME, P.TRAIN, P.pack_train(X[4:], T[4:], 0, P.IN_ORDER))
         + rec(FRAME, P.TRAIN, P.pack_train(X[4:], T[4:], 1, P.IN_ORDER)),
+        "streamed_blocks": bytes([1])
+        + rec(FRAME, P.STAGE, P.pack_stage(0, np.concatenate([X[:4].ravel(), T[:4].ravel()])[:20], quiet=True))
+        + rec(FRAME, P.STAGE, P.pack_stage(20, np.concatenate([X[:4].ravel(), T[:4].ravel()])[20:], quiet=True))
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 20, P.block_crcs(
+            np.concatenate([X[:4].ravel(), T[:4].ravel()]), 20))) + rec(AGAIN, 0)
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 20, [1, 2]))
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 7, list(range(12))))
+        + rec(FRAME, P.STAGE, P.pack_stage(5000, np.arange(4), quiet=True)),
+        "state_momentum": bytes([3]) + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2))
+        + rec(FRAME, P.STATE, P.pack_state_read(0, 100)) + rec(FRAME, P.STATE, P.pack_state_read(40, 0xFFFF))
+        + rec(FRAME, P.STATE, P.pack_state_write(0, np.arange(12) * 977)) + rec(AGAIN, 0)
+        + rec(FRAME, P.STATE, P.pack_state_write(150, np.arange(3)))
+        + rec(FRAME, P.TRAIN, P.pack_train(X4[:1], T4[:1], 6, 1)) + rec(FRAME, P.STATE, P.pack_state_read(0, 4)),
         "resets": bytes([1]) + rec(FRAME, P.RESET, b"\x00") + rec(AGAIN | 4, 0) + rec(FRAME, P.HELLO),
     }
     for name, data in seeds.items():
