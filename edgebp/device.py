@@ -111,6 +111,7 @@ def encoded_size(raw_len: int) -> int:
 
 
 OVERHEAD = P.HEADER.size + 4        # header + CRC of every frame
+PIPE_KEY = 0x100 | P.TRAIN          # LinkModel's round trips of pipelined TRAIN frames (by the bytes queued)
 # requests that leave the device's (steps, grad_count) as they are (TRAIN: only those sent by Device.train)
 _KEEPS_STATE = (P.HELLO, P.TRAIN, P.PREDICT, P.EVALUATE, P.READ_WEIGHTS, P.READ_STATS, P.SET_HPARAMS)
 
@@ -886,6 +887,37 @@ class Device:
         g = ns * q / (b * (1 + (1 - qr) * (window - 1)))
         return int(ns[int(np.argmax(g))])
 
+    def _pipe_resync(self, flights, out: TrainSummary, on_progress) -> int:
+        """Ends a window: the device's (steps, grad_count) say exactly which frames in flight ran (each frame's
+        state after it is distinct); those count as trained (an answer not received: loss unknown), the others
+        are dropped (the empty TRAIN that asks moves the device's expected seq, so a late copy of them is
+        refused). Returns the rows done."""
+        now = self.device_state()
+        done = flights[0][0]
+        if now != self._state_before(flights):
+            k = next((i for i, f in enumerate(flights) if f[2] == now), None)
+            if k is None:
+                raise DeviceError(f"the device is at {now}, which no training frame in flight leads to: it was "
+                                  f"used by someone else meanwhile")
+            for f in list(flights)[:k + 1]:
+                if f[7] is None or f[7] == "unknown":
+                    out.loss_unknown += f[1] - f[0]
+                else:
+                    out.loss_sum += f[7].loss_sum
+                    out.ticks += f[7].ticks
+                out.requests += 1
+                if on_progress and f[2][1] == 0:
+                    self._state = f[2]
+                    on_progress(f[1], out)
+            done = flights[k][1]
+        self._state = now
+        flights.clear()
+        return done
+
+    @staticmethod
+    def _state_before(flights):
+        return flights[0][10]
+
     def _pipeline(self, Xq, Tq, batch, n, timeout, start, on_progress, cap, req, resp, out,
                   stop: Callable[[], bool] = lambda: False) -> int:
         """Training frames with several in flight (EBP_TRAIN_IN_ORDER, consecutive seqs). The device runs such a
@@ -905,7 +937,8 @@ class Device:
         limit = self.timeout if timeout is None else float(timeout)
         acc, stp, io = P.C["EBP_TRAIN_ACCUMULATE"], P.C["EBP_TRAIN_STEP"], P.IN_ORDER
         seq_err = P.C["EBP_PERR_SEQUENCE"]
-        # [lo, hi, after, seq, frame, last_sent, copies, result, at_risk bytes, bytes queued at the first send]
+        # [lo, hi, after, seq, frame, last_sent, copies, result, at_risk bytes, bytes queued at the first send,
+        #  state before it, retransmissions so far at its first send]
         flights: deque = deque()
         lo_plan, st_plan = start, self._state
         last_progress = last_event = time.monotonic()
@@ -949,28 +982,36 @@ class Device:
                 seq = self.next_seq()
                 body = P.pack_train(Xq[lo_plan:hi], Tq[lo_plan:hi], batch, flags | io)
                 frame = P.encode_frame(P.Frame(P.TRAIN, seq, 0, body))
-                fl = [lo_plan, hi, after, seq, frame, 0.0, 1, None, len(frame) + encoded_size(OVERHEAD + 24), 0]
+                fl = [lo_plan, hi, after, seq, frame, 0.0, 1, None, len(frame) + encoded_size(OVERHEAD + 24), 0,
+                      st_plan, self.stats_retransmissions]
                 flights.append(fl)
                 fl[9] = sum(f[8] for f in flights if f[7] is None)   # bytes queued up to its answer
                 send(fl)
                 lo_plan, st_plan = hi, after
             pending = [f for f in flights if f[7] is None]
+            if any(f[6] >= 4 and f[1] - f[0] > 1 and self._pipe_count(cap, req, resp, W) <= (f[1] - f[0]) // 2
+                   for f in pending):
+                ev("resync")      # a frame planned too large for the link as it is now: find out what ran
+                return self._pipe_resync(flights, out, on_progress)
             if not pending:
                 wait = 0.0
             else:
-                rto = self.link.rto(P.TRAIN, sum(f[8] for f in pending), limit) * backoff
+                key = PIPE_KEY if self.link.rtt_predict(PIPE_KEY, 1) is not None else P.TRAIN
+                rto = self.link.rto(key, sum(f[8] for f in pending), limit) * backoff
                 wait = max(0.0, min(max(f[5] for f in pending) + rto, last_progress + limit) - time.monotonic())
             chunk = self.read_frame(wait) if pending else None
             now = time.monotonic()
             if chunk is None and pending:                     # nothing for a few round trips
                 if now - last_progress >= limit:
                     raise LinkLostError(f"no valid response from {self.url} to a train request for {limit:g} s "
-                                        f"({'; '.join(problems[-2:]) or 'timeout'})", self.url, "no response")
+                                        f"({len(pending)} frames in flight, of {pending[0][1] - pending[0][0]} "
+                                        f"samples, sent {pending[0][6]} times, each waiting up to {rto:.3g} s; "
+                                        f"{'; '.join(problems[-2:]) or 'timeout'})", self.url, "no response")
                 problems.append("timeout")
                 ev("timeout")
                 if self.link.attempts:
                     self.link.record(pending[0][8], False, True)
-                backoff = min(backoff * 1.25, 4.0)
+                backoff = min(backoff * 1.25, 2.0)
                 for f in pending:
                     send(f, again=True)
                 continue
@@ -1029,8 +1070,9 @@ class Device:
                                       f"accumulated after a frame, expected {fl[2]}")
                 fl[7] = r
                 self.link.record(fl[8], True)
-                if fl[6] == 1:          # Karn: first copies only; the time covers the frames queued before it
-                    self.link.rtt_record(P.TRAIN, fl[9], now - fl[5])
+                if fl[6] == 1:
+                    # Karn: first copies only, whose time covers the frames queued before them
+                    self.link.rtt_record(PIPE_KEY, fl[9], now - fl[5])
                 backoff = 1.0
                 last_progress = now
                 for f in list(flights)[:i]:                   # applied before it: their answers were lost
