@@ -273,6 +273,7 @@ class Device:
     by block CRCs (True: always, None: once the link damages frames, False: never, the default)."""
 
     MAX_WINDOW = 1     # stop-and-wait unless asked: see docs/link.md, Measurements
+    BULK_MAX_P = 0.004  # bulk=None streams chunks while the share of bytes hit is at most this
 
     def __init__(self, url: str, timeout: float = 10.0, retries: Optional[int] = None,
                  connect_timeout: float = 10.0, baudrate: int = 115200, transport=None,
@@ -810,6 +811,8 @@ class Device:
         link damages frames (a clean link takes whole TRAIN frames) and the device stages (protocol 4, room)."""
         if not self.adaptive or self.bulk is False or (self.bulk is None and not self.link.damaged_lately()):
             return False
+        if self.bulk is None and self.link.p > self.BULK_MAX_P:
+            return False     # so bad that the TRAIN carrying the block CRCs rarely arrives: frames sized to it
         if self._bulk_room is None:
             arena = (self.memory or {}).get("arena") or self.board_info.arena
             self._bulk_room = (arena - (((self.memory or {}).get("total", arena)) + 7 & ~7)) // 2
