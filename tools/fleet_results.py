@@ -149,7 +149,8 @@ def main(argv=None) -> int:
             json.dump(res, f, indent=1)
 
     s = res["setup"]
-    print(f"{a.data} {a.layers} {spec.loss if a.model else a.activation + '/' + a.loss}, lr {a.lr}, {a.devices} virtual devices, split {a.split} "
+    what = spec.loss if a.model else f"{a.activation}/{a.loss}"
+    print(f"{a.data} {a.layers} {what}, lr {a.lr}, {a.devices} virtual devices, split {a.split} "
           f"(rows per device: min {s['shard_sizes']['min']}, median {s['shard_sizes']['median']:g}, max "
           f"{s['shard_sizes']['max']}), {a.rounds} rounds x {a.local_epochs} local epochs = {total_epochs} epochs "
           f"per row\n")

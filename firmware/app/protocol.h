@@ -82,7 +82,7 @@
 #define EBP_PERR_DATA_CRC -110   /* uploaded weights (or staged blocks) do not match the CRC given */
 #define EBP_PERR_NV -111         /* no non-volatile storage, or it did not keep what was written */
 #define EBP_PERR_NV_FULL -112    /* the checkpoint is larger than a storage slot */
-#define EBP_PERR_SEQUENCE -113   /* an IN_ORDER TRAIN that does not follow the last request run (not run; body: u16 expected seq) */
+#define EBP_PERR_SEQUENCE -113   /* IN_ORDER TRAIN not after the last request run (not run); body: u16 seq expected */
 
 /* Counter units reported by HELLO. */
 #define EBP_TICK_NONE 0
