@@ -746,9 +746,9 @@ static const int16_t *staged_blocks(const uint8_t *in, uint32_t m, uint32_t need
         uint32_t lo = k * b, cnt = (lo + b <= need ? b : need - lo);
         if (ebp_crc32(0, s + 2 * lo, 2 * cnt) != get_u32(in + 4 + 4 * k)) {
             if (k < 32)
-                bad_lo |= 1u << k;
+                bad_lo |= (uint32_t)1 << k;        /* (uint32_t): int is 16 bits on AVR */
             else
-                bad_hi |= 1u << (k - 32);
+                bad_hi |= (uint32_t)1 << (k - 32);
         }
     }
     if (bad_lo | bad_hi) {
