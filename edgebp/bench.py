@@ -39,6 +39,8 @@ HOST_DATA = {"8-16-2": "diabetes", "21-16-3": "thyroid", "64-32-10": None}   # N
 MCUS = {
     "cortex-m3": dict(machine="mps2-an385", cpu="cortex-m3", clock=25_000_000, board="qemu-mps2-an385",
                       label="Cortex-M3 (QEMU mps2-an385)"),
+    "cortex-m4": dict(machine="mps2-an386", cpu="cortex-m4", clock=25_000_000, board="qemu-mps2-an386",
+                      label="Cortex-M4 (QEMU mps2-an386)"),
     "cortex-m0": dict(machine="microbit", cpu="cortex-m0", clock=16_000_000, board="qemu-microbit",
                       label="Cortex-M0 (QEMU microbit)"),
 }

@@ -7,11 +7,11 @@
 /* ---- forward ---------------------------------------------------------------------------------------- */
 
 /* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum (unrolled by 4 where
- * EBP_UNROLL_DOT) */
+ * EBP_UNROLL_DOT; SMLALD pairs with EBP_ARM_DSP, csrc/arch/ebp_arch_arm.h) */
 #if EBP_UNROLL_DOT
-static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+static inline int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
 #else
-EBP_NOINLINE static int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+EBP_NOINLINE static int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
 #endif
     const int16_t *end = w + n;
 #if EBP_UNROLL_DOT
@@ -27,6 +27,14 @@ EBP_NOINLINE static int64_t dot16(int64_t acc, const int16_t *w, const int16_t *
     return acc;
 }
 
+static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+#if defined(EBP_HAVE_ARCH_DOT16)
+    return ebp_arm_dot16(acc, w, x, n);
+#else
+    return dot16_c(acc, w, x, n);
+#endif
+}
+
 /*
  * A sigmoid (tanh = 2 sigmoid(2z) - 1, when `tanh`, a constant where inlined) layer, the common hidden layer.
  * The rules are requant to Q12, the sigmoid table, and requant to the output format; since rounding is
@@ -40,7 +48,7 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
     const uint32_t half_z = fast ? (uint32_t)1 << (s - 1) : 0u, half_y = (uint32_t)1 << (sh - 1);
     const uint64_t fast_lim = fast ? (uint64_t)1 << 32 : 0u; /* the 32-bit path iff acc + 2^31 < fast_lim */
     const int16_t *w = L->w, *b = L->b;
-#if EBP_UNROLL_DOT
+#if EBP_UNROLL_DOT && !defined(EBP_HAVE_ARCH_DOT16)
     const int16_t *in4 = in + (n_in & ~3u), *in_end = in + n_in;
 #endif
     int16_t *y = L->y, *y_end = y + L->n_out;
@@ -49,7 +57,7 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
         const int16_t *x = in;
         int64_t acc = (int32_t)*b * ((int32_t)1 << in_frac); /* dot16, with its bounds set once per layer */
         uint32_t a, v, q;
-#if EBP_UNROLL_DOT
+#if EBP_UNROLL_DOT && !defined(EBP_HAVE_ARCH_DOT16)
         for (; x != in4; x += 4, w += 4) {
             acc += (int32_t)w[0] * x[0];
             acc += (int32_t)w[1] * x[1];

@@ -16,6 +16,8 @@
 #include "../edgebp.h"
 #include "../ebp_fixed.h"
 #include "../ebp_tables.h"
+#include "../arch/ebp_arch.h"
+#include "../arch/ebp_arch_arm.h"
 
 #ifdef EBP_AMALGAMATION
 #define EBP_INTERNAL static

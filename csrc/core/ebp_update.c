@@ -226,6 +226,41 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
     return rows;
 }
 
+#if !EBP_STATS
+/* one row of weights under stochastic rounding, any signs, 1 <= S <= 30, counters compiled out (EBP_STATS=0):
+ * w[i] = ebp_sat16(w[i] - ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(rng))) in order; the Arm kernel
+ * (csrc/arch/ebp_arch_arm.h) where there is one */
+static inline void row_sr_nostats(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t *rng) {
+#if defined(EBP_HAVE_ARCH_ROW_SR)
+    ebp_arm_row_sr(w, a, n, dl, S, rng);
+#else
+    uint32_t i, x = *rng;
+    for (i = 0; i < n; i++) (void)sub_sat16(&w[i], ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&x)));
+    *rng = x;
+#endif
+}
+
+/* ebp_update_online under stochastic rounding with 1 <= S <= 30 and EBP_STATS=0: the portable loop's rule
+ * without its counters, for inputs of any sign (no pass over the inputs first) */
+EBP_NOINLINE static void update_rows_sr_nostats(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
+                                                int S) {
+    const uint32_t n_in = L->n_in;
+    const int32_t one = (int32_t)1 << L->in_frac;
+    const int16_t *d = L->delta, *d_end = d + L->n_out;
+    int16_t *w = L->w, *b = L->b;
+    uint32_t x = net->rng;
+    for (; d != d_end; d++, b++, w += n_in) {
+        int32_t dl;
+        if (*d == 0) continue;
+        dl = ebp_rshift_rn32(*d * lr_m, 16);
+        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
+        row_sr_nostats(w, in, n_in, dl, S, &x);
+        (void)sub_sat16(b, ebp_rshift_sr32(dl * one, S, ebp_xorshift32(&x)));
+    }
+    net->rng = x;
+}
+#endif
+
 /*
  * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
  * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
@@ -240,6 +275,12 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
     const uint32_t n_in = L->n_in, n_out = L->n_out;
     uint32_t zeros = 0, sat = 0, rows = 0, zero_in = 0, neg_in = 0, rng = net->rng, o, i;
     int16_t *w = L->w;
+#if !EBP_STATS
+    if (stochastic && S >= 1 && S <= 30) {
+        update_rows_sr_nostats(net, L, in, lr_m, S);
+        return;
+    }
+#endif
     for (i = 0; i < n_in; i++) {
         zero_in += in[i] == 0;
         neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
@@ -294,9 +335,13 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
         }
     }
     net->rng = rng;
+#if EBP_STATS
     L->stats.updates += rows * (n_in + 1u - zero_in); /* parameters with a non-zero gradient */
     L->stats.zero_updates += zeros;
     L->stats.sat_param += sat;
+#else
+    (void)rows, (void)zeros, (void)sat;
+#endif
 }
 
 int ebp_step(ebp_net_t *net) {

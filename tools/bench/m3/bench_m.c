@@ -44,6 +44,9 @@ void bench_puts(const char *s);
 #define CLOCK_HZ 25000000u
 #endif
 #define NDATA 8 /* distinct samples, cycled */
+#ifndef BENCH_ROUNDING /* the default configuration's weight-update rounding (TrainConfig: stochastic) */
+#define BENCH_ROUNDING EBP_ROUND_STOCHASTIC
+#endif
 #define N_MAC 1024
 
 static char *put_u32(char *p, uint32_t v) {
@@ -325,6 +328,7 @@ int main(void) {
     c.n_in = N_IN;
     c.in_frac = 12;
     c.n_layers = 2;
+    c.rounding = BENCH_ROUNDING;
 #ifdef BENCH_ONLINE_ONLY
     c.flags = EBP_FLAG_ONLINE; /* the same integers as the default configuration, least RAM, slower deltas */
 #endif
