@@ -48,6 +48,16 @@
 #endif
 #endif
 
+/* a 64-bit multiply in one instruction (64-bit hosts): some portable kernels then take a form without variable
+ * shifts (row_nonneg_sr64 in ebp_update.c); the integers are the same either way */
+#ifndef EBP_WIDE_MUL
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__) || defined(_M_ARM64)
+#define EBP_WIDE_MUL 1
+#else
+#define EBP_WIDE_MUL 0
+#endif
+#endif
+
 #define EBP_ONE_Q16 65536
 #define EBP_LN2_Q16 45426 /* ln(2) * 2^16 */
 

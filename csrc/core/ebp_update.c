@@ -125,6 +125,38 @@ static inline uint32_t row_nonneg_sr(int16_t *restrict w, const uint16_t *restri
     return acc;
 }
 
+#if EBP_WIDE_MUL
+/*
+ * row_nonneg_sr for hosts with a 64-bit multiply (EBP_WIDE_MUL): the same magnitudes without a variable shift.
+ * With m2 = m 2^(32-S) (< 2^32: the caller checks m < 2^S), floor((m a + (r >> (32 - S))) / 2^S) =
+ * floor((m2 a + r) / 2^32), since the draw's low 32 - S bits cannot carry into bit 32; for dl < 0 the draw is
+ * complemented as in row_nonneg_sr. Adding (2^31 - 1) 2^32 puts the magnitude + 2^31 - 1 in the high word, whose
+ * bit 31 is then set exactly when the magnitude is non-zero.
+ */
+static inline uint32_t row_nonneg_sr64(int16_t *restrict w, const uint16_t *restrict a, const uint16_t *end,
+                                       uint64_t m2, int add, uint32_t *nz, uint32_t *rng) {
+    const uint32_t flip = add ? 0xFFFFFFFFu : 0u;
+    const uint64_t bias = (uint64_t)0x7FFFFFFFu << 32;
+    uint32_t n = *nz, acc = 0, x = *rng;
+    do {
+        uint32_t hi;
+        int32_t q, nw;
+        x ^= x << 13; /* ebp_xorshift32, kept in a register */
+        x ^= x >> 17;
+        x ^= x << 5;
+        hi = (uint32_t)((m2 * *a + (x ^ flip) + bias) >> 32); /* < 2^64: m2 a < 2^47 */
+        n += hi >> 31;
+        q = (int32_t)(hi - 0x7FFFFFFFu);
+        nw = add ? *w + q : *w - q;
+        *(uint16_t *)w = (uint16_t)nw; /* the same object: its two's complement bits */
+        acc |= (uint32_t)(nw + 32768);
+    } while (++w, ++a != end);
+    *nz = n;
+    *rng = x;
+    return acc;
+}
+#endif
+
 /* fix_row for row_nonneg_sr: draws the row's random numbers again from the state `rng` it started with */
 static uint32_t fix_row_sr(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, int S, int add, uint32_t rng) {
     uint32_t i, sat = 0;
@@ -204,6 +236,16 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         dl = ebp_rshift_rn32(*d * lr_m, 16);
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
         add = dl < 0;
+#if EBP_WIDE_MUL
+        m = add ? 0u - (uint32_t)dl : (uint32_t)dl;
+        if (m < ((uint32_t)1 << S)) {
+            const uint64_t m2 = (uint64_t)m << (32 - S);
+            if (!add)
+                ovf = row_nonneg_sr64(w, a, a_end, m2, 0, &n, &x) | row_nonneg_sr(b, one, one + 1, m, c, S, k, 0, &n, &x);
+            else
+                ovf = row_nonneg_sr64(w, a, a_end, m2, 1, &n, &x) | row_nonneg_sr(b, one, one + 1, m, c, S, k, 1, &n, &x);
+        } else
+#endif
         if (!add) {
             m = (uint32_t)dl;
             ovf = row_nonneg_sr(w, a, a_end, m, c, S, k, 0, &n, &x);
