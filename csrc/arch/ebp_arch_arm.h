@@ -80,26 +80,25 @@ static inline void ebp_arm_row_sr_dsp(int16_t *w, const int16_t *a, uint32_t n, 
 }
 #endif
 
-#if EBP_ARMV7M || EBP_ARMV6M
+#if EBP_ARMV7M
 /*
  * One row of the online update with stochastic rounding, counters compiled out (EBP_STATS=0), any sign of
  * dl and of the inputs, 1 <= S <= 30. Reproduces, for i = 0..n-1 in order:
  *     w[i] = ebp_sat16(w[i] - ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(rng)))
  * as floor((dl a[i] + (r >> (32 - S))) / 2^S) by one multiply-accumulate and one arithmetic shift
- * (|dl a[i]| <= 2^30 and the draw < 2^S: no 32-bit wrap), saturated by SSAT (ARMv7-M), or on ARMv6-M by a
- * rare branch taken when sign-extending the low 16 bits changes the value.
+ * (|dl a[i]| <= 2^30 and the draw < 2^S: no 32-bit wrap), saturated by SSAT; two weights per step with the
+ * DSP extension (ebp_arm_row_sr_dsp) when every q fits int16.
  */
 static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t *rng) {
     const int rs = 32 - S;
+    const int16_t *end = a + n;
     uint32_t x = *rng;
 #if EBP_ARM_DSP
-    if (dl < ((int32_t)1 << S) && dl > -((int32_t)1 << S)) { /* every q fits int16: two weights per step */
+    if (dl < ((int32_t)1 << S) && dl > -((int32_t)1 << S)) {
         ebp_arm_row_sr_dsp(w, a, n, dl, S, rng);
         return;
     }
 #endif
-#if EBP_ARMV7M
-    const int16_t *end = a + n;
     do {
         int32_t q;
         x ^= x << 13; /* ebp_xorshift32, kept in a register */
@@ -108,21 +107,6 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
         q = ebp_arm_asr(dl * *a + (int32_t)(x >> rs), S);
         *w = (int16_t)ebp_arm_sat16(*w - q);
     } while (++w, ++a != end);
-#else
-    /* one index counting up to 0 from -n over both arrays (Thumb-1 has 8 low registers) */
-    int32_t i = -(int32_t)n;
-    w += n;
-    a += n;
-    do {
-        int32_t nw;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        nw = w[i] - ((dl * a[i] + (int32_t)(x >> rs)) >> S); /* GCC: >> of a signed value is arithmetic (ASRS) */
-        if (nw != (int16_t)nw) nw = nw < 0 ? INT16_MIN : INT16_MAX;
-        w[i] = (int16_t)nw;
-    } while (++i != 0);
-#endif
     *rng = x;
 }
 #define EBP_HAVE_ARCH_ROW_SR 1
@@ -144,6 +128,101 @@ static inline int64_t ebp_arm_dot16(int64_t acc, const int16_t *w, const int16_t
     return s;
 }
 #define EBP_HAVE_ARCH_DOT16 1
+#endif
+
+#if EBP_ARMV6M
+/*
+ * ARMv6-M (Cortex-M0/M0+) rows of the stochastic online update in assembly: GCC's Thumb-1 code for the portable
+ * rows spills its 10 live values out of the 8 low registers. Both reproduce, for i = 0..n-1 in order,
+ *     q = ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(rng)); w[i] = ebp_sat16(w[i] - q)
+ * as q = floor((dl a[i] + (r >> (32 - S))) / 2^S) by MULS, ADDS and ASRS (|dl a[i]| <= 2^30, the draw < 2^S:
+ * no wrap), with one index counting up to 0 over both arrays and a saturation branch taken only when
+ * sign-extending the new weight's low 16 bits changes it. Seven low registers (r7 may be the frame pointer), the
+ * count in a high one (-Os leaves GCC only r12), dl, S and the clips in memory (one LDR, as a MOV would be). ebp_arm_row_sr_count (EBP_STATS=1) also adds the
+ * number of q != 0 to *nz and returns the number of weights that clipped. n >= 1, 1 <= S <= 30.
+ * GCC assembles Thumb-1 inline assembly in divided syntax: each block switches to unified syntax and back.
+ */
+#define EBP_ARM_SR_ROW_HEAD                                                                                  \
+    ".syntax unified\n"                                                                                       \
+    "1:\n\t"                                                                                                  \
+    "lsls %[t1], %[x], #13\n\t"                                                                              \
+    "eors %[x], %[x], %[t1]\n\t"                                                                             \
+    "lsrs %[t1], %[x], #17\n\t"                                                                              \
+    "eors %[x], %[x], %[t1]\n\t"                                                                             \
+    "lsls %[t1], %[x], #5\n\t"                                                                               \
+    "eors %[x], %[x], %[t1]\n\t"                                                                             \
+    "ldrsh %[t2], [%[ab], %[i]]\n\t"                                                                         \
+    "ldr %[t1], %[dl]\n\t"                                                                                   \
+    "muls %[t2], %[t1], %[t2]\n\t"                                                                           \
+    "movs %[t1], %[x]\n\t"                                                                                   \
+    "lsrs %[t1], %[t1], %[rs]\n\t"                                                                           \
+    "adds %[t2], %[t2], %[t1]\n\t"                                                                           \
+    "ldr %[t1], %[S]\n\t"                                                                                    \
+    "asrs %[t2], %[t2], %[t1]\n\t"
+
+#define EBP_ARM_SR_ROW_TAIL                                                                                  \
+    "ldrsh %[t1], [%[wb], %[i]]\n\t"                                                                         \
+    "subs %[t1], %[t1], %[t2]\n\t"                                                                           \
+    "sxth %[t2], %[t1]\n\t"                                                                                  \
+    "cmp %[t2], %[t1]\n\t"                                                                                   \
+    "bne 3f\n"                                                                                                \
+    "5:\n\t"                                                                                                  \
+    "strh %[t1], [%[wb], %[i]]\n\t"                                                                          \
+    "adds %[i], %[i], #2\n\t"                                                                                \
+    "bne 1b\n\t"                                                                                             \
+    "b 6f\n"                                                                                                  \
+    "3:\n\t" /* clipped: +-32767 or -32768 by the sign of the new weight */                                  \
+    EBP_ARM_SR_CLIP                                                                                          \
+    "movs %[t2], #1\n\t"                                                                                     \
+    "lsls %[t2], %[t2], #15\n\t"                                                                             \
+    "subs %[t2], %[t2], #1\n\t"                                                                              \
+    "cmp %[t1], #0\n\t"                                                                                      \
+    "bge 4f\n\t"                                                                                             \
+    "mvns %[t2], %[t2]\n"                                                                                    \
+    "4:\n\t"                                                                                                  \
+    "movs %[t1], %[t2]\n\t"                                                                                  \
+    "b 5b\n"                                                                                                  \
+    "6:\n\t"                                                                                                  \
+    ".syntax divided\n"
+
+static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t *rng) {
+    int32_t i = -2 * (int32_t)n, t1, t2;
+    uint32_t x = *rng;
+    const int rs = 32 - S;
+#define EBP_ARM_SR_CLIP ""
+    __asm__ volatile(EBP_ARM_SR_ROW_HEAD EBP_ARM_SR_ROW_TAIL
+                     : [x] "+l"(x), [i] "+l"(i), [t1] "=&l"(t1), [t2] "=&l"(t2)
+                     : [wb] "l"(w + n), [ab] "l"(a + n), [S] "m"(S), [rs] "l"(rs), [dl] "m"(dl)
+                     : "cc", "memory");
+#undef EBP_ARM_SR_CLIP
+    *rng = x;
+}
+#define EBP_HAVE_ARCH_ROW_SR 1
+
+static inline uint32_t ebp_arm_row_sr_count(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S,
+                                            uint32_t *rng, uint32_t *nz) {
+    int32_t i = -2 * (int32_t)n, t1, t2;
+    uint32_t x = *rng, nzr = *nz, clips = 0;
+    const int rs = 32 - S;
+#define EBP_ARM_SR_CLIP                                                                                      \
+    "ldr %[t2], %[clips]\n\t"                                                                                \
+    "adds %[t2], %[t2], #1\n\t"                                                                              \
+    "str %[t2], %[clips]\n\t"
+    __asm__ volatile(EBP_ARM_SR_ROW_HEAD
+                     "cmp %[t2], #0\n\t" /* a non-zero update: count it */
+                     "beq 2f\n\t"
+                     "movs %[t1], #1\n\t"
+                     "add %[nz], %[t1]\n"
+                     "2:\n\t" EBP_ARM_SR_ROW_TAIL
+                     : [x] "+l"(x), [i] "+l"(i), [t1] "=&l"(t1), [t2] "=&l"(t2), [nz] "+h"(nzr), [clips] "+m"(clips)
+                     : [wb] "l"(w + n), [ab] "l"(a + n), [S] "m"(S), [rs] "l"(rs), [dl] "m"(dl)
+                     : "cc", "memory");
+#undef EBP_ARM_SR_CLIP
+    *rng = x;
+    *nz = nzr;
+    return clips;
+}
+#define EBP_HAVE_ARCH_ROW_SR_COUNT 1
 #endif
 
 #endif /* EBP_ARCH_ARM_H */
