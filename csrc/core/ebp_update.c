@@ -238,6 +238,9 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         add = dl < 0;
 #if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
         (void)x0, (void)m, (void)ovf, (void)add;
+#if defined(EBP_ARCH_ROW_SR_COUNT_ZEROS)
+        n += n_in;
+#endif
         clips += ebp_arm_row_sr_count(w, in, n_in, dl, S, &x, &n);
         {
             const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, ebp_xorshift32(&x)); /* the bias */
