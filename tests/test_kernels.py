@@ -68,6 +68,15 @@ def random_case(seed: int, small: bool):
     return spec, cfg, X, T, batch
 
 
+def saturating_case():
+    """8-16-2 in the default configuration with Q15 weights and lr 8: the fast rows' clip repair runs (both
+    layers clip, checked on the host)."""
+    spec = NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse", w_frac=15, a_frac=12)
+    cfg = TrainConfig(lr=8.0, batch_size=1, rounding="stochastic", seed=3)
+    r = np.random.default_rng(0)
+    return spec, cfg, r.uniform(0, 1, (40, 8)), np.eye(2)[r.integers(0, 2, 40)], 1
+
+
 def stats_off_firmware(board: str, tmp: Path) -> Path:
     """The board's firmware with the core built EBP_STATS=0 (its own build folder)."""
     from edgebp.boards import get_board
@@ -84,8 +93,8 @@ def check_cases(url: str, seeds, with_stats: bool, small: bool):
     from edgebp.device import Device, DeviceNet
     from edgebp.fixed import FixedNet
     with Device(url, timeout=60.0, retries=2) as dev:
-        for seed in seeds:
-            spec, cfg, X, T, batch = random_case(seed, small)
+        for seed in ["saturating", *seeds]:
+            spec, cfg, X, T, batch = saturating_case() if seed == "saturating" else random_case(seed, small)
             host = FixedNet(spec, cfg)
             net = DeviceNet(dev, spec, cfg)
             Xq, Tq = host.quantize_inputs(X), host.quantize_targets(T)
@@ -97,6 +106,8 @@ def check_cases(url: str, seeds, with_stats: bool, small: bool):
             assert np.array_equal(net.predict_q(Xq), host.predict_q(Xq)), f"seed {seed}"
             if with_stats:
                 assert net.stats() == host.stats(), f"seed {seed}: statistics differ"
+            if seed == "saturating":
+                assert all(l["sat_param"] > 0 for l in host.stats())
 
 
 @pytest.mark.parametrize("stats", [1, 0], ids=["EBP_STATS=1", "EBP_STATS=0"])

@@ -236,6 +236,18 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         dl = ebp_rshift_rn32(*d * lr_m, 16);
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
         add = dl < 0;
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) /* the Arm row: counts in place, stores modulo 2^16 like row_nonneg_sr */
+        (void)m, (void)add;
+        n += n_in;
+        ovf = ebp_arm_row_sr_wrap(w, in, n_in, dl, S, &x, &n);
+        {
+            const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, ebp_xorshift32(&x)); /* the bias */
+            n += q != 0;
+            clips += sub_sat16(b, q);
+        }
+        if (ovf > 0xFFFFu) clips += fix_row_sr(w, a, n_in, dl < 0 ? 0u - (uint32_t)dl : (uint32_t)dl, S, dl < 0, x0);
+        continue;
+#endif
 #if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
         (void)x0, (void)m, (void)ovf, (void)add;
 #if defined(EBP_ARCH_ROW_SR_COUNT_ZEROS)
