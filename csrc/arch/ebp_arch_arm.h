@@ -80,74 +80,12 @@ static inline void ebp_arm_row_sr_dsp(int16_t *w, const int16_t *a, uint32_t n, 
 }
 #endif
 
-#if EBP_ARM_DSP
-static inline uint32_t ebp_arm_clz(uint32_t v) {
-    uint32_t r;
-    __asm__("clz %0, %1" : "=r"(r) : "r"(v));
-    return r;
-}
 
+#if EBP_ARMV7M
 /*
- * ebp_arm_row_sr_dsp with the statistics (EBP_STATS=1): the same rule and draws, and adds to *nz the number of
- * q != 0 (CLZ of q is 32 exactly for q = 0) and returns the number of weights that clipped (the saturating
- * QSUB16 and the wrapping SSUB16 differ in that halfword). |dl| >= 2^S falls back to a plain loop on the same
- * rule (SSAT, compares).
- */
-static inline uint32_t ebp_arm_row_sr_count(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S,
-                                            uint32_t *rng, uint32_t *nz) {
-    const int rs = 32 - S;
-    uint32_t x = *rng, zeros = 0, clips = 0, i;
-    if (dl < ((int32_t)1 << S) && dl > -((int32_t)1 << S)) {
-        int16_t *end2 = w + (n & ~1u);
-        for (; w != end2; w += 2, a += 2) {
-            const uint32_t ap = ((const ebp_arm_u32_t *)(const void *)a)->v;
-            uint32_t wp = ((const ebp_arm_u32_t *)(const void *)w)->v, u0, u1, wr;
-            int32_t q0, q1;
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            u0 = x >> rs;
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            u1 = x >> rs;
-            __asm__("smlabb %0, %1, %2, %3" : "=r"(q0) : "r"(dl), "r"(ap), "r"(u0));
-            __asm__("smlabt %0, %1, %2, %3" : "=r"(q1) : "r"(dl), "r"(ap), "r"(u1));
-            q0 = ebp_arm_asr(q0, S);
-            q1 = ebp_arm_asr(q1, S);
-            zeros += (ebp_arm_clz((uint32_t)q0) >> 5) + (ebp_arm_clz((uint32_t)q1) >> 5);
-            __asm__("pkhbt %0, %0, %1, lsl #16" : "+r"(q0) : "r"(q1));
-            __asm__("ssub16 %0, %1, %2" : "=r"(wr) : "r"(wp), "r"(q0) : "cc");
-            __asm__("qsub16 %0, %0, %1" : "+r"(wp) : "r"(q0));
-            if (wr != wp) clips += ((wr ^ wp) & 0xFFFFu ? 1u : 0u) + ((wr ^ wp) >> 16 ? 1u : 0u);
-            ((ebp_arm_u32_t *)(void *)w)->v = wp;
-        }
-        n &= 1u;
-    }
-    for (i = 0; i < n; i++) {
-        int32_t q, nw, sw;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        q = ebp_arm_asr(dl * a[i] + (int32_t)(x >> rs), S);
-        zeros += q == 0;
-        nw = w[i] - q;
-        sw = ebp_arm_sat16(nw);
-        clips += sw != nw;
-        w[i] = (int16_t)sw;
-    }
-    *rng = x;
-    *nz -= zeros; /* the caller adds n first */
-    return clips;
-}
-#define EBP_HAVE_ARCH_ROW_SR_COUNT 1
-#define EBP_ARCH_ROW_SR_COUNT_ZEROS 1 /* *nz += n - zeros: the caller adds n */
-#endif
-
-#if EBP_ARMV7M && !EBP_ARM_DSP
-/*
- * The ARMv7-M row with the statistics (EBP_STATS=1), in assembly: GCC's code for the portable row spends 17
- * instructions a weight and more per row. The same rule as ebp_arm_row_sr, q = floor((dl a[i] + (r >> (32 - S)))
+ * The ARMv7-M row with the statistics (EBP_STATS=1), in assembly (Cortex-M3, M4, M7: a two-weights-per-step
+ * DSP variant counting with CLZ and QSUB16/SSUB16 measured slower on the M4, 7,870 against 7,754 instructions
+ * per 8-16-2 step): GCC's code for the portable row spends 17 instructions a weight and more per row. The same rule as ebp_arm_row_sr, q = floor((dl a[i] + (r >> (32 - S)))
  * / 2^S) by MLA and ASR; the zero updates counted by CLZ (32 exactly for q = 0), subtracted from *nz (the
  * caller adds n first); each new weight stored as its low 16 bits with (new + 2^15) OR-ed into the result,
  * which so exceeds 16 bits iff some weight left int16 (the caller repairs the row, fix_row_sr, as for the

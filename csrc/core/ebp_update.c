@@ -157,6 +157,20 @@ static inline uint32_t row_nonneg_sr64(int16_t *restrict w, const uint16_t *rest
 }
 #endif
 
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP)
+/* fix_row_sr for inputs of any sign (the Arm row's): the weights before the update from their stored bits,
+ * then the update again, saturated; draws the row's random numbers again from the state `rng` it started with */
+static uint32_t fix_row_sr_any(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t rng) {
+    uint32_t i, sat = 0;
+    for (i = 0; i < n; i++) {
+        const int32_t q = ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&rng));
+        w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
+        sat += sub_sat16(&w[i], q);
+    }
+    return sat;
+}
+#endif
+
 /* fix_row for row_nonneg_sr: draws the row's random numbers again from the state `rng` it started with */
 static uint32_t fix_row_sr(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, int S, int add, uint32_t rng) {
     uint32_t i, sat = 0;
@@ -245,14 +259,11 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
             n += q != 0;
             clips += sub_sat16(b, q);
         }
-        if (ovf > 0xFFFFu) clips += fix_row_sr(w, a, n_in, dl < 0 ? 0u - (uint32_t)dl : (uint32_t)dl, S, dl < 0, x0);
+        if (ovf > 0xFFFFu) clips += fix_row_sr_any(w, in, n_in, dl, S, x0);
         continue;
 #endif
 #if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
         (void)x0, (void)m, (void)ovf, (void)add;
-#if defined(EBP_ARCH_ROW_SR_COUNT_ZEROS)
-        n += n_in;
-#endif
         clips += ebp_arm_row_sr_count(w, in, n_in, dl, S, &x, &n);
         {
             const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, ebp_xorshift32(&x)); /* the bias */
@@ -352,6 +363,9 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
         zero_in += in[i] == 0;
         neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
     }
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) || defined(EBP_HAVE_ARCH_ROW_SR_COUNT)
+    if (stochastic) neg_in = 0; /* the Arm rows take inputs of any sign (signed multiply, arithmetic shift) */
+#endif
     if (S >= 1 && S <= 30 && !neg_in) {
         uint32_t nz = 0;
         if (stochastic) { /* the generator's state goes through net: rng's address stays untaken */
