@@ -8,6 +8,7 @@
 
 /* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum (unrolled by 4 where
  * EBP_UNROLL_DOT; SMLALD pairs with EBP_ARM_DSP, csrc/arch/ebp_arch_arm.h) */
+#if !defined(EBP_HAVE_ARCH_DOT16)
 #if EBP_UNROLL_DOT
 static inline int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
 #else
@@ -26,6 +27,7 @@ EBP_NOINLINE static int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t
     for (; w != end; w++, x++) acc += (int32_t)*w * *x;
     return acc;
 }
+#endif
 
 static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
 #if defined(EBP_HAVE_ARCH_DOT16)
@@ -172,8 +174,17 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
         uint64_t m;
         uint32_t k;
         for (k = 0; k < nk; k++, w += stride) acc += (int32_t)*w * dk[k];
+#if EBP_ARMV6M /* no 64-bit multiply instruction: |sum| f by mul_u32_q15 when |sum| < 2^32 (two MULS) */
+        {
+            const uint32_t f = (uint32_t)act_deriv_q15(act, *y, one, sd);
+            const uint64_t ma = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+            m = (ma >> 32) == 0 ? mul_u32_q15((uint32_t)ma, f) : ma * f;
+            if (f == 0) acc = 0; /* the product's sign is the sum's, unless f = 0 */
+        }
+#else
         acc *= (int64_t)(uint32_t)act_deriv_q15(act, *y, one, sd); /* >= 0: a 64 x 32-bit unsigned multiply */
         m = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+#endif
         if (m > maxabs) {
             maxabs = m;
             if (signs != NULL && (maxabs >> a) > 0xFFFFu) { /* the new largest needs a larger shift */
@@ -191,7 +202,7 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
                 sw = 0;
             }
         } else if (out != NULL) {
-            out[i] = acc;
+            out[i] = acc < 0 ? -(int64_t)m : (int64_t)m; /* the product: its magnitude m, the sign of acc */
         }
     }
     if (signs != NULL && (i & 31u) != 0) signs[i >> 5] = sw;

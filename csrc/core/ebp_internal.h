@@ -131,6 +131,12 @@ static inline uint32_t sigmoid_pos_q16(uint32_t a) {
     return y0 + (((y1 - y0) * frac + 128u) >> 8); /* the table does not decrease */
 }
 
+/* a f for a < 2^32 and f <= 2^15, exactly, from two 16 x 16-bit products (each below 2^31): a 32 x 32-bit
+ * multiply without the 64-bit library call of ARMv6-M */
+static inline uint64_t mul_u32_q15(uint32_t a, uint32_t f) {
+    return (uint64_t)((a & 0xFFFFu) * f) + ((uint64_t)((a >> 16) * f) << 16);
+}
+
 /* w -= q, saturated to int16; returns 1 if it clipped */
 static inline uint32_t sub_sat16(int16_t *w, int32_t q) {
     int32_t nw = *w - q;
