@@ -8,7 +8,7 @@
 EBP_INTERNAL int32_t ebp_exp_neg(int64_t x) {
     uint32_t idx, frac;
     int32_t y0, y1;
-    if (x >= (16 << 12)) return 0;
+    if (x >= ((int32_t)16 << 12)) return 0; /* x >= 16.0 (an int32 constant: int may have 16 bits) */
     idx = (uint32_t)x >> 8;
     frac = (uint32_t)x & 255u;
     y0 = ebp_exp_neg_q16[idx];
