@@ -56,7 +56,7 @@ static avr_t *avr;
 static avr_irq_t *uart_in;
 static int xoff = 1;        /* the UART's FIFO is full (or reception is off): hold input back */
 static int idle_polls;      /* the firmware polled an empty receiver since the last look */
-static int listen_fd = -1, client_fd = -1, stdio_mode;
+static int listen_fd = -1, client_fd = -1, stdio_mode, uart_out_fd = 1;
 static volatile sig_atomic_t stop;
 
 static void feed(void) {
@@ -120,7 +120,7 @@ static int accept_client(int block) {
 static void pump(int wait_ms) {
     int in_fd = stdio_mode ? 0 : client_fd;
     if (out_len > 0) {
-        int out_fd = stdio_mode ? 1 : client_fd;
+        int out_fd = stdio_mode ? uart_out_fd : client_fd;
         if (out_fd >= 0 && write_all(out_fd, outbuf, out_len) != 0 && !stdio_mode) drop_client();
         out_len = 0;
     }
@@ -212,6 +212,11 @@ int main(int argc, char **argv) {
     if (elf == NULL) {
         fprintf(stderr, "simavr-run: no firmware given\n");
         return 1;
+    }
+    if (port < 0) { /* stdio: the UART owns stdout; simavr's own messages go to stderr */
+        fflush(stdout);
+        uart_out_fd = dup(1);
+        dup2(2, 1);
     }
     memset(&fw, 0, sizeof fw);
     if (elf_read_firmware(elf, &fw) != 0) {
