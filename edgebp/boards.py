@@ -159,6 +159,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ticks_to_cycles(board: str, ns: float) -> Optional[float]:
+    """CPU cycles from a time in ns measured by a board whose counter ticks are cycles (clock_hz; the AVR board:
+    HELLO's unit is ns = ticks * 125 / 2, so cycles = ns * 16 / 1000 = ticks); None for other boards."""
+    b = get_board(board)
+    return None if b.clock_hz is None else ns * b.clock_hz / 1e9
+
+
 def runner_path(board: str) -> Path:
     """simavr boards: the runner the firmware build makes next to the ELF."""
     return build_dir(get_board(board).port) / "simavr-run"
