@@ -9,7 +9,7 @@ the same order: init and seed, the traced samples and a step, the training epoch
 the integers on UART0 (simavr-run --stdio), which are compared with the golden files'. A second check compiles
 the core for AVR with clang, whose -Wshift-overflow knows that int has 16 bits there."""
 import json
-import shutil
+import os
 import subprocess
 from pathlib import Path
 
@@ -27,9 +27,12 @@ MCU = "atmega1284p"
 PROLOGUE = r"""
 #include <avr/interrupt.h>
 #include <avr/io.h>
+#include <avr/pgmspace.h>
 #include <avr/sleep.h>
 #include <stdint.h>
 #include "edgebp.h"
+
+static int16_t xb[MAX_X], tb[MAX_T], yb[MAX_T]; /* a scenario's data, copied from flash */
 
 static void putc_(char c) { while (!(UCSR0A & (1u << UDRE0))) {} UDR0 = (uint8_t)c; }
 static void puts_(const char *s) { while (*s) putc_(*s++); }
@@ -137,14 +140,16 @@ def c_array(ctype, name, vals):
 
 
 def scenario_source(k, g):
+    """runK(): scenario g's configuration, and its data in flash (copied into xb, tb before the run)."""
     c = g["core"]
     ext = c.get("layer_ext") or [[0, 0, 0, 0, 0]] * len(c["layers"])
     X = [v for row in g["X"] for v in row]
     T = [v for row in g["T"] for v in row]
-    lines = [c_array("const int16_t", f"x{k}", X), c_array("const int16_t", f"t{k}", T),
-             c_array("int16_t", f"y{k}", [0] * (len(g["T"]) * len(g["T"][0]))),
+    lines = [f"static const int16_t x{k}[{len(X)}] PROGMEM = {{{', '.join(str(int(v)) for v in X)}}};",
+             f"static const int16_t t{k}[{len(T)}] PROGMEM = {{{', '.join(str(int(v)) for v in T)}}};",
              f"static void run{k}(void) {{", "    ebp_cfg_t c;", "    ebp_hparams_t hp;", "    uint16_t i;",
              "    for (i = 0; i < sizeof c; i++) ((uint8_t *)&c)[i] = 0;",
+             f"    memcpy_P(xb, x{k}, sizeof x{k});", f"    memcpy_P(tb, t{k}, sizeof t{k});",
              f"    c.n_in = {c['n_in']}; c.in_frac = {c['in_frac']}; c.n_layers = {len(c['layers'])};",
              f"    c.loss = {c['loss']}; c.optimizer = {c['optimizer']}; c.rounding = {c['rounding']};",
              f"    c.flags = {c['flags']}; c.in_ch = {c.get('in_ch', 0)};"]
@@ -154,13 +159,16 @@ def scenario_source(k, g):
                      f"c.layers[{l}].kernel = {kernel}; c.layers[{l}].stride = {stride}; "
                      f"c.layers[{l}].w_bits = {wbits};")
     lines += [f"    hp.lr_m = {c['lr_m']}; hp.lr_e = {c['lr_e']}; hp.momentum_q15 = {c['momentum_q15']};",
-              f"    scenario(\"{g['name']}\", &c, &hp, {c['init_kind']}, {c['init_range_q12']}, {c['seed']}u, x{k}, "
-              f"t{k}, {len(g['X'])}, {g['batch']}u, {g['epochs']}, y{k});", "}"]
+              f"    scenario(\"{g['name']}\", &c, &hp, {c['init_kind']}, {c['init_range_q12']}, {c['seed']}u, xb, "
+              f"tb, {len(g['X'])}, {g['batch']}u, {g['epochs']}, yb);", "}"]
     return "\n".join(lines)
 
 
 def program(goldens, arena_bytes):
-    parts = [f"#define ARENA_BYTES {arena_bytes}", f"#define TRACE_MAX {TRACE_MAX}", PROLOGUE]
+    max_x = max(len(g["X"]) * len(g["X"][0]) for g in goldens)
+    max_t = max(len(g["T"]) * len(g["T"][0]) for g in goldens)
+    parts = [f"#define ARENA_BYTES {arena_bytes}", f"#define TRACE_MAX {TRACE_MAX}", f"#define MAX_X {max_x}",
+             f"#define MAX_T {max_t}", PROLOGUE]
     parts += [scenario_source(k, g) for k, g in enumerate(goldens)]
     calls = "\n".join(f"    run{k}();" for k in range(len(goldens)))
     parts.append(f"""
@@ -213,47 +221,95 @@ def parse(out):
     return res
 
 
-@pytest.fixture(scope="module")
-def avr_results(tmp_path_factory):
+def need_avr():
     need_tools("avr-gcc", "cc")
     if not Path("/usr/include/simavr/sim_avr.h").is_file():
-        pytest.fail("libsimavr-dev is missing in CI (tools/setup.sh installs it)") if __import__("os").environ.get("CI") \
-            else pytest.skip("libsimavr-dev not installed")
+        if os.environ.get("CI"):
+            pytest.fail("libsimavr-dev is missing in CI (tools/setup.sh installs it)")
+        pytest.skip("libsimavr-dev not installed")
+
+
+def run_on_avr(docs, d):
+    """Builds one AVR firmware replaying every scenario doc (golden-file layout), runs it in simavr, parses."""
     from edgebp import NetSpec, TrainConfig
     from edgebp.fixed import FixedNet
-    d = tmp_path_factory.mktemp("avr-golden")
-    goldens = [json.loads((GOLDEN / f"{n}.json").read_text()) for n in NAMES]
     arena = max(FixedNet(NetSpec.from_dict(g["spec"]), TrainConfig(**g["train_config"])).memory_report()["total"]
-                for g in goldens)
-    (d / "golden_avr.c").write_text(program(goldens, (arena + 7) // 8 * 8 + 8))
-    elf, runner = d / "golden.elf", d / "simavr-run"
+                for g in docs)
+    (d / "scenarios_avr.c").write_text(program(docs, (arena + 7) // 8 * 8 + 8))
+    elf, runner = d / "scenarios.elf", d / "simavr-run"
     subprocess.run(["cc", "-O2", "-o", str(runner), str(ROOT / "firmware/ports/simavr-atmega328p/simavr_run.c"),
                     "-lsimavr"], check=True, capture_output=True)
     p = subprocess.run(["avr-gcc", f"-mmcu={MCU}", "-DF_CPU=16000000UL", "-Os", "-std=c99", "-Wall", "-Wextra",
                         "-Wconversion", "-Werror", "-ffunction-sections", "-fdata-sections", f"-I{ROOT / 'csrc'}",
                         str(ROOT / "csrc" / "edgebp.c"), "-Wl,--gc-sections", "-Wl,--section-start=.mmcu=0x910000",
-                        "-o", str(elf), str(d / "golden_avr.c")], capture_output=True, text=True)
+                        "-o", str(elf), str(d / "scenarios_avr.c")], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-3000:]
     r = subprocess.run([str(runner), "--mcu", MCU, "--stdio", "--max-cycles", "4000000000", str(elf)],
                        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert r.returncode == 0 and r.stdout.rstrip().endswith("done"), (r.returncode, r.stdout[-2000:], r.stderr[-500:])
-    return parse(r.stdout), goldens
+    return parse(r.stdout)
+
+
+def check_same(got, g):
+    """The AVR run's integers equal the scenario doc's (golden file, or the host core's record)."""
+    assert "error" not in got, got["error"]
+    assert got["init"] == flat_params(g["init"]), "init"
+    for tag in ("step", "train"):
+        for key, vals in expected_state(g[tag]).items():
+            assert got[tag][key] == vals, f"{tag}.{key}"
+    assert got["train_loss_sums"] == [int(v) for v in g["train_loss_sums"]], "train_loss_sums"
+    assert got["predict"] == [int(v) for row in g["predict"] for v in row], "predict"
+    assert got["evaluate"] == [int(v) for v in g["evaluate"]], "evaluate"
+
+
+@pytest.fixture(scope="module")
+def avr_results(tmp_path_factory):
+    need_avr()
+    goldens = [json.loads((GOLDEN / f"{n}.json").read_text()) for n in NAMES]
+    return run_on_avr(goldens, tmp_path_factory.mktemp("avr-golden")), goldens
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_golden_scenario_on_avr(avr_results, name):
     res, goldens = avr_results
-    g = next(x for x in goldens if x["name"] == name)
-    got = res[name]
-    assert "error" not in got, got["error"]
-    assert got["init"] == flat_params(g["init"])
-    for tag in ("step", "train"):
-        want = expected_state(g[tag])
-        for key, vals in want.items():
-            assert got[tag][key] == vals, f"{tag}.{key}"
-    assert got["train_loss_sums"] == [int(v) for v in g["train_loss_sums"]]
-    assert got["predict"] == [int(v) for row in g["predict"] for v in row]
-    assert got["evaluate"] == [int(v) for v in g["evaluate"]]
+    check_same(res[name], next(x for x in goldens if x["name"] == name))
+
+
+def draw_scenarios(strategy, n):
+    """n examples of a tests/test_golden.py strategy, the same on every run (derandomized)."""
+    from hypothesis import HealthCheck, given, settings
+    out = []
+
+    @settings(max_examples=n, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(sc):
+        out.append(sc)
+
+    collect()
+    return out[:n]
+
+
+def test_random_configurations_train_on_avr_like_on_the_host(tmp_path):
+    """A differential run: random small networks of every kind (tests/test_golden.py's strategies: dense and
+    conv/pooling, every activation, loss, optimizer, rounding, init, extreme formats and data, int8 layers,
+    frozen layers, both update paths) trained by the host's core and by the AVR's; every integer equal."""
+    need_avr()
+    import test_golden as tg
+    docs = []
+    for kind, strategy in (("dense", tg.scenarios()), ("online", tg.scenarios(online=True)),
+                           ("conv", tg.conv_scenarios())):
+        for spec, cfg, X, T, batch, epochs in draw_scenarios(strategy, 30):
+            rec, fn = tg.run_scenario_c(spec, cfg, X, T, batch, epochs)
+            doc = dict(name=f"{kind}{len(docs)}", spec=spec.to_dict(), train_config=cfg.to_dict(),
+                       core=fn.core_params(), X=X, T=T, batch=batch, epochs=epochs, **rec)
+            docs.append(json.loads(json.dumps(doc)))
+    res = run_on_avr(docs, tmp_path)
+    for g in docs:
+        try:
+            check_same(res[g["name"]], g)
+        except AssertionError as e:
+            raise AssertionError(f"{g['name']}: {g['spec']} {g['train_config']}: {e}") from None
 
 
 def test_clang_sees_no_int16_shift_overflow_in_the_core():
