@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` (main job) and `make test`. Both set up a fresh machine first.
 PY ?= python3
 
-.PHONY: setup demo demo-host test arduino bench-link
+.PHONY: setup demo demo-host test arduino bench-link bench-avr
 
 setup:
 	bash tools/setup.sh
@@ -28,3 +28,7 @@ arduino:
 # training throughput over the emulated serial link against the share of bytes dropped and flipped (docs/link.md)
 bench-link: setup
 	$(PY) tools/bench/link.py --seeds 3 --fixed-frames
+
+# cycles per 8-16-2 online step on the ATmega328P in simavr: the core against genann's algorithm (issue 14)
+bench-avr:
+	$(PY) tools/step_bench/avr.py
