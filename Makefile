@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` (main job) and `make test`. Both set up a fresh machine first.
 PY ?= python3
 
-.PHONY: setup demo demo-host test arduino bench-link test-kernels-long bench-kernels
+.PHONY: setup demo demo-host test arduino bench-link bench-avr test-kernels-long bench-kernels
 
 setup:
 	bash tools/setup.sh
@@ -38,3 +38,7 @@ test-kernels-long:
 bench-kernels:
 	$(PY) tools/step_bench/mcu.py
 	$(PY) tools/step_bench/run.py
+
+# cycles per 8-16-2 online step on the ATmega328P in simavr: the core against genann's algorithm (issue 14)
+bench-avr:
+	$(PY) tools/step_bench/avr.py

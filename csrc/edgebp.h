@@ -120,7 +120,9 @@ extern "C" {
 
 #define EBP_VERSION_MAJOR 0
 #define EBP_VERSION_MINOR 1
+#ifndef EBP_MAX_LAYERS            /* a board with little RAM may set fewer (ebp_net_t holds this many layers) */
 #define EBP_MAX_LAYERS 8          /* layers per network */
+#endif
 #define EBP_MAX_WIDTH 1024        /* inputs or outputs of one layer */
 #define EBP_LOSS_FRAC 16          /* loss values are Q16 */
 #define EBP_GRAD_HEADROOM 6       /* bits kept free above one sample's gradient in the accumulators */

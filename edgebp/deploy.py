@@ -71,9 +71,10 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
     if (rng is None) != (steps is None):
         raise ConfigError("give both rng and steps, or neither")
     flats = _check_int_weights(int_weights, _device_shapes(dev))
+    per = min(P.MAX_WRITE_COUNT, (getattr(dev, "max_body", P.MAX_BODY) - P.WRITE_HDR.size) // 2)
     for layer, flat in enumerate(flats):
-        for off in range(0, len(flat), P.MAX_WRITE_COUNT):
-            chunk = flat[off:off + P.MAX_WRITE_COUNT]
+        for off in range(0, len(flat), per):
+            chunk = flat[off:off + per]
             r = P.unpack_write_weights(dev.request(P.WRITE_WEIGHTS, P.pack_write_weights(layer, off, chunk)).body)
             if r.written < off + len(chunk) or r.total != len(flat):
                 raise DeviceError(f"layer {layer}: the device reports {r.written} of {r.total} elements written "

@@ -566,6 +566,12 @@ class Device:
     def board_info(self) -> P.Info:
         return self._info if self._info is not None else self.info()
 
+    @property
+    def max_body(self) -> int:
+        """The largest frame body both sides take: the protocol's, or less where the device's buffers are
+        smaller (HELLO reports it; an 8-bit board with 2 KiB of RAM takes a few hundred bytes)."""
+        return min(P.MAX_BODY, self.board_info.max_body)
+
     def load_model(self, net_or_params: Union[dict, "object"]) -> dict:
         """Builds a model on the device from ``FixedNet`` (or its ``core_params()``); returns its memory report.
         Raises MemoryBudgetError (with .needed and .arena) if it does not fit; the previous model then stays."""
@@ -595,12 +601,13 @@ class Device:
     def samples_per_frame(self, with_targets: bool = True) -> int:
         n_in, n_out = self._shape()
         per = 2 * (n_in + (n_out if with_targets else 0))
-        if per > P.MAX_BODY - 8:
+        room = self.max_body - 8
+        if per > room:
             raise ConfigError(f"one sample ({n_in} inputs{f' and {n_out} targets' if with_targets else ''}, {per} "
-                              f"bytes) does not fit a frame of the serial protocol ({P.MAX_BODY - 8} bytes of "
+                              f"bytes) does not fit a frame of this device ({room} bytes of "
                               f"samples): use shorter windows or fewer channels, or train this model on the host "
                               f"(edgebp train) and fine-tune a smaller one on the device")
-        return max(1, min(0xFFFF, (P.MAX_BODY - 8) // per))
+        return max(1, min(0xFFFF, room // per))
 
     def _count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable) -> int:
         if not self.adaptive:
@@ -749,7 +756,8 @@ class Device:
     def predict(self, Xq, timeout: Optional[float] = None) -> np.ndarray:
         n_in, n_out = self._shape()
         Xq = self._rows(Xq, n_in, "inputs")
-        cap = max(1, min((P.MAX_BODY - 4) // (2 * n_in), (P.MAX_BODY - 8) // (2 * n_out)))
+        mb = self.max_body
+        cap = max(1, min((mb - 4) // (2 * n_in), (mb - 8) // (2 * n_out)))
         parts = [np.zeros((0, n_out), np.int16)]
         req = lambda k: encoded_size(OVERHEAD + 4 + 2 * n_in * k)     # noqa: E731
         resp = lambda k: encoded_size(OVERHEAD + 8 + 2 * n_out * k)   # noqa: E731
@@ -789,7 +797,7 @@ class Device:
         first = P.unpack_read_weights(self.request(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0),
                                                    resp_size=P.WEIGHTS_HDR.size).body)
         total = first.n_out * first.n_in + first.n_out if n_elements is None else n_elements
-        cap = (P.MAX_BODY - P.WEIGHTS_HDR.size) // 2
+        cap = (self.max_body - P.WEIGHTS_HDR.size) // 2
         chunks: List[np.ndarray] = []
         req = lambda k: encoded_size(OVERHEAD + 8) + 0 * k                    # noqa: E731
         resp = lambda k: encoded_size(OVERHEAD + P.WEIGHTS_HDR.size + 2 * k)  # noqa: E731

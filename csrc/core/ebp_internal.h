@@ -123,11 +123,11 @@ static inline int32_t act_deriv_q15(int act, int32_t y, int32_t one, int sd) {
  * interpolation (sigmoid(-a) is 65536 minus this) */
 static inline uint32_t sigmoid_pos_q16(uint32_t a) {
     uint32_t idx, frac, y0, y1;
-    if (a >= (16u << 12)) return 65535u;
+    if (a >= ((uint32_t)16 << 12)) return 65535u; /* a >= 16.0 (an int32 constant: int may have 16 bits) */
     idx = a >> 8;
     frac = a & 255u;
-    y0 = ebp_sigmoid_q16[idx];
-    y1 = ebp_sigmoid_q16[idx + 1];
+    y0 = EBP_TAB16(ebp_sigmoid_q16, idx);
+    y1 = EBP_TAB16(ebp_sigmoid_q16, idx + 1);
     return y0 + (((y1 - y0) * frac + 128u) >> 8); /* the table does not decrease */
 }
 

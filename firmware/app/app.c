@@ -24,7 +24,26 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-static uint64_t arena[EBP_ARENA_BYTES / 8];
+/* The largest frame body this build takes and sends: the protocol's EBP_PROTO_MAX_BODY, or less on a board
+ * with little RAM (its board.mk sets EBP_APP_MAX_BODY; HELLO reports it and the host sizes every frame by it).
+ * 128 bytes hold HELLO and READ_STATS of a 3-layer model; larger answers are refused or cut (see there). */
+#ifndef EBP_APP_MAX_BODY
+#define EBP_APP_MAX_BODY EBP_PROTO_MAX_BODY
+#endif
+#if EBP_APP_MAX_BODY < 128 || EBP_APP_MAX_BODY > EBP_PROTO_MAX_BODY
+#error "EBP_APP_MAX_BODY must be 128..EBP_PROTO_MAX_BODY"
+#endif
+#define APP_MAX_RAW (EBP_PROTO_HEADER + EBP_APP_MAX_BODY + EBP_PROTO_CRC)
+#define APP_MAX_ENCODED (APP_MAX_RAW + APP_MAX_RAW / 254 + 2)   /* COBS: a code byte per 254, as protocol.h */
+#define APP_CACHE_BODY (EBP_PROTO_CACHE_BODY < EBP_APP_MAX_BODY ? EBP_PROTO_CACHE_BODY : EBP_APP_MAX_BODY)
+
+/* ebp_net_init wants 8-byte alignment, which uint64_t does not have everywhere (AVR: 1) */
+#if defined(__GNUC__)
+#define EBP_APP_ALIGN8 __attribute__((aligned(8)))
+#else
+#define EBP_APP_ALIGN8
+#endif
+static uint64_t arena[EBP_ARENA_BYTES / 8] EBP_APP_ALIGN8;
 static ebp_net_t net;
 static uint8_t have_model;
 static uint32_t model_bytes;   /* ebp_net_memory total of the loaded model: the arena past it is free */
@@ -51,14 +70,14 @@ static uint32_t boot_count, session_id, init_ticks;
 
 static union {
     uint64_t align;
-    uint8_t b[EBP_PROTO_MAX_ENCODED + 2];
+    uint8_t b[APP_MAX_ENCODED + 2];
 } rx;
 static uint32_t rx_len;
 static uint8_t rx_overflow;
 
 static union {
     uint64_t align;
-    uint8_t b[EBP_PROTO_MAX_RAW];
+    uint8_t b[APP_MAX_RAW];
 } tx;
 
 /* The last answered request, to answer a retransmission without running it again. */
@@ -67,7 +86,7 @@ static struct {
     uint16_t seq;
     uint32_t crc;
     uint16_t len;
-    uint8_t raw[EBP_PROTO_HEADER + EBP_PROTO_CACHE_BODY + EBP_PROTO_CRC];
+    uint8_t raw[EBP_PROTO_HEADER + APP_CACHE_BODY + EBP_PROTO_CRC];
 } cache;
 
 /* ---- little-endian helpers --------------------------------------------------------------------------- */
@@ -159,10 +178,11 @@ static void send_raw(uint8_t type, uint16_t seq, int status, uint32_t len)
     cobs_send(tx.b, EBP_PROTO_HEADER + len + EBP_PROTO_CRC);
 }
 
-static uint32_t put_str(uint8_t *p, const char *s)
+/* A length-prefixed string of at most room - 1 (and 255) characters: longer ones are cut. */
+static uint32_t put_str(uint8_t *p, const char *s, uint32_t room)
 {
     uint32_t n = 0;
-    while (s[n] != 0 && n < 255u) {
+    while (s[n] != 0 && n < 255u && n + 1u < room) {
         p[1 + n] = (uint8_t)s[n];
         n++;
     }
@@ -280,7 +300,7 @@ static int req_hello(uint32_t n, uint32_t *len)
     o[3] = EBP_VERSION_MINOR;
     o[4] = EBP_FW_VERSION_MAJOR;
     o[5] = EBP_FW_VERSION_MINOR;
-    put_u16(o + 6, EBP_PROTO_MAX_BODY);
+    put_u16(o + 6, EBP_APP_MAX_BODY);
     put_u32(o + 8, (uint32_t)sizeof arena);
     put_u32(o + 12, ebp_port_info.tick_num);
     put_u32(o + 16, ebp_port_info.tick_den);
@@ -290,9 +310,10 @@ static int req_hello(uint32_t n, uint32_t *len)
     o[23] = 0;
     put_u32(o + 24, (uint32_t)sizeof(ebp_net_t));
     k = 28;
-    k += put_str(o + k, ebp_port_info.board);
-    k += put_str(o + k, "edgebp " STR(EBP_VERSION_MAJOR) "." STR(EBP_VERSION_MINOR));
-    k += put_str(o + k, ebp_port_info.build);
+    /* 28 fixed bytes, three strings, 20 more: on a small body the build description is cut to fit */
+    k += put_str(o + k, ebp_port_info.board, 40);
+    k += put_str(o + k, "edgebp " STR(EBP_VERSION_MAJOR) "." STR(EBP_VERSION_MINOR), 16);
+    k += put_str(o + k, ebp_port_info.build, EBP_APP_MAX_BODY - 20 - k);
     put_u32(o + k, ebp_port_stack_high_water != NULL ? ebp_port_stack_high_water() : 0xFFFFFFFFu);
     put_u32(o + k + 4, boot_count);
     put_u32(o + k + 8, session_id);
@@ -663,7 +684,7 @@ static int req_predict(const uint8_t *in, uint32_t n, uint32_t *len)
     ns = get_u16(in);
     if (n != 4 + 2 * ns * n_in_())
         return EBP_PERR_LENGTH;
-    if (8 + 2 * ns * n_out_() > EBP_PROTO_MAX_BODY)
+    if (8 + 2 * ns * n_out_() > EBP_APP_MAX_BODY)
         return EBP_PERR_RANGE;
     t0 = ebp_port_ticks();
     st = ns ? ebp_predict(&net, (const int16_t *)(const void *)(in + 4), ns,
@@ -726,8 +747,8 @@ static int req_read_weights(const uint8_t *in, uint32_t n, uint32_t *len)
     total = layer_elems(layer);
     if (off > total)
         return EBP_PERR_RANGE;
-    if (count > (EBP_PROTO_MAX_BODY - 16) / 2)
-        count = (EBP_PROTO_MAX_BODY - 16) / 2;
+    if (count > (EBP_APP_MAX_BODY - 16) / 2)
+        count = (EBP_APP_MAX_BODY - 16) / 2;
     if (count > total - off)
         count = total - off;
     o[0] = (uint8_t)layer;
@@ -756,6 +777,8 @@ static int req_read_stats(const uint8_t *in, uint32_t n, uint32_t *len)
         return EBP_PERR_NO_MODEL;
     if (n != 1)
         return EBP_PERR_LENGTH;
+    if (12u + 32u * net.cfg.n_layers > EBP_APP_MAX_BODY)
+        return EBP_PERR_RANGE;      /* a small board's frame holds the statistics of fewer layers */
     put_u32(o, net.steps);
     put_u32(o + 4, net.grad_count);
     o[8] = net.cfg.n_layers;
@@ -860,7 +883,7 @@ static void handle_frame(void)
     if (st != 0 && st != EBP_PERR_NO_MEMORY && st != EBP_PERR_INCOMPLETE && st != EBP_PERR_DATA_CRC)
         blen = 0;
     send_raw((uint8_t)(type | EBP_MSG_RESPONSE), seq, st, blen);
-    if (blen <= EBP_PROTO_CACHE_BODY) {
+    if (blen <= APP_CACHE_BODY) {
         uint32_t k, total = EBP_PROTO_HEADER + blen + EBP_PROTO_CRC;
         for (k = 0; k < total; k++)
             cache.raw[k] = tx.b[k];
