@@ -22,7 +22,7 @@
  *
  * Kernels and build options (csrc/arch/ebp_arch.h, docs/core.md): the portable C kernels are the reference;
  * on ARMv7-M, ARMv7E-M with DSP and ARMv6-M the core builds kernels of its own that give the same integers
- * (-DEBP_PORTABLE=1 forces the portable ones). -DEBP_STATS=0 leaves the online update's per-parameter counters
+ * (-DEBP_PORTABLE=1 forces the portable ones). -DEBP_STATS=0 leaves the dense online update's counters
  * (updates, zero_updates, sat_param) at zero, for faster rows; the weights are the same.
  *
  * Dynamic range of the backward pass (block floating point)

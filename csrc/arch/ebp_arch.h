@@ -14,7 +14,7 @@
  * -DEBP_PORTABLE=1 forces the portable kernels everywhere (what tests/test_kernels.py compares against).
  *
  * EBP_STATS (default 1): 1 counts every statistic of ebp_layer_stats_t exactly, in the hot loops where needed.
- * 0 leaves the online update's per-parameter counters (updates, zero_updates, sat_param) at zero, so its rows
+ * 0 leaves the dense layers' online update's counters (updates, zero_updates, sat_param) at zero, so its rows
  * need neither the zero test nor the clip test; the weights are the same integers either way. The Python
  * extension, the firmware and the headline benchmarks build EBP_STATS=1 (the host and the device report the
  * same statistics); docs/benchmarks.md also shows EBP_STATS=0.
