@@ -29,10 +29,10 @@ arduino:
 bench-link: setup
 	$(PY) tools/bench/link.py --seeds 3 --fixed-frames
 
-# the per-architecture kernels against the portable ones on the emulated M3, M4 and M0: 60 random configurations
-# per board and build (EBP_STATS=1 and 0) instead of CI's 4, about 5 minutes (tests/test_kernels.py)
+# the per-architecture kernels against the portable ones on the emulated M3, M4 and M0: 500 random configurations
+# per board and build (EBP_STATS=1 and 0) instead of CI's 12, about 3 minutes (tests/test_kernels.py)
 test-kernels-long:
-	EBP_KERNEL_SWEEP=60 CI=true $(PY) -m pytest -q tests/test_kernels.py
+	EBP_KERNEL_SWEEP=500 CI=true $(PY) -m pytest -q tests/test_kernels.py
 
 # instructions per 8-16-2 step and the phase shares on every emulated core and x86, each kernel build
 bench-kernels:

@@ -21,7 +21,7 @@ from edgebp.config import NetSpec, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = ["qemu-mps2-an385", "qemu-mps2-an386", "qemu-microbit"]
-N_CONFIGS = int(os.environ.get("EBP_KERNEL_SWEEP", "4"))
+N_CONFIGS = int(os.environ.get("EBP_KERNEL_SWEEP", "12"))
 ACTS = ["sigmoid", "tanh", "relu", "linear"]
 
 
