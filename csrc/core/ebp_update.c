@@ -230,7 +230,8 @@ EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *i
     return rows;
 }
 
-/* update_rows_nonneg with stochastic rounding (row_nonneg_sr): the generator advances once per parameter of
+/* update_rows_nonneg with stochastic rounding (row_nonneg_sr; row_nonneg_sr64 on 64-bit hosts; the Arm rows of
+ * csrc/arch/ebp_arch_arm.h, which also take negative inputs): the generator advances once per parameter of
  * every row with a non-zero dl, weights then bias, as in the portable loop. */
 EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
                                                    int S, uint32_t *nz, uint32_t *sat) {
@@ -344,7 +345,8 @@ EBP_NOINLINE static void update_rows_sr_nostats(ebp_net_t *net, ebp_layer_t *L, 
  * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
  * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
  * in the common case 1 <= S <= 30 (when no input is negative: update_rows_nonneg for round to nearest,
- * update_rows_nonneg_sr for stochastic rounding; the loops below are the portable reference of both).
+ * update_rows_nonneg_sr for stochastic rounding, whose Arm rows take inputs of any sign; with EBP_STATS=0
+ * update_rows_sr_nostats; the loops below are the portable reference of all of them).
  */
 EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
     const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
