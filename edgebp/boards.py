@@ -58,6 +58,8 @@ class Board:
 BOARDS: Dict[str, Board] = {b.name: b for b in [
     Board("qemu-mps2-an385", "cortex-m3", True, 4 << 20, "mps2-an385", "qemu-mps2-an385",
           notes="default; ARM MPS2 AN385 FPGA image in QEMU, CMSDK UART0"),
+    Board("qemu-mps2-an386", "cortex-m4", True, 4 << 20, "mps2-an386", "qemu-mps2-an386",
+          notes="ARM MPS2 AN386 in QEMU: the AN385 board with a Cortex-M4F (DSP kernels; the FPU stays unused)"),
     Board("qemu-microbit", "cortex-m0", True, 16 << 10, "microbit", "qemu-microbit",
           notes="BBC micro:bit v1 (nRF51822) in QEMU: 16 KiB RAM, 64-bit multiply in software"),
     Board("simavr-atmega328p", "avr5", True, 2 << 10, None, "simavr-atmega328p",
