@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` (main job) and `make test`. Both set up a fresh machine first.
 PY ?= python3
 
-.PHONY: setup demo demo-host test arduino bench-link coverage
+.PHONY: setup demo demo-host test arduino bench-link bench-avr test-kernels-long bench-kernels coverage
 
 setup:
 	bash tools/setup.sh
@@ -42,3 +42,17 @@ coverage:
 	gcovr --root . --filter 'csrc/' --object-directory $(COV_DIR) --branches --txt $(COV_DIR)/branches.txt \
 		--print-summary $(COV_DIR) | tail -3
 	@echo "per file: $(COV_DIR)/lines.txt and $(COV_DIR)/branches.txt"
+
+# the per-architecture kernels against the portable ones on the emulated M3, M4 and M0: 500 random configurations
+# per board and build (EBP_STATS=1 and 0) instead of CI's 12, about 3 minutes (tests/test_kernels.py)
+test-kernels-long:
+	EBP_KERNEL_SWEEP=500 CI=true $(PY) -m pytest -q tests/test_kernels.py
+
+# instructions per 8-16-2 step and the phase shares on every emulated core and x86, each kernel build
+bench-kernels:
+	$(PY) tools/step_bench/mcu.py
+	$(PY) tools/step_bench/run.py
+
+# cycles per 8-16-2 online step on the ATmega328P in simavr: the core against genann's algorithm (issue 14)
+bench-avr:
+	$(PY) tools/step_bench/avr.py

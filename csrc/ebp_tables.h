@@ -4,8 +4,22 @@
 
 #include <stdint.h>
 
+/* Read the tables through EBP_TAB16(table, i) (uint16_t tables) and EBP_TAB32(table, i) (int32_t
+ * tables): on AVR they stay in flash (PROGMEM; AVR reads flash with its own instruction), elsewhere
+ * these are plain array reads. */
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define EBP_TABLE_ATTR PROGMEM
+#define EBP_TAB16(t, i) ((uint16_t)pgm_read_word(&(t)[i]))
+#define EBP_TAB32(t, i) ((int32_t)pgm_read_dword(&(t)[i]))
+#else
+#define EBP_TABLE_ATTR
+#define EBP_TAB16(t, i) ((t)[i])
+#define EBP_TAB32(t, i) ((t)[i])
+#endif
+
 /* sigmoid(i / 16), Q16, i = 0..256 */
-static const uint16_t ebp_sigmoid_q16[257] = {
+static const uint16_t ebp_sigmoid_q16[257] EBP_TABLE_ATTR = {
     32768, 33792, 34813, 35831, 36843, 37847, 38841, 39824, 40793, 41748, 42687, 43608,
     44511, 45393, 46254, 47094, 47911, 48704, 49474, 50220, 50941, 51638, 52310, 52957,
     53581, 54179, 54754, 55306, 55834, 56339, 56822, 57284, 57724, 58144, 58544, 58925,
@@ -31,7 +45,7 @@ static const uint16_t ebp_sigmoid_q16[257] = {
 };
 
 /* exp(-i / 16), Q16, i = 0..256 */
-static const int32_t ebp_exp_neg_q16[257] = {
+static const int32_t ebp_exp_neg_q16[257] EBP_TABLE_ATTR = {
     65536, 61565, 57835, 54331, 51039, 47947, 45042, 42313, 39750, 37341, 35079, 32954,
     30957, 29081, 27319, 25664, 24109, 22649, 21276, 19987, 18776, 17639, 16570, 15566,
     14623, 13737, 12905, 12123, 11388, 10698, 10050, 9441, 8869, 8332, 7827, 7353,
@@ -57,7 +71,7 @@ static const int32_t ebp_exp_neg_q16[257] = {
 };
 
 /* ln(1 + i / 64), Q16, i = 0..64 */
-static const int32_t ebp_ln1p_q16[65] = {
+static const int32_t ebp_ln1p_q16[65] EBP_TABLE_ATTR = {
     0, 1016, 2017, 3002, 3973, 4930, 5873, 6802, 7719, 8623, 9515, 10394,
     11262, 12119, 12965, 13800, 14624, 15438, 16242, 17037, 17821, 18597, 19364, 20121,
     20870, 21611, 22343, 23067, 23783, 24492, 25193, 25886, 26573, 27252, 27924, 28589,

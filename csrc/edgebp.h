@@ -20,6 +20,11 @@
  * them for n < 2^33. On Cortex-M3/M4 this is one SMLAL per multiply-accumulate, the same cost as MLA; on
  * Cortex-M0 it is a library call. Conversions to int16 saturate and are counted in ebp_layer_stats_t.
  *
+ * Kernels and build options (csrc/arch/ebp_arch.h, docs/core.md): the portable C kernels are the reference;
+ * on ARMv7-M, ARMv7E-M with DSP and ARMv6-M the core builds kernels of its own that give the same integers
+ * (-DEBP_PORTABLE=1 forces the portable ones). -DEBP_STATS=0 leaves the dense online update's counters
+ * (updates, zero_updates, sat_param) at zero, for faster rows; the weights are the same.
+ *
  * Dynamic range of the backward pass (block floating point)
  * ---------------------------------------------------------
  * Errors (deltas) and gradients span many orders of magnitude, often far below one LSB of the activation
@@ -115,7 +120,9 @@ extern "C" {
 
 #define EBP_VERSION_MAJOR 0
 #define EBP_VERSION_MINOR 1
+#ifndef EBP_MAX_LAYERS            /* a board with little RAM may set fewer (ebp_net_t holds this many layers) */
 #define EBP_MAX_LAYERS 8          /* layers per network */
+#endif
 #define EBP_MAX_WIDTH 1024        /* inputs or outputs of one layer */
 #define EBP_LOSS_FRAC 16          /* loss values are Q16 */
 #define EBP_GRAD_HEADROOM 6       /* bits kept free above one sample's gradient in the accumulators */

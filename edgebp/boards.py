@@ -3,6 +3,10 @@
     with start_emulator("qemu-mps2-an385") as url:      # builds if needed, QEMU with -icount shift=6
         with Device(url) as dev: ...
 
+simavr boards (an 8-bit AVR) run in simavr through firmware/build/<board>/simavr-run, a small program the
+firmware build links against libsimavr: it serves the chip's UART0 on a TCP port, as QEMU does, and simavr
+counts CPU cycles exactly (the firmware's tick is one cycle).
+
 Real boards are flashed with the vendor tools (pyOCD, OpenOCD, picotool), which edgebp calls but does not
 reimplement. Their port folders are written by the user from firmware/ports/generic-cortex-m.
 """
@@ -38,6 +42,13 @@ class Board:
     port: Optional[str] = None     # folder under firmware/ports/ ("" if the user still has to write it)
     flash: List[List[str]] = field(default_factory=list)   # candidate commands; {elf} {hex} {bin} {port}
     notes: str = ""
+    simavr_mcu: Optional[str] = None   # run in simavr as this MCU (firmware/build/<port>/simavr-run)
+    clock_hz: Optional[int] = None     # CPU clock, where a counter tick is one cycle (cycles = ns * clock / 1e9)
+    flash_kib: Optional[int] = None    # simavr: flash given to the simulated chip when the firmware outgrows it
+
+    @property
+    def simavr(self) -> bool:
+        return self.simavr_mcu is not None
 
     @property
     def buildable(self) -> bool:
@@ -47,8 +58,14 @@ class Board:
 BOARDS: Dict[str, Board] = {b.name: b for b in [
     Board("qemu-mps2-an385", "cortex-m3", True, 4 << 20, "mps2-an385", "qemu-mps2-an385",
           notes="default; ARM MPS2 AN385 FPGA image in QEMU, CMSDK UART0"),
+    Board("qemu-mps2-an386", "cortex-m4", True, 4 << 20, "mps2-an386", "qemu-mps2-an386",
+          notes="ARM MPS2 AN386 in QEMU: the AN385 board with a Cortex-M4F (DSP kernels; the FPU stays unused)"),
     Board("qemu-microbit", "cortex-m0", True, 16 << 10, "microbit", "qemu-microbit",
           notes="BBC micro:bit v1 (nRF51822) in QEMU: 16 KiB RAM, 64-bit multiply in software"),
+    Board("simavr-atmega328p", "avr5", True, 2 << 10, None, "simavr-atmega328p",
+          notes="ATmega328P (Arduino Uno's chip) at 16 MHz in simavr: 2 KiB RAM, 16-bit int, ticks are CPU cycles; "
+                "simulated with 64 KiB of flash (the firmware needs ~60 KB, the part has 32 KiB)",
+          simavr_mcu="atmega328p", clock_hz=16_000_000, flash_kib=64),
     Board("host", "native", True, 0, None, "host",
           notes="the firmware as a native process serving TCP (no emulator needed)"),
     Board("generic-cortex-m", "cortex-m3", False, 32 << 10, None, "generic-cortex-m",
@@ -103,7 +120,13 @@ def build(board: str, jobs: int = 2, sanitize: bool = False) -> dict:
     if not b.buildable:
         raise ConfigError(f"board {board!r} has no port folder yet: copy firmware/ports/generic-cortex-m to "
                           f"firmware/ports/{b.port} and fill in its UART hooks (see firmware/README.md)")
-    if b.name != "host" and shutil.which("arm-none-eabi-gcc") is None:
+    if b.simavr:
+        if shutil.which("avr-gcc") is None:
+            raise EdgeBPError("avr-gcc not found: install it (Debian/Ubuntu: apt install gcc-avr avr-libc)")
+        if not any(Path(d, "simavr", "sim_avr.h").is_file() for d in ("/usr/include", "/usr/local/include")):
+            raise EdgeBPError("the simavr library is not installed (its runner links against it): install it "
+                              "(Debian/Ubuntu: apt install libsimavr-dev libsimavrparts1)")
+    elif b.name != "host" and shutil.which("arm-none-eabi-gcc") is None:
         raise EdgeBPError("arm-none-eabi-gcc not found: install it (Debian/Ubuntu: apt install gcc-arm-none-eabi "
                           "libnewlib-arm-none-eabi)")
     if sanitize and b.name != "host":
@@ -138,11 +161,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def qemu_command(board: str, elf: Path, port: int) -> List[str]:
-    """QEMU holding the guest until the host connects to the serial port, counting instructions."""
+def ticks_to_cycles(board: str, ns: float) -> Optional[float]:
+    """CPU cycles from a time in ns measured by a board whose counter ticks are cycles (clock_hz; the AVR board:
+    HELLO's unit is ns = ticks * 125 / 2, so cycles = ns * 16 / 1000 = ticks); None for other boards."""
     b = get_board(board)
+    return None if b.clock_hz is None else ns * b.clock_hz / 1e9
+
+
+def runner_path(board: str) -> Path:
+    """simavr boards: the runner the firmware build makes next to the ELF."""
+    return build_dir(get_board(board).port) / "simavr-run"
+
+
+def qemu_command(board: str, elf: Path, port: int) -> List[str]:
+    """The emulator holding the guest until the host connects to the serial port on 127.0.0.1:port: QEMU counting
+    instructions, or for a simavr board its runner (which takes QEMU's -serial spelling)."""
+    b = get_board(board)
+    serial = f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"
+    if b.simavr:
+        return simavr_command(board, elf, port)
     return ["qemu-system-arm", "-M", b.qemu_machine, "-kernel", str(elf), "-display", "none", "-monitor", "none",
-            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-icount", "shift=6"]
+            "-serial", serial, "-icount", "shift=6"]
+
+
+emulator_command = qemu_command
+
+
+def simavr_command(board: str, elf: Path, port: Optional[int] = None, extra: Optional[List[str]] = None) -> List[str]:
+    """simavr-run for the board's MCU: UART0 on 127.0.0.1:port (held until a client connects), or on stdio when
+    port is None."""
+    b = get_board(board)
+    cmd = [str(runner_path(board)), "--mcu", b.simavr_mcu, "--freq", str(b.clock_hz)]
+    cmd += ["--flash-kib", str(b.flash_kib)] if b.flash_kib else []
+    cmd += ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"] if port is not None else ["--stdio"]
+    return cmd + list(extra or []) + [str(elf)]
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -178,18 +230,21 @@ def start_emulator(board: str = "qemu-mps2-an385", timeout: float = 600.0, build
             raise DeviceError(f"host firmware did not start: {line!r} {proc.stderr.read()[-500:]!r}")
         url = f"socket://{m.group(1)}:{m.group(2)}"
     else:
-        if shutil.which("qemu-system-arm") is None:
+        what = "simavr-run" if b.simavr else "QEMU"
+        if b.simavr and not runner_path(board).is_file():
+            raise EdgeBPError(f"no simavr runner at {runner_path(board)}: run edgebp build --board {board}")
+        if not b.simavr and shutil.which("qemu-system-arm") is None:
             raise EdgeBPError("qemu-system-arm not found: install it (Debian/Ubuntu: apt install qemu-system-arm)")
         port = free_port()
         proc = subprocess.Popen(qemu_command(board, elf, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"socket://127.0.0.1:{port}"
         deadline = time.monotonic() + 10
-        while not _listening(port):   # QEMU is ready when its serial server listens (checked without connecting)
+        while not _listening(port):   # ready when its serial server listens (checked without connecting)
             if proc.poll() is not None:
-                raise DeviceError(f"QEMU exited with status {proc.returncode}: {proc.stderr.read()[-800:]!r}")
+                raise DeviceError(f"{what} exited with status {proc.returncode}: {proc.stderr.read()[-800:]!r}")
             if time.monotonic() > deadline:
                 _kill(proc)
-                raise DeviceError("QEMU did not open its serial port within 10 s")
+                raise DeviceError(f"{what} did not open its serial port within 10 s")
             time.sleep(0.05)
     timer = threading.Timer(timeout, _kill, (proc,))
     timer.daemon = True

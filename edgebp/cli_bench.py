@@ -5,7 +5,7 @@ from __future__ import annotations
 def add_bench_commands(subparsers) -> None:
     """Adds `edgebp bench` to the CLI's subparsers."""
     from . import bench
-    p = subparsers.add_parser("bench", help="instructions per step on emulated Cortex-M3/M0, host speed vs float "
+    p = subparsers.add_parser("bench", help="instructions per step on emulated Cortex-M3/M4/M0, host speed vs float "
                                             "and PyTorch, memory, serial throughput; writes docs/benchmarks.md")
     bench.add_arguments(p)
     p.set_defaults(func=cmd_bench)

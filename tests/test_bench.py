@@ -29,11 +29,14 @@ def test_macs_and_minimum_definitions():
 
 def test_mcu_table(short_run):
     rows = short_run["mcu"]["rows"]
-    assert {(r["mcu"], r["net"]) for r in rows} == {("cortex-m3", "8-16-2"), ("cortex-m0", "8-16-2")}
+    assert {(r["mcu"], r["net"]) for r in rows} == {("cortex-m3", "8-16-2"), ("cortex-m4", "8-16-2"),
+                                                    ("cortex-m0", "8-16-2")}
     for r in rows:
-        for k in ("fixed_step", "fixed_fwd", "float_step", "per_mac", "speedup"):
+        for k in ("fixed_step", "fixed_fwd", "lean_step", "lean_nostats_step", "lean_portable_step", "float_step",
+                  "per_mac", "per_mac_nostats", "speedup"):
             assert positive(r[k]), (r["mcu"], k, r[k])
         assert r["fixed_fwd"] < r["fixed_step"]
+        assert r["lean_nostats_step"] < r["lean_step"]      # the counters compiled out cost nothing else
     for f in short_run["mcu"]["floors"].values():
         assert positive(f["int32"]) and positive(f["int64"])
 
@@ -60,14 +63,14 @@ def test_memory_and_firmware(short_run):
     assert default["gradients"] == 0 and default["total"] == default["minimum"] and full["gradients"] > 0
     for r in rows.values():
         assert r["total"] >= r["minimum"] > 0
-    for b in ("qemu-mps2-an385", "qemu-microbit"):
+    for b in ("qemu-mps2-an385", "qemu-mps2-an386", "qemu-microbit"):
         f = short_run["firmware"][b]
         assert positive(f["flash"]) and positive(f["stack"])
 
 
 def test_serial_table(short_run):
     rows = {r["board"]: r for r in short_run["serial"]["rows"]}
-    assert set(rows) == {"qemu-mps2-an385", "qemu-microbit"}
+    assert set(rows) == {"qemu-mps2-an385", "qemu-mps2-an386", "qemu-microbit"}
     for r in rows.values():
         assert positive(r["samples_s"]) and 0 < r["share"] < 1 and r["tx"] > r["sample_bytes"]
         assert positive(r["device_instr_step"])

@@ -56,11 +56,29 @@ def test_core_object_calls_nothing_but_memset_and_memcpy(tmp_path):
     assert undefined_symbols(obj) <= ALLOWED_UNDEFINED
 
 
-@pytest.mark.parametrize("cpu", ["cortex-m0", "cortex-m3"])
-def test_core_builds_for_cortex_m_without_float(tmp_path, cpu):
+def test_kernel_builds_train_the_same_integers_on_the_host(tmp_path):
+    """The host's kernel variants (csrc/arch/ebp_arch.h: EBP_STATS=0's update rows, EBP_WIDE_MUL=0's 32-bit
+    stochastic row) train 300 random online networks to the default build's weights, biases and generator state,
+    each under ASan and UBSan."""
+    outs = {}
+    for name, flags in {"default": [], "EBP_STATS=0": ["-DEBP_STATS=0"], "EBP_WIDE_MUL=0": ["-DEBP_WIDE_MUL=0"],
+                        "both": ["-DEBP_STATS=0", "-DEBP_WIDE_MUL=0"]}.items():
+        exe = tmp_path / f"train_dump_{len(outs)}"
+        run(["gcc", *STRICT, *flags, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+             f"-I{CSRC}", ROOT / "tests/c/train_dump.c", CSRC / "edgebp.c", "-o", exe])
+        outs[name] = run([exe, "1", "300"])
+    lines = outs["default"].splitlines()
+    assert len(lines) == 300 and not [l for l in lines if "refused" in l or "failed" in l]
+    for name, out in outs.items():
+        assert out == outs["default"], name
+
+
+@pytest.mark.parametrize("flags", [[], ["-DEBP_STATS=0"], ["-DEBP_PORTABLE=1"]], ids=["default", "nostats", "portable"])
+@pytest.mark.parametrize("cpu", ["cortex-m0", "cortex-m3", "cortex-m4"])
+def test_core_builds_for_cortex_m_without_float(tmp_path, cpu, flags):
     need_tools("arm-none-eabi-gcc")
     obj = tmp_path / "edgebp.o"
-    run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft", "-Os", *STRICT, "-c",
+    run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft", "-Os", *STRICT, *flags, "-c",
          CSRC / "edgebp.c", "-o", obj])
     syms = undefined_symbols(obj)
     runtime = {s for s in syms if s.startswith(("__aeabi_", "__gnu_thumb1"))}

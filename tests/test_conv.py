@@ -10,34 +10,7 @@ from edgebp.config import Layer
 from edgebp.fixed import FixedNet
 from edgebp.layers import AvgPool1D, Conv1D, Dense, Flatten, GlobalAvgPool1D, MaxPool1D
 from edgebp.mirror import (FloatNet, conv1d_backward, conv1d_forward, pool_backward, pool_forward)
-
-
-def rel_err(a, b):
-    a, b = np.concatenate([x.ravel() for x in a]), np.concatenate([x.ravel() for x in b])
-    scale = max(np.linalg.norm(a), np.linalg.norm(b))
-    assert scale > 1e-8, "gradient vanished: the check would prove nothing"
-    return np.linalg.norm(a - b) / scale
-
-
-def numeric_gradients(net, X, T, eps=1e-6):
-    base = net.get_weights()
-    out = []
-    for l, (W, b) in enumerate(base):
-        grads = []
-        for k, p in enumerate((W, b)):
-            g = np.zeros_like(p)
-            for i in np.ndindex(p.shape):
-                vals = []
-                for sign in (1, -1):
-                    w = [(x.copy(), y.copy()) for x, y in base]
-                    w[l][k][i] += sign * eps
-                    net.set_weights(w)
-                    vals.append(net.loss(X, T))
-                g[i] = (vals[0] - vals[1]) / (2 * eps)
-            grads.append(g)
-        out.append(tuple(grads))
-    net.set_weights(base)
-    return out
+from gradcheck import flat, numeric_gradients, rel_err
 
 
 MODELS = {
@@ -60,10 +33,6 @@ def test_float_gradients_match_finite_differences(name):
     T = np.eye(spec.n_out)[rng.integers(0, spec.n_out, 5)] if spec.loss == "ce" else rng.uniform(0, 1, (5, spec.n_out))
     net = FloatNet(spec, TrainConfig(init="uniform", init_range=0.8, seed=3))
     assert rel_err(flat(net.gradients(X, T)), flat(numeric_gradients(net, X, T))) < 1e-6
-
-
-def flat(weights):
-    return [x for pair in weights for x in pair]
 
 
 def test_ops_input_gradients_match_finite_differences():

@@ -98,9 +98,6 @@ def test_arduino_library_compiles_for_avr(arduino_build):
     assert (arduino_build / "xor.ino.elf").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="the core's forward pass differs on AVR (16-bit int): with the same "
-                                       "initial integer weights the tanh hidden layer outputs -4096 everywhere and "
-                                       "the network 0/4096 (host: 853 1503 413 1101); reported to the CORE lane")
 def test_arduino_example_on_simavr_equals_the_host_core(arduino_build):
     need_tools("simavr")
     from test_cmake import host_fixednet_outputs

@@ -3,7 +3,8 @@
 # itself with its test dependencies (pip, editable, so the C core is built in place).
 #   apt: Arm cross compiler + newlib, QEMU, make, valgrind (bench), cmake (the CMake library tests), clang and
 #        its libFuzzer runtime (the firmware fuzz target), gcovr (C coverage), simavr + avr-gcc + avr-libc (AVR
-#        runs), arduino-builder + the Arduino AVR core + arduino-ctags (the Arduino library build)
+#        runs) and libsimavr-dev + libsimavrparts1 (the simavr-atmega328p board's runner links against them),
+#        arduino-builder + the Arduino AVR core + arduino-ctags (the Arduino library build)
 #   pip: edgebp[test,fleet] (pytest, hypothesis, scikit-learn, scipy, matplotlib, rich, build; Flower + Ray) and
 #        platformio (its manifest schema checks library.json)
 set -euo pipefail
@@ -24,6 +25,7 @@ compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a" >/dev/
 have gcovr || need+=(gcovr)                           # C line/branch coverage
 have simavr || need+=(simavr)
 have avr-gcc || need+=(gcc-avr avr-libc)
+[ -f /usr/include/simavr/sim_avr.h ] || need+=(libsimavr-dev libsimavrparts1)   # simavr-atmega328p's runner
 have arduino-builder || need+=(arduino-builder)       # tests/test_manifests.py
 have arduino-ctags || need+=(arduino-ctags)
 [ -f /usr/share/arduino/hardware/arduino/avr/boards.txt ] || need+=(arduino-core-avr)

@@ -8,11 +8,11 @@
 EBP_INTERNAL int32_t ebp_exp_neg(int64_t x) {
     uint32_t idx, frac;
     int32_t y0, y1;
-    if (x >= (16 << 12)) return 0;
+    if (x >= ((int32_t)16 << 12)) return 0; /* x >= 16.0 (an int32 constant: int may have 16 bits) */
     idx = (uint32_t)x >> 8;
     frac = (uint32_t)x & 255u;
-    y0 = ebp_exp_neg_q16[idx];
-    y1 = ebp_exp_neg_q16[idx + 1];
+    y0 = EBP_TAB32(ebp_exp_neg_q16, idx);
+    y1 = EBP_TAB32(ebp_exp_neg_q16, idx + 1);
     return y0 - (int32_t)(((uint32_t)(y0 - y1) * frac + 128u) >> 8); /* the table does not increase */
 }
 
@@ -25,8 +25,8 @@ static int32_t ln_q16(int32_t v, int frac) {
     f = ((uint32_t)v << (16 - n)) - 65536u;
     idx = f >> 10;
     rem = f & 1023u;
-    y0 = ebp_ln1p_q16[idx];
-    y1 = ebp_ln1p_q16[idx + 1];
+    y0 = EBP_TAB32(ebp_ln1p_q16, idx);
+    y1 = EBP_TAB32(ebp_ln1p_q16, idx + 1);
     return y0 + (int32_t)(((uint32_t)(y1 - y0) * rem + 512u) >> 10) + (n - frac) * EBP_LN2_Q16;
 }
 

@@ -7,11 +7,12 @@
 /* ---- forward ---------------------------------------------------------------------------------------- */
 
 /* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum (unrolled by 4 where
- * EBP_UNROLL_DOT) */
+ * EBP_UNROLL_DOT; SMLALD pairs with EBP_ARM_DSP, csrc/arch/ebp_arch_arm.h) */
+#if !defined(EBP_HAVE_ARCH_DOT16)
 #if EBP_UNROLL_DOT
-static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+static inline int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
 #else
-EBP_NOINLINE static int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+EBP_NOINLINE static int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
 #endif
     const int16_t *end = w + n;
 #if EBP_UNROLL_DOT
@@ -25,6 +26,15 @@ EBP_NOINLINE static int64_t dot16(int64_t acc, const int16_t *w, const int16_t *
 #endif
     for (; w != end; w++, x++) acc += (int32_t)*w * *x;
     return acc;
+}
+#endif
+
+static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+#if defined(EBP_HAVE_ARCH_DOT16)
+    return ebp_arm_dot16(acc, w, x, n);
+#else
+    return dot16_c(acc, w, x, n);
+#endif
 }
 
 /*
@@ -40,7 +50,7 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
     const uint32_t half_z = fast ? (uint32_t)1 << (s - 1) : 0u, half_y = (uint32_t)1 << (sh - 1);
     const uint64_t fast_lim = fast ? (uint64_t)1 << 32 : 0u; /* the 32-bit path iff acc + 2^31 < fast_lim */
     const int16_t *w = L->w, *b = L->b;
-#if EBP_UNROLL_DOT
+#if EBP_UNROLL_DOT && !defined(EBP_HAVE_ARCH_DOT16)
     const int16_t *in4 = in + (n_in & ~3u), *in_end = in + n_in;
 #endif
     int16_t *y = L->y, *y_end = y + L->n_out;
@@ -49,7 +59,7 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
         const int16_t *x = in;
         int64_t acc = (int32_t)*b * ((int32_t)1 << in_frac); /* dot16, with its bounds set once per layer */
         uint32_t a, v, q;
-#if EBP_UNROLL_DOT
+#if EBP_UNROLL_DOT && !defined(EBP_HAVE_ARCH_DOT16)
         for (; x != in4; x += 4, w += 4) {
             acc += (int32_t)w[0] * x[0];
             acc += (int32_t)w[1] * x[1];
@@ -164,8 +174,17 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
         uint64_t m;
         uint32_t k;
         for (k = 0; k < nk; k++, w += stride) acc += (int32_t)*w * dk[k];
+#if EBP_ARMV6M /* no 64-bit multiply instruction: |sum| f by mul_u32_q15 when |sum| < 2^32 (two MULS) */
+        {
+            const uint32_t f = (uint32_t)act_deriv_q15(act, *y, one, sd);
+            const uint64_t ma = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+            m = (ma >> 32) == 0 ? mul_u32_q15((uint32_t)ma, f) : ma * f;
+            if (f == 0) acc = 0; /* the product's sign is the sum's, unless f = 0 */
+        }
+#else
         acc *= (int64_t)(uint32_t)act_deriv_q15(act, *y, one, sd); /* >= 0: a 64 x 32-bit unsigned multiply */
         m = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+#endif
         if (m > maxabs) {
             maxabs = m;
             if (signs != NULL && (maxabs >> a) > 0xFFFFu) { /* the new largest needs a larger shift */
@@ -183,7 +202,7 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
                 sw = 0;
             }
         } else if (out != NULL) {
-            out[i] = acc;
+            out[i] = acc < 0 ? -(int64_t)m : (int64_t)m; /* the product: its magnitude m, the sign of acc */
         }
     }
     if (signs != NULL && (i & 31u) != 0) signs[i >> 5] = sw;

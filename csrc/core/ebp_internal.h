@@ -16,6 +16,8 @@
 #include "../edgebp.h"
 #include "../ebp_fixed.h"
 #include "../ebp_tables.h"
+#include "../arch/ebp_arch.h"
+#include "../arch/ebp_arch_arm.h"
 
 #ifdef EBP_AMALGAMATION
 #define EBP_INTERNAL static
@@ -43,6 +45,16 @@
 #define EBP_UNROLL_DOT 0
 #else
 #define EBP_UNROLL_DOT 1
+#endif
+#endif
+
+/* a 64-bit multiply in one instruction (64-bit hosts): some portable kernels then take a form without variable
+ * shifts (row_nonneg_sr64 in ebp_update.c); the integers are the same either way */
+#ifndef EBP_WIDE_MUL
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__) || defined(_M_ARM64)
+#define EBP_WIDE_MUL 1
+#else
+#define EBP_WIDE_MUL 0
 #endif
 #endif
 
@@ -111,12 +123,18 @@ static inline int32_t act_deriv_q15(int act, int32_t y, int32_t one, int sd) {
  * interpolation (sigmoid(-a) is 65536 minus this) */
 static inline uint32_t sigmoid_pos_q16(uint32_t a) {
     uint32_t idx, frac, y0, y1;
-    if (a >= (16u << 12)) return 65535u;
+    if (a >= ((uint32_t)16 << 12)) return 65535u; /* a >= 16.0 (an int32 constant: int may have 16 bits) */
     idx = a >> 8;
     frac = a & 255u;
-    y0 = ebp_sigmoid_q16[idx];
-    y1 = ebp_sigmoid_q16[idx + 1];
+    y0 = EBP_TAB16(ebp_sigmoid_q16, idx);
+    y1 = EBP_TAB16(ebp_sigmoid_q16, idx + 1);
     return y0 + (((y1 - y0) * frac + 128u) >> 8); /* the table does not decrease */
+}
+
+/* a f for a < 2^32 and f <= 2^15, exactly, from two 16 x 16-bit products (each below 2^31): a 32 x 32-bit
+ * multiply without the 64-bit library call of ARMv6-M */
+static inline uint64_t mul_u32_q15(uint32_t a, uint32_t f) {
+    return (uint64_t)((a & 0xFFFFu) * f) + ((uint64_t)((a >> 16) * f) << 16);
 }
 
 /* w -= q, saturated to int16; returns 1 if it clipped */

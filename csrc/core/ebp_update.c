@@ -125,6 +125,52 @@ static inline uint32_t row_nonneg_sr(int16_t *restrict w, const uint16_t *restri
     return acc;
 }
 
+#if EBP_WIDE_MUL
+/*
+ * row_nonneg_sr for hosts with a 64-bit multiply (EBP_WIDE_MUL): the same magnitudes without a variable shift.
+ * With m2 = m 2^(32-S) (< 2^32: the caller checks m < 2^S), floor((m a + (r >> (32 - S))) / 2^S) =
+ * floor((m2 a + r) / 2^32), since the draw's low 32 - S bits cannot carry into bit 32; for dl < 0 the draw is
+ * complemented as in row_nonneg_sr. Adding (2^31 - 1) 2^32 puts the magnitude + 2^31 - 1 in the high word, whose
+ * bit 31 is then set exactly when the magnitude is non-zero.
+ */
+static inline uint32_t row_nonneg_sr64(int16_t *restrict w, const uint16_t *restrict a, const uint16_t *end,
+                                       uint64_t m2, int add, uint32_t *nz, uint32_t *rng) {
+    const uint32_t flip = add ? 0xFFFFFFFFu : 0u;
+    const uint64_t bias = (uint64_t)0x7FFFFFFFu << 32;
+    uint32_t n = *nz, acc = 0, x = *rng;
+    do {
+        uint32_t hi;
+        int32_t q, nw;
+        x ^= x << 13; /* ebp_xorshift32, kept in a register */
+        x ^= x >> 17;
+        x ^= x << 5;
+        hi = (uint32_t)((m2 * *a + (x ^ flip) + bias) >> 32); /* < 2^64: m2 a < 2^47 */
+        n += hi >> 31;
+        q = (int32_t)(hi - 0x7FFFFFFFu);
+        nw = add ? *w + q : *w - q;
+        *(uint16_t *)w = (uint16_t)nw; /* the same object: its two's complement bits */
+        acc |= (uint32_t)(nw + 32768);
+    } while (++w, ++a != end);
+    *nz = n;
+    *rng = x;
+    return acc;
+}
+#endif
+
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP)
+/* fix_row_sr for inputs of any sign (the Arm row's): the weights before the update from their stored bits,
+ * then the update again, saturated; draws the row's random numbers again from the state `rng` it started with */
+static uint32_t fix_row_sr_any(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t rng) {
+    uint32_t i, sat = 0;
+    for (i = 0; i < n; i++) {
+        const int32_t q = ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&rng));
+        w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
+        sat += sub_sat16(&w[i], q);
+    }
+    return sat;
+}
+#endif
+
 /* fix_row for row_nonneg_sr: draws the row's random numbers again from the state `rng` it started with */
 static uint32_t fix_row_sr(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, int S, int add, uint32_t rng) {
     uint32_t i, sat = 0;
@@ -184,7 +230,8 @@ EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *i
     return rows;
 }
 
-/* update_rows_nonneg with stochastic rounding (row_nonneg_sr): the generator advances once per parameter of
+/* update_rows_nonneg with stochastic rounding (row_nonneg_sr; row_nonneg_sr64 on 64-bit hosts; the Arm rows of
+ * csrc/arch/ebp_arch_arm.h, which also take negative inputs): the generator advances once per parameter of
  * every row with a non-zero dl, weights then bias, as in the portable loop. */
 EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
                                                    int S, uint32_t *nz, uint32_t *sat) {
@@ -204,6 +251,38 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         dl = ebp_rshift_rn32(*d * lr_m, 16);
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
         add = dl < 0;
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) /* the Arm row: counts in place, stores modulo 2^16 like row_nonneg_sr */
+        (void)m, (void)add;
+        n += n_in;
+        ovf = ebp_arm_row_sr_wrap(w, in, n_in, dl, S, &x, &n);
+        {
+            const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, ebp_xorshift32(&x)); /* the bias */
+            n += q != 0;
+            clips += sub_sat16(b, q);
+        }
+        if (ovf > 0xFFFFu) clips += fix_row_sr_any(w, in, n_in, dl, S, x0);
+        continue;
+#endif
+#if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
+        (void)x0, (void)m, (void)ovf, (void)add;
+        clips += ebp_arm_row_sr_count(w, in, n_in, dl, S, &x, &n);
+        {
+            const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, ebp_xorshift32(&x)); /* the bias */
+            n += q != 0;
+            clips += sub_sat16(b, q);
+        }
+        continue;
+#endif
+#if EBP_WIDE_MUL
+        m = add ? 0u - (uint32_t)dl : (uint32_t)dl;
+        if (m < ((uint32_t)1 << S)) {
+            const uint64_t m2 = (uint64_t)m << (32 - S);
+            if (!add)
+                ovf = row_nonneg_sr64(w, a, a_end, m2, 0, &n, &x) | row_nonneg_sr(b, one, one + 1, m, c, S, k, 0, &n, &x);
+            else
+                ovf = row_nonneg_sr64(w, a, a_end, m2, 1, &n, &x) | row_nonneg_sr(b, one, one + 1, m, c, S, k, 1, &n, &x);
+        } else
+#endif
         if (!add) {
             m = (uint32_t)dl;
             ovf = row_nonneg_sr(w, a, a_end, m, c, S, k, 0, &n, &x);
@@ -226,12 +305,48 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
     return rows;
 }
 
+#if !EBP_STATS
+/* one row of weights under stochastic rounding, any signs, 1 <= S <= 30, counters compiled out (EBP_STATS=0):
+ * w[i] = ebp_sat16(w[i] - ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(rng))) in order; the Arm kernel
+ * (csrc/arch/ebp_arch_arm.h) where there is one */
+static inline void row_sr_nostats(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t *rng) {
+#if defined(EBP_HAVE_ARCH_ROW_SR)
+    ebp_arm_row_sr(w, a, n, dl, S, rng);
+#else
+    uint32_t i, x = *rng;
+    for (i = 0; i < n; i++) (void)sub_sat16(&w[i], ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&x)));
+    *rng = x;
+#endif
+}
+
+/* ebp_update_online under stochastic rounding with 1 <= S <= 30 and EBP_STATS=0: the portable loop's rule
+ * without its counters, for inputs of any sign (no pass over the inputs first) */
+EBP_NOINLINE static void update_rows_sr_nostats(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
+                                                int S) {
+    const uint32_t n_in = L->n_in;
+    const int32_t one = (int32_t)1 << L->in_frac;
+    const int16_t *d = L->delta, *d_end = d + L->n_out;
+    int16_t *w = L->w, *b = L->b;
+    uint32_t x = net->rng;
+    for (; d != d_end; d++, b++, w += n_in) {
+        int32_t dl;
+        if (*d == 0) continue;
+        dl = ebp_rshift_rn32(*d * lr_m, 16);
+        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
+        row_sr_nostats(w, in, n_in, dl, S, &x);
+        (void)sub_sat16(b, ebp_rshift_sr32(dl * one, S, ebp_xorshift32(&x)));
+    }
+    net->rng = x;
+}
+#endif
+
 /*
  * Online SGD, one sample: w_oi -= lr * delta_o * in_i without gradient accumulators. Per row the scaled
  * delta dl = round(delta_o * lr_m / 2^16) (|dl| <= 2^15) is rounded to nearest; the update of each
  * parameter, dl * in_i * 2^-S weight LSBs, is rounded in the configured mode: a 32-bit product and shift
  * in the common case 1 <= S <= 30 (when no input is negative: update_rows_nonneg for round to nearest,
- * update_rows_nonneg_sr for stochastic rounding; the loops below are the portable reference of both).
+ * update_rows_nonneg_sr for stochastic rounding, whose Arm rows take inputs of any sign; with EBP_STATS=0
+ * update_rows_sr_nostats; the loops below are the portable reference of all of them).
  */
 EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_t *in) {
     const int stochastic = net->cfg.rounding == EBP_ROUND_STOCHASTIC;
@@ -240,10 +355,19 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
     const uint32_t n_in = L->n_in, n_out = L->n_out;
     uint32_t zeros = 0, sat = 0, rows = 0, zero_in = 0, neg_in = 0, rng = net->rng, o, i;
     int16_t *w = L->w;
+#if !EBP_STATS
+    if (stochastic && S >= 1 && S <= 30) {
+        update_rows_sr_nostats(net, L, in, lr_m, S);
+        return;
+    }
+#endif
     for (i = 0; i < n_in; i++) {
         zero_in += in[i] == 0;
         neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
     }
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) || defined(EBP_HAVE_ARCH_ROW_SR_COUNT)
+    if (stochastic) neg_in = 0; /* the Arm rows take inputs of any sign (signed multiply, arithmetic shift) */
+#endif
     if (S >= 1 && S <= 30 && !neg_in) {
         uint32_t nz = 0;
         if (stochastic) { /* the generator's state goes through net: rng's address stays untaken */
@@ -294,9 +418,13 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
         }
     }
     net->rng = rng;
+#if EBP_STATS
     L->stats.updates += rows * (n_in + 1u - zero_in); /* parameters with a non-zero gradient */
     L->stats.zero_updates += zeros;
     L->stats.sat_param += sat;
+#else
+    (void)rows, (void)zeros, (void)sat;
+#endif
 }
 
 int ebp_step(ebp_net_t *net) {

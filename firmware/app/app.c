@@ -37,7 +37,13 @@
 #define APP_MAX_ENCODED (APP_MAX_RAW + APP_MAX_RAW / 254 + 2)   /* COBS: a code byte per 254, as protocol.h */
 #define APP_CACHE_BODY (EBP_PROTO_CACHE_BODY < EBP_APP_MAX_BODY ? EBP_PROTO_CACHE_BODY : EBP_APP_MAX_BODY)
 
-static uint64_t arena[EBP_ARENA_BYTES / 8];
+/* ebp_net_init wants 8-byte alignment, which uint64_t does not have everywhere (AVR: 1) */
+#if defined(__GNUC__)
+#define EBP_APP_ALIGN8 __attribute__((aligned(8)))
+#else
+#define EBP_APP_ALIGN8
+#endif
+static uint64_t arena[EBP_ARENA_BYTES / 8] EBP_APP_ALIGN8;
 static ebp_net_t net;
 static uint8_t have_model;
 static uint32_t model_bytes;   /* ebp_net_memory total of the loaded model: the arena past it is free */

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Instructions per 8-16-2 online training step on the emulated Cortex-M3 and M0 (QEMU -icount, the harness of
-tools/model_bench.py), round to nearest vs stochastic rounding, both layouts.
+"""Instructions per 8-16-2 online training step on the emulated Cortex-M3, M4 and M0 (QEMU -icount, the harness of
+tools/model_bench.py: He-initialised weights, inputs in [-1, 1]), round to nearest vs stochastic rounding, both
+layouts, the default kernel build (EBP_STATS=1) and the counters compiled out (EBP_STATS=0).
 
     python tools/step_bench/mcu.py                 # the core in csrc/
     python tools/step_bench/mcu.py --rev HEAD~1    # the core of another commit (git archive of its csrc/)
@@ -23,14 +24,17 @@ from edgebp.fixed import FixedNet  # noqa: E402
 import model_bench  # noqa: E402
 
 
-def measure(work: Path, h, csrc: Path, cfg: TrainConfig, mcu: str) -> float:
+MCUS = ("cortex-m3", "cortex-m4", "cortex-m0")
+
+
+def measure(work: Path, h, csrc: Path, cfg: TrainConfig, mcu: str, flags=()) -> float:
     spec = NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse")
     d = Path(tempfile.mkdtemp(dir=work))
     (d / "model_cfg.h").write_text(model_bench.header(spec, cfg))
     m = bench.MCUS[mcu]
     elf = d / "bench.elf"
     cmd = ["arm-none-eabi-gcc", f"-mcpu={m['cpu']}", "-mthumb", bench.OPT, "-g", "-std=c99", "-ffreestanding",
-           "-fno-tree-loop-distribute-patterns", f"-I{csrc}", f"-I{d}", "-nostdlib", "-nostartfiles",
+           "-fno-tree-loop-distribute-patterns", *flags, f"-I{csrc}", f"-I{d}", "-nostdlib", "-nostartfiles",
            "-T", str(bench.HARNESS / "link.ld"), str(bench.HARNESS / "startup.c"),
            str(model_bench.HERE / "bench_model.c"), str(csrc / "edgebp.c"), "-lgcc", "-o", str(elf)]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -56,15 +60,16 @@ def main() -> int:
             subprocess.run(f"git archive {args.rev} csrc | tar -x -C {tmp}", shell=True, cwd=ROOT, check=True)
             csrc = work / "csrc"
         h = bench.Harness(work)
-        print(f"| 8-16-2 sigmoid online SGD lr 0.2 ({args.rev or 'working tree'}) | rounding | Cortex-M3 "
-              "instructions per step | Cortex-M0 instructions per step |")
-        print("|---|---|---:|---:|")
+        print(f"| 8-16-2 sigmoid online SGD lr 0.2 ({args.rev or 'working tree'}) | rounding | core build | "
+              + " | ".join(f"{bench.MCUS[m]['label'].split(' (')[0]} instructions per step" for m in MCUS) + " |")
+        print("|---|---|---|" + "---:|" * len(MCUS))
         for online_only in (True, False):
             for rounding in ("nearest", "stochastic"):
-                cfg = TrainConfig(lr=0.2, batch_size=1, rounding=rounding, online_only=online_only)
-                r = [measure(work, h, csrc, cfg, mcu) for mcu in ("cortex-m3", "cortex-m0")]
-                print(f"| {'online_only (default)' if online_only else 'gradient memory'} | {rounding} | "
-                      f"{r[0]:,.0f} | {r[1]:,.0f} |")
+                for stats in (1, 0):
+                    cfg = TrainConfig(lr=0.2, batch_size=1, rounding=rounding, online_only=online_only)
+                    r = [measure(work, h, csrc, cfg, mcu, [f"-DEBP_STATS={stats}"]) for mcu in MCUS]
+                    print(f"| {'online_only (default)' if online_only else 'gradient memory'} | {rounding} | "
+                          f"EBP_STATS={stats} | " + " | ".join(f"{v:,.0f}" for v in r) + " |")
     return 0
 
 

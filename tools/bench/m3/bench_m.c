@@ -8,7 +8,8 @@
  *   (default)      the C core: ebp_train(batch 1) steps and ebp_forward passes (-DBENCH_ONLINE_ONLY:
  *                  an EBP_FLAG_ONLINE network)
  *   -DBENCH_FLOAT  the same 2-layer sigmoid / squared-error online SGD step in float32 (soft float on M0/M3)
- *   -DBENCH_MAC    plain multiply-accumulate loops: int16 x int16 into int32, and into int64
+ *   -DBENCH_MAC    plain loops: int16 x int16 multiply-accumulates into int32 and into int64, a stochastically
+ *                  rounded weight update, and xorshift32 draws alone (the floors of the step's phases)
  *   -DBENCH_PROFILE  the core's steps with a SysTick interrupt every PROFILE_PERIOD ticks recording the
  *                  interrupted PC, LR and first return address on the stack, printed as
  *                  "pc=ADDR lr=ADDR ret=ADDR n=COUNT" lines
@@ -44,6 +45,9 @@ void bench_puts(const char *s);
 #define CLOCK_HZ 25000000u
 #endif
 #define NDATA 8 /* distinct samples, cycled */
+#ifndef BENCH_ROUNDING /* the default configuration's weight-update rounding (TrainConfig: stochastic) */
+#define BENCH_ROUNDING EBP_ROUND_STOCHASTIC
+#endif
 #define N_MAC 1024
 
 static char *put_u32(char *p, uint32_t v) {
@@ -141,11 +145,39 @@ __attribute__((noipa)) static int64_t mac64(const int16_t *p, const int16_t *q, 
     return acc;
 }
 
+/* the plain loop of a stochastically rounded weight update (the rule of the core's online rows, without its
+ * counters): one xorshift32 draw, w -= floor((dl a + (r >> (32 - S))) / 2^S), saturated to int16 (GCC's >> of a
+ * negative int is arithmetic) */
+__attribute__((noipa)) static uint32_t sr_update(int16_t *w, const int16_t *x, uint32_t n, int32_t dl, int S,
+                                                 uint32_t r) {
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        int32_t nw;
+        r ^= r << 13;
+        r ^= r >> 17;
+        r ^= r << 5;
+        nw = w[i] - ((dl * x[i] + (int32_t)(r >> (32 - S))) >> S);
+        w[i] = (int16_t)(nw > 32767 ? 32767 : nw < -32768 ? -32768 : nw);
+    }
+    return r;
+}
+
+/* the generator alone: n xorshift32 draws */
+__attribute__((noipa)) static uint32_t draws(uint32_t n, uint32_t r) {
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        r ^= r << 13;
+        r ^= r >> 17;
+        r ^= r << 5;
+    }
+    return r;
+}
+
 int main(void) {
-    uint32_t i, t32 = 0, t64 = 0;
+    uint32_t i, t32 = 0, t64 = 0, tsr = 0, trng = 0;
     for (i = 0; i < N_MAC; i++) {
         a[i] = (int16_t)next_rand();
-        b[i] = (int16_t)next_rand();
+        b[i] = (int16_t)(next_rand() & 0x0FFFu); /* non-negative, like sigmoid outputs */
     }
     systick_start(0xFFFFFFu, 5u);
     calibrate();
@@ -153,9 +185,13 @@ int main(void) {
     put_kv("calib_ticks", calib);
     MEASURE(t32, sink32 = mac32(a, b, N_MAC));
     MEASURE(t64, sink64 = mac64(a, b, N_MAC));
+    MEASURE(tsr, sink32 = (int32_t)sr_update(a, b, N_MAC, 9000, 22, 12345u));
+    MEASURE(trng, sink32 = (int32_t)draws(N_MAC, 12345u));
     put_kv("macs", N_MAC);
     put_kv("mac32_ticks", t32);
     put_kv("mac64_ticks", t64);
+    put_kv("sr_update_ticks", tsr);
+    put_kv("draw_ticks", trng);
     bench_exit(0);
     return 0;
 }
@@ -325,6 +361,7 @@ int main(void) {
     c.n_in = N_IN;
     c.in_frac = 12;
     c.n_layers = 2;
+    c.rounding = BENCH_ROUNDING;
 #ifdef BENCH_ONLINE_ONLY
     c.flags = EBP_FLAG_ONLINE; /* the same integers as the default configuration, least RAM, slower deltas */
 #endif

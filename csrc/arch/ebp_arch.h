@@ -1,0 +1,63 @@
+/*
+ * ebp_arch.h - which per-architecture kernels the core builds, chosen at compile time (the CMSIS-NN way).
+ *
+ * The portable C kernels in csrc/core/ are the reference: always built, always tested, the host's default.
+ * Beside a portable kernel an architecture's kernel may stand, named after what it needs; each gives exactly
+ * the portable kernel's integers (tests/golden, tests/test_kernels.py on the emulated boards) and says in one
+ * comment which plain rule it reproduces:
+ *
+ *   EBP_ARMV7M   ARMv7-M and ARMv7E-M (Cortex-M3, M4, M7): SSAT, ASR and MLA in the update rows (ebp_arch_arm.h)
+ *   EBP_ARM_DSP  ARMv7E-M with the DSP extension (Cortex-M4, M7): SMLALD, two 16-bit multiply-accumulates per
+ *                instruction, in the forward dot products (ebp_arch_arm.h)
+ *   EBP_ARMV6M   ARMv6-M (Cortex-M0, M0+): dot products not unrolled (8 low registers), bit_length without CLZ
+ *
+ * -DEBP_PORTABLE=1 forces the portable kernels everywhere (what tests/test_kernels.py compares against).
+ *
+ * EBP_STATS (default 1): 1 counts every statistic of ebp_layer_stats_t exactly, in the hot loops where needed.
+ * 0 leaves the dense layers' online update's counters (updates, zero_updates, sat_param) at zero, so its rows
+ * need neither the zero test nor the clip test; the weights are the same integers either way. The Python
+ * extension, the firmware and the headline benchmarks build EBP_STATS=1 (the host and the device report the
+ * same statistics); docs/benchmarks.md also shows EBP_STATS=0.
+ */
+#ifndef EBP_ARCH_H
+#define EBP_ARCH_H
+
+#ifndef EBP_PORTABLE
+#define EBP_PORTABLE 0
+#endif
+
+#ifndef EBP_STATS
+#define EBP_STATS 1
+#endif
+
+#if !EBP_PORTABLE && defined(__GNUC__) && defined(__thumb2__) && (defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__))
+#define EBP_ARMV7M 1
+#if defined(__ARM_FEATURE_DSP)
+#define EBP_ARM_DSP 1
+#endif
+#elif !EBP_PORTABLE && defined(__GNUC__) && defined(__ARM_ARCH_6M__)
+#define EBP_ARMV6M 1
+#endif
+
+#ifndef EBP_ARMV7M
+#define EBP_ARMV7M 0
+#endif
+#ifndef EBP_ARM_DSP
+#define EBP_ARM_DSP 0
+#endif
+#ifndef EBP_ARMV6M
+#define EBP_ARMV6M 0
+#endif
+
+/* the name of the kernel set, for the benchmarks and HELLO-style reports */
+#if EBP_ARM_DSP
+#define EBP_KERNELS "armv7e-m+dsp"
+#elif EBP_ARMV7M
+#define EBP_KERNELS "armv7-m"
+#elif EBP_ARMV6M
+#define EBP_KERNELS "armv6-m"
+#else
+#define EBP_KERNELS "portable"
+#endif
+
+#endif /* EBP_ARCH_H */

@@ -1,0 +1,154 @@
+"""Issue 14: the simavr-atmega328p board, an 8-bit AVR with 2 KiB of RAM and a 16-bit int (an Arduino Uno's chip)
+in simavr. The 8-16-2 network trains online on the simulated chip bit for bit like the host core, in 128-byte
+frames (HELLO reports the small maximum body, the host sizes every request by it); a model larger than the
+448-byte arena is refused with a clear error; the firmware's static RAM plus the stack it used fit 2 KiB; a
+checkpoint saved in the EEPROM comes back after a watchdog reset, and the boot counter counts it."""
+import json
+import time
+
+import numpy as np
+import pytest
+
+from edgebp import protocol as P
+from edgebp.config import NetSpec, TrainConfig
+from edgebp.errors import DeviceError
+from toolcheck import need_tools
+
+BOARD = "simavr-atmega328p"
+RAM = 2048
+
+
+@pytest.fixture(scope="module")
+def built():
+    need_tools("avr-gcc", "make", "cc")
+    from edgebp.boards import build
+    return build(BOARD)
+
+
+@pytest.fixture(scope="module")
+def url(built):
+    from edgebp.boards import start_emulator
+    with start_emulator(BOARD, timeout=300, build_first=False) as u:
+        yield u
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    from edgebp.data import load_dataset
+    return load_dataset("diabetes")
+
+
+def same_weights(a, b):
+    return len(a) == len(b) and all(np.array_equal(W1, W2) and np.array_equal(b1, b2) for (W1, b1), (W2, b2) in zip(a, b))
+
+
+@pytest.mark.parametrize("acts,cfg", [
+    ("sigmoid", TrainConfig(seed=3)),                                          # the default: stochastic rounding
+    (["tanh", "sigmoid"], TrainConfig(lr=0.5, rounding="nearest", seed=4)),   # tanh: the 16-bit int bug's layer
+])
+def test_8_16_2_trains_online_on_the_chip_like_the_host(url, built, diabetes, acts, cfg):
+    from edgebp.device import Device
+    from edgebp.fixed import FixedNet
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2], acts, "mse"), cfg)
+    assert fn.memory_report()["total"] == 444
+    with Device(url, timeout=20.0) as dev:
+        info = dev.info()
+        assert info.board == BOARD and info.max_body == 128 and dev.max_body == 128 and info.max_layers == 2
+        assert info.tick_unit_name == "ns" and (info.tick_num, info.tick_den) == (125, 2)   # a tick is a cycle
+        dev.load_model(fn)
+        assert dev.samples_per_frame() == (128 - 8) // 20
+        n = 200
+        Xq, Tq = fn.quantize_inputs(diabetes.X_train[:n]), fn.quantize_targets(diabetes.T_train[:n])
+        r = dev.train(Xq, Tq, 1)
+        assert r.loss_sum == fn.train_q(Xq, Tq, 1)
+        assert same_weights(dev.read_weights(), fn.get_int_weights())
+        assert dev.read_stats()["steps"] == fn.steps == n
+        Xt = fn.quantize_inputs(diabetes.X_test[:50])
+        assert np.array_equal(dev.predict(Xt), fn.predict_q(Xt))
+        # cycles per step from the chip's Timer1 (ns * 16 MHz): thousands of cycles, not instructions
+        cycles = r.ticks / n
+        assert 1_000 < cycles < 1_000_000
+        # static RAM + the deepest stack since reset fit the part's 2 KiB
+        stack = dev.info().stack_high_water
+        assert 0 < stack < RAM and built["ram"] + stack <= RAM, (built["ram"], stack)
+
+
+def test_frames_larger_than_the_small_body_are_refused(url):
+    from edgebp.device import Device
+    with Device(url, timeout=5.0, retries=0) as dev:
+        with pytest.raises(DeviceError, match="longer than the device buffer"):
+            dev.request(P.WRITE_WEIGHTS, P.pack_write_weights(0, 0, np.zeros(100, np.int16)))
+        assert dev.info().max_body == 128
+
+
+def test_a_model_larger_than_the_arena_is_refused(url):
+    from edgebp.device import Device
+    from edgebp.errors import EdgeBPError
+    from edgebp.fixed import FixedNet
+    big = FixedNet(NetSpec.from_sizes([8, 32, 2], "sigmoid", "mse"), TrainConfig())
+    need = big.memory_report()["total"]
+    with Device(url, timeout=10.0) as dev:
+        with pytest.raises(EdgeBPError, match=f"needs {need} bytes but the device arena has 448"):
+            dev.load_model(big)
+        # three layers: the board's ebp_net_t holds two
+        three = FixedNet(NetSpec.from_sizes([2, 3, 3, 1], "sigmoid", "mse"), TrainConfig())
+        with pytest.raises(EdgeBPError):
+            dev.load_model(three)
+        assert dev.info().board == BOARD     # still answering
+
+
+def test_checkpoint_in_eeprom_survives_a_watchdog_reset(url, diabetes):
+    from edgebp.deploy import checkpoint_status, erase_checkpoints, save_checkpoint
+    from edgebp.device import Device
+    from edgebp.fixed import FixedNet
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse"), TrainConfig(seed=8))
+    with Device(url, timeout=20.0) as dev:
+        boots = dev.info().boot_count
+        erase_checkpoints(dev)
+        st = checkpoint_status(dev)
+        assert st["storage"] and st["slot_bytes"] == 512
+        dev.load_model(fn)
+        Xq, Tq = fn.quantize_inputs(diabetes.X_train[:30]), fn.quantize_targets(diabetes.T_train[:30])
+        dev.train(Xq, Tq, 1)
+        fn.train_q(Xq, Tq, 1)
+        st = save_checkpoint(dev)
+        assert st["last_save"] == "ok" and st["newest_steps"] == 30
+        params = dev._params
+        dev.reset(hard=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                info = dev.info()
+                break
+            except DeviceError:
+                if time.monotonic() > deadline:
+                    raise
+        assert info.boot_count == boots + 1 and info.have_model and info.checkpoint_boot == "restored"
+        dev._params = dict(params)
+        assert same_weights(dev.read_weights(), fn.get_int_weights())
+        r = dev.train(Xq, Tq, 1)            # and it trains on like the host (the generator's state came back)
+        assert r.loss_sum == fn.train_q(Xq, Tq, 1)
+        assert same_weights(dev.read_weights(), fn.get_int_weights())
+        erase_checkpoints(dev)
+
+
+def test_size_report(built):
+    assert built["arena"] == 448 and built["ram"] <= RAM - 256    # at least 256 bytes left for the stack
+    rep = json.loads(json.dumps(built))
+    assert rep["board"] == BOARD
+
+
+def test_avr_step_bench_runs(built):
+    """tools/step_bench/avr.py's measure() (make bench-avr) works and its table says what it measured; no speed
+    claim here (the table is the benchmark)."""
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "tools" / "step_bench"))
+    import avr
+    r = avr.measure()
+    assert r["macs"] == 2 * (8 * 16 + 16 * 2) + 16 * 2 and r["arena_bytes"] == 448
+    for k in ("core_step", "core_step_nearest", "core_fwd", "genann_step", "genann_fwd", "mac32", "mac64"):
+        assert r[k] > 0, k
+    assert r["mac32"] < r["mac64"] and r["core_fwd"] < r["core_step"]
+    assert abs(sum(r["phases"].values()) - 1.0) < 1e-9
+    text = avr.table(r)
+    assert "genann" in text and "-Os" in text and f"{r['core_step']:,.0f}" in text
