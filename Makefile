@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` (main job) and `make test`. Both set up a fresh machine first.
 PY ?= python3
 
-.PHONY: setup demo demo-host test arduino bench-link bench-avr test-kernels-long bench-kernels
+.PHONY: setup demo demo-host test arduino bench-link bench-avr test-kernels-long bench-kernels coverage
 
 setup:
 	bash tools/setup.sh
@@ -28,6 +28,20 @@ arduino:
 # training throughput over the emulated serial link against the share of bytes dropped and flipped (docs/link.md)
 bench-link: setup
 	$(PY) tools/bench/link.py --seeds 3 --fixed-frames
+
+# line and branch coverage of csrc/ by the C suite (tests/c/test_core.c): the core built file by file with
+# --coverage (so each csrc/core/*.c is reported on its own), the suite run once, gcovr's summary printed
+# (docs/core.md, Coverage). Needs gcc and gcovr (tools/setup.sh). Output in build/coverage/.
+COV_DIR ?= build/coverage
+coverage:
+	rm -rf $(COV_DIR) && mkdir -p $(COV_DIR)
+	gcc -std=c99 -Wall -Wextra -Wconversion -Werror -O0 -g --coverage -Icsrc tests/c/test_core.c \
+		$(sort $(wildcard csrc/core/*.c)) -o $(COV_DIR)/test_core
+	cd $(COV_DIR) && ./test_core | tail -1
+	gcovr --root . --filter 'csrc/' --object-directory $(COV_DIR) --txt $(COV_DIR)/lines.txt $(COV_DIR)
+	gcovr --root . --filter 'csrc/' --object-directory $(COV_DIR) --branches --txt $(COV_DIR)/branches.txt \
+		--print-summary $(COV_DIR) | tail -3
+	@echo "per file: $(COV_DIR)/lines.txt and $(COV_DIR)/branches.txt"
 
 # the per-architecture kernels against the portable ones on the emulated M3, M4 and M0: 500 random configurations
 # per board and build (EBP_STATS=1 and 0) instead of CI's 12, about 3 minutes (tests/test_kernels.py)

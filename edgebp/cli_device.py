@@ -267,7 +267,7 @@ def cmd_device_train(args) -> int:
         else:
             state = what_was_kept()
         go_on = ("check the cable or emulator and run the command again" if args.resume else
-                 "run the command again, with --resume to reconnect (reloading and replaying after a reset) "
+                 "run the command again, with --resume to reconnect (restoring the last checkpoint after a reset) "
                  "and continue by itself")
         if isinstance(e, LinkLostError):
             raise LinkLostError(f"{e}; {state}; {go_on}", e.url, e.reason) from None

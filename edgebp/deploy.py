@@ -43,7 +43,10 @@ def _check_int_weights(int_weights, shapes) -> List[np.ndarray]:
     out = []
     for i, ((W, b), (n_out, n_in)) in enumerate(zip(int_weights, shapes)):
         W, b = np.asarray(W), np.asarray(b)
-        if W.shape != (n_out, n_in) or b.shape != (n_out,):
+        # a dense layer's shape is checked here; a conv1d (ch, in_ch, kernel) or pooling layer's (the device's
+        # header gives its activation sizes) by the device: each chunk's answer carries the layer's element
+        # count (compared in write_weights), and the commit needs every layer complete and the CRC
+        if W.ndim == 2 and (W.shape != (n_out, n_in) or b.shape != (n_out,)):
             raise ConfigError(f"layer {i}: the device's layer is ({n_out}, {n_in}) with {n_out} biases, the "
                               f"weights given are {W.shape} and {b.shape}")
         if W.dtype.kind not in "iu" or b.dtype.kind not in "iu":
@@ -86,6 +89,36 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
     (theirs,) = struct.unpack_from("<I", f.body)
     if theirs != crc:
         raise DeviceError(f"the device committed weights with CRC {theirs:#010x}, expected {crc:#010x}")
+
+
+# --- the training state: rounding generator, step counter, velocities ----------------------------------------
+def read_state(dev) -> np.ndarray:
+    """The device's training state as uint32 words: the stochastic-rounding generator, the step counter, then
+    every layer's weight and bias velocities (momentum; int32 bit patterns). Between steps only (a batch half
+    accumulated is refused with EBP_ERR_STATE). With the weights it is everything a resume needs."""
+    words: List[np.ndarray] = []
+    off, total = 0, None
+    while total is None or off < total:
+        total, got, w = P.unpack_state(dev.request(P.STATE, P.pack_state_read(off, 0xFFFF)).body)
+        if got != off or (len(w) == 0 and off < total):
+            raise DeviceError(f"the device returned state words from {got} ({len(w)} of them), asked from {off}")
+        words.append(w)
+        off += len(w)
+    return np.concatenate(words) if words else np.zeros(0, np.uint32)
+
+
+def write_state(dev, words) -> None:
+    """Writes what ``read_state`` returned back into the model on the device (the same network loaded, its
+    weights uploaded). Each chunk rewrites the same words at the same place: exactly once by construction."""
+    words = np.asarray(words, dtype=np.uint32).ravel()
+    per = (getattr(dev, "max_body", P.MAX_BODY) - 8) // 4
+    for off in range(0, len(words), per):
+        total, _, _ = P.unpack_state(dev.request(P.STATE, P.pack_state_write(off, words[off:off + per])).body)
+        if total != len(words):
+            raise ConfigError(f"the device's model has {total} state words, {len(words)} given: load the network "
+                              f"the state was read from")
+    if hasattr(dev, "_state"):
+        dev._state = None           # the step counter changed: read it again before training
 
 
 # --- checkpoints in the device's non-volatile storage --------------------------------------------------------

@@ -111,6 +111,7 @@ def encoded_size(raw_len: int) -> int:
 
 
 OVERHEAD = P.HEADER.size + 4        # header + CRC of every frame
+PIPE_KEY = 0x100 | P.TRAIN          # LinkModel's round trips of pipelined TRAIN frames (by the bytes queued)
 # requests that leave the device's (steps, grad_count) as they are (TRAIN: only those sent by Device.train)
 _KEEPS_STATE = (P.HELLO, P.TRAIN, P.PREDICT, P.EVALUATE, P.READ_WEIGHTS, P.READ_STATS, P.SET_HPARAMS)
 
@@ -266,17 +267,29 @@ class Device:
     ``retries``: None (the default) resends as often as ``timeout`` allows; a number caps the retransmissions of
     any one request (after the last one the request still waits out ``timeout`` for a late answer, then raises
     DeviceError). ``reopen``: called on ``reconnect()`` to get the URL again (for
-    example after restarting an emulator). ``adaptive``: size bulk requests to the link (False: full frames)."""
+    example after restarting an emulator). ``adaptive``: size bulk requests to the link (False: full frames).
+    ``window``: at most this many training frames in flight (default: as many as the device caches answers for,
+    at most ``MAX_WINDOW``; 1: stop-and-wait). ``bulk``: send training samples as streamed STAGE chunks checked
+    by block CRCs (True: always, None: once the link damages frames, False: never, the default)."""
+
+    MAX_WINDOW = 1     # stop-and-wait unless asked: see docs/link.md, Measurements
+    BULK_MAX_P = 0.004  # bulk=None streams chunks while the share of bytes hit is at most this
 
     def __init__(self, url: str, timeout: float = 10.0, retries: Optional[int] = None,
                  connect_timeout: float = 10.0, baudrate: int = 115200, transport=None,
-                 reopen: Optional[Callable[[], str]] = None, adaptive: bool = True):
+                 reopen: Optional[Callable[[], str]] = None, adaptive: bool = True, window: Optional[int] = None,
+                 bulk: Optional[bool] = False):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
                 or timeout <= 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
             raise ConfigError(f"retries must be a whole number >= 0 (or None: as many as the timeout allows), "
                               f"got {retries!r}")
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise ConfigError(f"window must be a whole number >= 1 (training frames in flight), got {window!r}")
+        self.window_limit = window
+        self.bulk: Optional[bool] = bulk      # streamed training chunks (None: when the link damages frames)
+        self._bulk_room: Optional[int] = None
         self.url, self.timeout, self.retries = url, float(timeout), retries
         self.connect_timeout, self.baudrate, self.reopen, self.adaptive = connect_timeout, baudrate, reopen, adaptive
         self._splitter = P.FrameSplitter()
@@ -290,6 +303,7 @@ class Device:
         self.link = LinkModel()
         self.stats_retransmissions = 0
         self.stats_abandoned = 0
+        self.pipe_events: Dict[str, int] = {}    # what made pipelined frames go again (docs/link.md)
         self.reconnects = 0
         if transport is not None:
             self.ser = transport
@@ -426,8 +440,8 @@ class Device:
 
     # --- requests --------------------------------------------------------------------------------------------
     def request(self, type_: int, body: bytes = b"", timeout: Optional[float] = None, seq: Optional[int] = None,
-                check: bool = True, resp_size: int = 24, give_up: Optional[Callable[[int], bool]] = None
-                ) -> Optional[P.Frame]:
+                check: bool = True, resp_size: int = 24, give_up: Optional[Callable[[int], bool]] = None,
+                queued: int = 0) -> Optional[P.Frame]:
         """Sends one request and returns its response frame, retransmitting (same seq) on a timeout, a corrupt
         response or a frame-level error. ``timeout`` (default: the device's) bounds the whole exchange.
         ``give_up(attempts, not_run)``, asked after each failed attempt (``not_run`` of them reported unread by
@@ -440,6 +454,7 @@ class Device:
         seq = self.next_seq() if seq is None else seq
         frame = P.encode_frame(P.Frame(type_, seq, 0, body))
         at_risk = len(frame) + encoded_size(OVERHEAD + resp_size)
+        timed = at_risk + queued       # the first attempt's answer also waits for the ``queued`` bytes sent before
         problems: List[str] = []
         t_start = time.monotonic()
         attempt = 0
@@ -450,21 +465,21 @@ class Device:
         outstanding = 1      # attempts whose answer (or error report) has not come back yet
         last_kind, t_first_of_last = "", t_start
         while True:
-            rto = self.link.rto(type_, at_risk, limit) * backoff
+            rto = self.link.rto(type_, timed if attempt == 0 else at_risk, limit) * backoff
             wait = max(0.0, min(t_sent + rto, t_start + limit) - time.monotonic())
             resp, kind = self._await(type_, seq, wait, problems)
             if resp is not None:
                 if type_ not in _KEEPS_STATE or (type_ == P.TRAIN and not self._training):
                     self._state = None       # steps may have changed behind train()'s back: read them again
                 now = time.monotonic()
-                pred = self.link.rtt_predict(type_, at_risk)
+                pred = self.link.rtt_predict(type_, timed if attempt == 0 else at_risk)
                 if attempt > 0 and last_kind == "timeout" and pred is not None and now - t_sent < 0.5 * pred:
                     # too soon to answer the resend: the answer to the attempt before, which only came late
                     # (a loaded host or a slow board, not the link): widen the timeout
                     self.link.spurious_timeout(type_, now - t_first_of_last, pred)
                 self.link.record(at_risk, True)
                 if attempt == 0:
-                    self.link.rtt_record(type_, at_risk, now - t_sent)
+                    self.link.rtt_record(type_, timed, now - t_sent)
                 if check:
                     self._check(resp)
                 return resp
@@ -579,6 +594,7 @@ class Device:
         f = self.request(P.LOAD, P.pack_load(params), resp_size=32)
         self._params = dict(params)
         self._state = (0, 0)
+        self._bulk_room = None
         self.memory = P.unpack_memory(f.body)
         return self.memory
 
@@ -599,15 +615,54 @@ class Device:
         return A
 
     def samples_per_frame(self, with_targets: bool = True) -> int:
+        """Samples one TRAIN (or EVALUATE) frame carries; 1 when a sample is larger than a frame (it is then
+        staged in parts, see ``staged``)."""
         n_in, n_out = self._shape()
         per = 2 * (n_in + (n_out if with_targets else 0))
-        room = self.max_body - 8
-        if per > room:
-            raise ConfigError(f"one sample ({n_in} inputs{f' and {n_out} targets' if with_targets else ''}, {per} "
-                              f"bytes) does not fit a frame of this device ({room} bytes of "
-                              f"samples): use shorter windows or fewer channels, or train this model on the host "
-                              f"(edgebp train) and fine-tune a smaller one on the device")
-        return max(1, min(0xFFFF, room // per))
+        return max(1, min(0xFFFF, (self.max_body - 8) // per))
+
+    def staged(self, with_targets: bool = True) -> bool:
+        """True when one sample (inputs, and targets) is larger than a frame body: each sample then travels as
+        STAGE requests and one TRAIN/PREDICT/EVALUATE that carries its tail (docs/protocol.md, STAGE)."""
+        n_in, n_out = self._shape()
+        if 2 * (n_in + (n_out if with_targets else 0)) <= self.max_body - 8:
+            return False
+        self._stage_room(n_in + n_out)
+        return True
+
+    def _stage_room(self, elements: int) -> None:
+        """ConfigError unless the arena past the model holds a staged sample of ``elements`` int16 values."""
+        if self.memory is None or "total" not in self.memory:
+            return
+        arena = self.memory.get("arena") or self.board_info.arena
+        room = (arena - ((self.memory["total"] + 7) & ~7)) // 2
+        if elements > room:
+            n_in, n_out = self._shape()
+            raise ConfigError(f"one sample ({n_in} inputs and {n_out} targets, {2 * elements} bytes) does not fit a "
+                              f"frame of this device ({self.max_body - 8} bytes of samples), and the model leaves "
+                              f"only {max(room, 0) * 2} bytes of the {arena}-byte arena free to stage it in parts: "
+                              f"use a smaller model, shorter windows or fewer channels, or a board with more RAM")
+
+    def _send_staged(self, kind: int, sample, batch: int = 1, flags: int = 0, timeout: Optional[float] = None,
+                     resp_size: int = 24) -> P.Frame:
+        """One sample larger than a frame: STAGE requests for its head (idempotent: a chunk written twice is
+        written once), then ``kind`` (TRAIN, PREDICT, EVALUATE) with EBP_TRAIN_STAGED carrying its tail; that
+        request runs once (its answer is cached like any other)."""
+        sample = np.ascontiguousarray(sample, dtype=np.int16).ravel()
+        e = len(sample)
+        hdr = 8 if kind == P.TRAIN else 4
+        req = lambda k: encoded_size(OVERHEAD + 8 + 2 * k)        # noqa: E731
+        resp = lambda k: encoded_size(OVERHEAD + 8) + 0 * k       # noqa: E731
+        cap = (self.max_body - 8) // 2         # full chunks until frames get damaged (not on timing alone)
+        chunk = self._count(P.STAGE, cap, req, resp) if self.link.damaged_lately() else cap
+        tail = min(e, (self.max_body - hdr) // 2, chunk)
+        off = 0
+        while off < e - tail:
+            k = min(e - tail - off, chunk)
+            self.request(P.STAGE, P.pack_stage(off, sample[off:off + k]), timeout=timeout, resp_size=8)
+            off += k
+        return self.request(kind, P.pack_staged(kind, sample[e - tail:], batch, flags), timeout=timeout,
+                            resp_size=resp_size)
 
     def _count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable) -> int:
         if not self.adaptive:
@@ -669,7 +724,15 @@ class Device:
         finally:
             self._training = False
 
+    @property
+    def window(self) -> int:
+        """Training frames this host keeps in flight: the device's answer cache (HELLO), at most MAX_WINDOW
+        or the ``window`` given."""
+        w = min(self.board_info.cache_entries, self.MAX_WINDOW if self.window_limit is None else self.window_limit)
+        return max(1, w)
+
     def _train(self, Xq, Tq, batch, n, timeout, start, on_progress, n_in, n_out) -> TrainSummary:
+        staged = self.staged()
         cap = self.samples_per_frame()
         per = 2 * (n_in + n_out)
         req = lambda k: encoded_size(OVERHEAD + 8 + per * k)      # noqa: E731
@@ -683,13 +746,22 @@ class Device:
                               f"finished (an interrupted train call); load the model again, or train with resume")
         steps0 = self._state[0]
         acc, stp = P.C["EBP_TRAIN_ACCUMULATE"], P.C["EBP_TRAIN_STEP"]
+        lo = start
+        if not staged and self.window > 1 and start < n and not self._bulk_ok(cap, n_in + n_out):
+            lo = self._pipeline(Xq, Tq, batch, n, timeout, start, on_progress, cap, req, resp, out,
+                                stop=lambda: self._bulk_ok(cap, n_in + n_out))
 
         def send(lo, hi, flags, after) -> bool:
             """One frame; False if it was given up (not applied: sent again smaller)."""
             k = hi - lo
             before = self._state
-            f = self.request(P.TRAIN, P.pack_train(Xq[lo:hi], Tq[lo:hi], batch, flags), timeout=timeout,
-                             give_up=self._shrink(P.TRAIN, k, req, resp, side_effects=True))
+            if staged:
+                f = self._send_staged(P.TRAIN, np.concatenate([Xq[lo], Tq[lo]]), batch, flags, timeout)
+            elif bulk:
+                f = self._send_bulk(Xq[lo:hi], Tq[lo:hi], batch, flags, timeout)
+            else:
+                f = self.request(P.TRAIN, P.pack_train(Xq[lo:hi], Tq[lo:hi], batch, flags), timeout=timeout,
+                                 give_up=self._shrink(P.TRAIN, k, req, resp, side_effects=True))
             if f is None:
                 now = self.device_state()     # did the device apply it?
                 if now == before:
@@ -713,11 +785,10 @@ class Device:
             out.n += k
             return True
 
-        lo = start
-        out.n = 0
         while lo < n:
             s, g = self._state
-            best = self._count(P.TRAIN, cap, req, resp)
+            bulk = not staged and self._bulk_ok(cap, n_in + n_out)
+            best = cap if bulk else self._count(P.TRAIN, cap, req, resp)
             if batch <= best and g == 0:     # whole batches in one frame: the same integers as one call
                 hi = min(n, lo + (best // batch) * batch)
                 if send(lo, hi, 0, (s + -(-(hi - lo) // batch), 0)):
@@ -733,6 +804,70 @@ class Device:
                     lo = hi
                     if last and on_progress:
                         on_progress(lo, out)
+        return self._summary(out, n, start, steps0, t0)
+
+    def _bulk_ok(self, cap: int, per: int) -> bool:
+        """Whether training frames go as streamed STAGE chunks checked by block CRCs (``_send_bulk``): when the
+        link damages frames (a clean link takes whole TRAIN frames) and the device stages (protocol 4, room)."""
+        if not self.adaptive or self.bulk is False or (self.bulk is None and not self.link.damaged_lately()):
+            return False
+        if self.bulk is None and self.link.p > self.BULK_MAX_P:
+            return False     # so bad that the TRAIN carrying the block CRCs rarely arrives: frames sized to it
+        if self._bulk_room is None:
+            arena = (self.memory or {}).get("arena") or self.board_info.arena
+            self._bulk_room = (arena - (((self.memory or {}).get("total", arena)) + 7 & ~7)) // 2
+        return self._bulk_room >= cap * per
+
+    def _bulk_block(self, elements: int) -> int:
+        """Elements per streamed STAGE chunk: the fewest bytes sent per element that arrives, (2b + 22) bytes a
+        chunk arriving whole with probability (1-p)^(2b + 22); at most 64 chunks."""
+        cap = (self.max_body - 8) // 2
+        lo = max(1, -(-elements // 64))
+        if lo >= cap:
+            return cap
+        b = np.arange(lo, cap + 1)
+        size = encoded_size(OVERHEAD + 8) + 2 * b
+        cost = size / (b * np.exp(size * math.log1p(-self.link.p)))
+        return int(b[int(np.argmin(cost))])
+
+    def _send_bulk(self, X, T, batch: int, flags: int, timeout: Optional[float]) -> P.Frame:
+        """n samples as quiet STAGE chunks (streamed, not answered), then a TRAIN with EBP_TRAIN_BLOCKS carrying
+        each chunk's CRC-32: the device trains only when every chunk it holds matches, else it answers which to
+        send again, and only those go again (selective repeat; chunks are idempotent). The TRAIN itself runs
+        once: its answer is cached, and it consumes the staged samples."""
+        data = np.concatenate([np.ascontiguousarray(X).ravel(), np.ascontiguousarray(T).ravel()]).astype(np.int16)
+        block = self._bulk_block(len(data))
+        crcs = P.block_crcs(data, block)
+        todo = list(range(len(crcs)))
+        body = P.pack_train_blocks(len(X), batch, flags, block, crcs)
+        t0 = time.monotonic()
+        limit = self.timeout if timeout is None else float(timeout)
+        left = len(todo)
+        while True:
+            queued = 0
+            for k in todo:
+                frame = P.encode_frame(P.Frame(P.STAGE, self.next_seq(), 0, P.pack_stage(
+                    k * block, data[k * block:(k + 1) * block], quiet=True)))
+                self.send_raw(frame)
+                queued += len(frame)
+            f = self.request(P.TRAIN, body, timeout=timeout, check=False, resp_size=24, queued=queued)
+            if f.status != P.C["EBP_PERR_DATA_CRC"]:
+                self._check(f)
+                return f
+            lo_mask, hi_mask = struct.unpack_from("<II", f.body)
+            mask = lo_mask | (hi_mask << 32)
+            for k in todo:
+                self.link.record(encoded_size(OVERHEAD + 8 + 2 * block), not mask >> k & 1)
+            todo = [k for k in range(len(crcs)) if mask >> k & 1]
+            self.stats_retransmissions += len(todo)
+            self.link.damage()
+            if len(todo) < left:                # progress: fewer chunks to send again
+                left, t0 = len(todo), time.monotonic()
+            elif time.monotonic() - t0 > limit:
+                raise LinkLostError(f"the device at {self.url} did not get {len(todo)} staged chunks whole for "
+                                    f"{limit:g} s", self.url, "no response")
+
+    def _summary(self, out: TrainSummary, n, start, steps0, t0) -> TrainSummary:
         out.n = n - start
         out.steps = self._state[0]
         out.steps_taken = out.steps - steps0
@@ -741,6 +876,224 @@ class Device:
         if info.tick_unit == P.C["EBP_TICK_INSTRUCTIONS"]:
             out.instructions = info.ticks_to(out.ticks)
         return out
+
+    def _pipe_count(self, cap: int, req: Callable, resp: Callable, window: int) -> int:
+        """Samples per pipelined TRAIN frame: the most samples per request byte, counting that a damaged frame
+        costs itself and the frames sent behind it (the device refuses them until it is resent)."""
+        if not self.adaptive or cap <= 1:
+            return cap
+        lq = math.log1p(-self.link.p)
+        ns = np.arange(1, cap + 1)
+        b = req(ns)
+        qr = np.exp(b * lq)
+        q = qr * np.exp(resp(ns) * lq)
+        g = ns * q / (b * (1 + (1 - qr) * (window - 1)))
+        return int(ns[int(np.argmax(g))])
+
+    def _pipe_resync(self, flights, out: TrainSummary, on_progress) -> int:
+        """Ends a window: the device's (steps, grad_count) say exactly which frames in flight ran (each frame's
+        state after it is distinct); those count as trained (an answer not received: loss unknown), the others
+        are dropped (the empty TRAIN that asks moves the device's expected seq, so a late copy of them is
+        refused). Returns the rows done."""
+        now = self.device_state()
+        done = flights[0][0]
+        if now != self._state_before(flights):
+            k = next((i for i, f in enumerate(flights) if f[2] == now), None)
+            if k is None:
+                raise DeviceError(f"the device is at {now}, which no training frame in flight leads to: it was "
+                                  f"used by someone else meanwhile")
+            for f in list(flights)[:k + 1]:
+                if f[7] is None or f[7] == "unknown":
+                    out.loss_unknown += f[1] - f[0]
+                else:
+                    out.loss_sum += f[7].loss_sum
+                    out.ticks += f[7].ticks
+                out.requests += 1
+                if on_progress and f[2][1] == 0:
+                    self._state = f[2]
+                    on_progress(f[1], out)
+            done = flights[k][1]
+        self._state = now
+        flights.clear()
+        return done
+
+    @staticmethod
+    def _state_before(flights):
+        return flights[0][10]
+
+    def _pipeline(self, Xq, Tq, batch, n, timeout, start, on_progress, cap, req, resp, out,
+                  stop: Callable[[], bool] = lambda: False) -> int:
+        """Training frames with several in flight (EBP_TRAIN_IN_ORDER, consecutive seqs). The device runs such a
+        frame only right after the one before it and answers a retransmission from its cache of the last
+        ``window`` answers, so every frame is applied once and in order (docs/link.md, Pipelining):
+
+        - an answer for frame i means frames before i were applied too: those whose answers were lost are sent
+          again at once (their answers come from the cache);
+        - EBP_PERR_SEQUENCE for frame i with ``expected`` e: frames before e were applied, e..i were not; those
+          not sent again since are resent in order;
+        - a CRC error report for frame i: it is resent;
+        - no answer at all for a few round trips: every unanswered frame is resent, in order.
+        Gives up (LinkLostError) when no frame has been answered for ``timeout`` seconds. Plans no new frame
+        once ``stop()`` (the link turned bad: streamed chunks do better) or a batch is half accumulated at the
+        end; returns the rows done."""
+        W = self.window
+        limit = self.timeout if timeout is None else float(timeout)
+        acc, stp, io = P.C["EBP_TRAIN_ACCUMULATE"], P.C["EBP_TRAIN_STEP"], P.IN_ORDER
+        seq_err = P.C["EBP_PERR_SEQUENCE"]
+        # [lo, hi, after, seq, frame, last_sent, copies, result, at_risk bytes, bytes queued at the first send,
+        #  state before it, retransmissions so far at its first send]
+        flights: deque = deque()
+        lo_plan, st_plan = start, self._state
+        last_progress = last_event = time.monotonic()
+        backoff = 1.0
+        problems: List[str] = []
+
+        def ev(name):
+            self.pipe_events[name] = self.pipe_events.get(name, 0) + 1
+
+        def send(fl, again=False):
+            if again:
+                fl[6] += 1
+                self.stats_retransmissions += 1
+                if self.retries is not None and fl[6] - 1 > self.retries:
+                    raise DeviceError(f"train request to {self.url}: no valid response after {self.retries} "
+                                      f"retransmissions (retries={self.retries}; {'; '.join(problems[-2:])})")
+            self.send_raw((b"\x00" if again else b"") + fl[4])
+            fl[5] = time.monotonic()
+
+        def index(seq) -> int:
+            k = (seq - flights[0][3]) & 0xFFFF if flights else -1
+            return k if 0 <= k < len(flights) else -1
+
+        halt = False
+        while flights or (lo_plan < n and not halt):
+            while len(flights) < W and lo_plan < n and not halt:          # fill the window
+                if st_plan[1] == 0 and stop():
+                    halt = True
+                    break
+                s, g = st_plan
+                best = self._pipe_count(cap, req, resp, W)
+                if batch <= best and g == 0:
+                    hi = min(n, lo_plan + (best // batch) * batch)
+                    flags, after = 0, (s + -(-(hi - lo_plan) // batch), 0)
+                else:
+                    bhi = min(n, lo_plan - g + batch)
+                    hi = min(bhi, lo_plan + best)
+                    last = hi == bhi
+                    flags = acc | (stp if last else 0)
+                    after = (s + 1, 0) if last else (s, g + hi - lo_plan)
+                seq = self.next_seq()
+                body = P.pack_train(Xq[lo_plan:hi], Tq[lo_plan:hi], batch, flags | io)
+                frame = P.encode_frame(P.Frame(P.TRAIN, seq, 0, body))
+                fl = [lo_plan, hi, after, seq, frame, 0.0, 1, None, len(frame) + encoded_size(OVERHEAD + 24), 0,
+                      st_plan, self.stats_retransmissions]
+                flights.append(fl)
+                fl[9] = sum(f[8] for f in flights if f[7] is None)   # bytes queued up to its answer
+                send(fl)
+                lo_plan, st_plan = hi, after
+            pending = [f for f in flights if f[7] is None]
+            if any(f[6] >= 4 and f[1] - f[0] > 1 and self._pipe_count(cap, req, resp, W) <= (f[1] - f[0]) // 2
+                   for f in pending):
+                ev("resync")      # a frame planned too large for the link as it is now: find out what ran
+                return self._pipe_resync(flights, out, on_progress)
+            if not pending:
+                wait = 0.0
+            else:
+                key = PIPE_KEY if self.link.rtt_predict(PIPE_KEY, 1) is not None else P.TRAIN
+                rto = self.link.rto(key, sum(f[8] for f in pending), limit) * backoff
+                wait = max(0.0, min(max(f[5] for f in pending) + rto, last_progress + limit) - time.monotonic())
+            chunk = self.read_frame(wait) if pending else None
+            now = time.monotonic()
+            if chunk is None and pending:                     # nothing for a few round trips
+                if now - last_progress >= limit:
+                    raise LinkLostError(f"no valid response from {self.url} to a train request for {limit:g} s "
+                                        f"({len(pending)} frames in flight, of {pending[0][1] - pending[0][0]} "
+                                        f"samples, sent {pending[0][6]} times, each waiting up to {rto:.3g} s; "
+                                        f"{'; '.join(problems[-2:]) or 'timeout'})", self.url, "no response")
+                problems.append("timeout")
+                ev("timeout")
+                if self.link.attempts:
+                    self.link.record(pending[0][8], False, True)
+                backoff = min(backoff * 1.25, 2.0)
+                for f in pending:
+                    send(f, again=True)
+                continue
+            if chunk is not None:
+                last_event = now
+                try:
+                    fr = P.decode_frame(chunk)
+                except ProtocolError as e:
+                    problems.append(f"corrupt response: {e}")
+                    ev("corrupt answer")
+                    self.link.damage()
+                    self.link.record(encoded_size(OVERHEAD + 24), False)
+                    continue
+                if fr.type == P.MSG_ERROR:
+                    i = index(fr.seq)
+                    if fr.status == P.C["EBP_PERR_CRC"] and i >= 0 and flights[i][7] is None:
+                        problems.append(f"device could not read a request: {P.status_message(fr.status)}")
+                        ev("unreadable request")
+                        self.link.damage()
+                        self.link.record(flights[i][8], False)
+                        send(flights[i], again=True)
+                    continue
+                i = index(fr.seq)
+                if fr.type != (P.TRAIN | P.RESPONSE) or i < 0 or flights[i][7] is not None:
+                    continue                                  # a late or repeated answer
+                fl = flights[i]
+                if fr.status == seq_err:
+                    ev("out of order")
+                    (e,) = struct.unpack_from("<H", fr.body) if len(fr.body) >= 2 else (None,)
+                    j = index(e) if e is not None else -1
+                    if j < 0 and e is not None and (e - flights[0][3]) & 0xFFFF == len(flights):
+                        j = len(flights)
+                    if j < 0 or j > i:
+                        if j > i:                             # it ran, its cached answer is gone: loss unknown
+                            for f in list(flights)[:i + 1]:
+                                if f[7] is None:
+                                    f[7] = "unknown"
+                        else:
+                            raise DeviceError(f"the device expects training frame {e}, which this host did not "
+                                              f"send (frames {flights[0][3]}..{flights[-1][3]} in flight): it was "
+                                              f"used by someone else meanwhile")
+                    else:
+                        for f in list(flights)[:j]:           # applied; fetch a lost answer from the cache
+                            if f[7] is None and f[5] <= fl[5]:
+                                send(f, again=True)
+                        for f in list(flights)[j:i + 1]:
+                            if f[7] is None and f[5] <= fl[5]:
+                                send(f, again=True)
+                    continue
+                self._check(fr)
+                r = P.unpack_train(fr.body)
+                if r.n != fl[1] - fl[0]:
+                    raise ProtocolError(f"device trained {r.n} samples, {fl[1] - fl[0]} sent")
+                if (r.steps, r.grad_count) != fl[2]:
+                    raise DeviceError(f"the device reports step {r.steps} with {r.grad_count} samples "
+                                      f"accumulated after a frame, expected {fl[2]}")
+                fl[7] = r
+                self.link.record(fl[8], True)
+                if fl[6] == 1:
+                    # Karn: first copies only, whose time covers the frames queued before them
+                    self.link.rtt_record(PIPE_KEY, fl[9], now - fl[5])
+                backoff = 1.0
+                last_progress = now
+                for f in list(flights)[:i]:                   # applied before it: their answers were lost
+                    if f[7] is None and f[5] <= fl[5]:
+                        ev("answer lost")
+                        send(f, again=True)
+            while flights and flights[0][7] is not None:      # retire answered frames in order
+                f = flights.popleft()
+                if f[7] == "unknown":
+                    out.loss_unknown += f[1] - f[0]
+                else:
+                    out.loss_sum += f[7].loss_sum
+                    out.ticks += f[7].ticks
+                out.requests += 1
+                self._state = f[2]
+                if on_progress and f[2][1] == 0:
+                    on_progress(f[1], out)
+        return lo_plan
 
     def _chunks(self, type_: int, n: int, cap: int, req, resp, run) -> None:
         """Read-only bulk requests: run(lo, hi) for chunks sized to the link; a chunk that keeps failing is
@@ -757,8 +1110,14 @@ class Device:
         n_in, n_out = self._shape()
         Xq = self._rows(Xq, n_in, "inputs")
         mb = self.max_body
-        cap = max(1, min((mb - 4) // (2 * n_in), (mb - 8) // (2 * n_out)))
         parts = [np.zeros((0, n_out), np.int16)]
+        if 2 * n_in > mb - 4:                     # a sample larger than a frame: staged, one at a time
+            self._stage_room(n_in)
+            for x in Xq:
+                f = self._send_staged(P.PREDICT, x, timeout=timeout, resp_size=8 + 2 * n_out)
+                parts.append(P.unpack_predict(f.body)[0])
+            return np.concatenate(parts)
+        cap = max(1, min((mb - 4) // (2 * n_in), (mb - 8) // (2 * n_out)))
         req = lambda k: encoded_size(OVERHEAD + 4 + 2 * n_in * k)     # noqa: E731
         resp = lambda k: encoded_size(OVERHEAD + 8 + 2 * n_out * k)   # noqa: E731
 
@@ -775,8 +1134,16 @@ class Device:
         """(Q16 loss sum, correctly classified count), like ``FixedNet.evaluate_q``."""
         n_in, n_out = self._shape()
         Xq, Tq = self._rows(Xq, n_in, "inputs"), self._rows(Tq, n_out, "targets")
-        cap = self.samples_per_frame()
         tot = [0, 0]
+        if 2 * (n_in + n_out) > self.max_body - 4:     # a sample larger than a frame: staged, one at a time
+            self._stage_room(n_in + n_out)
+            for x, t in zip(Xq, Tq):
+                l, c, _ = P.unpack_evaluate(self._send_staged(P.EVALUATE, np.concatenate([x, t]), timeout=timeout,
+                                                              resp_size=16).body)
+                tot[0] += l
+                tot[1] += c
+            return tot[0], tot[1]
+        cap = self.samples_per_frame()
         req = lambda k: encoded_size(OVERHEAD + 4 + 2 * (n_in + n_out) * k)   # noqa: E731
         resp = lambda k: encoded_size(OVERHEAD + 16) + 0 * k                  # noqa: E731
 
@@ -989,10 +1356,11 @@ class DeviceNet(IntegerEngine):
     training call of this run (the rows in the order sent, the batch size), every weight upload, and how far the
     device acknowledged them. A device that kept its state (same HELLO session id, at the acknowledged step)
     just continues. A device that lost it (a reset: another session id, or no model) gets the model loaded
-    again and then either (``restore="upload"``, possible for plain SGD with round-to-nearest, whose only state
-    is the weights and the step counter) the checkpoint of its weights read back after each epoch uploaded with
-    its step count, or (``restore="replay"``, always exact: the load restores the initial weights and the
-    rounding generator's seed) the acknowledged calls replayed from the start. After an upload restore the
+    again and then either (``restore="upload"``, the default) the checkpoint read back after each training call
+    (the weights, and with ``deploy.read_state`` the stochastic-rounding generator, the step counter and the
+    momentum velocities) written back and the acknowledged calls since replayed, or (``restore="replay"``: the
+    load restores the initial weights and the rounding generator's seed) every acknowledged call replayed from
+    the start. After an upload restore the
     saturation counters count from the restore; after a replay they are the uninterrupted run's too."""
 
     name = "device"
@@ -1003,7 +1371,7 @@ class DeviceNet(IntegerEngine):
         self.device, self.spec, self.cfg = device, spec, cfg or TrainConfig()
         if restore not in ("auto", "upload", "replay"):
             raise ConfigError(f"restore must be auto, upload or replay, got {restore!r}")
-        self.uploadable = self.cfg.optimizer == "sgd" and self.cfg.rounding == "nearest"
+        self.uploadable = True      # protocol 4: STATE reads back the generator, the steps and the velocities
         if restore == "upload" and not self.uploadable:
             raise ConfigError("restore='upload' is exact only for optimizer sgd with rounding nearest (momentum's "
                               "velocity and the stochastic-rounding generator cannot be read back); use replay")
@@ -1019,7 +1387,7 @@ class DeviceNet(IntegerEngine):
         self.loss_unknown = 0
         self._log: List[dict] = []       # {"train": [Xq, Tq, batch, rows acknowledged]} or {"weights": ints}
         self._ack: Tuple[int, int] = (0, 0)
-        self._ckpt: Optional[Tuple[int, list, int]] = None    # (entries done, weights, steps)
+        self._ckpt: Optional[tuple] = None    # (entries done, weights, steps, state words (deploy.read_state))
         self._session: Optional[int] = None
         self.events: List[str] = []
         self.memory = self._call(self._load, load=True)
@@ -1049,7 +1417,9 @@ class DeviceNet(IntegerEngine):
     def _checkpoint(self) -> None:
         """After a training call: the device's weights read back, for an upload restore."""
         if self.resume and self.restore == "upload" and self._ack[1] == 0:
-            self._ckpt = (len(self._log), self._call(self.device.read_weights), self._ack[0])
+            from .deploy import read_state
+            self._ckpt = (len(self._log), self._call(self.device.read_weights), self._ack[0],
+                          self._call(lambda: read_state(self.device)))
 
     def _recover(self, err: Exception, load: bool = False) -> None:
         self._event(f"link trouble: {err}; reconnecting")
@@ -1096,8 +1466,10 @@ class DeviceNet(IntegerEngine):
         self._session = sid
         first = 0
         if self.restore == "upload" and self._ckpt is not None:
-            first, weights, steps = self._ckpt
-            write_weights(dev, weights, rng=self._rng0, steps=steps)
+            from .deploy import write_state
+            first, weights, steps, state = self._ckpt
+            write_weights(dev, weights, rng=int(state[0]), steps=steps)
+            write_state(dev, state)
             dev._state = (steps, 0)
         rows = sum(e["train"][3] for e in self._log[first:] if "train" in e)
         how = (f"uploaded the weights of step {self._ckpt[2]}" if first else "loaded the model again")

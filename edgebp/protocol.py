@@ -23,18 +23,21 @@ HEADER_FILE = source_dir("firmware") / "app" / "protocol.h"   # a checkout's, or
 # Used only when the package runs without the firmware tree next to it (an installed wheel talking to a
 # flashed board). tests/test_protocol.py checks that it equals what protocol.h defines.
 _FALLBACK = {
-    "EBP_PROTO_VERSION": 3, "EBP_FW_VERSION_MAJOR": 0, "EBP_FW_VERSION_MINOR": 3, "EBP_PROTO_HEADER": 8,
+    "EBP_PROTO_VERSION": 4, "EBP_FW_VERSION_MAJOR": 0, "EBP_FW_VERSION_MINOR": 4, "EBP_PROTO_HEADER": 8,
     "EBP_PROTO_CRC": 4, "EBP_PROTO_MAX_BODY": 1024, "EBP_PROTO_MAX_RAW": 1036, "EBP_PROTO_MAX_ENCODED": 1042,
     "EBP_PROTO_CACHE_BODY": 48, "EBP_MSG_HELLO": 1, "EBP_MSG_LOAD": 2, "EBP_MSG_TRAIN": 3, "EBP_MSG_PREDICT": 4,
     "EBP_MSG_EVALUATE": 5, "EBP_MSG_READ_WEIGHTS": 6, "EBP_MSG_READ_STATS": 7, "EBP_MSG_SET_HPARAMS": 8,
     "EBP_MSG_RESET": 9, "EBP_MSG_WRITE_WEIGHTS": 10, "EBP_MSG_COMMIT_WEIGHTS": 11, "EBP_MSG_CHECKPOINT": 12,
+    "EBP_MSG_STAGE": 13, "EBP_MSG_STATE": 14,
     "EBP_MSG_RESPONSE": 128, "EBP_MSG_ERROR": 255, "EBP_TRAIN_ACCUMULATE": 1, "EBP_TRAIN_STEP": 2,
+    "EBP_TRAIN_STAGED": 4, "EBP_TRAIN_IN_ORDER": 8, "EBP_TRAIN_BLOCKS": 16, "EBP_STAGE_QUIET": 1,
     "EBP_COMMIT_SET_STATE": 1, "EBP_CKPT_OP_STATUS": 0, "EBP_CKPT_OP_SAVE": 1, "EBP_CKPT_OP_AUTOSAVE": 2,
     "EBP_CKPT_OP_ERASE": 3, "EBP_CKPT_OP_DAMAGE": 4, "EBP_MODEL_NONE": 0, "EBP_MODEL_READY": 1,
     "EBP_MODEL_UPLOADING": 2, "EBP_PERR_UNKNOWN": -100, "EBP_PERR_LENGTH": -101, "EBP_PERR_CRC": -102,
     "EBP_PERR_FRAME": -103, "EBP_PERR_OVERFLOW": -104, "EBP_PERR_VERSION": -105, "EBP_PERR_NO_MODEL": -106,
     "EBP_PERR_NO_MEMORY": -107, "EBP_PERR_RANGE": -108, "EBP_PERR_INCOMPLETE": -109, "EBP_PERR_DATA_CRC": -110,
-    "EBP_PERR_NV": -111, "EBP_PERR_NV_FULL": -112, "EBP_TICK_NONE": 0, "EBP_TICK_INSTRUCTIONS": 1,
+    "EBP_PERR_NV": -111, "EBP_PERR_NV_FULL": -112, "EBP_PERR_SEQUENCE": -113, "EBP_TICK_NONE": 0,
+    "EBP_TICK_INSTRUCTIONS": 1,
     "EBP_TICK_NANOSECONDS": 2,
 }
 
@@ -65,8 +68,10 @@ MSG_ERROR = C["EBP_MSG_ERROR"]
 HELLO, LOAD, TRAIN, PREDICT, EVALUATE, READ_WEIGHTS, READ_STATS, SET_HPARAMS, RESET = (
     C[f"EBP_MSG_{n}"] for n in ("HELLO", "LOAD", "TRAIN", "PREDICT", "EVALUATE", "READ_WEIGHTS", "READ_STATS",
                                 "SET_HPARAMS", "RESET"))
-WRITE_WEIGHTS, COMMIT_WEIGHTS, CHECKPOINT = (C["EBP_MSG_WRITE_WEIGHTS"], C["EBP_MSG_COMMIT_WEIGHTS"],
-                                             C["EBP_MSG_CHECKPOINT"])
+WRITE_WEIGHTS, COMMIT_WEIGHTS, CHECKPOINT, STAGE, STATE = (
+    C["EBP_MSG_WRITE_WEIGHTS"], C["EBP_MSG_COMMIT_WEIGHTS"], C["EBP_MSG_CHECKPOINT"], C["EBP_MSG_STAGE"],
+    C["EBP_MSG_STATE"])
+STAGED, IN_ORDER, BLOCKS = C["EBP_TRAIN_STAGED"], C["EBP_TRAIN_IN_ORDER"], C["EBP_TRAIN_BLOCKS"]
 MESSAGE_NAMES = {v: k[len("EBP_MSG_"):].lower() for k, v in C.items()
                  if k.startswith("EBP_MSG_") and k not in ("EBP_MSG_RESPONSE",)}
 
@@ -84,6 +89,7 @@ PROTO_STATUS = {
     C["EBP_PERR_NV"]: "non-volatile storage missing on this board, or it did not keep what was written",
     C["EBP_PERR_NV_FULL"]: "the checkpoint is larger than a storage slot (use a smaller model or a board with more "
                            "flash)",
+    C["EBP_PERR_SEQUENCE"]: "pipelined training frame out of order (not run; the host sends the missing one first)",
 }
 # Frame-level errors: the device could not read the request; the host retransmits.
 FRAME_ERRORS = (C["EBP_PERR_CRC"], C["EBP_PERR_FRAME"], C["EBP_PERR_OVERFLOW"])
@@ -296,6 +302,60 @@ def unpack_train(body: bytes) -> TrainResult:
     return TrainResult(*struct.unpack_from("<qIIII", body))
 
 
+def pack_stage(offset: int, data, quiet: bool = False) -> bytes:
+    """STAGE: elements [offset, offset + len(data)) of the staged samples (inputs, then targets) as int16;
+    ``quiet``: streamed, answered only if refused (a TRAIN with BLOCKS checks what arrived)."""
+    data = np.ascontiguousarray(data, dtype="<i2").ravel()
+    if not 0 <= offset <= 0xFFFFFFFF or len(data) > 0xFFFF:
+        raise ProtocolError(f"stage offset {offset} or count {len(data)} out of range")
+    return struct.pack("<IHH", offset, len(data), C["EBP_STAGE_QUIET"] if quiet else 0) + data.tobytes()
+
+
+STATE_HDR = struct.Struct("<IIHH")      # total words, offset, count, 0
+
+
+def pack_state_read(offset: int, count: int) -> bytes:
+    return struct.pack("<BBHI", 0, 0, count, offset)
+
+
+def pack_state_write(offset: int, words) -> bytes:
+    words = np.ascontiguousarray(words, dtype="<u4").ravel()
+    return struct.pack("<BBHI", 1, 0, len(words), offset) + words.tobytes()
+
+
+def unpack_state(body: bytes) -> Tuple[int, int, np.ndarray]:
+    """(total words, offset, words read as uint32)"""
+    total, off, count, _ = STATE_HDR.unpack_from(body)
+    count = min(count, (len(body) - STATE_HDR.size) // 4)      # a write's answer carries no words
+    return total, off, np.frombuffer(body, dtype="<u4", count=count, offset=STATE_HDR.size).astype(np.uint32)
+
+
+def block_crcs(data, block: int) -> list:
+    """CRC-32 of each ``block``-element run of int16 data (the last may be shorter), as TRAIN BLOCKS checks."""
+    raw = np.ascontiguousarray(data, dtype="<i2").ravel().tobytes()
+    return [zlib.crc32(raw[2 * lo:2 * (lo + block)]) for lo in range(0, len(raw) // 2, block)]
+
+
+def pack_train_blocks(n: int, batch: int, flags: int, block: int, crcs) -> bytes:
+    """TRAIN of n staged samples (their inputs, then their targets, from element 0), checked block by block."""
+    return struct.pack("<HHIHH", n, flags | STAGED | BLOCKS, batch, block, len(crcs)) + struct.pack(
+        f"<{len(crcs)}I", *crcs)
+
+
+def unpack_stage(body: bytes) -> Tuple[int, int]:
+    """(elements staged, room in elements)"""
+    return struct.unpack_from("<II", body)
+
+
+def pack_staged(kind: int, tail, batch: int = 1, flags: int = 0) -> bytes:
+    """TRAIN (kind TRAIN: with batch and flags), PREDICT or EVALUATE of one staged sample whose last len(tail)
+    elements travel in this body."""
+    tail = np.ascontiguousarray(tail, dtype="<i2").ravel().tobytes()
+    if kind == TRAIN:
+        return struct.pack("<HHI", 1, flags | STAGED, batch) + tail
+    return struct.pack("<HH", 1, STAGED) + tail
+
+
 def pack_predict(Xq: np.ndarray) -> bytes:
     return struct.pack("<HH", len(Xq), 0) + _i16(Xq)
 
@@ -453,6 +513,7 @@ class Info:
     checkpoint: Optional[dict] = None       # {slot, steps} of the checkpoint restored at boot, or None
     checkpoint_status: int = 0              # what the boot found: 0 none, 1 restored, 2 older slot, 3 corrupt, ...
     checkpoint_boot: str = "none"           # the same in words (CKPT_BOOT)
+    cache_entries: int = 1                  # answers the device keeps for retransmissions: frames in flight
 
     def ticks_to(self, ticks: int) -> Optional[float]:
         """Counter ticks in the counter's unit (instructions or ns); None if the board has no counter."""
@@ -472,7 +533,7 @@ class Info:
 
 
 def unpack_hello(body: bytes) -> Info:
-    proto, cmaj, cmin, fmaj, fmin, max_body, arena, tn, td, tu, hm, ml, _, ns = struct.unpack_from(
+    proto, cmaj, cmin, fmaj, fmin, max_body, arena, tn, td, tu, hm, ml, ce, ns = struct.unpack_from(
         "<HBBBBHIIIBBBBI", body)
     k = 28
     strs = []
@@ -482,6 +543,7 @@ def unpack_hello(body: bytes) -> Info:
         k += 1 + n
     info = Info(proto, (cmaj, cmin), (fmaj, fmin), max_body, arena, tn, td, tu, hm == C["EBP_MODEL_READY"], ml, ns,
                 *strs)
+    info.cache_entries = max(1, ce)
     info.model_state = {C["EBP_MODEL_NONE"]: "none", C["EBP_MODEL_READY"]: "ready",
                         C["EBP_MODEL_UPLOADING"]: "uploading"}.get(hm, f"state {hm}")
     if len(body) >= k + 20:

@@ -49,13 +49,3 @@ def test_conv_weights_read_back_in_their_own_shapes():
     assert got[0][0].shape == (3, 2, 4) and got[0][0].any()      # conv1d (ch, in_ch, kernel), trained
     for (gw, gb), (hw, hb) in zip(got, want):
         assert gw.shape == hw.shape and np.array_equal(gw, hw) and np.array_equal(gb, hb)
-
-
-def test_a_sample_larger_than_a_frame_is_a_clear_error():
-    """BasicMotions windows (6 x 100 int16 = 1,200 bytes) do not fit the protocol's frame: one line saying so."""
-    need_tools("make", "cc")
-    p = subprocess.run([sys.executable, "-m", "edgebp.cli", "device", "train", "BasicMotions", "--scale", "minmax",
-                        "--model", "conv1d(4,5,stride=2,act=relu),gap,dense(4,act=softmax)", "--epochs", "1",
-                        "--board", "host"], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert "does not fit a frame" in p.stderr and "1208 bytes" in p.stderr

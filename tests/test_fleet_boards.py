@@ -57,3 +57,31 @@ def test_board_links_carry_the_computed_bytes(fleets):
                 assert 0 <= extra <= 4, (k, got, want, extra)
             else:
                 assert got == want
+
+
+def test_basicmotions_fleet_with_a_microbit_equals_the_simulated_one():
+    """Issue 16's BasicMotions row on a board: windows of 6 x 100 (larger than a frame: staged) trained by an
+    emulated micro:bit in a fleet of 3, one round, the same integers as the all-virtual fleet; and the bytes
+    measured on its link are LinkMeter's (which models the STAGE frames)."""
+    need_flower()
+    need_tools("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    from edgebp.fleet.boards import start_boards
+    from edgebp.fleet.flower import simulate
+    from edgebp.cli_model import parse_model
+    spec = NetSpec.sequential((6, 100), parse_model("conv1d(4,5,stride=2,act=relu),maxpool1d(2),gap,"
+                                                    "dense(4,act=softmax)"), in_frac=10)
+    cfg = TrainConfig(lr=0.05, seed=3, shuffle=True, rounding="stochastic", init="he")
+    task = FleetTask("BasicMotions", spec.to_dict(), cfg.to_dict(), n_devices=3, split="dirichlet:0.5",
+                     split_seed=1, local_epochs=1, scale="standard")
+    with start_boards(["qemu-microbit"], timeout=900) as urls:
+        emu = simulate(task, rounds=1, boards={0: urls[0]}, num_cpus=2, keep_client_weights=True, board_timeout=60)
+    sim = simulate(task, rounds=1, num_cpus=2, keep_client_weights=True)
+    assert emu["rounds"][0]["failures"] == []
+    assert same(emu["strategy"].global_weights[1]["fixed"], sim["strategy"].global_weights[1]["fixed"])
+    for k in range(3):
+        assert same(emu["strategy"].client_weights[1][k]["fixed"], sim["strategy"].client_weights[1][k]["fixed"])
+    assert emu["rounds"][0]["fixed"]["test_accuracy"] == sim["rounds"][0]["fixed"]["test_accuracy"]
+    e, s = emu["rounds"][0]["link_bytes"], sim["rounds"][0]["link_bytes"]
+    got, want = e["per_device"]["0"], s["per_device"]["0"]
+    extra = got - want - e["hello_per_device"]["0"] - e["retransmitted_per_device"]["0"]
+    assert 0 <= extra <= 4, (got, want, extra)

@@ -193,6 +193,7 @@ def test_chunks_grow_back_on_a_clean_link(host_board, diabetes):
     Xq, Tq = fn.quantize_inputs(diabetes.X_train), fn.quantize_targets(diabetes.T_train)
     with FaultRelay(host_board.url, drop=0.01, flip=0.01, seed=2, lifetime=300) as relay:
         with Device(relay.url, timeout=10) as dev:
+            dev.bulk = False                      # TRAIN frames that carry their samples (not streamed chunks)
             dev.load_model(fn)
             noisy = dev.train(Xq, Tq, 1).requests
             relay.set_rates(0.0, 0.0)

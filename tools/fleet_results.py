@@ -5,6 +5,9 @@ per device and wall time per round. Prints a Markdown report (and --json FILE wr
 
     python3 tools/fleet_results.py                     # digits 64-32-10, 100 devices, Dirichlet 0.5
     python3 tools/fleet_results.py --rounds 5 --devices 20 --split iid
+    python3 tools/fleet_results.py --data BasicMotions --model "conv1d(8,5,stride=2,act=relu),maxpool1d(2),\
+        conv1d(16,3,act=relu),gap,dense(4,act=softmax)" --scale standard --in-frac 10 --lr 0.05 --init he \
+        --rounding stochastic --shuffle --devices 10 --rounds 10 --local-epochs 5
 
 Total epochs: a round is --local-epochs epochs over every device's shard, so R rounds see each training row
 R * E times; the centralized network trains R * E epochs on the whole training set, and each device alone
@@ -79,16 +82,31 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="dirichlet:0.5")
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray cluster (default: every core)")
+    ap.add_argument("--model", help="a model string as `edgebp train --model` takes (instead of --layers)")
+    ap.add_argument("--scale", choices=("minmax", "standard"), help="scale the inputs (fitted on the training split)")
+    ap.add_argument("--in-frac", type=int, default=12, help="fractional bits of the inputs")
+    ap.add_argument("--init", default="uniform", choices=("uniform", "xavier", "he"))
+    ap.add_argument("--rounding", default="nearest", choices=("nearest", "stochastic"))
+    ap.add_argument("--shuffle", action="store_true", help="reshuffle each device's rows every epoch")
     ap.add_argument("--json", metavar="FILE", help="also write every number to FILE")
     a = ap.parse_args(argv)
 
     from edgebp.fleet.flower import simulate
     from edgebp.fleet.sweep import run_jobs
     acts = a.activation.split(",")
-    spec = NetSpec.from_sizes([int(s) for s in a.layers.split(",")], acts[0] if len(acts) == 1 else acts, a.loss)
-    cfg = TrainConfig(lr=a.lr, seed=a.seed)
+    if a.model:
+        from edgebp.cli_model import _input_shape, parse_model
+        from edgebp.data import load_dataset
+        layers = parse_model(a.model)
+        spec = NetSpec.sequential(_input_shape(load_dataset(a.data, scale=a.scale)), layers, in_frac=a.in_frac,
+                                  loss="ce" if a.model.rstrip(")").endswith("softmax") else a.loss)
+        a.layers = a.model
+    else:
+        spec = NetSpec.from_sizes([int(s) for s in a.layers.split(",")], acts[0] if len(acts) == 1 else acts, a.loss,
+                                  in_frac=a.in_frac)
+    cfg = TrainConfig(lr=a.lr, seed=a.seed, init=a.init, rounding=a.rounding, shuffle=a.shuffle)
     task = FleetTask(a.data, spec.to_dict(), cfg.to_dict(), n_devices=a.devices, split=a.split,
-                     split_seed=a.split_seed, local_epochs=a.local_epochs)
+                     split_seed=a.split_seed, local_epochs=a.local_epochs, scale=a.scale)
     total_epochs = a.rounds * a.local_epochs
     _, rows = shards_of(task)
     sizes = [len(r) for r in rows]
@@ -131,7 +149,8 @@ def main(argv=None) -> int:
             json.dump(res, f, indent=1)
 
     s = res["setup"]
-    print(f"{a.data} {a.layers} {a.activation}/{a.loss}, lr {a.lr}, {a.devices} virtual devices, split {a.split} "
+    what = spec.loss if a.model else f"{a.activation}/{a.loss}"
+    print(f"{a.data} {a.layers} {what}, lr {a.lr}, {a.devices} virtual devices, split {a.split} "
           f"(rows per device: min {s['shard_sizes']['min']}, median {s['shard_sizes']['median']:g}, max "
           f"{s['shard_sizes']['max']}), {a.rounds} rounds x {a.local_epochs} local epochs = {total_epochs} epochs "
           f"per row\n")

@@ -225,9 +225,17 @@ class LinkMeter:
         cap = max(1, min(0xFFFF, (P.MAX_BODY - 8) // (2 * (n_in + n_out))))
         up = down = 0
         resp = bytes(24)
+        staged = 2 * (n_in + n_out) > P.MAX_BODY - 8
         for e in range(epochs):
             o = sample_order(n, e, self.cfg)
             X, T = Xq[o], Tq[o]
+            if staged:           # a sample larger than a frame: STAGE chunks and a TRAIN with its tail each
+                acc, stp = P.C["EBP_TRAIN_ACCUMULATE"], P.C["EBP_TRAIN_STEP"]
+                for i in range(n):
+                    flags = 0 if batch == 1 else acc | (stp if (i + 1) % batch == 0 or i == n - 1 else 0)
+                    a, b = self.staged(P.TRAIN, np.concatenate([X[i], T[i]]), resp, batch, flags)
+                    up, down = up + a, down + b
+                continue
             if batch <= cap:
                 chunk = (cap // batch) * batch
                 spans = [(lo, min(n, lo + chunk), 0) for lo in range(0, n, chunk)]
@@ -238,6 +246,20 @@ class LinkMeter:
                 a, b = self._pair(P.TRAIN, P.pack_train(X[lo:hi], T[lo:hi], batch, flags), resp)
                 up, down = up + a, down + b
         return up, down
+
+    def staged(self, kind: int, sample: np.ndarray, resp: bytes, batch: int = 1, flags: int = 0) -> Tuple[int, int]:
+        """One sample larger than a frame, as ``Device._send_staged`` sends it on a clean link: STAGE chunks of
+        its head (8-byte answers), then ``kind`` with EBP_TRAIN_STAGED and the tail."""
+        from .. import protocol as P
+        e = len(sample)
+        chunk = (P.MAX_BODY - 8) // 2
+        tail = min(e, (P.MAX_BODY - (8 if kind == P.TRAIN else 4)) // 2, chunk)
+        up = down = 0
+        for off in range(0, e - tail, chunk):
+            a, b = self._pair(P.STAGE, P.pack_stage(off, sample[off:min(off + chunk, e - tail)]), bytes(8))
+            up, down = up + a, down + b
+        a, b = self._pair(kind, P.pack_staged(kind, sample[e - tail:], batch, flags), resp)
+        return up + a, down + b
 
     def readback(self, weights: Weights) -> Tuple[int, int]:
         from .. import protocol as P
@@ -262,6 +284,11 @@ class LinkMeter:
         n_in, n_out = Xq.shape[1], Tq.shape[1]
         cap = max(1, min(0xFFFF, (P.MAX_BODY - 8) // (2 * (n_in + n_out))))
         up = down = 0
+        if 2 * (n_in + n_out) > P.MAX_BODY - 4:
+            for x, t in zip(Xq, Tq):
+                a, b = self.staged(P.EVALUATE, np.concatenate([x, t]), bytes(16))
+                up, down = up + a, down + b
+            return up, down
         for lo in range(0, len(Xq), cap):
             a, b = self._pair(P.EVALUATE, P.pack_evaluate(Xq[lo:lo + cap], Tq[lo:lo + cap]), bytes(16))
             up, down = up + a, down + b

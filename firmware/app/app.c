@@ -56,6 +56,7 @@ static struct {
     uint8_t active, staged;
     uint32_t written[EBP_MAX_LAYERS];
 } up;
+static uint32_t staged;   /* elements of a sample staged by STAGE so far, contiguously from 0 (see there) */
 
 /* Checkpoints: what the boot restored, the autosave interval, the last save. */
 static ebp_ckpt_t ck;
@@ -80,14 +81,32 @@ static union {
     uint8_t b[APP_MAX_RAW];
 } tx;
 
-/* The last answered request, to answer a retransmission without running it again. */
+/* The answers of the last EBP_APP_CACHE_ENTRIES requests run, to answer a retransmission without running it
+ * again. Several entries let the host keep that many TRAIN frames in flight (EBP_TRAIN_IN_ORDER): any of them
+ * whose answer was lost is answered again from here. Each entry costs about 70 bytes of RAM; a board short of
+ * RAM sets 1 (stop-and-wait; HELLO reports the number, and the host's window follows it). */
+#ifndef EBP_APP_CACHE_ENTRIES
+#if EBP_APP_MAX_BODY < 512
+#define EBP_APP_CACHE_ENTRIES 1
+#else
+#define EBP_APP_CACHE_ENTRIES 4
+#endif
+#endif
+#if EBP_APP_CACHE_ENTRIES < 1 || EBP_APP_CACHE_ENTRIES > 16
+#error "EBP_APP_CACHE_ENTRIES must be 1..16"
+#endif
 static struct {
     uint8_t valid, type;
     uint16_t seq;
     uint32_t crc;
     uint16_t len;
     uint8_t raw[EBP_PROTO_HEADER + APP_CACHE_BODY + EBP_PROTO_CRC];
-} cache;
+} cache[EBP_APP_CACHE_ENTRIES];
+static uint8_t cache_next;          /* the entry the next request run takes (round robin: the oldest) */
+
+/* The seq that an EBP_TRAIN_IN_ORDER request must carry: the one after the last request run. */
+static uint16_t expect_seq;
+static uint8_t expect_valid;
 
 /* ---- little-endian helpers --------------------------------------------------------------------------- */
 static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -115,6 +134,44 @@ static void put_u64(uint8_t *p, uint64_t v)
 /* CRC-32 (zlib), nibble table (ckpt.c): 64 bytes of flash, about 20 instructions per byte */
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint32_t n) { return ebp_crc32(crc, p, n); }
 static uint32_t crc32(const uint8_t *p, uint32_t n) { return crc32_update(0, p, n); }
+
+/* ---- the answer cache ----------------------------------------------------------------------------------- */
+static void cache_clear(void)
+{
+    uint32_t i;
+    for (i = 0; i < EBP_APP_CACHE_ENTRIES; i++)
+        cache[i].valid = 0;
+}
+
+/* The cached answer to this very request (same seq, type and CRC), or -1. */
+static int cache_find(uint16_t seq, uint8_t type, uint32_t crc)
+{
+    int i;
+    for (i = 0; i < EBP_APP_CACHE_ENTRIES; i++)
+        if (cache[i].valid && cache[i].seq == seq && cache[i].type == type && cache[i].crc == crc)
+            return i;
+    return -1;
+}
+
+/* Files the answer in tx (body blen) of the request just run in the oldest entry; a larger answer than an entry
+ * holds leaves the entry empty (such requests change nothing and are run again), so an entry never outlives
+ * EBP_APP_CACHE_ENTRIES requests run. */
+static void cache_put(uint16_t seq, uint8_t type, uint32_t crc, uint32_t blen)
+{
+    uint32_t k, total = EBP_PROTO_HEADER + blen + EBP_PROTO_CRC;
+    uint8_t i = cache_next;
+    cache_next = (uint8_t)((cache_next + 1u) % EBP_APP_CACHE_ENTRIES);
+    cache[i].valid = 0;
+    if (blen > APP_CACHE_BODY)
+        return;
+    for (k = 0; k < total; k++)
+        cache[i].raw[k] = tx.b[k];
+    cache[i].len = (uint16_t)total;
+    cache[i].seq = seq;
+    cache[i].type = type;
+    cache[i].crc = crc;
+    cache[i].valid = 1;
+}
 
 /* ---- COBS --------------------------------------------------------------------------------------------- */
 /* Decodes in place (the output never overtakes the input). Returns the decoded length or -1. */
@@ -294,7 +351,7 @@ static int req_hello(uint32_t n, uint32_t *len)
     uint8_t *o = body_out;
     uint32_t k = 0;
     (void)n;
-    cache.valid = 0;
+    cache_clear();
     put_u16(o + 0, EBP_PROTO_VERSION);
     o[2] = EBP_VERSION_MAJOR;
     o[3] = EBP_VERSION_MINOR;
@@ -307,7 +364,7 @@ static int req_hello(uint32_t n, uint32_t *len)
     o[20] = ebp_port_info.tick_unit;
     o[21] = !have_model ? EBP_MODEL_NONE : (up.active && !up.staged) ? EBP_MODEL_UPLOADING : EBP_MODEL_READY;
     o[22] = EBP_MAX_LAYERS;
-    o[23] = 0;
+    o[23] = EBP_APP_CACHE_ENTRIES;
     put_u32(o + 24, (uint32_t)sizeof(ebp_net_t));
     k = 28;
     /* 28 fixed bytes, three strings, 20 more: on a small body the build description is cut to fit */
@@ -402,6 +459,7 @@ static int apply_load(const load_req_t *r)
     int st;
     have_model = 0;
     up.active = 0;
+    staged = 0;
     st = ebp_net_init(&net, &r->cfg, EBP_MODE_TRAIN, arena, sizeof arena);
     if (st == EBP_OK)
         st = ebp_net_init_weights(&net, r->init_kind, r->range, r->seed);
@@ -535,6 +593,7 @@ static int req_write_weights(const uint8_t *in, uint32_t n, uint32_t *len)
             up.written[i] = 0;
         up.staged = ((model_bytes + 7u) & ~7u) + 2u * all_elems() <= sizeof arena;
         up.active = 1;
+        staged = 0;                        /* a staged sample lived where the upload goes */
     }
     if (off > up.written[layer] || off > total || count > total - off)
         return EBP_PERR_RANGE;             /* a gap, or past the layer's end */
@@ -623,6 +682,150 @@ static int req_commit_weights(const uint8_t *in, uint32_t n, uint32_t *len)
 static uint32_t n_in_(void) { return net.cfg.n_in; }
 static uint32_t n_out_(void) { return net.cfg.layers[net.cfg.n_layers - 1].n_out; }
 
+/* ---- staged samples ------------------------------------------------------------------------------------- */
+/* A sample larger than a frame (6 channels x 100 readings and 4 targets are 1,208 bytes) is written in parts
+ * by STAGE into the free arena past the model, where a staged weight upload also goes (so STAGE is refused
+ * while an upload is in progress, and an upload drops a staged sample); then one TRAIN, PREDICT or EVALUATE
+ * with EBP_TRAIN_STAGED carries the rest of it and consumes it. It costs no RAM beyond the arena; a model that
+ * leaves less than a sample free cannot take one this way (EBP_PERR_RANGE). EBP_APP_STAGE 0 compiles it out
+ * (STAGE is then an unknown message and the flag is refused). */
+#ifndef EBP_APP_STAGE
+#define EBP_APP_STAGE 1
+#endif
+#if EBP_APP_STAGE
+static uint32_t stage_room(void) { return (uint32_t)(sizeof arena - ((model_bytes + 7u) & ~7u)) / 2u; }
+
+/* body: u32 offset, u16 count, u16 flags, i16 data[count] -> u32 staged, u32 room (elements). A chunk
+ * rewritten (a retransmission under any seq) writes the same values at the same place: idempotent. Chunks come
+ * in order (no gap), unless EBP_STAGE_QUIET: then any offset, and no answer unless refused (*quiet set), so a
+ * host streams the chunks of many samples and a TRAIN with EBP_TRAIN_BLOCKS checks them by their CRCs. */
+static int req_stage(const uint8_t *in, uint32_t n, uint32_t *len, uint8_t *quiet)
+{
+    uint32_t off, count, room, i;
+    int16_t *s = stage_base();
+    int st = model_status();
+    if (st != EBP_OK)
+        return st;
+    if (up.active)
+        return EBP_PERR_INCOMPLETE;        /* the staging area holds an upload */
+    if (n < 8)
+        return EBP_PERR_LENGTH;
+    off = get_u32(in);
+    count = get_u16(in + 4);
+    if (n != 8 + 2 * count)
+        return EBP_PERR_LENGTH;
+    room = stage_room();
+    if ((!(get_u16(in + 6) & EBP_STAGE_QUIET) && off > staged) || off > room || count > room - off)
+        return EBP_PERR_RANGE;             /* a gap, or more than the free arena holds */
+    for (i = 0; i < count; i++)
+        s[off + i] = (int16_t)get_u16(in + 8 + 2 * i);
+    if (off + count > staged)
+        staged = off + count;
+    *quiet = (uint8_t)(get_u16(in + 6) & EBP_STAGE_QUIET);
+    put_u32(body_out, staged);
+    put_u32(body_out + 4, room);
+    *len = 8;
+    return 0;
+}
+
+/* EBP_TRAIN_BLOCKS: the need staged elements in blocks of b (the last may be shorter), each checked against
+ * its CRC-32 in the body (u16 b, u16 n_blocks, u32 crc[n_blocks], at most 64). A mismatch is EBP_PERR_DATA_CRC
+ * with u32, u32: the bit mask of the blocks to send again (nothing is trained or consumed). */
+static const int16_t *staged_blocks(const uint8_t *in, uint32_t m, uint32_t need, int *st)
+{
+    const uint8_t *s = (const uint8_t *)(const void *)stage_base();
+    uint32_t b, nb, k, bad_lo = 0, bad_hi = 0;
+    *st = EBP_PERR_RANGE;
+    if (up.active) {
+        *st = EBP_PERR_INCOMPLETE;
+        return NULL;
+    }
+    if (m < 4)
+        return NULL;
+    b = get_u16(in);
+    nb = get_u16(in + 2);
+    if (b == 0 || nb == 0 || nb > 64 || m != 4 + 4 * nb || (nb - 1) * b >= need || nb * b < need)
+        return NULL;                       /* blocks that do not tile the samples */
+    if (need > stage_room())
+        return NULL;                       /* chunks lost or stale fail their CRC below: sent again */
+    for (k = 0; k < nb; k++) {
+        uint32_t lo = k * b, cnt = (lo + b <= need ? b : need - lo);
+        if (ebp_crc32(0, s + 2 * lo, 2 * cnt) != get_u32(in + 4 + 4 * k)) {
+            if (k < 32)
+                bad_lo |= (uint32_t)1 << k;        /* (uint32_t): int is 16 bits on AVR */
+            else
+                bad_hi |= (uint32_t)1 << (k - 32);
+        }
+    }
+    if (bad_lo | bad_hi) {
+        put_u32(body_out, bad_lo);
+        put_u32(body_out + 4, bad_hi);
+        *st = EBP_PERR_DATA_CRC;
+        return NULL;
+    }
+    staged = 0;             /* once: a retransmitted TRAIN is answered from the cache, never run again */
+    return stage_base();
+}
+
+/* The sample of an EBP_TRAIN_STAGED request (need elements): the m elements of its body at tail complete the
+ * staged ones. NULL (and *st) if they do not. */
+static const int16_t *staged_sample(const uint8_t *tail, uint32_t m, uint32_t need, int *st)
+{
+    int16_t *s = stage_base();
+    uint32_t i;
+    if (up.active) {
+        *st = EBP_PERR_INCOMPLETE;
+        return NULL;
+    }
+    if (m > need || need - m > staged || need > stage_room()) {
+        *st = EBP_PERR_RANGE;
+        return NULL;
+    }
+    for (i = 0; i < m; i++)
+        s[need - m + i] = (int16_t)get_u16(tail + 2 * i);
+    staged = 0;                            /* consumed: the next sample starts again at offset 0 */
+    return s;
+}
+#else
+static const int16_t *staged_sample(const uint8_t *tail, uint32_t m, uint32_t need, int *st)
+{
+    (void)tail;
+    (void)m;
+    (void)need;
+    *st = EBP_PERR_RANGE;
+    return NULL;
+}
+#define staged_blocks staged_sample
+#endif
+
+/* The samples of a TRAIN (targets too) or PREDICT/EVALUATE body whose arrays start at in + hdr: in place, or
+ * (flags EBP_TRAIN_STAGED: exactly one) the staged sample completed by the body. */
+static int sample_args(const uint8_t *in, uint32_t n, uint32_t hdr, uint32_t ns, uint32_t flags, int targets,
+                       const int16_t **x, const int16_t **t)
+{
+    uint32_t per = n_in_() + (targets ? n_out_() : 0);
+    int st = EBP_OK;
+    if ((flags & EBP_TRAIN_STAGED) && (flags & EBP_TRAIN_BLOCKS) && targets && hdr == 8) {
+        if (ns == 0)
+            return EBP_PERR_RANGE;
+        *x = staged_blocks(in + hdr, n - hdr, ns * per, &st);
+        if (*x == NULL)
+            return st;
+    } else if (flags & EBP_TRAIN_STAGED) {
+        if (ns != 1 || (n - hdr) % 2u)
+            return EBP_PERR_LENGTH;
+        *x = staged_sample(in + hdr, (n - hdr) / 2u, per, &st);
+        if (*x == NULL)
+            return st;
+    } else {
+        if (n != hdr + 2 * ns * per)
+            return EBP_PERR_LENGTH;
+        *x = (const int16_t *)(const void *)(in + hdr);
+    }
+    *t = *x + ns * n_in_();
+    return EBP_OK;
+}
+
 /* body: u16 n, u16 flags, u32 batch, int16 x[n][n_in], int16 t[n][n_out] */
 static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
 {
@@ -638,12 +841,13 @@ static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
     ns = get_u16(in);
     flags = get_u16(in + 2);
     batch = get_u32(in + 4);
-    if (n != 8 + 2 * ns * (n_in_() + n_out_()))
-        return EBP_PERR_LENGTH;
     if (batch == 0)
         return EBP_PERR_RANGE;
-    x = (const int16_t *)(const void *)(in + 8);
-    t = x + ns * n_in_();
+    st = sample_args(in, n, 8, ns, flags, 1, &x, &t);
+    if (st == EBP_PERR_DATA_CRC)
+        *len = 8;                          /* the mask of the staged blocks that do not match */
+    if (st != EBP_OK)
+        return st;
     t0 = ebp_port_ticks();
     if (flags & EBP_TRAIN_ACCUMULATE) {
         for (i = 0; i < ns && st == EBP_OK; i++) {
@@ -676,19 +880,20 @@ static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
 static int req_predict(const uint8_t *in, uint32_t n, uint32_t *len)
 {
     uint32_t ns, t0, t1;
+    const int16_t *x, *t;
     int st = model_status();
     if (st != EBP_OK)
         return st;
     if (n < 4)
         return EBP_PERR_LENGTH;
     ns = get_u16(in);
-    if (n != 4 + 2 * ns * n_in_())
-        return EBP_PERR_LENGTH;
     if (8 + 2 * ns * n_out_() > EBP_APP_MAX_BODY)
         return EBP_PERR_RANGE;
+    st = sample_args(in, n, 4, ns, get_u16(in + 2), 0, &x, &t);
+    if (st != EBP_OK)
+        return st;
     t0 = ebp_port_ticks();
-    st = ns ? ebp_predict(&net, (const int16_t *)(const void *)(in + 4), ns,
-                          (int16_t *)(void *)(body_out + 8)) : EBP_OK;
+    st = ns ? ebp_predict(&net, x, ns, (int16_t *)(void *)(body_out + 8)) : EBP_OK;
     t1 = ebp_port_ticks();
     if (st != EBP_OK)
         return st;
@@ -703,6 +908,7 @@ static int req_predict(const uint8_t *in, uint32_t n, uint32_t *len)
 static int req_evaluate(const uint8_t *in, uint32_t n, uint32_t *len)
 {
     uint32_t ns, correct = 0, t0, t1;
+    const int16_t *x, *t;
     int64_t loss = 0;
     int st = model_status();
     if (st != EBP_OK)
@@ -710,12 +916,12 @@ static int req_evaluate(const uint8_t *in, uint32_t n, uint32_t *len)
     if (n < 4)
         return EBP_PERR_LENGTH;
     ns = get_u16(in);
-    if (n != 4 + 2 * ns * (n_in_() + n_out_()))
-        return EBP_PERR_LENGTH;
+    st = sample_args(in, n, 4, ns, get_u16(in + 2), 1, &x, &t);
+    if (st != EBP_OK)
+        return st;
     t0 = ebp_port_ticks();
     if (ns)
-        st = ebp_evaluate(&net, (const int16_t *)(const void *)(in + 4),
-                          (const int16_t *)(const void *)(in + 4 + 2 * ns * n_in_()), ns, &loss, &correct);
+        st = ebp_evaluate(&net, x, t, ns, &loss, &correct);
     t1 = ebp_port_ticks();
     if (st != EBP_OK)
         return st;
@@ -818,13 +1024,83 @@ static int req_set_hparams(const uint8_t *in, uint32_t n, uint32_t *len)
     return ebp_net_set_hparams(&net, &hp);
 }
 
+/* ---- training state: what a resume needs besides the weights ------------------------------------------ */
+/* The state as 32-bit words: 0 the rounding generator, 1 the step counter, then per layer its weight velocities
+ * and bias velocities where laid out (momentum; int32, Q w_frac + EBP_VEL_EXTRA_FRAC). Between steps only
+ * (no batch half accumulated): gradient accumulators are not part of it. */
+static int32_t *state_words(uint32_t w, uint32_t *total)
+{
+    uint32_t l, t = 2;
+    int32_t *hit = NULL;
+    for (l = 0; l < net.cfg.n_layers; l++) {
+        const ebp_layer_t *L = &net.layers[l];
+        uint32_t nw = L->vw ? L->n_w : 0u, nb = L->vb ? L->n_b : 0u;
+        if (hit == NULL && w >= t && w < t + nw)
+            hit = L->vw + (w - t);
+        else if (hit == NULL && w >= t + nw && w < t + nw + nb)
+            hit = L->vb + (w - t - nw);
+        t += nw + nb;
+    }
+    *total = t;
+    return hit;
+}
+
+/* body: u8 op (0 read, 1 write), u8 0, u16 count, u32 offset [, u32 words[count] to write]
+ *   -> u32 total words, u32 offset, u16 count, u16 0 [, u32 words[count] read] */
+static int req_state(const uint8_t *in, uint32_t n, uint32_t *len)
+{
+    uint32_t op, count, off, total, i;
+    int st = model_status();
+    if (st != EBP_OK)
+        return st;
+    if (n < 8)
+        return EBP_PERR_LENGTH;
+    op = in[0];
+    count = get_u16(in + 2);
+    off = get_u32(in + 4);
+    if (op > 1 || (op == 0 && n != 8) || (op == 1 && n != 8 + 4 * count))
+        return op > 1 ? EBP_PERR_RANGE : EBP_PERR_LENGTH;
+    if (net.grad_count != 0)
+        return EBP_ERR_STATE;              /* half a batch accumulated: between steps only */
+    (void)state_words(0, &total);
+    if (off > total)
+        return EBP_PERR_RANGE;
+    if (op == 0 && count > (EBP_APP_MAX_BODY - 12) / 4)
+        count = (EBP_APP_MAX_BODY - 12) / 4;
+    if (op == 0 && count > total - off)
+        count = total - off;               /* a read returns what there is */
+    if (count > total - off)
+        return EBP_PERR_RANGE;
+    for (i = 0; i < count; i++) {
+        uint32_t w = off + i;
+        int32_t *p = state_words(w, &total);
+        if (op == 1) {
+            uint32_t v = get_u32(in + 8 + 4 * i);
+            if (w == 0)
+                net.rng = v ? v : 1u;
+            else if (w == 1)
+                net.steps = v;
+            else
+                *p = (int32_t)v;           /* a velocity: any int32 (the core saturates as it goes) */
+        } else {
+            put_u32(body_out + 12 + 4 * i, w == 0 ? net.rng : w == 1 ? net.steps : (uint32_t)*p);
+        }
+    }
+    put_u32(body_out, total);
+    put_u32(body_out + 4, off);
+    put_u16(body_out + 8, count);
+    put_u16(body_out + 10, 0);
+    *len = 12 + (op == 0 ? 4 * count : 0);
+    return 0;
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------------------- */
 static void handle_frame(void)
 {
     int32_t m = cobs_decode(rx.b, rx_len);
     uint32_t n, blen = 0, crc;
     uint16_t seq;
-    uint8_t type, reset = 0;
+    uint8_t type, reset = 0, ordered, quiet = 0;
     const uint8_t *in;
     int st;
     if (m < 0 || (uint32_t)m < EBP_PROTO_HEADER + EBP_PROTO_CRC) {
@@ -850,12 +1126,22 @@ static void handle_frame(void)
         send_raw((uint8_t)(type | EBP_MSG_RESPONSE), seq, EBP_PERR_VERSION, 1);
         return;
     }
-    if (cache.valid && cache.seq == seq && cache.type == type && cache.crc == crc) {
-        cobs_send(cache.raw, cache.len);  /* a retransmission: answer again, do not run it twice */
-        return;
+    {
+        int c = cache_find(seq, type, crc);
+        if (c >= 0) {                      /* a retransmission: answer again, do not run it twice */
+            cobs_send(cache[c].raw, cache[c].len);
+            return;
+        }
     }
     n -= EBP_PROTO_HEADER + EBP_PROTO_CRC;
     in = rx.b + EBP_PROTO_HEADER;
+    ordered = type == EBP_MSG_TRAIN && n >= 4 && (get_u16(in + 2) & EBP_TRAIN_IN_ORDER) != 0;
+    if (ordered && have_model && !(expect_valid && seq == expect_seq)) {
+        /* a pipelined frame after a gap (an earlier one lost) or a late copy: not run, not cached */
+        put_u16(body_out, expect_seq);
+        send_raw((uint8_t)(type | EBP_MSG_RESPONSE), seq, EBP_PERR_SEQUENCE, 2);
+        return;
+    }
     switch (type) {
     case EBP_MSG_HELLO: st = req_hello(n, &blen); break;
     case EBP_MSG_LOAD: st = req_load(in, n, &blen); break;
@@ -868,6 +1154,14 @@ static void handle_frame(void)
     case EBP_MSG_WRITE_WEIGHTS: st = req_write_weights(in, n, &blen); break;
     case EBP_MSG_COMMIT_WEIGHTS: st = req_commit_weights(in, n, &blen); break;
     case EBP_MSG_CHECKPOINT: st = req_checkpoint(in, n, &blen); break;
+    case EBP_MSG_STATE: st = req_state(in, n, &blen); break;
+#if EBP_APP_STAGE
+    case EBP_MSG_STAGE:
+        st = req_stage(in, n, &blen, &quiet);
+        if (st == 0 && quiet)
+            return;                        /* a streamed chunk: no answer, nothing cached */
+        break;
+#endif
     case EBP_MSG_RESET:
         if (n != 1) {
             st = EBP_PERR_LENGTH;
@@ -883,20 +1177,13 @@ static void handle_frame(void)
     if (st != 0 && st != EBP_PERR_NO_MEMORY && st != EBP_PERR_INCOMPLETE && st != EBP_PERR_DATA_CRC)
         blen = 0;
     send_raw((uint8_t)(type | EBP_MSG_RESPONSE), seq, st, blen);
-    if (blen <= APP_CACHE_BODY) {
-        uint32_t k, total = EBP_PROTO_HEADER + blen + EBP_PROTO_CRC;
-        for (k = 0; k < total; k++)
-            cache.raw[k] = tx.b[k];
-        cache.len = (uint16_t)total;
-        cache.seq = seq;
-        cache.type = type;
-        cache.crc = crc;
-        cache.valid = 1;
-    } else {
-        cache.valid = 0;
+    cache_put(seq, type, crc, blen);
+    if (st == 0 || !ordered) {
+        expect_seq = (uint16_t)(seq + 1u);   /* a refused pipelined frame stops the ones after it */
+        expect_valid = 1;
     }
     if (reset) {
-        cache.valid = 0;
+        cache_clear();
         ebp_port_reset();
     }
 }
@@ -911,7 +1198,9 @@ void ebp_app_init(void)
     ckpt_boot();
     rx_len = 0;
     rx_overflow = 0;
-    cache.valid = 0;
+    cache_clear();
+    cache_next = 0;
+    expect_valid = 0;
 }
 
 void ebp_app_byte(uint8_t c)

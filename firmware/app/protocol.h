@@ -15,9 +15,9 @@
 #ifndef EBP_PROTOCOL_H
 #define EBP_PROTOCOL_H
 
-#define EBP_PROTO_VERSION 3
+#define EBP_PROTO_VERSION 4
 #define EBP_FW_VERSION_MAJOR 0
-#define EBP_FW_VERSION_MINOR 3
+#define EBP_FW_VERSION_MINOR 4
 #define EBP_PROTO_HEADER 8           /* bytes of the header */
 #define EBP_PROTO_CRC 4              /* bytes of the trailing CRC-32 */
 #define EBP_PROTO_MAX_BODY 1024      /* largest body a device accepts or sends */
@@ -38,12 +38,20 @@
 #define EBP_MSG_WRITE_WEIGHTS 10 /* layer, offset, int16 elements -> elements written so far (upload) */
 #define EBP_MSG_COMMIT_WEIGHTS 11 /* CRC-32 of every element [, rng and steps] -> the upload becomes the model */
 #define EBP_MSG_CHECKPOINT 12    /* op (status, save, autosave, erase, damage), arg -> checkpoint status */
+#define EBP_MSG_STAGE 13         /* offset, flags, int16 elements of samples -> elements staged (see docs) */
+#define EBP_MSG_STATE 14         /* read or write the training state: rng, steps, velocities (resume) */
 #define EBP_MSG_RESPONSE 128     /* or-ed into the type of a response */
 #define EBP_MSG_ERROR 255        /* frame-level error: the request could not be read at all */
 
 /* TRAIN flags. */
 #define EBP_TRAIN_ACCUMULATE 1   /* forward + backward per sample, no step (chunks of a large batch) */
 #define EBP_TRAIN_STEP 2         /* with ACCUMULATE: one ebp_step() after the last sample */
+#define EBP_TRAIN_STAGED 4       /* TRAIN, PREDICT, EVALUATE: one sample, staged by STAGE, its tail in the body */
+#define EBP_TRAIN_IN_ORDER 8     /* TRAIN: run only if seq follows the last request run (pipelined frames) */
+#define EBP_TRAIN_BLOCKS 16      /* TRAIN with STAGED: n staged samples, checked by the CRC-32 of each block */
+
+/* STAGE flags. */
+#define EBP_STAGE_QUIET 1        /* no answer unless refused; any offset (a TRAIN with BLOCKS checks them) */
 
 /* COMMIT_WEIGHTS flags. */
 #define EBP_COMMIT_SET_STATE 1   /* also set the rounding generator's state and the step counter */
@@ -71,9 +79,10 @@
 #define EBP_PERR_NO_MEMORY -107  /* model does not fit the arena; body: u32 needed, u32 arena */
 #define EBP_PERR_RANGE -108      /* an argument out of range (layer index, sample count, offset, lr_m 0) */
 #define EBP_PERR_INCOMPLETE -109 /* weight upload not complete (COMMIT: u8 layer, 3 x 0, u32 written, u32 total) */
-#define EBP_PERR_DATA_CRC -110   /* uploaded weights do not match the CRC given to COMMIT_WEIGHTS */
+#define EBP_PERR_DATA_CRC -110   /* uploaded weights (or staged blocks) do not match the CRC given */
 #define EBP_PERR_NV -111         /* no non-volatile storage, or it did not keep what was written */
 #define EBP_PERR_NV_FULL -112    /* the checkpoint is larger than a storage slot */
+#define EBP_PERR_SEQUENCE -113   /* IN_ORDER TRAIN not after the last request run (not run); body: u16 seq expected */
 
 /* Counter units reported by HELLO. */
 #define EBP_TICK_NONE 0

@@ -107,6 +107,39 @@ def main(out: Path):
         + rec(FRAME, P.READ_WEIGHTS, P.pack_read_weights(0, 0, 600)) + rec(FRAME, P.WRITE_WEIGHTS,
                                                                           P.pack_write_weights(0, 0, np.arange(60)))
         + rec(FRAME, P.CHECKPOINT, P.pack_checkpoint("save")) + rec(AGAIN | 4, 0),
+        "staged_sample": bytes([0]) + rec(FRAME, P.LOAD, ext_loads()[2])
+        + rec(FRAME, P.STAGE, P.pack_stage(0, np.arange(20) * 37)) + rec(AGAIN, 0)
+        + rec(FRAME, P.STAGE, P.pack_stage(20, np.arange(6)))
+        + rec(FRAME, P.TRAIN, P.pack_staged(P.TRAIN, np.arange(8) * 100, batch=2, flags=1)) + rec(AGAIN, 0)
+        + rec(FRAME, P.STAGE, P.pack_stage(0, np.arange(30)))
+        + rec(FRAME, P.PREDICT, P.pack_staged(P.PREDICT, np.arange(2)))
+        + rec(FRAME, P.STAGE, P.pack_stage(0, np.arange(30)))
+        + rec(FRAME, P.EVALUATE, P.pack_staged(P.EVALUATE, np.arange(4)))
+        + rec(FRAME, P.STAGE, P.pack_stage(9, np.arange(3)))
+        + rec(FRAME, P.TRAIN, P.pack_staged(P.TRAIN, np.arange(34), batch=1))
+        + rec(FRAME, P.WRITE_WEIGHTS, P.pack_write_weights(0, 0, np.arange(10)))
+        + rec(FRAME, P.STAGE, P.pack_stage(0, np.arange(3))),
+        "pipelined_train": bytes([1]) + rec(FRAME, P.HELLO)
+        + rec(FRAME, P.TRAIN, P.pack_train(X[:2], T[:2], 1, P.IN_ORDER))
+        + rec(FRAME, P.TRAIN, P.pack_train(X[2:4], T[2:4], 1, P.IN_ORDER)) + rec(AGAIN, 0)
+        + rec(FRAME | 0x40, P.READ_STATS, b"\x00")
+        + rec(FRAME, P.TRAIN, P.pack_train(X[4:], T[4:], 1, P.IN_ORDER)) + rec(AGAIN, 0)
+        + rec(FRAME, P.TRAIN, P.pack_train(X[:0], T[:0], 1, 0))
+        + rec(FRAME, P.TRAIN, P.pack_train(X[4:], T[4:], 0, P.IN_ORDER))
+        + rec(FRAME, P.TRAIN, P.pack_train(X[4:], T[4:], 1, P.IN_ORDER)),
+        "streamed_blocks": bytes([1])
+        + rec(FRAME, P.STAGE, P.pack_stage(0, np.concatenate([X[:4].ravel(), T[:4].ravel()])[:20], quiet=True))
+        + rec(FRAME, P.STAGE, P.pack_stage(20, np.concatenate([X[:4].ravel(), T[:4].ravel()])[20:], quiet=True))
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 20, P.block_crcs(
+            np.concatenate([X[:4].ravel(), T[:4].ravel()]), 20))) + rec(AGAIN, 0)
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 20, [1, 2]))
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 7, list(range(12))))
+        + rec(FRAME, P.STAGE, P.pack_stage(5000, np.arange(4), quiet=True)),
+        "state_momentum": bytes([3]) + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2))
+        + rec(FRAME, P.STATE, P.pack_state_read(0, 100)) + rec(FRAME, P.STATE, P.pack_state_read(40, 0xFFFF))
+        + rec(FRAME, P.STATE, P.pack_state_write(0, np.arange(12) * 977)) + rec(AGAIN, 0)
+        + rec(FRAME, P.STATE, P.pack_state_write(150, np.arange(3)))
+        + rec(FRAME, P.TRAIN, P.pack_train(X4[:1], T4[:1], 6, 1)) + rec(FRAME, P.STATE, P.pack_state_read(0, 4)),
         "resets": bytes([1]) + rec(FRAME, P.RESET, b"\x00") + rec(AGAIN | 4, 0) + rec(FRAME, P.HELLO),
     }
     for name, data in seeds.items():

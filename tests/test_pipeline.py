@@ -1,0 +1,115 @@
+"""Several requests in flight (issue 13): the device keeps the answers of its last EBP_APP_CACHE_ENTRIES requests,
+runs an EBP_TRAIN_IN_ORDER frame only right after the one before it (EBP_PERR_SEQUENCE otherwise), and checks
+streamed STAGE chunks by block CRCs (EBP_TRAIN_BLOCKS). The host's window of TRAIN frames and its streamed
+chunks train exactly once, in order, bit for bit like the host core, through a faulty link."""
+import struct
+
+import numpy as np
+import pytest
+
+from edgebp import protocol as P
+from edgebp.config import NetSpec, StopRule, TrainConfig
+from toolcheck import need_tools
+
+CASES = {"online": TrainConfig(lr=0.2, seed=3),
+         "momentum-batches": TrainConfig(optimizer="momentum", lr=0.1, momentum=0.9, batch_size=16,
+                                         rounding="stochastic", seed=9)}
+
+
+@pytest.fixture(scope="module")
+def host_url():
+    need_tools("make", "cc")
+    from edgebp.boards import start_emulator
+    with start_emulator("host", timeout=600) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    from edgebp.data import load_dataset
+    return load_dataset("diabetes")
+
+
+def same(wa, wb):
+    return all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(wa, wb))
+
+
+@pytest.mark.parametrize("how", ["window", "bulk"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_in_flight_training_through_faults_is_bit_identical(host_url, diabetes, case, how):
+    from edgebp.device import Device, DeviceNet
+    from edgebp.fixed import FixedNet
+    from edgebp.relay import FaultRelay
+    cfg = CASES[case]
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), cfg)
+    hist = fn.fit(diabetes.X_train, diabetes.T_train, StopRule(epochs=2))
+    kw = dict(window=2) if how == "window" else dict(bulk=True)
+    with FaultRelay(host_url, drop=0.005, flip=0.005, seed=4, lifetime=300) as relay:
+        with Device(relay.url, timeout=10, **kw) as dev:
+            net = DeviceNet(dev, NetSpec.from_sizes([8, 16, 2]), cfg)
+            h = net.fit(diabetes.X_train, diabetes.T_train, StopRule(epochs=2))
+            assert same(net.get_int_weights(), fn.get_int_weights())
+            assert net.steps == fn.steps and net.stats() == fn.stats()
+            if net.loss_unknown == 0:
+                assert h.loss == hist.loss
+            assert dev.stats_retransmissions > 10
+            if how == "window":
+                assert dev.window == 2 and sum(dev.pipe_events.values()) > 10
+    assert relay.counts["up"]["dropped"] > 10
+
+
+def test_in_order_frames_and_the_answer_cache(host_url, diabetes):
+    """A frame after a gap is refused (not run, not cached) and runs once the gap is filled; the answers of the
+    last frames are all kept."""
+    from edgebp.device import Device
+    from edgebp.fixed import FixedNet
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=5))
+    Xq, Tq = fn.quantize_inputs(diabetes.X_train[:6]), fn.quantize_targets(diabetes.T_train[:6])
+    with Device(host_url, timeout=5, retries=2) as dev:
+        assert dev.info().cache_entries == 4
+        dev.load_model(fn)
+        dev.device_state()
+        a, b, c = (P.pack_train(Xq[k:k + 2], Tq[k:k + 2], 1, P.IN_ORDER) for k in (0, 2, 4))
+        s = dev.next_seq()
+        dev._seq = (s + 2) & 0xFFFF
+        f = dev.request(P.TRAIN, b, seq=(s + 1) & 0xFFFF, check=False)      # frame a never arrived
+        assert f.status == P.C["EBP_PERR_SEQUENCE"] and struct.unpack("<H", f.body)[0] == s
+        ra = dev.request(P.TRAIN, a, seq=s)
+        rb = dev.request(P.TRAIN, b, seq=(s + 1) & 0xFFFF)                   # now in order: runs
+        rc = dev.request(P.TRAIN, c, seq=(s + 2) & 0xFFFF)
+        assert [P.unpack_train(r.body).steps for r in (ra, rb, rc)] == [2, 4, 6]
+        assert dev.request(P.TRAIN, a, seq=s).body == ra.body                 # two requests later: cached
+        dev._seq = (s + 2) & 0xFFFF
+        assert dev.read_stats()["steps"] == 6
+        fn.train_q(Xq, Tq, 1)
+        assert same(dev.read_weights(), fn.get_int_weights())
+
+
+def test_streamed_chunks_are_checked_by_block_crcs(host_url, diabetes):
+    """A TRAIN with BLOCKS whose staged data do not match is refused with the mask of the bad blocks (nothing
+    trained); after those are sent again it trains once, and its retransmission is answered from the cache."""
+    from edgebp.device import Device
+    from edgebp.fixed import FixedNet
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=6))
+    Xq, Tq = fn.quantize_inputs(diabetes.X_train[:10]), fn.quantize_targets(diabetes.T_train[:10])
+    data = np.concatenate([Xq.ravel(), Tq.ravel()])
+    crcs = P.block_crcs(data, 30)
+    assert len(crcs) == 4
+    with Device(host_url, timeout=5, retries=2) as dev:
+        dev.load_model(fn)
+        for k in (0, 2, 3):                        # block 1 lost on the way; quiet chunks get no answer
+            dev.send_raw(P.encode_frame(P.Frame(P.STAGE, dev.next_seq(), 0,
+                                                P.pack_stage(30 * k, data[30 * k:30 * k + 30], quiet=True))))
+        body = P.pack_train_blocks(10, 1, 0, 30, crcs)
+        f = dev.request(P.TRAIN, body, check=False)
+        assert f.status == P.C["EBP_PERR_DATA_CRC"] and struct.unpack("<II", f.body) == (0b10, 0)
+        assert dev.read_stats()["steps"] == 0
+        dev.send_raw(P.encode_frame(P.Frame(P.STAGE, dev.next_seq(), 0, P.pack_stage(30, data[30:60], quiet=True))))
+        seq = dev.next_seq()
+        ok = dev.request(P.TRAIN, body, seq=seq)
+        assert dev.request(P.TRAIN, body, seq=seq).body == ok.body
+        assert P.unpack_train(ok.body).steps == 10 and dev.read_stats()["steps"] == 10
+        fn.train_q(Xq, Tq, 1)
+        assert same(dev.read_weights(), fn.get_int_weights())
+        bad = struct.pack("<HHIHH", 10, P.STAGED | P.BLOCKS, 1, 30, 3) + struct.pack("<3I", *crcs[:3])
+        assert dev.request(P.TRAIN, bad, check=False).status == P.C["EBP_PERR_RANGE"]   # 3 blocks do not tile
