@@ -1100,9 +1100,12 @@ static void handle_frame(void)
     int32_t m = cobs_decode(rx.b, rx_len);
     uint32_t n, blen = 0, crc;
     uint16_t seq;
-    uint8_t type, reset = 0, ordered, quiet = 0;
+    uint8_t type, reset = 0, ordered, quiet = 0;     /* quiet: a streamed STAGE chunk, answered by nothing */
     const uint8_t *in;
     int st;
+#if !EBP_APP_STAGE
+    (void)quiet;
+#endif
     if (m < 0 || (uint32_t)m < EBP_PROTO_HEADER + EBP_PROTO_CRC) {
         send_raw(EBP_MSG_ERROR, 0, EBP_PERR_FRAME, 0);
         return;

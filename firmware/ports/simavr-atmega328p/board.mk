@@ -8,8 +8,9 @@ CPU_FLAGS := -mmcu=$(MCU) -DF_CPU=$(F_CPU)UL
 # 2 KiB of RAM: the 8-16-2 online network takes 444 bytes (ebp_net_memory); the arena is that, 8-aligned
 ARENA_BYTES := 448
 # frames of 128-byte bodies (the smallest the application takes), two network layers at most
-# (ebp_net_t holds EBP_MAX_LAYERS layer structs of 80 bytes each on AVR)
-BOARD_DEFS := -DEBP_APP_MAX_BODY=128 -DEBP_MAX_LAYERS=2
+# (ebp_net_t holds EBP_MAX_LAYERS layer structs of 80 bytes each on AVR); no staged samples (every sample of a
+# network that fits 448 bytes fits a frame), which saves flash
+BOARD_DEFS := -DEBP_APP_MAX_BODY=128 -DEBP_MAX_LAYERS=2 -DEBP_APP_STAGE=0
 PORT_SRCS := $(PORT_DIR)/port.c
 # the core at -Os too: 32 KiB of flash (see firmware/README.md, AVR)
 CORE_OPT := -Os
