@@ -145,14 +145,15 @@ def cmd_boards(args) -> int:
     rows = []
     for b in BOARDS.values():
         rows.append(dict(name=b.name, core=b.core, emulated=b.emulated, qemu_machine=b.qemu_machine,
-                         port_folder=b.buildable, flash=[c[0] for c in b.flash], notes=b.notes))
+                         simavr_mcu=b.simavr_mcu, port_folder=b.buildable, flash=[c[0] for c in b.flash],
+                         notes=b.notes))
     if args.json:
         _print_json(rows)
         return 0
     print(f"{'board':18} {'core':11} {'how':26} {'port':8} notes")
     for r in rows:
-        how = f"qemu -M {r['qemu_machine']}" if r["qemu_machine"] else ("native process" if r["emulated"] else
-                                                                      "flash: " + "/".join(r["flash"]))
+        how = (f"qemu -M {r['qemu_machine']}" if r["qemu_machine"] else f"simavr -m {r['simavr_mcu']}"
+               if r["simavr_mcu"] else "native process" if r["emulated"] else "flash: " + "/".join(r["flash"]))
         print(f"{r['name']:18} {r['core']:11} {how:26} {'yes' if r['port_folder'] else 'to write':8} {r['notes']}")
     return 0
 
@@ -256,6 +257,9 @@ def cmd_device_train(args) -> int:
             res["instructions_per_step"] = net.instructions_per_step()
             if info.tick_unit_name == "ns" and net.train_steps:
                 res["ns_per_step"] = net.train_ticks * info.tick_num / info.tick_den / net.train_steps
+                from .boards import BOARDS, ticks_to_cycles
+                if info.board in BOARDS:        # a board whose counter counts CPU cycles (the AVR: simavr)
+                    res["cycles_per_step"] = ticks_to_cycles(info.board, res["ns_per_step"])
             res["link"] = dict(retransmissions=dev.stats_retransmissions, frames_given_up=dev.stats_abandoned,
                                reconnects=dev.reconnects, byte_error_estimate=dev.link.p,
                                samples_with_unknown_loss=net.loss_unknown, events=net.events)
@@ -296,6 +300,8 @@ def cmd_device_train(args) -> int:
         ips = results["device"]["instructions_per_step"]
         if ips:
             print(f"instructions per training step (measured on the device): {ips:.0f}")
+        if results["device"].get("cycles_per_step"):
+            print(f"CPU cycles per training step (measured on the device): {results['device']['cycles_per_step']:.0f}")
         sps = results["device"]["samples_per_second"]
         if sps:
             print(f"samples per second over the link: {sps:.0f}")

@@ -1292,10 +1292,10 @@ class Emulator:
                 self.kill()
                 raise DeviceError(f"host firmware did not start: {line!r}")
         else:
-            if shutil.which("qemu-system-arm") is None:
+            if not self.board.simavr and shutil.which("qemu-system-arm") is None:
                 raise DeviceError("qemu-system-arm not found: install it (Debian/Ubuntu: apt install "
                                   "qemu-system-arm)")
-            cmd = b.qemu_command(self.board.name, self.elf, self.port)
+            cmd = b.qemu_command(self.board.name, self.elf, self.port)   # a simavr board: its runner
             i = cmd.index("-serial") + 1
             if "nodelay" not in cmd[i]:
                 cmd[i] += ",nodelay=on"

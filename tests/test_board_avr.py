@@ -152,3 +152,14 @@ def test_avr_step_bench_runs(built):
     assert abs(sum(r["phases"].values()) - 1.0) < 1e-9
     text = avr.table(r)
     assert "genann" in text and "-Os" in text and f"{r['core_step']:,.0f}" in text
+
+
+def test_cli_device_train_checks_and_reports_cycles(built, capsys):
+    """What a user runs: `edgebp device train ... --board simavr-atmega328p --check` starts the runner (no QEMU
+    needed), trains bit-identically and reports CPU cycles per step from the chip's cycle counter."""
+    from edgebp.cli import main
+    rc = main(["device", "train", "diabetes", "--board", "simavr-atmega328p", "--layers", "8,16,2", "--epochs", "1",
+               "--check", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["check"]["identical"]
+    assert 50_000 < out["engines"]["device"]["cycles_per_step"] < 1_000_000
