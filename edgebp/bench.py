@@ -780,7 +780,8 @@ def tables(res: dict) -> str:
             L.append(f"| {r['board']} | {r['n']} | {_f(r['samples_s'])} | {r['requests']} | {r['tx']:,} | "
                      f"{r['rx']:,} | {r['sample_bytes']:,} | {r['share']:.1%} | {r['share_tx']:.1%} | "
                      f"{_f(r['device_instr_step'])} |")
-        L.append("")
+        L += ["", "Over a link that drops and flips bytes (samples/s against the fault rate, three ways of framing): "
+              "`make bench-link`, in [link.md](link.md#measurements).", ""]
     if res.get("targets"):
         L += ["### Targets", "", "| target | measured | limit | met |", "|---|---|---|---|"]
         for t in res["targets"]:
