@@ -31,7 +31,7 @@ bench-link: setup
 
 # line and branch coverage of csrc/ by the C suite (tests/c/test_core.c): the core built file by file with
 # --coverage (so each csrc/core/*.c is reported on its own), the suite run once, gcovr's summary printed
-# (docs/core.md, Coverage). Needs gcc and gcovr (tools/setup.sh). Output in build/coverage/.
+# (docs/link.md, Coverage). Needs gcc and gcovr (tools/setup.sh). Output in build/coverage/.
 COV_DIR ?= build/coverage
 coverage:
 	rm -rf $(COV_DIR) && mkdir -p $(COV_DIR)
