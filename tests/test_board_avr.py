@@ -4,7 +4,6 @@ frames (HELLO reports the small maximum body, the host sizes every request by it
 448-byte arena is refused with a clear error; the firmware's static RAM plus the stack it used fit 2 KiB; a
 checkpoint saved in the EEPROM comes back after a watchdog reset, and the boot counter counts it."""
 import json
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from edgebp import protocol as P
 from edgebp.config import NetSpec, TrainConfig
 from edgebp.errors import DeviceError
+from devtest import hard_reset
 from toolcheck import need_tools
 
 BOARD = "simavr-atmega328p"
@@ -113,18 +113,8 @@ def test_checkpoint_in_eeprom_survives_a_watchdog_reset(url, diabetes):
         fn.train_q(Xq, Tq, 1)
         st = save_checkpoint(dev)
         assert st["last_save"] == "ok" and st["newest_steps"] == 30
-        params = dev._params
-        dev.reset(hard=True)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                info = dev.info()
-                break
-            except DeviceError:
-                if time.monotonic() > deadline:
-                    raise
+        info = hard_reset(dev, dev._params)
         assert info.boot_count == boots + 1 and info.have_model and info.checkpoint_boot == "restored"
-        dev._params = dict(params)
         assert same_weights(dev.read_weights(), fn.get_int_weights())
         r = dev.train(Xq, Tq, 1)            # and it trains on like the host (the generator's state came back)
         assert r.loss_sum == fn.train_q(Xq, Tq, 1)

@@ -3,7 +3,6 @@ reconnect: the same integers, and training goes on bit for bit like the host; a 
 from the other one, or with no model and a clear status. Host port (storage in a file), qemu-mps2-an385
 (RAM that survives a system reset: emulated retention, not power loss) and qemu-microbit (nRF51 NVMC flash)."""
 import os
-import time
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from edgebp.config import NetSpec, TrainConfig
 from edgebp.deploy import (checkpoint_status, damage_checkpoint, erase_checkpoints, save_checkpoint,
                            set_autosave)
 from edgebp.errors import DeviceError
+from devtest import hard_reset
 from toolcheck import need_tools
 
 BOARDS = {"host": ("make", "cc"), "qemu-mps2-an385": ("arm-none-eabi-gcc", "qemu-system-arm"),
@@ -62,23 +62,6 @@ def assert_same(a, b):
     assert len(a) == len(b)
     for (W1, b1), (W2, b2) in zip(a, b):
         assert np.array_equal(W1, W2) and np.array_equal(b1, b2)
-
-
-def hard_reset(dev, params=None):
-    """RESET with the MCU bit, then HELLO until the device answers; ``params`` re-attaches the host's view of
-    the restored model (Device forgets it at a reset)."""
-    dev.reset(hard=True)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            info = dev.info()
-            break
-        except DeviceError:
-            if time.monotonic() > deadline:
-                raise
-    if params is not None:
-        dev._params = dict(params)
-    return info
 
 
 def momentum_net():

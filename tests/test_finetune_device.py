@@ -2,7 +2,6 @@
 frozen flag (the LOAD extension of protocol 3), the host-pretrained weights are uploaded, and training on the
 device is bit-identical to FixedNet's; the frozen layers do not move, the device lays out only what the
 trained layers need, and a checkpoint restores the frozen configuration. Host port and both emulated boards."""
-import time
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ import pytest
 from edgebp import protocol as P
 from edgebp.config import NetSpec, TrainConfig
 from edgebp.deploy import erase_checkpoints, save_checkpoint, write_weights
-from edgebp.errors import DeviceError
 from edgebp.fixed import FixedNet
+from devtest import hard_reset
 from toolcheck import need_tools
 
 BOARDS = {"host": ("make", "cc"), "qemu-mps2-an385": ("arm-none-eabi-gcc", "qemu-system-arm"),
@@ -89,18 +88,8 @@ def test_checkpoint_keeps_the_frozen_configuration(dev, pretrained):
     dev.train(Xq[:30], Tq[:30], 1)
     host.train_q(Xq[:30], Tq[:30], 1)
     save_checkpoint(dev)
-    params = host.core_params()
-    dev.reset(hard=True)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            info = dev.info()
-            break
-        except DeviceError:
-            if time.monotonic() > deadline:
-                raise
+    info = hard_reset(dev, host.core_params())
     assert info.have_model and info.checkpoint["steps"] == 30
-    dev._params = dict(params)      # the host's view of the restored model (Device forgets it at a reset)
     dev._state = None
     assert dev.train(Xq[30:], Tq[30:], 1).loss_sum == host.train_q(Xq[30:], Tq[30:], 1)
     for (dW, db), (hW, hb) in zip(dev.read_weights(), host.get_int_weights()):

@@ -1,8 +1,6 @@
 """A device whose frames are small (an 8-bit board with 2 KiB of RAM): HELLO reports its maximum body and the host
 sizes every request and answer by it. The host port built with EBP_APP_MAX_BODY=128 trains, uploads, reads back
 and predicts bit for bit like FixedNet."""
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,20 +8,16 @@ import pytest
 from edgebp import protocol as P
 from edgebp.config import NetSpec, TrainConfig
 from edgebp.errors import DeviceError
-from toolcheck import need_tools
+from devtest import build_small_host
 
-ROOT = Path(__file__).resolve().parent.parent
 BODY = 128
 
 
 @pytest.fixture(scope="module")
 def small_url(tmp_path_factory):
-    need_tools("make", "cc")
     from edgebp.boards import start_emulator
-    out = tmp_path_factory.mktemp("host-small")
-    subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "BOARD=host", f"BUILD={out}", "-j2",
-                    f"CPU_FLAGS=-DEBP_APP_MAX_BODY={BODY}"], check=True, capture_output=True)
-    with start_emulator("host", timeout=300, elf=out / "edgebp-host") as url:
+    elf = build_small_host(tmp_path_factory.mktemp("host-small"), BODY)
+    with start_emulator("host", timeout=300, elf=elf) as url:
         yield url
 
 

@@ -13,6 +13,7 @@ import pytest
 from edgebp import protocol as P
 from edgebp.config import NetSpec, TrainConfig
 from edgebp.errors import ConfigError
+from devtest import build_small_host
 from toolcheck import need_tools
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,12 +32,9 @@ def host_url():
 @pytest.fixture(scope="module")
 def small_url(tmp_path_factory):
     """The host port with 128-byte bodies: a (2, 40) window and its targets (164 bytes) no longer fit a frame."""
-    need_tools("make", "cc")
     from edgebp.boards import start_emulator
-    out = tmp_path_factory.mktemp("host-small-stage")
-    subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "BOARD=host", f"BUILD={out}", "-j2",
-                    f"CPU_FLAGS=-DEBP_APP_MAX_BODY={BODY}"], check=True, capture_output=True)
-    with start_emulator("host", timeout=300, elf=out / "edgebp-host") as url:
+    elf = build_small_host(tmp_path_factory.mktemp("host-small-stage"), BODY)
+    with start_emulator("host", timeout=300, elf=elf) as url:
         yield url
 
 

@@ -1,7 +1,6 @@
 """Weight upload (WRITE_WEIGHTS + COMMIT_WEIGHTS), LOAD refusals and the boot identity in HELLO, on the host
 port and both emulated boards, bit for bit against the host core."""
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from edgebp import protocol as P
 from edgebp.config import NetSpec, TrainConfig
 from edgebp.deploy import write_weights
 from edgebp.errors import ConfigError, DataError, DeviceError
+from devtest import hard_reset
 from toolcheck import need_tools
 
 BOARDS = {"host": ("make", "cc"), "qemu-mps2-an385": ("arm-none-eabi-gcc", "qemu-system-arm"),
@@ -53,17 +53,6 @@ def assert_same(a, b):
     for (W1, b1), (W2, b2) in zip(a, b):
         assert W1.dtype == W2.dtype == np.int16
         assert np.array_equal(W1, W2) and np.array_equal(b1, b2)
-
-
-def hard_reset(dev):
-    dev.reset(hard=True)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            return dev.info()
-        except DeviceError:
-            if time.monotonic() > deadline:
-                raise
 
 
 # --- upload ---------------------------------------------------------------------------------------------------
