@@ -137,8 +137,9 @@ class LinkModel:
 
     ``p``: the share of bytes hit (dropped or corrupted), the maximum-likelihood value over the last attempts
     that were answered or visibly damaged (each a frame of b bytes through and back that arrived intact with
-    probability (1-p)^b; the newest weigh most; timeouts are left out, as a loaded host makes them too). Round-trip times are fitted per message type as a + c * bytes (exponentially
-    weighted least squares over first attempts, Karn's rule), with the mean absolute deviation for the timeout."""
+    probability (1-p)^b; the newest weigh most; timeouts are left out, as a loaded host makes them too).
+    Round-trip times are fitted per message type as a + c * bytes (exponentially weighted least squares over
+    first attempts, Karn's rule), with the mean absolute deviation for the timeout."""
 
     GRID = np.geomspace(1e-6, 0.3, 80)
     LOGQ = np.log1p(-GRID)[:, None]
@@ -270,7 +271,8 @@ class Device:
     example after restarting an emulator). ``adaptive``: size bulk requests to the link (False: full frames).
     ``window``: at most this many training frames in flight (default: as many as the device caches answers for,
     at most ``MAX_WINDOW``; 1: stop-and-wait). ``bulk``: send training samples as streamed STAGE chunks checked
-    by block CRCs (True: always, None: once the link damages frames, False: never, the default)."""
+    by block CRCs (True: always, None: once the link damages frames, the default; False: never: frames sized to
+    the link, stop-and-wait)."""
 
     MAX_WINDOW = 1     # stop-and-wait unless asked: see docs/link.md, Measurements
     BULK_MAX_P = 0.004  # bulk=None streams chunks while the share of bytes hit is at most this
@@ -278,7 +280,7 @@ class Device:
     def __init__(self, url: str, timeout: float = 10.0, retries: Optional[int] = None,
                  connect_timeout: float = 10.0, baudrate: int = 115200, transport=None,
                  reopen: Optional[Callable[[], str]] = None, adaptive: bool = True, window: Optional[int] = None,
-                 bulk: Optional[bool] = False):
+                 bulk: Optional[bool] = None):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
                 or timeout <= 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -445,9 +447,9 @@ class Device:
         """Sends one request and returns its response frame, retransmitting (same seq) on a timeout, a corrupt
         response or a frame-level error. ``timeout`` (default: the device's) bounds the whole exchange.
         ``give_up(attempts, not_run)``, asked after each failed attempt (``not_run`` of them reported unread by
-        the device), may end it early: request then returns None (the caller finds out what the device did). Raises LinkLostError when no valid response arrives in
-        time, DeviceError when ``retries`` is exceeded, DeviceStatusError (or MemoryBudgetError) on an error
-        status when ``check``."""
+        the device), may end it early: request then returns None (the caller finds
+        out what the device did). Raises LinkLostError when no valid response arrives in time, DeviceError when
+        ``retries`` is exceeded, DeviceStatusError (or MemoryBudgetError) on an error status when ``check``."""
         if self.ser is None:
             raise LinkLostError(f"the link to {self.url} is closed", self.url, "closed")
         limit = self.timeout if timeout is None else float(timeout)
@@ -467,7 +469,9 @@ class Device:
         while True:
             rto = self.link.rto(type_, timed if attempt == 0 else at_risk, limit) * backoff
             wait = max(0.0, min(t_sent + rto, t_start + limit) - time.monotonic())
-            resp, kind = self._await(type_, seq, wait, problems)
+            # the device reads frames in order: while the first attempt waits behind ``queued`` frames sent before
+            # it, a framing error report without our seq is nearly always one of theirs, not this request's
+            resp, kind = self._await(type_, seq, wait, problems, foreign=queued > 0 and attempt == 0)
             if resp is not None:
                 if type_ not in _KEEPS_STATE or (type_ == P.TRAIN and not self._training):
                     self._state = None       # steps may have changed behind train()'s back: read them again
@@ -524,7 +528,9 @@ class Device:
             self.send_raw(b"\x00" + frame)
             t_sent = time.monotonic()
 
-    def _await(self, type_, seq, timeout, problems) -> Tuple[Optional[P.Frame], str]:
+    def _await(self, type_, seq, timeout, problems, foreign: bool = False) -> Tuple[Optional[P.Frame], str]:
+        """The answer to request ``seq`` within timeout, or None and why. ``foreign``: frame error reports that do
+        not name ``seq`` belong to frames sent before it (ignored)."""
         deadline = time.monotonic() + timeout
         while True:
             chunk = self.read_frame(max(0.0, deadline - time.monotonic()))
@@ -537,7 +543,7 @@ class Device:
                 problems.append(f"corrupt response: {e}")
                 return None, "corrupt"
             if f.type == P.MSG_ERROR:
-                if f.status in P.FRAME_ERRORS and (f.seq == seq or f.status != P.C["EBP_PERR_CRC"]):
+                if f.status in P.FRAME_ERRORS and (f.seq == seq or (f.status != P.C["EBP_PERR_CRC"] and not foreign)):
                     problems.append(f"device could not read a request: {P.status_message(f.status)}")
                     return None, "corrupt request" if f.seq == seq else "frame"
                 continue
