@@ -275,7 +275,7 @@ class Device:
     the link, stop-and-wait)."""
 
     MAX_WINDOW = 1     # stop-and-wait unless asked: see docs/link.md, Measurements
-    BULK_MAX_P = 0.004  # bulk=None streams chunks while the share of bytes hit is at most this
+    BULK_MAX_P = 0.006  # bulk=None streams chunks while the share of bytes hit is at most this
 
     def __init__(self, url: str, timeout: float = 10.0, retries: Optional[int] = None,
                  connect_timeout: float = 10.0, baudrate: int = 115200, transport=None,
@@ -681,9 +681,11 @@ class Device:
         with side effects (TRAIN) is given up only while it most likely never ran: each attempt the device did
         not report unread may have run with its answer lost, which has probability about
         qr (1 - qs) / (1 - qr qs) under the link model (qr, qs: request and answer arrive intact); given up
-        when the sum is below 1/1000 (the caller then asks the device, so a frame still never runs twice)."""
+        when the sum is below 1/1000 (the caller then asks the device, so a frame still never runs twice). Not
+        before the second failure, unless the device reported every attempt unread (a CRC error report names the
+        request: the link damages frames this size)."""
         def give_up(failed: int, not_run: int) -> bool:
-            if not self.adaptive or n <= 1 or failed < 2:
+            if not self.adaptive or n <= 1 or failed < (1 if not_run == failed else 2):
                 return False
             if self.link.best_count(type_, n, req_bytes, resp_bytes, self.timeout) > n // 2:
                 return False

@@ -113,3 +113,29 @@ def test_streamed_chunks_are_checked_by_block_crcs(host_url, diabetes):
         assert same(dev.read_weights(), fn.get_int_weights())
         bad = struct.pack("<HHIHH", 10, P.STAGED | P.BLOCKS, 1, 30, 3) + struct.pack("<3I", *crcs[:3])
         assert dev.request(P.TRAIN, bad, check=False).status == P.C["EBP_PERR_RANGE"]   # 3 blocks do not tile
+
+
+def test_a_framing_error_behind_queued_chunks_is_not_the_trains(host_url, diabetes):
+    """A streamed chunk damaged beyond reading (the device reports a framing error, with no seq) is not the
+    TRAIN sent after it: the host waits for the TRAIN's answer instead of sending it again, and does not count
+    the TRAIN as damaged. Without chunks queued before it, the same report is the request's and it is resent."""
+    from edgebp.device import Device
+    from edgebp.fixed import FixedNet
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=6))
+    Xq, Tq = fn.quantize_inputs(diabetes.X_train[:10]), fn.quantize_targets(diabetes.T_train[:10])
+    data = np.concatenate([Xq.ravel(), Tq.ravel()])
+    garbage = b"\x05\x01\x02\x00"              # COBS says 4 bytes follow, 2 do: EBP_PERR_FRAME, seq unknown
+    with Device(host_url, timeout=5) as dev:
+        dev.load_model(fn)
+        sent = []
+        for k in range(4):
+            frame = P.encode_frame(P.Frame(P.STAGE, dev.next_seq(), 0,
+                                           P.pack_stage(30 * k, data[30 * k:30 * k + 30], quiet=True)))
+            dev.send_raw(frame + (garbage if k == 1 else b""))
+            sent.append(len(frame))
+        damaged0 = dev.link.damaged_lately()
+        ok = dev.request(P.TRAIN, P.pack_train_blocks(10, 1, 0, 30, P.block_crcs(data, 30)), queued=sum(sent))
+        assert P.unpack_train(ok.body).steps == 10 and dev.stats_retransmissions == 0
+        assert dev.link.damaged_lately() == damaged0
+        dev.send_raw(garbage)
+        assert dev.device_state() == (10, 0) and dev.stats_retransmissions == 1
