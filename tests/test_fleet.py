@@ -130,7 +130,8 @@ def check_link_meter(url, task, k, body):
     want.update({"train+evaluate+stage": (tr[0] + ev[0], tr[1] + ev[1])} if staged else dict(train=tr, evaluate=ev))
     assert staged == (2 * (task.netspec.sizes[0] + task.netspec.sizes[-1]) > dev.max_body - 8)
     for kind, (up, down) in want.items():
-        have = {way: sum(got.get(f"{part}_{way}", 0) for part in kind.split("+")) for way in ("to_device", "from_device")}
+        have = {way: sum(got.get(f"{part}_{way}", 0) for part in kind.split("+"))
+                for way in ("to_device", "from_device")}
         assert have["to_device"] == up, kind
         n_frames = have["from_device"] // 30 + 1
         assert abs(have["from_device"] - down) <= n_frames, kind   # tick counters: <= 1 byte a frame
