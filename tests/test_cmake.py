@@ -4,7 +4,6 @@ and Cortex-M0 with cmake/arm-none-eabi.cmake; and a user's project gets edgebp::
 add_subdirectory, FetchContent and find_package. cmake, cc and arm-none-eabi-gcc: skipped without them on a
 developer machine, a failure in CI."""
 import re
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path

@@ -111,7 +111,7 @@ def test_sklearn_sets(name, n_in, n_out):
 
 
 # --- UCR/UEA .ts time series -------------------------------------------------------------------------------
-from edgebp.data import Scaler, as_targets, check_format, encode_labels, load_ts, sorted_by_class, split_indices  # noqa: E402
+from edgebp.data import Scaler, as_targets, check_format, load_ts, sorted_by_class, split_indices  # noqa: E402
 
 
 def _ts_text(cases, classes="a b", dims=None, extra=""):

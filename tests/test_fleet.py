@@ -99,37 +99,117 @@ def test_round_records_say_accuracy_and_bytes(simulated):
     assert lb["mean_by_kind"]["train.train_to_device"] > lb["mean_by_kind"]["train.readback_from_device"] > 0
 
 
-def test_link_meter_counts_the_bytes_a_device_exchanges():
-    """Against the firmware's host port: LOAD, TRAIN, READ_WEIGHTS and EVALUATE frames, counted on the link."""
-    need_tools("make", "cc")
-    from edgebp.boards import start_emulator
+def check_link_meter(url, task, k, body):
+    """The bytes on the link of the device at ``url`` (frame bodies of at most ``body`` bytes; None: the
+    protocol's) against LinkMeter's: per message kind for LOAD, 2 epochs of TRAIN, READ_WEIGHTS and EVALUATE;
+    then a whole fleet round (with the weight upload) against virtual_round's count for device ``k``."""
     from edgebp.device import DeviceNet
     from edgebp.fixed import FixedNet
-    from edgebp.fleet.boards import connect, measured
-    from edgebp.fleet.client import evaluate_int
-    task = digits_task(n_devices=20, shuffle=True)
-    X, T = device_data(task, 2)
-    cfg = task.config(1, 2)
-    with start_emulator("host", timeout=120) as url:
-        with connect(url) as (dev, counter):
-            dev.adaptive = False   # full frames: the meter models them; adaptive sizes follow the machine's timing
-            net = DeviceNet(dev, task.netspec, cfg)
-            for e in range(2):
-                net.train_epoch(X, T, e)
-            w = net.get_int_weights()
-            evaluate_int(net, net.quantize_inputs(X), net.quantize_targets(T))
-        got = measured(counter)
+    from edgebp.fleet.boards import _device_net, connect, measured
+    from edgebp.fleet.client import evaluate_int, train_int
+    X, T = device_data(task, k)
+    cfg = task.config(1, k)
+    with connect(url) as (dev, counter):
+        dev.adaptive = False   # full frames: the meter models them; adaptive sizes follow the machine's timing
+        assert dev.max_body == (body or 1024)
+        net = DeviceNet(dev, task.netspec, cfg)
+        for e in range(2):
+            net.train_epoch(X, T, e)
+        w = net.get_int_weights()
+        evaluate_int(net, net.quantize_inputs(X), net.quantize_targets(T))
+    got = measured(counter)
     ref = FixedNet(task.netspec, cfg)
     for e in range(2):
         ref.train_epoch(X, T, e)
     assert same(w, ref.get_int_weights())
-    m = LinkMeter(task.netspec, cfg)
+    m = LinkMeter(task.netspec, cfg, body)
     Xq, Tq = ref.quantize_inputs(X), ref.quantize_targets(T)
-    for kind, (up, down) in dict(load=m.load(ref.core_params()), train=m.train(Xq, Tq, 2), read_weights=m.readback(w),
-                                 evaluate=m.evaluate(Xq, Tq)).items():
-        assert got[f"{kind}_to_device"] == up, kind
-        n_frames = got.get(f"{kind}_from_device", 0) // 30 + 1
-        assert abs(got[f"{kind}_from_device"] - down) <= n_frames, kind   # tick counters: <= 1 byte a frame
+    tr, ev = m.train(Xq, Tq, 2), m.evaluate(Xq, Tq)
+    staged = got.get("stage_to_device", 0) > 0      # STAGE frames (counted apart) carry the heads of the samples
+    want = dict(load=m.load(ref.core_params()), read_weights=m.readback(w))
+    want.update({"train+evaluate+stage": (tr[0] + ev[0], tr[1] + ev[1])} if staged else dict(train=tr, evaluate=ev))
+    assert staged == (2 * (task.netspec.sizes[0] + task.netspec.sizes[-1]) > dev.max_body - 8)
+    for kind, (up, down) in want.items():
+        have = {way: sum(got.get(f"{part}_{way}", 0) for part in kind.split("+"))
+                for way in ("to_device", "from_device")}
+        assert have["to_device"] == up, kind
+        n_frames = have["from_device"] // 30 + 1
+        assert abs(have["from_device"] - down) <= n_frames, kind   # tick counters: <= 1 byte a frame
+    # a fleet round as boards.board_round runs it (full frames), against the virtual device's computed count
+    gi, _ = initial_weights(task)
+    with connect(url) as (dev, counter):
+        dev.adaptive = False
+        up = train_int(_device_net(dev, task, cfg), gi, X, T, task.local_epochs)
+    got = measured(counter)
+    virt = virtual_round(task, k, 1, gi, None)["fixed"]
+    assert same(up.weights, virt.weights)
+    want = virt.link_bytes
+    for way in ("to_device", "from_device"):   # less the HELLO, the 0x00 before it and frames resent (a new
+        # connection's first sequence numbers can meet the device's cache of the previous one's)
+        extra = got[way] - sum(got.get(f"{kind}_{way}", 0) for kind in ("hello", "delimiters", "retransmitted")) \
+            - want[way]
+        n_frames = got[way] // 30 + 1
+        assert (extra == 0) if way == "to_device" else (0 <= extra <= n_frames), (way, got[way], want[way])
+
+
+def test_link_meter_counts_the_bytes_a_device_exchanges():
+    """Against the firmware's host port: LOAD, TRAIN, READ_WEIGHTS and EVALUATE frames, counted on the link."""
+    need_tools("make", "cc")
+    from edgebp.boards import start_emulator
+    task = digits_task(n_devices=20, shuffle=True)
+    with start_emulator("host", timeout=120) as url:
+        check_link_meter(url, task, 2, None)
+
+
+@pytest.fixture(scope="module")
+def small_host(tmp_path_factory):
+    from devtest import build_small_host
+    return build_small_host(tmp_path_factory.mktemp("host-small-fleet"), 128)
+
+
+@pytest.mark.parametrize("sizes,data", [([8, 16, 2], "diabetes"),          # 6 samples a TRAIN frame, not 50
+                                        ([64, 32, 10], "sklearn:digits")])  # a sample larger than a frame: staged
+def test_link_meter_counts_the_bytes_of_a_device_with_small_frames(small_host, sizes, data):
+    """A board with 128-byte frame bodies (the AVR's; here the host port built so): Device sizes every request
+    by HELLO's max_body, and LinkMeter, given the same body (FleetTask.max_body), counts the frames it sends."""
+    from edgebp.boards import start_emulator
+    spec = NetSpec.from_sizes(sizes, "sigmoid", "mse")
+    task = FleetTask(data, spec.to_dict(), TrainConfig(lr=0.2, seed=3, shuffle=True).to_dict(), n_devices=20,
+                     split="iid", split_seed=5, local_epochs=1, max_body=128)
+    with start_emulator("host", timeout=120, elf=small_host) as url:
+        check_link_meter(url, task, 2, 128)
+
+
+def test_link_meter_sizes_frames_by_the_devices_body():
+    """No device needed: with 128-byte bodies every frame LinkMeter counts is a small one, there are more of them,
+    and the round costs more bytes than with the protocol's 1,024; FleetTask.max_body is checked."""
+    from edgebp import protocol as P
+    from edgebp.errors import ConfigError
+    from edgebp.fixed import FixedNet
+    spec = NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse")
+    cfg = TrainConfig(seed=1)
+    net = FixedNet(spec, cfg)
+    rng = np.random.default_rng(0)
+    Xq = rng.integers(-4096, 4096, (60, 8)).astype(np.int16)
+    Tq = rng.integers(0, 4096, (60, 2)).astype(np.int16)
+    big, small = LinkMeter(spec, cfg), LinkMeter(spec, cfg, 128)
+    assert big.body == 1024 and small.body == 128 and LinkMeter(spec, cfg, 4096).body == 1024
+
+    def frames(lengths):   # TRAIN request bytes for consecutive chunks of the given sample counts
+        los = np.cumsum([0] + list(lengths))
+        return sum(big.frame(P.TRAIN, P.pack_train(Xq[lo:hi], Tq[lo:hi], 1, 0)) for lo, hi in zip(los, los[1:]))
+    # 20 bytes a sample: 50 of them a frame with 1,024-byte bodies, 6 with 128-byte ones
+    assert big.train(Xq, Tq, 1)[0] == frames([50, 10])
+    assert small.train(Xq, Tq, 1)[0] == frames([6] * 10) > frames([50, 10])
+    w = net.get_int_weights()
+    assert small.readback(w)[1] > big.readback(w)[1] and small.upload(w)[0] > big.upload(w)[0]
+    for bad in (64, 1.5, "128", True):
+        with pytest.raises(ConfigError, match="max_body"):
+            LinkMeter(spec, cfg, bad)
+    with pytest.raises(ConfigError, match="one per device"):
+        FleetTask("diabetes", spec.to_dict(), cfg.to_dict(), n_devices=3, max_body=(128, 1024))
+    t = FleetTask("diabetes", spec.to_dict(), cfg.to_dict(), n_devices=3, max_body=[128, 1024, 512])
+    assert [t.body_of(k) for k in range(3)] == [128, 1024, 512]
 
 
 def test_a_device_whose_link_fails_is_left_out_and_named():

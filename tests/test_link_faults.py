@@ -1,6 +1,5 @@
 """The serial link under faults: clear errors for a dropped link, a bad URL or a reset device; training through a
 seeded relay that drops and flips bytes finishes with the same integers as a clean run (docs/link.md)."""
-import socket
 import time
 
 import numpy as np

@@ -4,7 +4,6 @@ weights equal the host core's after the same samples in the same order, also whe
 and resumes from its checkpoint."""
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import numpy as np

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,31 +66,44 @@ def header(spec: NetSpec, cfg: TrainConfig) -> str:
     return "\n".join(lines + ["}", ""])
 
 
-def measure(work: Path, h: "bench.Harness", label: str, spec: NetSpec, mcu: str):
-    cfg = TrainConfig(lr=0.05, batch_size=1, rounding="stochastic", online_only=True)
-    arena = FixedNet(spec, cfg).memory_report()["total"]
-    d = work / f"{mcu}_{abs(hash(label))}"
-    d.mkdir()
+def build_and_run(work: Path, h: "bench.Harness", spec: NetSpec, cfg: TrainConfig, mcu: str, what: str,
+                  csrc: Path = ROOT / "csrc", flags=(), link: Optional[Path] = None) -> dict:
+    """Builds bench_model.c for ``spec`` trained with ``cfg`` (its model_cfg.h, ``header``) and the core in
+    ``csrc`` for ``mcu`` (``flags``: extra compiler flags; ``link``: a link script, default the harness's 16 KiB
+    one), runs it in QEMU and returns the harness's key=value results (steps, step_ticks, fwd_ticks,
+    arena_bytes), the arena checked against FixedNet's. ``what`` names the measurement in errors. Shared with
+    tools/step_bench/mcu.py."""
+    d = Path(tempfile.mkdtemp(dir=work))
     (d / "model_cfg.h").write_text(header(spec, cfg))
     m = bench.MCUS[mcu]
-    big = arena + 2 * 2 * (spec.n_in + spec.n_out) > 12 * 1024
-    if big and mcu == "cortex-m0":
-        return arena, None, None          # does not fit the micro:bit's 16 KiB
-    link = HERE / "link_big.ld" if big else bench.HARNESS / "link.ld"
     elf = d / "bench.elf"
     cmd = ["arm-none-eabi-gcc", f"-mcpu={m['cpu']}", "-mthumb", bench.OPT, "-g", "-std=c99", "-ffreestanding",
-           "-fno-tree-loop-distribute-patterns", f"-I{ROOT / 'csrc'}", f"-I{d}", "-nostdlib", "-nostartfiles",
-           "-T", str(link), str(bench.HARNESS / "startup.c"), str(HERE / "bench_model.c"),
-           *[str(s) for s in bench.core_sources()], "-lgcc", "-o", str(elf)]
+           "-fno-tree-loop-distribute-patterns", *flags, f"-I{csrc}", f"-I{d}", "-nostdlib", "-nostartfiles",
+           "-T", str(link or bench.HARNESS / "link.ld"), str(bench.HARNESS / "startup.c"), str(HERE / "bench_model.c"),
+           *[str(s) for s in sorted(Path(csrc).glob("*.c"))], "-lgcc", "-o", str(elf)]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(f"build failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
     kv, other = h.run(mcu, elf, timeout=600)
     if "step_ticks" not in kv:
-        raise SystemExit(f"{label} on {mcu}: no result ({kv}, {other[-3:]})")
-    assert kv["arena_bytes"] == arena
-    per = lambda key: bench.ticks_to_instructions(kv[key] / kv["steps"], m["clock"])  # noqa: E731
-    return arena, per("step_ticks"), per("fwd_ticks")
+        raise SystemExit(f"{what} on {mcu}: no result ({kv}, {other[-3:]})")
+    assert kv["arena_bytes"] == FixedNet(spec, cfg).memory_report()["total"]
+    return kv
+
+
+def per_step(kv: dict, key: str, mcu: str) -> float:
+    """Instructions per training step of the harness's tick counter ``key`` (step_ticks, fwd_ticks)."""
+    return bench.ticks_to_instructions(kv[key] / kv["steps"], bench.MCUS[mcu]["clock"])
+
+
+def measure(work: Path, h: "bench.Harness", label: str, spec: NetSpec, mcu: str):
+    cfg = TrainConfig(lr=0.05, batch_size=1, rounding="stochastic", online_only=True)
+    arena = FixedNet(spec, cfg).memory_report()["total"]
+    big = arena + 2 * 2 * (spec.n_in + spec.n_out) > 12 * 1024
+    if big and mcu == "cortex-m0":
+        return arena, None, None          # does not fit the micro:bit's 16 KiB
+    kv = build_and_run(work, h, spec, cfg, mcu, label, link=HERE / "link_big.ld" if big else None)
+    return arena, per_step(kv, "step_ticks", mcu), per_step(kv, "fwd_ticks", mcu)
 
 
 BEGIN, END = "<!-- model-bench:begin -->", "<!-- model-bench:end -->"

@@ -109,6 +109,16 @@ def board_evaluate(task: FleetTask, k: int, global_int: Weights, url: str,
     return res, measured(counter)
 
 
+def max_bodies(urls: Sequence[str], timeout: float = 30.0) -> List[int]:
+    """The maximum frame body each board reports in HELLO (``Device.max_body``): what ``FleetTask.max_body``
+    takes for the virtual devices that stand for these boards (a simulated twin of an emulated fleet)."""
+    out = []
+    for url in urls:
+        with connect(url, timeout) as (dev, _):
+            out.append(dev.max_body)
+    return out
+
+
 def measured(counter: CountingTransport) -> Dict[str, int]:
     out = dict(counter.bytes)
     for way in ("to_device", "from_device"):   # 0x00 bytes outside frames: one per connection, one per resend

@@ -12,14 +12,15 @@ No state survives between rounds but the global weights, so a Flower client (bui
 and a board that stays powered do exactly the same, and a simulated fleet equals an emulated one bit for bit.
 
 ``LinkMeter`` counts the bytes a board exchanges for this, frame by frame, with ``edgebp.protocol``'s framing
-(COBS, header, CRC, the 0x00 delimiter) and the chunking of ``edgebp.device.Device``.
+(COBS, header, CRC, the 0x00 delimiter) and the chunking of ``edgebp.device.Device`` for the board's maximum
+frame body (``FleetTask.max_body``: the protocol's 1,024 bytes, or a small board's, such as the AVR's 128).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -47,6 +48,30 @@ class FleetTask:
     local_epochs: int = 1
     engines: Tuple[str, ...] = ENGINES
     scale: Optional[str] = None    # 'minmax' or 'standard', fitted on the training split (edgebp.data)
+    # the maximum frame body (HELLO's max_body) of the board each virtual device stands for, for its link bytes:
+    # None for the protocol's (1,024 bytes), one number for every device, or one per device (the AVR's is 128)
+    max_body: Union[None, int, Tuple[int, ...]] = None
+
+    def __post_init__(self):
+        from ..errors import ConfigError
+        mb = self.max_body
+        if not isinstance(mb, (list, tuple)):
+            bodies = [mb]
+        else:
+            bodies = list(mb)
+            if len(bodies) != self.n_devices:
+                raise ConfigError(f"FleetTask.max_body gives {len(bodies)} frame bodies for a fleet of "
+                                  f"{self.n_devices} devices: give one number, or one per device")
+            object.__setattr__(self, "max_body", tuple(bodies))     # hashable and picklable as given
+        for b in bodies:
+            if b is not None:
+                LinkMeter.check_body(b)
+
+    def body_of(self, k: int) -> Optional[int]:
+        """The maximum frame body the link bytes of device ``k`` are counted with (None: the protocol's)."""
+        if self.max_body is None or isinstance(self.max_body, (int, np.integer)):
+            return self.max_body
+        return self.max_body[k]
 
     @property
     def netspec(self) -> NetSpec:
@@ -133,7 +158,7 @@ def virtual_round(task: FleetTask, k: int, rnd: int, global_int: Optional[Weight
     if global_int is not None:
         net = FixedNet(spec, cfg)
         out["fixed"] = train_int(net, global_int, X, T, task.local_epochs)
-        out["fixed"].link_bytes = LinkMeter(spec, cfg).round_bytes(
+        out["fixed"].link_bytes = LinkMeter(spec, cfg, task.body_of(k)).round_bytes(
             net.core_params(), global_int, net.quantize_inputs(X), net.quantize_targets(T), task.local_epochs,
             out["fixed"].weights)
     if global_float is not None:
@@ -155,7 +180,7 @@ def virtual_evaluate(task: FleetTask, k: int, global_int: Optional[Weights],
         net.set_int_weights(global_int)
         Xq, Tq = net.quantize_inputs(X), net.quantize_targets(T)
         out["fixed"] = evaluate_int(net, Xq, Tq)
-        nbytes = LinkMeter(spec, cfg).evaluate_bytes(net.core_params(), global_int, Xq, Tq)
+        nbytes = LinkMeter(spec, cfg, task.body_of(k)).evaluate_bytes(net.core_params(), global_int, Xq, Tq)
     if global_float is not None:
         out["float"] = FloatNet(spec, cfg, weights=global_float).evaluate(X, T)
     return out, nbytes
@@ -172,12 +197,26 @@ def initial_weights(task: FleetTask) -> Tuple[Weights, Weights]:
 class LinkMeter:
     """Bytes a board exchanges with the host for a round, frame by frame: encoded request frames (host ->
     device) and response frames (device -> host), each COBS(header | body | CRC-32) + 0x00, in the chunks
-    ``edgebp.device.Device`` sends. Response fields the host cannot know (the device's tick counter) are
-    taken as zero; COBS adds a byte per 254 non-zero bytes, so such a field can change a count by at most one
-    byte per frame. Retransmissions are not counted."""
+    ``edgebp.device.Device`` sends to a device whose frame bodies hold at most ``max_body`` bytes (as
+    ``Device.max_body``: HELLO's, capped at the protocol's ``MAX_BODY``; default the protocol's). Response fields
+    the host cannot know (the device's tick counter) are taken as zero; COBS adds a byte per 254 non-zero bytes,
+    so such a field can change a count by at most one byte per frame. Retransmissions are not counted."""
 
-    def __init__(self, spec: NetSpec, cfg: TrainConfig):
+    MIN_BODY = 128     # the smallest body the firmware builds with (app.c: EBP_APP_MAX_BODY >= 128)
+
+    def __init__(self, spec: NetSpec, cfg: TrainConfig, max_body: Optional[int] = None):
+        from .. import protocol as P
         self.spec, self.cfg = spec, cfg
+        self.body = P.MAX_BODY if max_body is None else min(P.MAX_BODY, self.check_body(max_body))  # Device.max_body
+
+    @classmethod
+    def check_body(cls, max_body) -> int:
+        """``max_body`` as an int; ConfigError unless it is a frame body a device can report."""
+        from ..errors import ConfigError
+        if isinstance(max_body, bool) or not isinstance(max_body, (int, np.integer)) or max_body < cls.MIN_BODY:
+            raise ConfigError(f"max_body must be a whole number of bytes >= {cls.MIN_BODY} (the maximum frame body "
+                              f"the device reports in HELLO), got {max_body!r}")
+        return int(max_body)
 
     @staticmethod
     def frame(type_: int, body: bytes) -> int:
@@ -199,14 +238,15 @@ class LinkMeter:
         import struct
         from .. import protocol as P
         up = down = 0
+        per = min(P.MAX_WRITE_COUNT, (self.body - P.WRITE_HDR.size) // 2)     # as write_weights
         for layer, (W, b) in enumerate(weights):
             hdr = P.WEIGHTS_HDR.pack(layer, len(weights), _dims(W)[1], _dims(W)[0], 0, 0, 0, 0, 0)
             a, c = self._pair(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0), hdr)
             up, down = up + a, down + c
         for layer, (W, b) in enumerate(weights):
             data = np.concatenate([np.asarray(W, np.int16).ravel(), np.asarray(b, np.int16)])
-            for off in range(0, len(data), P.MAX_WRITE_COUNT):
-                part = data[off:off + P.MAX_WRITE_COUNT]
+            for off in range(0, len(data), per):
+                part = data[off:off + per]
                 a, c = self._pair(P.WRITE_WEIGHTS, P.pack_write_weights(layer, off, part),
                                   struct.pack("<IIBxxx", off + len(part), len(data), 1))   # app.c: 12 bytes
                 up, down = up + a, down + c
@@ -222,10 +262,10 @@ class LinkMeter:
         from ..engine import sample_order
         n, n_in, n_out = len(Xq), Xq.shape[1], Tq.shape[1]
         batch = self.cfg.batch_size if self.cfg.batch_size > 0 else n
-        cap = max(1, min(0xFFFF, (P.MAX_BODY - 8) // (2 * (n_in + n_out))))
+        cap = max(1, min(0xFFFF, (self.body - 8) // (2 * (n_in + n_out))))
         up = down = 0
         resp = bytes(24)
-        staged = 2 * (n_in + n_out) > P.MAX_BODY - 8
+        staged = 2 * (n_in + n_out) > self.body - 8
         for e in range(epochs):
             o = sample_order(n, e, self.cfg)
             X, T = Xq[o], Tq[o]
@@ -252,8 +292,8 @@ class LinkMeter:
         its head (8-byte answers), then ``kind`` with EBP_TRAIN_STAGED and the tail."""
         from .. import protocol as P
         e = len(sample)
-        chunk = (P.MAX_BODY - 8) // 2
-        tail = min(e, (P.MAX_BODY - (8 if kind == P.TRAIN else 4)) // 2, chunk)
+        chunk = (self.body - 8) // 2
+        tail = min(e, (self.body - (8 if kind == P.TRAIN else 4)) // 2, chunk)
         up = down = 0
         for off in range(0, e - tail, chunk):
             a, b = self._pair(P.STAGE, P.pack_stage(off, sample[off:min(off + chunk, e - tail)]), bytes(8))
@@ -270,7 +310,7 @@ class LinkMeter:
             a, c = self._pair(P.READ_WEIGHTS, P.pack_read_weights(layer, 0, 0), hdr)
             up, down = up + a, down + c
             data = np.concatenate([np.asarray(W, np.int16).ravel(), np.asarray(b, np.int16)])
-            per = (P.MAX_BODY - 16) // 2
+            per = (self.body - P.WEIGHTS_HDR.size) // 2
             for off in range(0, len(data), per):
                 part = data[off:off + per]
                 hdr = P.WEIGHTS_HDR.pack(layer, len(weights), _dims(W)[1], _dims(W)[0], 0, 0, off, len(part), 0)
@@ -282,9 +322,9 @@ class LinkMeter:
     def evaluate(self, Xq: np.ndarray, Tq: np.ndarray) -> Tuple[int, int]:
         from .. import protocol as P
         n_in, n_out = Xq.shape[1], Tq.shape[1]
-        cap = max(1, min(0xFFFF, (P.MAX_BODY - 8) // (2 * (n_in + n_out))))
+        cap = max(1, min(0xFFFF, (self.body - 8) // (2 * (n_in + n_out))))
         up = down = 0
-        if 2 * (n_in + n_out) > P.MAX_BODY - 4:
+        if 2 * (n_in + n_out) > self.body - 4:
             for x, t in zip(Xq, Tq):
                 a, b = self.staged(P.EVALUATE, np.concatenate([x, t]), bytes(16))
                 up, down = up + a, down + b

@@ -22,6 +22,10 @@ static int passed, failed;
 
 static int64_t arena[4096];
 
+/* XOR in Q12: four samples of two inputs, one target each */
+static const int16_t xor_x[8] = {0, 0, 0, 4096, 4096, 0, 4096, 4096};
+static const int16_t xor_t[4] = {0, 4096, 4096, 0};
+
 static ebp_cfg_t xor_cfg(void) {
     ebp_cfg_t c;
     memset(&c, 0, sizeof c);
@@ -38,22 +42,25 @@ static ebp_cfg_t xor_cfg(void) {
     return c;
 }
 
+/* Online SGD epochs on XOR until all four samples are classified (at most max_epochs); returns how many are. */
+static uint32_t train_xor(ebp_net_t *net, int max_epochs) {
+    uint32_t correct = 0;
+    int epoch;
+    for (epoch = 0; epoch < max_epochs && correct < 4; epoch++) {
+        CHECK(ebp_train(net, xor_x, xor_t, 4, 1, NULL) == EBP_OK);
+        CHECK(ebp_evaluate(net, xor_x, xor_t, 4, NULL, &correct) == EBP_OK);
+    }
+    return correct;
+}
+
 static void test_xor(void) {
-    static const int16_t x[8] = {0, 0, 0, 4096, 4096, 0, 4096, 4096};
-    static const int16_t t[4] = {0, 4096, 4096, 0};
     ebp_cfg_t c = xor_cfg();
     ebp_net_t net;
     ebp_hparams_t hp = {32768, -16, 0}; /* lr 0.5 */
-    uint32_t correct = 0;
-    int epoch;
     CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
     CHECK(ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 4096, 1) == EBP_OK);
     CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
-    for (epoch = 0; epoch < 5000 && correct < 4; epoch++) {
-        CHECK(ebp_train(&net, x, t, 4, 1, NULL) == EBP_OK);
-        CHECK(ebp_evaluate(&net, x, t, 4, NULL, &correct) == EBP_OK);
-    }
-    CHECK(correct == 4);
+    CHECK(train_xor(&net, 5000) == 4);
 }
 
 static void test_status_paths(void) {
@@ -87,8 +94,6 @@ static void test_status_paths(void) {
 
 /* A frozen first layer: never updated, no deltas, no gradient memory; the memory report says so exactly. */
 static void test_frozen(void) {
-    static const int16_t x[8] = {0, 0, 0, 4096, 4096, 0, 4096, 4096};
-    static const int16_t t[4] = {0, 4096, 4096, 0};
     ebp_cfg_t c = xor_cfg();
     ebp_net_t net;
     ebp_memory_t full, part;
@@ -106,8 +111,8 @@ static void test_frozen(void) {
     CHECK(ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 4096, 1) == EBP_OK);
     CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
     for (i = 0; i < 8; i++) w0[i] = net.layers[0].w[i];
-    CHECK(ebp_train(&net, x, t, 4, 1, NULL) == EBP_OK);
-    CHECK(ebp_train(&net, x, t, 4, 2, NULL) == EBP_OK);
+    CHECK(ebp_train(&net, xor_x, xor_t, 4, 1, NULL) == EBP_OK);
+    CHECK(ebp_train(&net, xor_x, xor_t, 4, 2, NULL) == EBP_OK);
     for (i = 0; i < 8; i++) CHECK(net.layers[0].w[i] == w0[i]);
     CHECK(net.layers[0].stats.updates == 0 && net.layers[1].stats.updates > 0);
     c.layers[0].frozen = 2;
@@ -116,14 +121,11 @@ static void test_frozen(void) {
 
 /* int8 weights: half the parameter bytes, updates rounded stochastically even with cfg.rounding nearest */
 static void test_int8(void) {
-    static const int16_t x[8] = {0, 0, 0, 4096, 4096, 0, 4096, 4096};
-    static const int16_t t[4] = {0, 4096, 4096, 0};
     ebp_cfg_t c = xor_cfg();
     ebp_net_t net;
     ebp_memory_t m16, m8;
     ebp_hparams_t hp = {32768, -15, 0}; /* lr 1 */
-    uint32_t correct = 0, rng0;
-    int epoch;
+    uint32_t rng0;
     CHECK(ebp_net_memory(&c, EBP_MODE_TRAIN, &m16) == EBP_OK);
     c.layers[0].w_bits = c.layers[1].w_bits = 8;
     c.layers[0].w_frac = c.layers[1].w_frac = 5;
@@ -135,11 +137,7 @@ static void test_int8(void) {
     CHECK(ebp_net_init_weights(&net, EBP_INIT_UNIFORM, 8192, 3) == EBP_OK);
     CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
     rng0 = net.rng;
-    for (epoch = 0; epoch < 4000 && correct < 4; epoch++) {
-        CHECK(ebp_train(&net, x, t, 4, 1, NULL) == EBP_OK);
-        CHECK(ebp_evaluate(&net, x, t, 4, NULL, &correct) == EBP_OK);
-    }
-    CHECK(correct == 4);
+    CHECK(train_xor(&net, 4000) == 4);
     CHECK(net.rng != rng0); /* stochastic rounding drew numbers */
     c.layers[0].w_bits = 4;
     CHECK(ebp_cfg_check(&c) == EBP_ERR_CONFIG);
@@ -154,18 +152,51 @@ static uint32_t rnd(void) {
     return rnd_state;
 }
 
+static const int16_t edge[] = {INT16_MIN, INT16_MIN + 1, -1, 0, 1, INT16_MAX - 1, INT16_MAX};
+static const int8_t edge8[] = {INT8_MIN, INT8_MIN + 1, -1, 0, 1, INT8_MAX - 1, INT8_MAX};
+
+/* Each layer, with probability 1/2, gets all its weights from the edges of their storage type. */
+static void extreme_weights(ebp_net_t *net) {
+    unsigned l, i;
+    for (l = 0; l < net->cfg.n_layers; l++)
+        if (rnd() % 2)
+            for (i = 0; i < net->layers[l].n_w; i++) {
+                if (net->layers[l].w8 != NULL)
+                    net->layers[l].w8[i] = edge8[rnd() % 7];
+                else
+                    net->layers[l].w[i] = edge[rnd() % 7];
+            }
+}
+
+/* A random learning rate (any mantissa, shifts down to 2^-80) and momentum. */
+static void random_hparams(ebp_net_t *net) {
+    ebp_hparams_t hp;
+    hp.lr_m = (uint16_t)rnd();
+    hp.lr_e = (int8_t)(-(int)(rnd() % 81));
+    hp.momentum_q15 = (uint16_t)(rnd() % 32768);
+    CHECK(ebp_net_set_hparams(net, &hp) == EBP_OK);
+}
+
+/* n samples for c: any int16 inputs, a third of them edge values; for CE targets 0 or the output format's 1.0
+ * (INT16_MAX in Q15) at random, for MSE any int16. */
+static void extreme_data(const ebp_cfg_t *c, int16_t *x, int16_t *t, unsigned n) {
+    const ebp_layer_cfg_t *out = &c->layers[c->n_layers - 1];
+    int16_t one = (int16_t)(out->a_frac == 15 ? INT16_MAX : 1 << out->a_frac);
+    unsigned i;
+    for (i = 0; i < n * c->n_in; i++) x[i] = rnd() % 3 ? (int16_t)rnd() : edge[rnd() % 7];
+    for (i = 0; i < n * out->n_out; i++)
+        t[i] = c->loss == EBP_LOSS_CE ? (int16_t)(rnd() % 2 ? one : 0) : (int16_t)rnd();
+}
+
 /* Random configurations at the edges of every format, with extreme data: must never overflow. */
 static void test_extremes(void) {
     static int16_t x[64 * 32], t[64 * 8];
-    static const int16_t edge[] = {INT16_MIN, INT16_MIN + 1, -1, 0, 1, INT16_MAX - 1, INT16_MAX};
-    static const int8_t edge8[] = {INT8_MIN, INT8_MIN + 1, -1, 0, 1, INT8_MAX - 1, INT8_MAX};
     int trial;
     for (trial = 0; trial < 300; trial++) {
         ebp_cfg_t c;
         ebp_net_t net;
-        ebp_hparams_t hp;
         ebp_memory_t mem;
-        unsigned l, i, n_out;
+        unsigned l;
         int64_t loss = 0;
         uint32_t correct;
         memset(&c, 0, sizeof c);
@@ -189,26 +220,10 @@ static void test_extremes(void) {
         CHECK(mem.total <= sizeof arena);
         CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
         CHECK(ebp_net_init_weights(&net, (int)(rnd() % 3), (uint16_t)rnd(), rnd()) == EBP_OK);
-        /* some layers get extreme weights */
-        for (l = 0; l < c.n_layers; l++)
-            if (rnd() % 2)
-                for (i = 0; i < (unsigned)net.layers[l].n_out * net.layers[l].n_in; i++) {
-                    if (net.layers[l].w8 != NULL)
-                        net.layers[l].w8[i] = edge8[rnd() % 7];
-                    else
-                        net.layers[l].w[i] = edge[rnd() % 7];
-                }
-        hp.lr_m = (uint16_t)rnd();
-        hp.lr_e = (int8_t)(-(int)(rnd() % 81));
-        hp.momentum_q15 = (uint16_t)(rnd() % 32768);
-        CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
+        extreme_weights(&net);
+        random_hparams(&net);
         CHECK(ebp_net_seed(&net, rnd()) == EBP_OK);
-        n_out = c.layers[c.n_layers - 1].n_out;
-        for (i = 0; i < 64u * c.n_in; i++) x[i] = rnd() % 3 ? (int16_t)rnd() : edge[rnd() % 7];
-        for (i = 0; i < 64u * n_out; i++) {
-            int16_t one = (int16_t)(c.layers[c.n_layers - 1].a_frac == 15 ? INT16_MAX : 1 << c.layers[c.n_layers - 1].a_frac);
-            t[i] = c.loss == EBP_LOSS_CE ? (int16_t)(rnd() % 2 ? one : 0) : (int16_t)rnd();
-        }
+        extreme_data(&c, x, t, 64);
         CHECK(ebp_train(&net, x, t, 64, 1 + rnd() % 8, &loss) == EBP_OK);
         CHECK(ebp_evaluate(&net, x, t, 64, &loss, &correct) == EBP_OK && correct <= 64);
     }
@@ -218,14 +233,11 @@ static void test_extremes(void) {
  * extreme data and weights, through both update paths: must never overflow (ASan + UBSan). */
 static void test_conv_extremes(void) {
     static int16_t x[16 * 96], t[16 * 4];
-    static const int16_t edge[] = {INT16_MIN, INT16_MIN + 1, -1, 0, 1, INT16_MAX - 1, INT16_MAX};
-    static const int8_t edge8[] = {INT8_MIN, INT8_MIN + 1, -1, 0, 1, INT8_MAX - 1, INT8_MAX};
     int trial;
     for (trial = 0; trial < 300; trial++) {
         ebp_cfg_t c;
         ebp_net_t net;
-        ebp_hparams_t hp;
-        uint32_t ch = 1 + rnd() % 3, len = 2 + rnd() % 30, i, l, n_hidden = 1 + rnd() % 3, frac;
+        uint32_t ch = 1 + rnd() % 3, len = 2 + rnd() % 30, l, n_hidden = 1 + rnd() % 3, frac;
         int64_t loss = 0;
         memset(&c, 0, sizeof c);
         c.in_ch = (uint16_t)ch;
@@ -273,23 +285,9 @@ static void test_conv_extremes(void) {
         CHECK(ebp_cfg_check(&c) == EBP_OK);
         CHECK(ebp_net_init(&net, &c, EBP_MODE_TRAIN, arena, sizeof arena) == EBP_OK);
         CHECK(ebp_net_init_weights(&net, (int)(rnd() % 3), (uint16_t)rnd(), rnd()) == EBP_OK);
-        for (l = 0; l < c.n_layers; l++)
-            if (rnd() % 2)
-                for (i = 0; i < net.layers[l].n_w; i++) {
-                    if (net.layers[l].w8 != NULL)
-                        net.layers[l].w8[i] = edge8[rnd() % 7];
-                    else
-                        net.layers[l].w[i] = edge[rnd() % 7];
-                }
-        hp.lr_m = (uint16_t)rnd();
-        hp.lr_e = (int8_t)(-(int)(rnd() % 81));
-        hp.momentum_q15 = (uint16_t)(rnd() % 32768);
-        CHECK(ebp_net_set_hparams(&net, &hp) == EBP_OK);
-        for (i = 0; i < 16u * c.n_in; i++) x[i] = rnd() % 3 ? (int16_t)rnd() : edge[rnd() % 7];
-        for (i = 0; i < 16u * c.layers[n_hidden].n_out; i++) {
-            int16_t one = (int16_t)(c.layers[n_hidden].a_frac == 15 ? INT16_MAX : 1 << c.layers[n_hidden].a_frac);
-            t[i] = c.loss == EBP_LOSS_CE ? (int16_t)(rnd() % 2 ? one : 0) : (int16_t)rnd();
-        }
+        extreme_weights(&net);
+        random_hparams(&net);
+        extreme_data(&c, x, t, 16);
         CHECK(ebp_train(&net, x, t, 16, (c.flags & EBP_FLAG_ONLINE) ? 1u : 1u + rnd() % 4, &loss) == EBP_OK);
         CHECK(ebp_evaluate(&net, x, t, 16, &loss, NULL) == EBP_OK);
     }

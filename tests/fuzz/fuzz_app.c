@@ -238,61 +238,65 @@ static uint32_t shadow_crc(void)
     return c ^ 0xFFFFFFFFu;
 }
 
+/* The two preloaded models, n_in-16-n_out, sent as LOAD bodies (edgebp/protocol.py: LOAD_FIXED, then LAYER per
+ * layer): Q12 inputs, weights and activations, init range 0.5 (range_q12 2048), learning rate 52429 * 2^lr_e
+ * (0.8 and 0.2). */
+typedef struct {
+    uint8_t n_in, loss, optimizer, rounding, flags, init_kind, seed, act_hidden, n_out, act_out;
+    int8_t lr_e;
+    uint16_t momentum_q15;
+} model_t;
+
+static const model_t models[2] = {
+    /* 8-16-2 sigmoid, MSE, online SGD (EBP_FLAG_ONLINE), round to nearest, uniform init */
+    {.n_in = 8, .loss = EBP_LOSS_MSE, .optimizer = EBP_OPT_SGD, .rounding = EBP_ROUND_NEAREST,
+     .flags = EBP_FLAG_ONLINE, .init_kind = EBP_INIT_UNIFORM, .seed = 1, .act_hidden = EBP_ACT_SIGMOID, .n_out = 2,
+     .act_out = EBP_ACT_SIGMOID, .lr_e = -16, .momentum_q15 = 0},
+    /* 4-16-3 tanh/softmax, CE, momentum 0.9 with gradient memory, stochastic rounding, Xavier init */
+    {.n_in = 4, .loss = EBP_LOSS_CE, .optimizer = EBP_OPT_MOMENTUM, .rounding = EBP_ROUND_STOCHASTIC, .flags = 0,
+     .init_kind = EBP_INIT_XAVIER, .seed = 7, .act_hidden = EBP_ACT_TANH, .n_out = 3, .act_out = EBP_ACT_SOFTMAX,
+     .lr_e = -18, .momentum_q15 = 29491},
+};
+
+static uint32_t load_body(uint8_t *b, const model_t *m)
+{
+    memset(b, 0, 30);
+    put16(b, m->n_in);
+    b[2] = 12;                         /* in_frac */
+    b[3] = 2;                          /* layers */
+    b[4] = m->loss;
+    b[5] = m->optimizer;
+    b[6] = m->rounding;
+    b[7] = m->flags;
+    put16(b + 8, 52429);               /* lr_m */
+    b[10] = (uint8_t)m->lr_e;
+    put16(b + 11, m->momentum_q15);
+    b[13] = m->init_kind;
+    put16(b + 14, 2048);               /* init_range_q12: 0.5 */
+    b[16] = m->seed;                   /* u32 seed: the upper bytes stay 0 */
+    put16(b + 20, 16);                 /* layer 0: n_out, act, w_frac, a_frac */
+    b[22] = m->act_hidden;
+    b[23] = 12;
+    b[24] = 12;
+    put16(b + 25, m->n_out);           /* layer 1 */
+    b[27] = m->act_out;
+    b[28] = 12;
+    b[29] = 12;
+    return 30;
+}
+
 static void preload(uint8_t mode)
 {
     uint8_t b[40];
-    memset(b, 0, sizeof b);
-    if (mode & 2) { /* 4-16-3 tanh/softmax, CE, momentum, stochastic rounding, gradient memory */
-        m_in = 4;
-        m_out = 3;
-        put16(b, 4);
-        b[2] = 12;
-        b[3] = 2;
-        b[4] = 1;       /* CE */
-        b[5] = 1;       /* momentum */
-        b[6] = 1;       /* stochastic */
-        b[7] = 0;
-        put16(b + 8, 52429);
-        b[10] = (uint8_t)(int8_t)-18;
-        put16(b + 11, 29491);
-        b[13] = 1;
-        put16(b + 14, 2048);
-        b[16] = 7;
-        put16(b + 20, 16);
-        b[22] = 3;
-        b[23] = 12;
-        b[24] = 12;
-        put16(b + 25, 3);
-        b[27] = 4;
-        b[28] = 12;
-        b[29] = 12;
-    } else {        /* 8-16-2 sigmoid, MSE, online SGD (EBP_FLAG_ONLINE) */
-        m_in = 8;
-        m_out = 2;
-        put16(b, 8);
-        b[2] = 12;
-        b[3] = 2;
-        b[7] = 2;
-        put16(b + 8, 52429);
-        b[10] = (uint8_t)(int8_t)-16;
-        b[13] = 0;
-        put16(b + 14, 2048);
-        b[16] = 1;
-        put16(b + 20, 16);
-        b[22] = 2;
-        b[23] = 12;
-        b[24] = 12;
-        put16(b + 25, 2);
-        b[27] = 2;
-        b[28] = 12;
-        b[29] = 12;
-    }
-    send_frame(EBP_MSG_LOAD, b, 30);
+    const model_t *m = &models[(mode >> 1) & 1u];
+    m_in = m->n_in;
+    m_out = m->n_out;
+    send_frame(EBP_MSG_LOAD, b, load_body(b, m));
     if (mode & 4) { /* upload: layer 0 whole, layer 1 whole, commit with a CRC that may or may not match */
         uint8_t w[8 + 2 * 160];
         uint32_t l, n, i;
         for (l = 0; l < 2; l++) {
-            n = l == 0 ? 16u * m_in + 16u : m_out * 16u + m_out;
+            n = layer_n(l);
             memset(w, 0, sizeof w);
             w[0] = (uint8_t)l;
             put16(w + 2, n);

@@ -20,7 +20,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 from edgebp import NetSpec, TrainConfig, bench  # noqa: E402
-from edgebp.fixed import FixedNet  # noqa: E402
 import model_bench  # noqa: E402
 
 
@@ -29,22 +28,8 @@ MCUS = ("cortex-m3", "cortex-m4", "cortex-m0")
 
 def measure(work: Path, h, csrc: Path, cfg: TrainConfig, mcu: str, flags=()) -> float:
     spec = NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse")
-    d = Path(tempfile.mkdtemp(dir=work))
-    (d / "model_cfg.h").write_text(model_bench.header(spec, cfg))
-    m = bench.MCUS[mcu]
-    elf = d / "bench.elf"
-    cmd = ["arm-none-eabi-gcc", f"-mcpu={m['cpu']}", "-mthumb", bench.OPT, "-g", "-std=c99", "-ffreestanding",
-           "-fno-tree-loop-distribute-patterns", *flags, f"-I{csrc}", f"-I{d}", "-nostdlib", "-nostartfiles",
-           "-T", str(bench.HARNESS / "link.ld"), str(bench.HARNESS / "startup.c"),
-           str(model_bench.HERE / "bench_model.c"), str(csrc / "edgebp.c"), "-lgcc", "-o", str(elf)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode:
-        raise SystemExit(f"build failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
-    kv, other = h.run(mcu, elf, timeout=600)
-    if "step_ticks" not in kv:
-        raise SystemExit(f"{mcu}: no result ({kv}, {other[-3:]})")
-    assert kv["arena_bytes"] == FixedNet(spec, cfg).memory_report()["total"]
-    return bench.ticks_to_instructions(kv["step_ticks"] / kv["steps"], m["clock"])
+    kv = model_bench.build_and_run(work, h, spec, cfg, mcu, "8-16-2", csrc=csrc, flags=flags)
+    return model_bench.per_step(kv, "step_ticks", mcu)
 
 
 def main() -> int:
