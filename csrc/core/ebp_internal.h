@@ -75,7 +75,7 @@ static inline int16_t s16_of_bits(uint32_t bits) {
     return (int16_t)((int32_t)bits - (int32_t)((bits & 0x8000u) << 1));
 }
 
-static inline int16_t sat16_count(int64_t x, uint32_t *count) {
+EBP_FIXED_FN int16_t sat16_count(int64_t x, uint32_t *count) {
     int16_t y = ebp_sat16(x);
     if (y != x) (*count)++;
     return y;
@@ -84,7 +84,7 @@ static inline int16_t sat16_count(int64_t x, uint32_t *count) {
 /* number of significant bits of v (0 for 0): count leading zeros with GCC and clang on targets that have
  * the instruction (not Cortex-M0; -DEBP_NO_CLZ forces the portable code), else binary search on its upper
  * or lower half */
-static inline int bit_length(uint64_t v) {
+EBP_FIXED_FN int bit_length(uint64_t v) {
 #if defined(__GNUC__) && (defined(__ARM_FEATURE_CLZ) || defined(__x86_64__)) && !defined(EBP_NO_CLZ)
     uint32_t hi = (uint32_t)(v >> 32), lo = (uint32_t)v;
     return hi != 0 ? 64 - __builtin_clz(hi) : lo != 0 ? 32 - __builtin_clz(lo) : 0;
@@ -138,7 +138,7 @@ static inline uint64_t mul_u32_q15(uint32_t a, uint32_t f) {
 }
 
 /* w -= q, saturated to int16; returns 1 if it clipped */
-static inline uint32_t sub_sat16(int16_t *w, int32_t q) {
+EBP_FIXED_FN uint32_t sub_sat16(int16_t *w, int32_t q) {
     int32_t nw = *w - q;
     if ((uint32_t)(nw + 32768) > 65535u) {
         *w = nw < 0 ? INT16_MIN : INT16_MAX;
@@ -159,12 +159,14 @@ static inline uint32_t add_sat32(int32_t *a, int32_t r) {
 }
 
 /* a weight or bias of an int16 or an int8 (w8 set) layer */
-static inline int32_t ebp_w(const ebp_layer_t *L, uint32_t k) { return L->w8 != NULL ? L->w8[k] : L->w[k]; }
-static inline int32_t ebp_b(const ebp_layer_t *L, uint32_t k) { return L->b8 != NULL ? L->b8[k] : L->b[k]; }
+static inline int32_t ebp_w(const ebp_layer_t *L, uint32_t k) { return EBP_INT8 && L->w8 != NULL ? L->w8[k] : L->w[k]; }
+static inline int32_t ebp_b(const ebp_layer_t *L, uint32_t k) { return EBP_INT8 && L->b8 != NULL ? L->b8[k] : L->b[k]; }
 
 /* a layer that runs the plain per-position loops of ebp_conv1d.c: a convolution, or a dense layer with
  * int8 weights (a dense layer is the convolution of an (n_in, 1) input with kernel 1) */
-static inline int ebp_plain(const ebp_layer_t *L) { return L->kind == EBP_KIND_CONV1D || L->w8 != NULL; }
+static inline int ebp_plain(const ebp_layer_t *L) {
+    return (EBP_CONV && L->kind == EBP_KIND_CONV1D) || (EBP_INT8 && L->w8 != NULL);
+}
 
 /* widest hidden layer whose raw deltas an EBP_FLAG_ONLINE network packs instead of computing them twice */
 #define EBP_PACK_WIDTH 128
