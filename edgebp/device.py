@@ -32,7 +32,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from . import protocol as P
-from ._core import lib
+from ._core import ffi, lib
 from .errors import ConfigError, DeviceError, MemoryBudgetError, ProtocolError
 from .fixed import LOSS_SCALE, FixedNet, IntegerEngine
 
@@ -550,6 +550,8 @@ class Device:
             return
         what = P.MESSAGE_NAMES.get(f.type & ~P.RESPONSE, str(f.type))
         msg = f"device refused {what}: {P.status_message(f.status)} (status {f.status})"
+        if f.status not in P.CORE_STATUS and -100 < f.status < 0:   # issue 14: a core status newer than the table
+            msg = f"device refused {what}: {ffi.string(lib.ebp_status_str(f.status)).decode()} (status {f.status})"
         if f.status == P.C["EBP_PERR_NO_MEMORY"] and len(f.body) >= 8:
             needed, arena = struct.unpack_from("<II", f.body)
             raise DeviceMemoryError(f.status, f"the model needs {needed} bytes but the device arena has {arena}; "
