@@ -16,7 +16,7 @@
 
 /* The helpers (these 64-bit ones, and a few in csrc/core/ebp_internal.h): inline everywhere, except on 8-bit AVR,
  * where every 64-bit add or shift is dozens of instructions inlined at each call: there they are out-of-line
- * functions (flash over speed: an ATmega328P has 32 KiB; the step is as fast within 0.5%, tools/step_bench/avr.py).
+ * functions (an ATmega328P has 32 KiB of flash; 8-16-2 step within 0.1% as fast, tools/step_bench/avr.py).
  * The integers are the same either way. -DEBP_FIXED_INLINE=1 or 0 forces one or the other. */
 #ifndef EBP_FIXED_INLINE
 #if defined(__AVR__)

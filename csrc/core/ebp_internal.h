@@ -138,7 +138,7 @@ static inline uint64_t mul_u32_q15(uint32_t a, uint32_t f) {
 }
 
 /* w -= q, saturated to int16; returns 1 if it clipped */
-EBP_FIXED_FN uint32_t sub_sat16(int16_t *w, int32_t q) {
+static inline uint32_t sub_sat16(int16_t *w, int32_t q) {
     int32_t nw = *w - q;
     if ((uint32_t)(nw + 32768) > 65535u) {
         *w = nw < 0 ? INT16_MIN : INT16_MAX;
