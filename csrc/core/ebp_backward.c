@@ -17,11 +17,13 @@ static inline int32_t raw_out(const ebp_layer_t *L, const int16_t *t, uint32_t i
 /* dL/dz of hidden neuron i before normalisation: f'(y_i) sum_k w_ki delta_k over the next layer N */
 
 /* ebp_rshift_rn(x, s) for 1 <= s <= 62 when the result is known to lie below 2^31 in magnitude */
-EBP_FIXED_FN int32_t rshift_rn_small(int64_t x, int s) {
+EBP_FIXED_BEGIN
+EBP_FIXED_FN static inline int32_t rshift_rn_small(int64_t x, int s) {
     uint64_t v = (x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x) + ((uint64_t)1 << (s - 1));
     uint32_t m = s < 32 ? ((uint32_t)v >> s) | ((uint32_t)(v >> 32) << (32 - s)) : (uint32_t)(v >> 32) >> (s - 32);
     return x < 0 ? -(int32_t)m : (int32_t)m;
 }
+EBP_FIXED_END
 
 /* the mantissas at shift s from hidden_pass's packed magnitudes (mode 2) and signs; s0 as there */
 static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int s, int s0) {

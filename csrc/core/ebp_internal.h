@@ -75,16 +75,19 @@ static inline int16_t s16_of_bits(uint32_t bits) {
     return (int16_t)((int32_t)bits - (int32_t)((bits & 0x8000u) << 1));
 }
 
-EBP_FIXED_FN int16_t sat16_count(int64_t x, uint32_t *count) {
+EBP_FIXED_BEGIN
+EBP_FIXED_FN static inline int16_t sat16_count(int64_t x, uint32_t *count) {
     int16_t y = ebp_sat16(x);
     if (y != x) (*count)++;
     return y;
 }
+EBP_FIXED_END
 
 /* number of significant bits of v (0 for 0): count leading zeros with GCC and clang on targets that have
  * the instruction (not Cortex-M0; -DEBP_NO_CLZ forces the portable code), else binary search on its upper
  * or lower half */
-EBP_FIXED_FN int bit_length(uint64_t v) {
+EBP_FIXED_BEGIN
+EBP_FIXED_FN static inline int bit_length(uint64_t v) {
 #if defined(__GNUC__) && (defined(__ARM_FEATURE_CLZ) || defined(__x86_64__)) && !defined(EBP_NO_CLZ)
     uint32_t hi = (uint32_t)(v >> 32), lo = (uint32_t)v;
     return hi != 0 ? 64 - __builtin_clz(hi) : lo != 0 ? 32 - __builtin_clz(lo) : 0;
@@ -103,6 +106,7 @@ EBP_FIXED_FN int bit_length(uint64_t v) {
     return n + (int)x;
 #endif
 }
+EBP_FIXED_END
 
 /*
  * f'(y) from the output y (Q a_frac), Q15 in [0, 32768]; sd = 2 a_frac - 15. The forward pass leaves sigmoid
