@@ -1420,8 +1420,17 @@ class DeviceNet(IntegerEngine):
         """After a training call: the device's weights read back, for an upload restore."""
         if self.resume and self.restore == "upload" and self._ack[1] == 0:
             from .deploy import read_state
-            self._ckpt = (len(self._log), self._call(self.device.read_weights), self._ack[0],
-                          self._call(lambda: read_state(self.device)))
+            weights = self._call(self.device.read_weights)
+            try:
+                state = self._call(lambda: read_state(self.device))
+            except DeviceStatusError as e:   # issue 14: firmware without STATE (and uploads): the Uno board
+                if e.status != P.C["EBP_PERR_UNKNOWN"]:
+                    raise
+                self.restore, self._ckpt = "replay", None
+                self._event("the device has no STATE request (a small board's firmware): a reset is restored by "
+                            "replaying every acknowledged call")
+                return
+            self._ckpt = (len(self._log), weights, self._ack[0], state)
 
     def _recover(self, err: Exception, load: bool = False) -> None:
         self._event(f"link trouble: {err}; reconnecting")

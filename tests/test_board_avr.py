@@ -216,3 +216,24 @@ def test_cli_device_train_checks_and_reports_cycles(built, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["check"]["identical"]
     assert 50_000 < out["engines"]["device"]["cycles_per_step"] < 1_000_000
+
+
+def test_a_reset_during_a_resumable_run_is_restored_by_replay(url, diabetes):
+    """The board has no STATE or weight upload (board.mk), so DeviceNet(resume=True) cannot restore a reset
+    device by uploading its last weights: it finds that out at its first checkpoint and replays instead; the
+    finished run is the host's, bit for bit."""
+    from edgebp.deploy import erase_checkpoints
+    from edgebp.device import Device, DeviceNet
+    from edgebp.fixed import FixedNet
+    spec, cfg = NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse"), TrainConfig(seed=9)
+    fn = FixedNet(spec, cfg)
+    X, T = fn.quantize_inputs(diabetes.X_train[:40]), fn.quantize_targets(diabetes.T_train[:40])
+    with Device(url, timeout=20.0) as dev:
+        erase_checkpoints(dev)
+        net = DeviceNet(dev, spec, cfg, resume=True, resume_timeout=60.0)
+        assert net.train_q(X[:20], T[:20], 1) == fn.train_q(X[:20], T[:20], 1)
+        assert net.restore == "replay" and any("no STATE request" in e for e in net.events)
+        hard_reset(dev, dev._params)    # behind the run's back: the chip resets and forgets the model
+        assert net.train_q(X[20:], T[20:], 1) == fn.train_q(X[20:], T[20:], 1)
+        assert any("replaying" in e for e in net.events), net.events
+        assert same_weights(dev.read_weights(), fn.get_int_weights())
