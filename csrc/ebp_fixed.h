@@ -14,15 +14,39 @@
 
 #include <stdint.h>
 
-static inline int16_t ebp_sat16(int64_t x) {
+/* The helpers (these 64-bit ones, and a few in csrc/core/ebp_internal.h): inline everywhere, except on 8-bit AVR,
+ * where every 64-bit add or shift is dozens of instructions inlined at each call: there they are out-of-line
+ * functions (an ATmega328P has 32 KiB of flash; 8-16-2 step within 0.1% as fast, tools/step_bench/avr.py).
+ * The integers are the same either way. -DEBP_FIXED_INLINE=1 or 0 forces one or the other. */
+#ifndef EBP_FIXED_INLINE
+#if defined(__AVR__)
+#define EBP_FIXED_INLINE 0
+#else
+#define EBP_FIXED_INLINE 1
+#endif
+#endif
+#if EBP_FIXED_INLINE || !defined(__GNUC__)
+#define EBP_FIXED_FN
+#define EBP_FIXED_BEGIN
+#define EBP_FIXED_END
+#else
+/* noinline on a static inline function (edgebp/_build.py finds the helpers by "static inline"): GCC's warning
+ * about the pair is silenced between EBP_FIXED_BEGIN and EBP_FIXED_END only */
+#define EBP_FIXED_FN __attribute__((noinline))
+#define EBP_FIXED_BEGIN _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wattributes\"")
+#define EBP_FIXED_END _Pragma("GCC diagnostic pop")
+#endif
+
+EBP_FIXED_BEGIN
+EBP_FIXED_FN static inline int16_t ebp_sat16(int64_t x) {
     return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
 }
 
-static inline int32_t ebp_sat32(int64_t x) {
+EBP_FIXED_FN static inline int32_t ebp_sat32(int64_t x) {
     return (int32_t)(x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x));
 }
 
-static inline int64_t ebp_rshift_rn(int64_t x, int s) {
+EBP_FIXED_FN static inline int64_t ebp_rshift_rn(int64_t x, int s) {
     /* floor((x + 2^(s-1) - [x < 0]) / 2^s), the floor taken on x + 2^62 as an unsigned number */
     uint64_t b;
     if (s <= 0) return x;
@@ -41,7 +65,7 @@ static inline int32_t ebp_rshift_rn32(int32_t x, int s) {
     return (int32_t)(b >> s) - (int32_t)(0x80000000u >> s);
 }
 
-static inline int64_t ebp_rshift_floor(int64_t x, int s) {
+EBP_FIXED_FN static inline int64_t ebp_rshift_floor(int64_t x, int s) {
     uint64_t m;
     if (s <= 0) return x;
     if (x >= 0) return (int64_t)((uint64_t)x >> s);
@@ -57,7 +81,7 @@ static inline int32_t ebp_rshift_sr32(int32_t x, int s, uint32_t r) {
     return (int32_t)(b >> s) - (int32_t)(0x80000000u >> s);
 }
 
-static inline int64_t ebp_rshift_sr(int64_t x, int s, uint32_t r) {
+EBP_FIXED_FN static inline int64_t ebp_rshift_sr(int64_t x, int s, uint32_t r) {
     uint64_t u;
     if (s <= 0) return x;
     u = s <= 32 ? (uint64_t)(r >> (32 - s)) : (uint64_t)r << (s - 32);
@@ -66,7 +90,7 @@ static inline int64_t ebp_rshift_sr(int64_t x, int s, uint32_t r) {
 }
 
 /* x * 2^s for s >= 0, saturated to +-2^62 (the helpers' input range). */
-static inline int64_t ebp_lshift_sat(int64_t x, int s) {
+EBP_FIXED_FN static inline int64_t ebp_lshift_sat(int64_t x, int s) {
     const int64_t lim = (int64_t)1 << 62;
     uint64_t m;
     if (s <= 0) return x;
@@ -76,6 +100,8 @@ static inline int64_t ebp_lshift_sat(int64_t x, int s) {
     m <<= s;
     return x < 0 ? -(int64_t)m : (int64_t)m;
 }
+
+EBP_FIXED_END
 
 /* Marsaglia's xorshift32; state must not be 0. Returns the new state. */
 static inline uint32_t ebp_xorshift32(uint32_t *state) {

@@ -24,6 +24,9 @@
  * on ARMv7-M, ARMv7E-M with DSP and ARMv6-M the core builds kernels of its own that give the same integers
  * (-DEBP_PORTABLE=1 forces the portable ones). -DEBP_STATS=0 leaves the dense online update's counters
  * (updates, zero_updates, sat_param) at zero, for faster rows; the weights are the same.
+ * Feature switches (EBP_CONV, EBP_INT8, EBP_GRAD_MEMORY, EBP_FIXED_DELTA, EBP_INIT_FAN, EBP_SOFTMAX; below):
+ * each 1 by default; a board short of flash sets some to 0, and a configuration that needs one is then refused
+ * with EBP_ERR_FEATURE.
  *
  * Dynamic range of the backward pass (block floating point)
  * ---------------------------------------------------------
@@ -118,6 +121,39 @@
 extern "C" {
 #endif
 
+/*
+ * Feature switches, each 1 by default: the Python extension, the Cortex-M boards, the Arduino library and the
+ * benchmarks build them all. A board short of flash (simavr-atmega328p: an Arduino Uno's 32 KiB) compiles out
+ * what it does without; a configuration or call that needs a switched-off feature is refused with EBP_ERR_FEATURE
+ * (ebp_cfg_check, ebp_net_memory, ebp_net_init, ebp_net_init_weights), never run otherwise, and everything else
+ * gives the same integers.
+ *   EBP_CONV         conv1d and max/avg/global pooling layers (ebp_conv1d.c, ebp_pool.c)
+ *   EBP_INT8         int8 weights (w_bits 8), which run conv1d's plain loops
+ *   EBP_GRAD_MEMORY  gradient accumulators: batches, momentum, ebp_backward and ebp_step's updates. Off, a network
+ *                    trains only with EBP_FLAG_ONLINE (online SGD, ebp_train with batch 1); inference is unchanged
+ *   EBP_FIXED_DELTA  EBP_FLAG_FIXED_DELTA (plain Q15 deltas, the comparison to block floating point)
+ *   EBP_INIT_FAN     EBP_INIT_XAVIER and EBP_INIT_HE (EBP_INIT_UNIFORM always)
+ *   EBP_SOFTMAX      EBP_ACT_SOFTMAX (and its exp table); cross-entropy with sigmoid outputs stays
+ */
+#ifndef EBP_CONV
+#define EBP_CONV 1
+#endif
+#ifndef EBP_INT8
+#define EBP_INT8 1
+#endif
+#ifndef EBP_GRAD_MEMORY
+#define EBP_GRAD_MEMORY 1
+#endif
+#ifndef EBP_FIXED_DELTA
+#define EBP_FIXED_DELTA 1
+#endif
+#ifndef EBP_INIT_FAN
+#define EBP_INIT_FAN 1
+#endif
+#ifndef EBP_SOFTMAX
+#define EBP_SOFTMAX 1
+#endif
+
 #define EBP_VERSION_MAJOR 0
 #define EBP_VERSION_MINOR 1
 #ifndef EBP_MAX_LAYERS            /* a board with little RAM may set fewer (ebp_net_t holds this many layers) */
@@ -140,7 +176,8 @@ typedef enum {
     EBP_ERR_SIZE = -3,    /**< the buffer is smaller than ebp_net_sizeof() reports */
     EBP_ERR_ALIGN = -4,   /**< the buffer is not 8-byte aligned */
     EBP_ERR_STATE = -5,   /**< call out of order: backward before forward, training on an inference net */
-    EBP_ERR_FORMAT = -6   /**< a Q format is outside 0..15 */
+    EBP_ERR_FORMAT = -6,  /**< a Q format is outside 0..15 */
+    EBP_ERR_FEATURE = -7  /**< the configuration needs a feature this build compiled out (the feature switches above) */
 } ebp_status_t;
 
 typedef enum {

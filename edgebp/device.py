@@ -32,7 +32,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from . import protocol as P
-from ._core import lib
+from ._core import ffi, lib
 from .errors import ConfigError, DeviceError, MemoryBudgetError, ProtocolError
 from .fixed import LOSS_SCALE, FixedNet, IntegerEngine
 
@@ -556,6 +556,8 @@ class Device:
             return
         what = P.MESSAGE_NAMES.get(f.type & ~P.RESPONSE, str(f.type))
         msg = f"device refused {what}: {P.status_message(f.status)} (status {f.status})"
+        if f.status not in P.CORE_STATUS and -100 < f.status < 0:   # issue 14: a core status newer than the table
+            msg = f"device refused {what}: {ffi.string(lib.ebp_status_str(f.status)).decode()} (status {f.status})"
         if f.status == P.C["EBP_PERR_NO_MEMORY"] and len(f.body) >= 8:
             needed, arena = struct.unpack_from("<II", f.body)
             raise DeviceMemoryError(f.status, f"the model needs {needed} bytes but the device arena has {arena}; "
@@ -1426,8 +1428,17 @@ class DeviceNet(IntegerEngine):
         """After a training call: the device's weights read back, for an upload restore."""
         if self.resume and self.restore == "upload" and self._ack[1] == 0:
             from .deploy import read_state
-            self._ckpt = (len(self._log), self._call(self.device.read_weights), self._ack[0],
-                          self._call(lambda: read_state(self.device)))
+            weights = self._call(self.device.read_weights)
+            try:
+                state = self._call(lambda: read_state(self.device))
+            except DeviceStatusError as e:   # issue 14: firmware without STATE (and uploads): the Uno board
+                if e.status != P.C["EBP_PERR_UNKNOWN"]:
+                    raise
+                self.restore, self._ckpt = "replay", None
+                self._event("the device has no STATE request (a small board's firmware): a reset is restored by "
+                            "replaying every acknowledged call")
+                return
+            self._ckpt = (len(self._log), weights, self._ack[0], state)
 
     def _recover(self, err: Exception, load: bool = False) -> None:
         self._event(f"link trouble: {err}; reconnecting")

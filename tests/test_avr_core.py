@@ -97,7 +97,8 @@ static void scenario(const char *name, const ebp_cfg_t *c, const ebp_hparams_t *
     puts_("scenario "); puts_(name); putc_('\n');
     st = ebp_net_init(&net, c, EBP_MODE_TRAIN, arena, sizeof arena);
     if (st != EBP_OK) { fail("init", st); return; }
-    ebp_net_init_weights(&net, init_kind, range, seed);
+    st = ebp_net_init_weights(&net, init_kind, range, seed);
+    if (st != EBP_OK) { fail("init_weights", st); return; }
     ebp_net_seed(&net, seed);
     ebp_net_set_hparams(&net, hp);
     n_out = net.layers[c->n_layers - 1].n_out;
@@ -229,8 +230,9 @@ def need_avr():
         pytest.skip("libsimavr-dev not installed")
 
 
-def run_on_avr(docs, d):
-    """Builds one AVR firmware replaying every scenario doc (golden-file layout), runs it in simavr, parses."""
+def run_on_avr(docs, d, flags=()):
+    """Builds one AVR firmware replaying every scenario doc (golden-file layout), runs it in simavr, parses.
+    flags: more compiler flags for the core (the simavr-atmega328p board's, board_flags())."""
     from edgebp import NetSpec, TrainConfig
     from edgebp.fixed import FixedNet
     arena = max(FixedNet(NetSpec.from_dict(g["spec"]), TrainConfig(**g["train_config"])).memory_report()["total"]
@@ -239,7 +241,7 @@ def run_on_avr(docs, d):
     elf, runner = d / "scenarios.elf", d / "simavr-run"
     subprocess.run(["cc", "-O2", "-o", str(runner), str(ROOT / "firmware/ports/simavr-atmega328p/simavr_run.c"),
                     "-lsimavr"], check=True, capture_output=True)
-    p = subprocess.run(["avr-gcc", f"-mmcu={MCU}", "-DF_CPU=16000000UL", "-Os", "-std=c99", "-Wall", "-Wextra",
+    p = subprocess.run(["avr-gcc", f"-mmcu={MCU}", "-DF_CPU=16000000UL", "-Os", *flags, "-std=c99", "-Wall", "-Wextra",
                         "-Wconversion", "-Werror", "-ffunction-sections", "-fdata-sections", f"-I{ROOT / 'csrc'}",
                         str(ROOT / "csrc" / "edgebp.c"), "-Wl,--gc-sections", "-Wl,--section-start=.mmcu=0x910000",
                         "-o", str(elf), str(d / "scenarios_avr.c")], capture_output=True, text=True)
@@ -273,6 +275,56 @@ def avr_results(tmp_path_factory):
 def test_golden_scenario_on_avr(avr_results, name):
     res, goldens = avr_results
     check_same(res[name], next(x for x in goldens if x["name"] == name))
+
+
+def board_flags():
+    """The simavr-atmega328p board's code-size flags and core feature switches (its board.mk)."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tools" / "step_bench"))
+    import avr
+    return avr.board_flags()
+
+
+def needs_switched_off_feature(g):
+    """What in a scenario the Uno board's core compiles out (board.mk CORE_FEATURES), or None."""
+    c = g["core"]
+    ext = c.get("layer_ext") or []
+    if any(e[0] != 0 for e in ext):
+        return "conv1d/pooling"
+    if any(e[4] == 8 for e in ext):
+        return "int8"
+    if any(layer[1] == 4 for layer in c["layers"]):
+        return "softmax"
+    if c["optimizer"] != 0 or not c["flags"] & 2:
+        return "gradient memory"
+    if c["flags"] & 1:
+        return "fixed deltas"
+    if c["init_kind"] != 0:
+        return "Xavier/He init"
+    return None
+
+
+def test_golden_scenarios_with_the_uno_boards_core(tmp_path):
+    """The core as simavr-atmega328p builds it (board.mk: -mcall-prologues and the other size flags, the feature
+    switches off, the portable update loop instead of the fast rows): every golden scenario it can run gives the
+    golden integers, and every one that needs a compiled-out feature is refused with EBP_ERR_FEATURE (-7) at
+    ebp_net_init or ebp_net_init_weights, never run otherwise."""
+    need_avr()
+    goldens = [json.loads((GOLDEN / f"{n}.json").read_text()) for n in NAMES]
+    res = run_on_avr(goldens, tmp_path, board_flags())
+    ran = refused = 0
+    for g in goldens:
+        got, why = res[g["name"]], needs_switched_off_feature(g)
+        if why is None:
+            try:
+                check_same(got, g)
+            except AssertionError as e:
+                raise AssertionError(f"{g['name']}: {e}") from None
+            ran += 1
+        else:
+            assert got.get("error", "").split()[-1:] == ["-7"], (g["name"], why, got.get("error"))
+            refused += 1
+    assert ran >= 2 and refused >= 2, (ran, refused)
 
 
 def draw_scenarios(strategy, n):
@@ -310,6 +362,30 @@ def test_random_configurations_train_on_avr_like_on_the_host(tmp_path):
             check_same(res[g["name"]], g)
         except AssertionError as e:
             raise AssertionError(f"{g['name']}: {g['spec']} {g['train_config']}: {e}") from None
+    # The Uno board's core (board.mk flags): the random online networks made runnable there (int16 weights,
+    # sigmoid for softmax, EBP_FLAG_ONLINE, block floating point deltas, uniform init) train to the host's
+    # integers; the drawn documents themselves, which nearly all need a compiled-out feature, are refused (-7).
+    import dataclasses
+    uno = []
+    for spec, cfg, X, T, batch, epochs in draw_scenarios(tg.scenarios(online=True), 30):
+        spec = dataclasses.replace(spec, layers=[dataclasses.replace(
+            layer, w_bits=16, act="sigmoid" if layer.act == "softmax" else layer.act) for layer in spec.layers])
+        cfg = dataclasses.replace(cfg, online_only=True, fixed_delta=False, init="uniform")
+        rec, fn = tg.run_scenario_c(spec, cfg, X, T, batch, epochs)
+        doc = dict(name=f"uno{len(uno)}", spec=spec.to_dict(), train_config=cfg.to_dict(), core=fn.core_params(),
+                   X=X, T=T, batch=batch, epochs=epochs, **rec)
+        uno.append(json.loads(json.dumps(doc)))
+    assert all(needs_switched_off_feature(g) is None for g in uno)
+    (tmp_path / "uno").mkdir()
+    res = run_on_avr(docs + uno, tmp_path / "uno", board_flags())
+    for g in docs + uno:
+        if needs_switched_off_feature(g) is not None:
+            assert res[g["name"]].get("error", "").split()[-1:] == ["-7"], g["name"]
+            continue
+        try:
+            check_same(res[g["name"]], g)
+        except AssertionError as e:
+            raise AssertionError(f"uno core, {g['name']}: {g['spec']} {g['train_config']}: {e}") from None
 
 
 def test_clang_sees_no_int16_shift_overflow_in_the_core():

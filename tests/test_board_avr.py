@@ -16,6 +16,7 @@ from toolcheck import need_tools
 
 BOARD = "simavr-atmega328p"
 RAM = 2048
+FLASH_LIMIT = 32 * 1024 - 512      # an Arduino Uno: the ATmega328P's flash less the Optiboot bootloader
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +127,68 @@ def test_size_report(built):
     assert built["arena"] == 448 and built["ram"] <= RAM - 256    # at least 256 bytes left for the stack
     rep = json.loads(json.dumps(built))
     assert rep["board"] == BOARD
+    assert rep["stack_method"].startswith("n/a (no call graph from avr-gcc 5")
+
+
+def test_firmware_fits_an_arduino_uno(built):
+    """Issue 14: what an Arduino Uno has. The firmware (code, constants and the .data image) fits the ATmega328P's
+    32 KiB of flash less the 512 bytes of its Optiboot bootloader; the linker's flash region is the part's 32 KiB
+    (not more); and the size report, which the build runs, fails a firmware over the limit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    elf = Path(built["elf"])
+    assert built["flash_limit"] == FLASH_LIMIT and 0 < built["flash"] <= FLASH_LIMIT, built["flash"]
+    mem = elf.with_name("edgebp.map").read_text().split("Memory Configuration", 1)[1].split("Linker script", 1)[0]
+    text = next(line.split() for line in mem.splitlines() if line.startswith("text "))
+    assert int(text[2], 16) == 32 * 1024, text
+    report = Path(__file__).resolve().parent.parent / "firmware" / "tools" / "size_report.py"
+    args = [sys.executable, str(report), "--board", BOARD, "--elf", str(elf), "--size-tool", "avr-size",
+            "--arena", "448", "--root", "main"]
+    for limit, rc in ((built["flash"], 0), (built["flash"] - 1, 1)):
+        with __import__("tempfile").TemporaryDirectory() as d:
+            p = subprocess.run(args + ["--build", d, "--flash-limit", str(limit)], capture_output=True, text=True)
+        assert p.returncode == rc, (limit, p.stdout, p.stderr)
+    assert "more than the" in p.stderr and f"OVER by 1 bytes" in p.stdout
+
+
+def _refused_models():
+    from edgebp.layers import Conv1D, Dense
+    return [
+        ("conv1d", NetSpec.sequential(input=(2, 8), layers=[Conv1D(2, 3, act="relu"), Dense(2, act="sigmoid")]),
+         TrainConfig()),
+        ("int8 weights", NetSpec.sequential(input=4, layers=[Dense(3, act="sigmoid", w_bits=8)]), TrainConfig()),
+        ("softmax", NetSpec.from_sizes([4, 3], "softmax", "ce"), TrainConfig()),
+        ("a batch (gradient memory)", NetSpec.from_sizes([2, 3, 1], "sigmoid", "mse"), TrainConfig(batch_size=4)),
+        ("momentum", NetSpec.from_sizes([2, 3, 1], "sigmoid", "mse"),
+         TrainConfig(optimizer="momentum", batch_size=4)),
+        ("Xavier init", NetSpec.from_sizes([2, 3, 1], "sigmoid", "mse"), TrainConfig(init="xavier")),
+    ]
+
+
+@pytest.mark.parametrize("what", [m[0] for m in _refused_models()])
+def test_features_compiled_out_of_the_board_are_refused_clearly(url, diabetes, what):
+    """The board's core is built without what it does without (board.mk: EBP_CONV=0, EBP_INT8=0, EBP_SOFTMAX=0,
+    EBP_GRAD_MEMORY=0, EBP_INIT_FAN=0, ...): a model that needs one is refused with EBP_ERR_FEATURE before anything
+    changes, and the host raises an EdgeBPError that says so. The host's own core (every feature on) takes the
+    same model. The model loaded before still trains like the host's."""
+    from edgebp._core import lib
+    from edgebp.device import Device, DeviceStatusError
+    from edgebp.errors import EdgeBPError
+    from edgebp.fixed import FixedNet
+    _, spec, cfg = next(m for m in _refused_models() if m[0] == what)
+    refused = FixedNet(spec, cfg)
+    assert refused.memory_report()["total"] <= 448       # it would fit: refused for the feature, not the size
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse"), TrainConfig(seed=5))
+    with Device(url, timeout=10.0) as dev:
+        dev.load_model(fn)
+        with pytest.raises(DeviceStatusError, match="compiled out") as e:
+            dev.load_model(refused)
+        assert e.value.status == lib.EBP_ERR_FEATURE and isinstance(e.value, EdgeBPError)
+        assert dev.info().have_model
+        Xq, Tq = fn.quantize_inputs(diabetes.X_train[:10]), fn.quantize_targets(diabetes.T_train[:10])
+        assert dev.train(Xq, Tq, 1).loss_sum == fn.train_q(Xq, Tq, 1)
+        assert same_weights(dev.read_weights(), fn.get_int_weights())
 
 
 def test_avr_step_bench_runs(built):
@@ -153,3 +216,24 @@ def test_cli_device_train_checks_and_reports_cycles(built, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["check"]["identical"]
     assert 50_000 < out["engines"]["device"]["cycles_per_step"] < 1_000_000
+
+
+def test_a_reset_during_a_resumable_run_is_restored_by_replay(url, diabetes):
+    """The board has no STATE or weight upload (board.mk), so DeviceNet(resume=True) cannot restore a reset
+    device by uploading its last weights: it finds that out at its first checkpoint and replays instead; the
+    finished run is the host's, bit for bit."""
+    from edgebp.deploy import erase_checkpoints
+    from edgebp.device import Device, DeviceNet
+    from edgebp.fixed import FixedNet
+    spec, cfg = NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse"), TrainConfig(seed=9)
+    fn = FixedNet(spec, cfg)
+    X, T = fn.quantize_inputs(diabetes.X_train[:40]), fn.quantize_targets(diabetes.T_train[:40])
+    with Device(url, timeout=20.0) as dev:
+        erase_checkpoints(dev)
+        net = DeviceNet(dev, spec, cfg, resume=True, resume_timeout=60.0)
+        assert net.train_q(X[:20], T[:20], 1) == fn.train_q(X[:20], T[:20], 1)
+        assert net.restore == "replay" and any("no STATE request" in e for e in net.events)
+        hard_reset(dev, dev._params)    # behind the run's back: the chip resets and forgets the model
+        assert net.train_q(X[20:], T[20:], 1) == fn.train_q(X[20:], T[20:], 1)
+        assert any("replaying" in e for e in net.events), net.events
+        assert same_weights(dev.read_weights(), fn.get_int_weights())

@@ -22,6 +22,14 @@
 #ifndef EBP_ARCH_H
 #define EBP_ARCH_H
 
+/* EBP_FAST_ROWS (default 1): the dense online update's fast rows for non-negative inputs (update_rows_nonneg,
+ * update_rows_nonneg_sr in ebp_update.c). 0 runs the portable loop they reproduce for every input, with the same
+ * integers: 4 KB less code, for a board short of flash (simavr-atmega328p: ~1% slower step with stochastic
+ * rounding, ~8% with round to nearest; tools/step_bench/avr.py) */
+#ifndef EBP_FAST_ROWS
+#define EBP_FAST_ROWS 1
+#endif
+
 #ifndef EBP_PORTABLE
 #define EBP_PORTABLE 0
 #endif

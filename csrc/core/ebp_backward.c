@@ -17,11 +17,13 @@ static inline int32_t raw_out(const ebp_layer_t *L, const int16_t *t, uint32_t i
 /* dL/dz of hidden neuron i before normalisation: f'(y_i) sum_k w_ki delta_k over the next layer N */
 
 /* ebp_rshift_rn(x, s) for 1 <= s <= 62 when the result is known to lie below 2^31 in magnitude */
-static inline int32_t rshift_rn_small(int64_t x, int s) {
+EBP_FIXED_BEGIN
+EBP_FIXED_FN static inline int32_t rshift_rn_small(int64_t x, int s) {
     uint64_t v = (x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x) + ((uint64_t)1 << (s - 1));
     uint32_t m = s < 32 ? ((uint32_t)v >> s) | ((uint32_t)(v >> 32) << (32 - s)) : (uint32_t)(v >> 32) >> (s - 32);
     return x < 0 ? -(int32_t)m : (int32_t)m;
 }
+EBP_FIXED_END
 
 /* the mantissas at shift s from hidden_pass's packed magnitudes (mode 2) and signs; s0 as there */
 static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int s, int s0) {
@@ -54,6 +56,7 @@ static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int 
  */
 static int64_t raw_hidden(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t i, int32_t one, int sd) {
     if (N->kind == EBP_KIND_DENSE && N->w != NULL) return ebp_dense_raw_hidden(L, N, i, one, sd);
+    if (!EBP_CONV && !EBP_INT8) return 0; /* refused by ebp_cfg_check: every layer is a dense int16 one */
     return (ebp_plain(N) ? ebp_conv1d_back(N, i) : ebp_pool_back(N, L->y, i)) *
            act_deriv_q15(L->act, L->y[i], one, sd);
 }
@@ -64,12 +67,12 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     const int ce = net->cfg.loss == EBP_LOSS_CE, sd = 2 * L->a_frac - 15;
     const int32_t one = (int32_t)1 << L->a_frac;
     const uint32_t n = L->n_out;
-    int64_t *cache = (net->cfg.flags & EBP_FLAG_ONLINE) ? NULL : net->scratch;
+    int64_t *cache = !EBP_GRAD_MEMORY || (net->cfg.flags & EBP_FLAG_ONLINE) ? NULL : net->scratch;
     uint32_t signs[EBP_PACK_WIDTH / 32], *pack = NULL;
     uint64_t maxabs = 0;
     uint32_t i;
     int s, s0;
-    if (net->cfg.flags & EBP_FLAG_FIXED_DELTA) {
+    if (EBP_FIXED_DELTA && (net->cfg.flags & EBP_FLAG_FIXED_DELTA)) {
         int nz = 0;
         for (i = 0; i < n; i++) {
             int64_t r = N != NULL ? raw_hidden(L, N, i, one, sd) : raw_out(L, t, i, ce, one, sd);
@@ -91,7 +94,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     } else if (N->kind == EBP_KIND_DENSE && N->w != NULL) {
         if (cache == NULL && n <= EBP_PACK_WIDTH) pack = signs;
         maxabs = ebp_dense_hidden_raw(L, N, cache, pack);
-    } else { /* below a conv1d or pooling layer: the plain loop (cached, or computed again below) */
+    } else if (EBP_CONV || EBP_INT8) { /* below a conv1d or pooling layer: the plain loop (cached, or again below) */
         for (i = 0; i < n; i++) {
             int64_t r = raw_hidden(L, N, i, one, sd);
             uint64_t a = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
@@ -166,6 +169,7 @@ int ebp_backward(ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
     int l;
     if (net == NULL || t == NULL) return EBP_ERR_ARG;
     if (net->mode != EBP_MODE_TRAIN || !net->have_forward || (net->cfg.flags & EBP_FLAG_ONLINE)) return EBP_ERR_STATE;
+    if (!EBP_GRAD_MEMORY) return EBP_ERR_FEATURE; /* unreachable: such a build trains EBP_FLAG_ONLINE networks only */
     if (loss_q16 != NULL) ebp_loss(net, t, loss_q16);
     ebp_backward_deltas(net, t);
     /* gradients: dL/dw_oi = delta_o * in_i, dL/db_o = delta_o */

@@ -129,12 +129,12 @@ EBP_INTERNAL void ebp_dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *
             y[o] = sat16_count(requant(acc, zf, a_frac), &sat);
         }
         break;
-    default: { /* softmax: z (Q12), then exp(z - max z) / sum */
+    default: /* softmax: z (Q12), then exp(z - max z) / sum (refused by ebp_cfg_check without EBP_SOFTMAX) */
+        if (!EBP_SOFTMAX) break;
         for (o = 0; o < n_out; o++, w += n_in)
             scratch[o] = requant(dot16((int32_t)b[o] * ((int32_t)1 << in_frac), w, in, n_in), zf, EBP_Z_FRAC);
         ebp_softmax_out(L, scratch, &sat);
         break;
-    }
     }
     L->stats.sat_out += sat;
 }

@@ -75,16 +75,19 @@ static inline int16_t s16_of_bits(uint32_t bits) {
     return (int16_t)((int32_t)bits - (int32_t)((bits & 0x8000u) << 1));
 }
 
-static inline int16_t sat16_count(int64_t x, uint32_t *count) {
+EBP_FIXED_BEGIN
+EBP_FIXED_FN static inline int16_t sat16_count(int64_t x, uint32_t *count) {
     int16_t y = ebp_sat16(x);
     if (y != x) (*count)++;
     return y;
 }
+EBP_FIXED_END
 
 /* number of significant bits of v (0 for 0): count leading zeros with GCC and clang on targets that have
  * the instruction (not Cortex-M0; -DEBP_NO_CLZ forces the portable code), else binary search on its upper
  * or lower half */
-static inline int bit_length(uint64_t v) {
+EBP_FIXED_BEGIN
+EBP_FIXED_FN static inline int bit_length(uint64_t v) {
 #if defined(__GNUC__) && (defined(__ARM_FEATURE_CLZ) || defined(__x86_64__)) && !defined(EBP_NO_CLZ)
     uint32_t hi = (uint32_t)(v >> 32), lo = (uint32_t)v;
     return hi != 0 ? 64 - __builtin_clz(hi) : lo != 0 ? 32 - __builtin_clz(lo) : 0;
@@ -103,6 +106,7 @@ static inline int bit_length(uint64_t v) {
     return n + (int)x;
 #endif
 }
+EBP_FIXED_END
 
 /*
  * f'(y) from the output y (Q a_frac), Q15 in [0, 32768]; sd = 2 a_frac - 15. The forward pass leaves sigmoid
@@ -159,12 +163,14 @@ static inline uint32_t add_sat32(int32_t *a, int32_t r) {
 }
 
 /* a weight or bias of an int16 or an int8 (w8 set) layer */
-static inline int32_t ebp_w(const ebp_layer_t *L, uint32_t k) { return L->w8 != NULL ? L->w8[k] : L->w[k]; }
-static inline int32_t ebp_b(const ebp_layer_t *L, uint32_t k) { return L->b8 != NULL ? L->b8[k] : L->b[k]; }
+static inline int32_t ebp_w(const ebp_layer_t *L, uint32_t k) { return EBP_INT8 && L->w8 != NULL ? L->w8[k] : L->w[k]; }
+static inline int32_t ebp_b(const ebp_layer_t *L, uint32_t k) { return EBP_INT8 && L->b8 != NULL ? L->b8[k] : L->b[k]; }
 
 /* a layer that runs the plain per-position loops of ebp_conv1d.c: a convolution, or a dense layer with
  * int8 weights (a dense layer is the convolution of an (n_in, 1) input with kernel 1) */
-static inline int ebp_plain(const ebp_layer_t *L) { return L->kind == EBP_KIND_CONV1D || L->w8 != NULL; }
+static inline int ebp_plain(const ebp_layer_t *L) {
+    return (EBP_CONV && L->kind == EBP_KIND_CONV1D) || (EBP_INT8 && L->w8 != NULL);
+}
 
 /* widest hidden layer whose raw deltas an EBP_FLAG_ONLINE network packs instead of computing them twice */
 #define EBP_PACK_WIDTH 128

@@ -12,6 +12,10 @@ const char *ebp_status_str(int status) {
     case EBP_ERR_ALIGN: return "buffer not 8-byte aligned";
     case EBP_ERR_STATE: return "call out of order (backward without forward, or training an inference network)";
     case EBP_ERR_FORMAT: return "fractional bits outside 0..15";
+    case EBP_ERR_FEATURE:
+        return "the configuration needs a feature this build compiled out (one of conv1d/pooling, int8 weights, "
+               "batches or momentum, fixed deltas, Xavier/He init, softmax: edgebp.h's feature switches): "
+               "use a board or build that has it";
     default: return "unknown status";
     }
 }
@@ -45,6 +49,9 @@ EBP_INTERNAL int ebp_geometry(const ebp_cfg_t *cfg, unsigned l, const ebp_geom_t
     if (lc->kind > EBP_KIND_LAST || lc->frozen > 1 || (lc->w_bits != 0 && lc->w_bits != 16 && lc->w_bits != 8) ||
         lc->act > EBP_ACT_SOFTMAX)
         return EBP_ERR_CONFIG;
+    if ((!EBP_CONV && lc->kind != EBP_KIND_DENSE) || (!EBP_INT8 && lc->w_bits == 8) ||
+        (!EBP_SOFTMAX && lc->act == EBP_ACT_SOFTMAX))
+        return EBP_ERR_FEATURE;
     if (lc->act == EBP_ACT_SOFTMAX && (!last || cfg->loss != EBP_LOSS_CE || lc->kind != EBP_KIND_DENSE))
         return EBP_ERR_CONFIG;
     if (!frac_ok(lc->w_frac) || !frac_ok(lc->a_frac)) return EBP_ERR_FORMAT;
@@ -94,6 +101,8 @@ int ebp_cfg_check(const ebp_cfg_t *cfg) {
         (cfg->in_ch != 0 && cfg->n_in % cfg->in_ch != 0))
         return EBP_ERR_CONFIG;
     if (!frac_ok(cfg->in_frac)) return EBP_ERR_FORMAT;
+    if ((!EBP_GRAD_MEMORY && cfg->optimizer == EBP_OPT_MOMENTUM) || (!EBP_FIXED_DELTA && (cfg->flags & EBP_FLAG_FIXED_DELTA)))
+        return EBP_ERR_FEATURE;
     for (l = 0; l < cfg->n_layers; l++) {
         int st = ebp_geometry(cfg, l, l == 0 ? NULL : &g[(l - 1) & 1], &g[l & 1]);
         if (st != EBP_OK) return st;
@@ -118,6 +127,7 @@ int ebp_net_memory(const ebp_cfg_t *cfg, int mode, ebp_memory_t *mem) {
     const int train = mode == EBP_MODE_TRAIN;
     if (st != EBP_OK) return st;
     if (mem == NULL || (mode != EBP_MODE_INFER && mode != EBP_MODE_TRAIN)) return EBP_ERR_ARG;
+    if (!EBP_GRAD_MEMORY && train && !(cfg->flags & EBP_FLAG_ONLINE)) return EBP_ERR_FEATURE; /* no gradients */
     first = first_trained(cfg);
     mem->weights = 0;
     mem->biases = 0;
@@ -199,7 +209,7 @@ int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size
         L->in_frac = (int8_t)G->in_frac;
         L->w_frac = lc->w_frac;
         L->a_frac = lc->a_frac;
-        if (mode == EBP_MODE_TRAIN && !(cfg->flags & EBP_FLAG_ONLINE) && !lc->frozen && L->n_w > 0) {
+        if (EBP_GRAD_MEMORY && mode == EBP_MODE_TRAIN && !(cfg->flags & EBP_FLAG_ONLINE) && !lc->frozen && L->n_w > 0) {
             L->gw = (int32_t *)(void *)p;
             p += 4u * L->n_w;
             L->gb = (int32_t *)(void *)p;
@@ -231,7 +241,7 @@ int ebp_net_init(ebp_net_t *net, const ebp_cfg_t *cfg, int mode, void *buf, size
     p += 2u * cfg->n_in;
     for (l = 0; l < cfg->n_layers; l++) { /* int8 parameters last: they keep nothing else from alignment */
         ebp_layer_t *L = &net->layers[l];
-        if (L->n_w > 0 && cfg->layers[l].w_bits == 8) {
+        if (EBP_INT8 && L->n_w > 0 && cfg->layers[l].w_bits == 8) {
             L->w8 = (int8_t *)(void *)p;
             p += L->n_w;
             L->b8 = (int8_t *)(void *)p;
@@ -270,6 +280,7 @@ int ebp_net_init_weights(ebp_net_t *net, int kind, uint16_t range_q12, uint32_t 
     unsigned l;
     uint32_t i;
     if (net == NULL || kind < EBP_INIT_UNIFORM || kind > EBP_INIT_HE) return EBP_ERR_ARG;
+    if (!EBP_INIT_FAN && kind != EBP_INIT_UNIFORM) return EBP_ERR_FEATURE;
     for (l = 0; l < net->cfg.n_layers; l++) {
         ebp_layer_t *L = &net->layers[l];
         const uint32_t nw = L->n_w, fan_in = L->n_b ? nw / L->n_b : 0u;
@@ -282,7 +293,7 @@ int ebp_net_init_weights(ebp_net_t *net, int kind, uint16_t range_q12, uint32_t 
             uint32_t fan = kind == EBP_INIT_XAVIER ? fan_in + fan_out : fan_in;
             r = isqrt64(((uint64_t)6 << (2 * L->w_frac)) / fan);
         }
-        if (L->w8 != NULL) { /* int8: the same draws, in [-127, 127] at most */
+        if (EBP_INT8 && L->w8 != NULL) { /* int8: the same draws, in [-127, 127] at most */
             if (r > INT8_MAX) r = INT8_MAX;
             for (i = 0; i < nw; i++) L->w8[i] = (int8_t)uniform_q(&rng, (int32_t)r);
             for (i = 0; i < L->n_b; i++) L->b8[i] = (int8_t)(kind == EBP_INIT_UNIFORM ? uniform_q(&rng, (int32_t)r) : 0);

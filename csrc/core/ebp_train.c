@@ -11,7 +11,7 @@ static void forward_layers(ebp_net_t *net, const int16_t *x) {
             ebp_dense_fwd_s16(L, x, net->scratch);
         else if (ebp_plain(L))
             ebp_conv1d_fwd(L, x, net->scratch);
-        else
+        else if (EBP_CONV)
             ebp_pool_fwd_s16(L, x);
         x = L->y;
     }
@@ -65,7 +65,7 @@ int ebp_train(ebp_net_t *net, const int16_t *x, const int16_t *t, uint32_t n, ui
         net->have_forward = 0;
         return EBP_OK;
     }
-    if (net->cfg.flags & EBP_FLAG_ONLINE) return EBP_ERR_STATE;
+    if ((net->cfg.flags & EBP_FLAG_ONLINE) || !EBP_GRAD_MEMORY) return EBP_ERR_STATE;
     if (batch == 0 || batch > n) batch = n;
     for (s = 0; s < n; s++) {
         int32_t loss = 0;

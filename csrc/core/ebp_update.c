@@ -368,7 +368,7 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
 #if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) || defined(EBP_HAVE_ARCH_ROW_SR_COUNT)
     if (stochastic) neg_in = 0; /* the Arm rows take inputs of any sign (signed multiply, arithmetic shift) */
 #endif
-    if (S >= 1 && S <= 30 && !neg_in) {
+    if (EBP_FAST_ROWS && S >= 1 && S <= 30 && !neg_in) {
         uint32_t nz = 0;
         if (stochastic) { /* the generator's state goes through net: rng's address stays untaken */
             net->rng = rng;
@@ -433,6 +433,7 @@ int ebp_step(ebp_net_t *net) {
     if (net == NULL) return EBP_ERR_ARG;
     if (net->mode != EBP_MODE_TRAIN) return EBP_ERR_STATE;
     if (net->grad_count == 0) return EBP_OK;
+    if (!EBP_GRAD_MEMORY) return EBP_ERR_STATE; /* unreachable: nothing accumulates gradients in such a build */
     /* lr / n = m_eff * 2^(lr_e - 15), m_eff < 2^31 */
     m_eff = (int32_t)(((uint32_t)net->hp.lr_m << 15) / net->grad_count);
     for (l = 0; l < net->cfg.n_layers; l++) {

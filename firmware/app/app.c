@@ -37,6 +37,27 @@
 #define APP_MAX_ENCODED (APP_MAX_RAW + APP_MAX_RAW / 254 + 2)   /* COBS: a code byte per 254, as protocol.h */
 #define APP_CACHE_BODY (EBP_PROTO_CACHE_BODY < EBP_APP_MAX_BODY ? EBP_PROTO_CACHE_BODY : EBP_APP_MAX_BODY)
 
+/* Protocol features a board short of flash may compile out (board.mk; each 1 by default). A request for a
+ * feature compiled out is answered EBP_PERR_UNKNOWN (an unknown message type), which the host reports.
+ *   EBP_APP_STAGE   STAGE and the EBP_TRAIN_STAGED / EBP_TRAIN_BLOCKS flags (samples larger than a frame)
+ *   EBP_APP_UPLOAD  WRITE_WEIGHTS and COMMIT_WEIGHTS (uploading weights; LOAD's initialisation is unaffected)
+ *   EBP_APP_STATE   STATE (reading and writing the generator's state, the step counter and velocities)
+ *   EBP_APP_CKPT_DAMAGE  CHECKPOINT's test hook EBP_CKPT_OP_DAMAGE (off: EBP_PERR_RANGE, like an unknown op)
+ * The core's feature switches (edgebp.h: EBP_GRAD_MEMORY, ...) reach the application as the core's refusals
+ * (EBP_ERR_FEATURE); TRAIN with EBP_TRAIN_ACCUMULATE needs EBP_GRAD_MEMORY. */
+#ifndef EBP_APP_STAGE
+#define EBP_APP_STAGE 1
+#endif
+#ifndef EBP_APP_UPLOAD
+#define EBP_APP_UPLOAD 1
+#endif
+#ifndef EBP_APP_STATE
+#define EBP_APP_STATE 1
+#endif
+#ifndef EBP_APP_CKPT_DAMAGE
+#define EBP_APP_CKPT_DAMAGE 1
+#endif
+
 /* ebp_net_init wants 8-byte alignment, which uint64_t does not have everywhere (AVR: 1) */
 #if defined(__GNUC__)
 #define EBP_APP_ALIGN8 __attribute__((aligned(8)))
@@ -299,7 +320,9 @@ static int req_checkpoint(const uint8_t *in, uint32_t n, uint32_t *len)
         cks.last_steps = have_model ? net.steps : 0;
         break;
     case EBP_CKPT_OP_ERASE: st = ebp_ckpt_erase(&ck); break;
+#if EBP_APP_CKPT_DAMAGE
     case EBP_CKPT_OP_DAMAGE: st = ebp_ckpt_damage(&ck, arg); break;
+#endif
     default: return EBP_PERR_RANGE;
     }
     if (st != 0)
@@ -450,6 +473,8 @@ static int parse_load(const uint8_t *in, uint32_t n, load_req_t *r)
         return st;
     if (!hparams_ok(&r->hp) || r->init_kind > EBP_INIT_HE)
         return EBP_PERR_RANGE;
+    if (!EBP_INIT_FAN && r->init_kind != EBP_INIT_UNIFORM)
+        return EBP_ERR_FEATURE;            /* Xavier/He compiled out: refused before the model is replaced */
     return ebp_net_memory(&r->cfg, EBP_MODE_TRAIN, &r->mem);
 }
 
@@ -517,8 +542,6 @@ static int model_status(void)
  * biases; pooling layers have none. int8 layers (w_bits 8) store them as int8: they travel as int16. */
 static uint32_t layer_elems(uint32_t l) { return net.layers[l].n_w + net.layers[l].n_b; }
 
-static int layer_is_int8(uint32_t l) { return net.layers[l].w8 != NULL || net.layers[l].b8 != NULL; }
-
 static int16_t elem_get(uint32_t l, uint32_t e)
 {
     const ebp_layer_t *L = &net.layers[l];
@@ -527,6 +550,9 @@ static int16_t elem_get(uint32_t l, uint32_t e)
     e -= L->n_w;
     return L->b != NULL ? L->b[e] : (int16_t)L->b8[e];
 }
+
+#if EBP_APP_UPLOAD
+static int layer_is_int8(uint32_t l) { return net.layers[l].w8 != NULL || net.layers[l].b8 != NULL; }
 
 static void elem_set(uint32_t l, uint32_t e, int16_t v)
 {
@@ -552,10 +578,14 @@ static uint32_t all_elems(void)
         t += layer_elems(l);
     return t;
 }
+#endif
 
+#if EBP_APP_UPLOAD || EBP_APP_STAGE
 /* The staging area: the arena past the model, 8-byte aligned, one int16 per element, layer after layer. */
 static int16_t *stage_base(void) { return (int16_t *)(void *)((uint8_t *)arena + ((model_bytes + 7u) & ~7u)); }
+#endif
 
+#if EBP_APP_UPLOAD
 static int16_t *stage_ptr(uint32_t l)
 {
     uint32_t k, off = 0;
@@ -678,6 +708,7 @@ static int req_commit_weights(const uint8_t *in, uint32_t n, uint32_t *len)
     }
     return 0;
 }
+#endif /* EBP_APP_UPLOAD */
 
 static uint32_t n_in_(void) { return net.cfg.n_in; }
 static uint32_t n_out_(void) { return net.cfg.layers[net.cfg.n_layers - 1].n_out; }
@@ -689,9 +720,6 @@ static uint32_t n_out_(void) { return net.cfg.layers[net.cfg.n_layers - 1].n_out
  * with EBP_TRAIN_STAGED carries the rest of it and consumes it. It costs no RAM beyond the arena; a model that
  * leaves less than a sample free cannot take one this way (EBP_PERR_RANGE). EBP_APP_STAGE 0 compiles it out
  * (STAGE is then an unknown message and the flag is refused). */
-#ifndef EBP_APP_STAGE
-#define EBP_APP_STAGE 1
-#endif
 #if EBP_APP_STAGE
 static uint32_t stage_room(void) { return (uint32_t)(sizeof arena - ((model_bytes + 7u) & ~7u)) / 2u; }
 
@@ -849,7 +877,9 @@ static int req_train(const uint8_t *in, uint32_t n, uint32_t *len)
     if (st != EBP_OK)
         return st;
     t0 = ebp_port_ticks();
-    if (flags & EBP_TRAIN_ACCUMULATE) {
+    if ((flags & EBP_TRAIN_ACCUMULATE) && !EBP_GRAD_MEMORY) {
+        st = EBP_ERR_FEATURE;              /* batches: gradient memory is compiled out of this build */
+    } else if (flags & EBP_TRAIN_ACCUMULATE) {
         for (i = 0; i < ns && st == EBP_OK; i++) {
             int32_t l = 0;
             st = ebp_forward(&net, x + i * n_in_(), NULL);
@@ -1025,6 +1055,7 @@ static int req_set_hparams(const uint8_t *in, uint32_t n, uint32_t *len)
 }
 
 /* ---- training state: what a resume needs besides the weights ------------------------------------------ */
+#if EBP_APP_STATE
 /* The state as 32-bit words: 0 the rounding generator, 1 the step counter, then per layer its weight velocities
  * and bias velocities where laid out (momentum; int32, Q w_frac + EBP_VEL_EXTRA_FRAC). Between steps only
  * (no batch half accumulated): gradient accumulators are not part of it. */
@@ -1093,6 +1124,7 @@ static int req_state(const uint8_t *in, uint32_t n, uint32_t *len)
     *len = 12 + (op == 0 ? 4 * count : 0);
     return 0;
 }
+#endif /* EBP_APP_STATE */
 
 /* ---- dispatch ----------------------------------------------------------------------------------------- */
 static void handle_frame(void)
@@ -1154,10 +1186,14 @@ static void handle_frame(void)
     case EBP_MSG_READ_WEIGHTS: st = req_read_weights(in, n, &blen); break;
     case EBP_MSG_READ_STATS: st = req_read_stats(in, n, &blen); break;
     case EBP_MSG_SET_HPARAMS: st = req_set_hparams(in, n, &blen); break;
+#if EBP_APP_UPLOAD
     case EBP_MSG_WRITE_WEIGHTS: st = req_write_weights(in, n, &blen); break;
     case EBP_MSG_COMMIT_WEIGHTS: st = req_commit_weights(in, n, &blen); break;
+#endif
     case EBP_MSG_CHECKPOINT: st = req_checkpoint(in, n, &blen); break;
+#if EBP_APP_STATE
     case EBP_MSG_STATE: st = req_state(in, n, &blen); break;
+#endif
 #if EBP_APP_STAGE
     case EBP_MSG_STAGE:
         st = req_stage(in, n, &blen, &quiet);

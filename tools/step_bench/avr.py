@@ -8,13 +8,16 @@ floor, and the share of the step each phase of the core takes.
 
 The harness is tools/step_bench/avr_bench.c (one binary per variant), run by the firmware's simavr runner
 (firmware/ports/simavr-atmega328p/simavr_run.c, built here with the host's cc and libsimavr). The core is built
-as the firmware builds it (avr-gcc -Os, EBP_MAX_LAYERS=2, an EBP_FLAG_ONLINE network as `edgebp device train`
-loads it). The core at -O2 does not fit the simulated chip's flash (see firmware/README.md, AVR), so -Os it is.
+as the firmware builds it (avr-gcc -Os with the board's SIZE_FLAGS and CORE_FEATURES from its board.mk,
+EBP_MAX_LAYERS=2, an EBP_FLAG_ONLINE network as `edgebp device train` loads it), and once more with every
+feature and the fast update rows at plain -Os (the core before the firmware was cut to the Uno's 32 KiB), for the
+speed the size levers cost. The core at -O2 does not fit the Uno's flash (see firmware/README.md, AVR).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 HARNESS = Path(__file__).resolve().parent / "avr_bench.c"
 RUNNER = ROOT / "firmware" / "ports" / "simavr-atmega328p" / "simavr_run.c"
 CSRC = ROOT / "csrc"
-MCU, F_CPU, FLASH_KIB = "atmega328p", 16_000_000, 64
+MCU, F_CPU, FLASH_KIB = "atmega328p", 16_000_000, 32      # the part's own flash
 OPT = "-Os"
 STEPS = 16
 SIZES = (8, 16, 2)
@@ -34,12 +37,28 @@ TARGET_RATIO = 10.0          # issue 14: at least 10x fewer cycles per step than
 
 CFLAGS = [f"-mmcu={MCU}", f"-DF_CPU={F_CPU}UL", "-std=c99", "-ffunction-sections", "-fdata-sections",
           "-DEBP_MAX_LAYERS=2", f"-DSTEPS={STEPS}"]
-LDFLAGS = ["-Wl,--gc-sections", "-Wl,--section-start=.mmcu=0x910000",
-           f"-Wl,--defsym=__TEXT_REGION_LENGTH__={FLASH_KIB * 1024}"]
+LDFLAGS = ["-Wl,--gc-sections", "-Wl,--section-start=.mmcu=0x910000"]
+FULL_FLASH_KIB = 64      # the core with every feature (~42 KB) needs more flash than the part: simulated only
 
 
 class AvrBenchError(RuntimeError):
     pass
+
+
+BOARD_MK = ROOT / "firmware" / "ports" / "simavr-atmega328p" / "board.mk"
+
+
+def board_flags(names=("SIZE_FLAGS", "CORE_FEATURES")) -> List[str]:
+    """The simavr-atmega328p board's compiler flags from its board.mk (code-size flags, the core's feature
+    switches), so that the benchmark and tests/test_avr_core.py build the core as the firmware does."""
+    text = BOARD_MK.read_text().replace("\\\n", " ")
+    out: List[str] = []
+    for name in names:
+        m = re.search(rf"^{name}\s*:?=(.*)$", text, re.M)
+        if m is None:
+            raise AvrBenchError(f"{BOARD_MK} has no {name}")
+        out += m.group(1).split()
+    return out
 
 
 def macs_per_step(n_in: int, n_hid: int, n_out: int) -> int:
@@ -71,7 +90,8 @@ def build_runner(work: Path) -> Path:
     return exe
 
 
-def build(work: Path, name: str, defs: List[str], opt: str = OPT, commands: Optional[List[str]] = None) -> Path:
+def build(work: Path, name: str, defs: List[str], opt: str = OPT, commands: Optional[List[str]] = None,
+          flash_kib: int = FLASH_KIB) -> Path:
     elf = work / f"{name}.elf"
     if "-DBENCH_GENANN" in defs or "-DBENCH_MAC" in defs:
         srcs, libs = [str(HARNESS)], ["-lm"]
@@ -79,15 +99,16 @@ def build(work: Path, name: str, defs: List[str], opt: str = OPT, commands: Opti
         srcs, libs = [str(HARNESS)] + [str(p) for p in sorted((CSRC / "core").glob("*.c"))], []
     else:
         srcs, libs = [str(HARNESS), str(CSRC / "edgebp.c")], []
-    cmd = ["avr-gcc", *CFLAGS, opt, *defs, f"-I{CSRC}", *srcs, *LDFLAGS, *libs, "-o", str(elf)]
+    cmd = ["avr-gcc", *CFLAGS, opt, *defs, f"-I{CSRC}", *srcs, *LDFLAGS,
+           f"-Wl,--defsym=__TEXT_REGION_LENGTH__={flash_kib * 1024}", *libs, "-o", str(elf)]
     _run(cmd, f"building {name}")
     if commands is not None:
         commands.append(" ".join(c.replace(str(ROOT) + "/", "") for c in cmd))
     return elf
 
 
-def run(runner: Path, elf: Path) -> Dict[str, int]:
-    out = _run([str(runner), "--mcu", MCU, "--freq", str(F_CPU), "--flash-kib", str(FLASH_KIB), "--stdio",
+def run(runner: Path, elf: Path, flash_kib: int = FLASH_KIB) -> Dict[str, int]:
+    out = _run([str(runner), "--mcu", MCU, "--freq", str(F_CPU), "--flash-kib", str(flash_kib), "--stdio",
                 "--max-cycles", str(2_000_000_000), str(elf)], f"simulating {elf.name}")
     kv = {}
     for line in out.splitlines():
@@ -111,13 +132,20 @@ def measure(commands: Optional[List[str]] = None) -> dict:
         runner = build_runner(work)
         r: dict = dict(chip=f"{MCU} {F_CPU // 1_000_000} MHz (simavr, cycle-accurate)", net="8-16-2", macs=macs,
                        steps=STEPS, opt=OPT)
-        kv = run(runner, build(work, "core_sr", [], commands=commands))
+        bf = board_flags()
+        r["board_flags"] = " ".join(bf)
+        big = FULL_FLASH_KIB
+        kv = run(runner, build(work, "core_full", [], commands=commands, flash_kib=big), big)
+        r["core_step_full"] = kv["step_cycles"] / kv["steps"]
+        kv = run(runner, build(work, "core_rn_full", ["-DBENCH_NEAREST"], commands=commands, flash_kib=big), big)
+        r["core_step_nearest_full"] = kv["step_cycles"] / kv["steps"]
+        kv = run(runner, build(work, "core_sr", bf, commands=commands))
         r["core_step"] = kv["step_cycles"] / kv["steps"]
         r["core_fwd"] = kv["fwd_cycles"] / kv["steps"]
         r["arena_bytes"] = kv["arena_bytes"]
-        kv = run(runner, build(work, "core_rn", ["-DBENCH_NEAREST"], commands=commands))
+        kv = run(runner, build(work, "core_rn", bf + ["-DBENCH_NEAREST"], commands=commands))
         r["core_step_nearest"] = kv["step_cycles"] / kv["steps"]
-        kv = run(runner, build(work, "phases", ["-DBENCH_PHASES"], commands=commands))
+        kv = run(runner, build(work, "phases", bf + ["-DBENCH_PHASES"], commands=commands))
         total = kv["step_cycles"]
         r["phases"] = {k: kv[f"{k}_cycles"] / total for k in ("fwd", "delta", "update0", "update1")}
         r["phases_step"] = total / kv["steps"]
@@ -146,10 +174,16 @@ def table(r: dict) -> str:
     L = [f"| ATmega328P, 16 MHz, simavr ({r['net']}, online SGD, batch 1) | cycles/step | cycles/forward "
          f"| cycles/MAC ({r['macs']} MACs) | genann / this |",
          "|---|---:|---:|---:|---:|",
-         f"| edgebp core, stochastic rounding (default), avr-gcc {r['opt']} | {f(r['core_step'])} | "
-         f"{f(r['core_fwd'])} | {f(r['core_per_mac'], 1)} | {f(r['ratio'], 2)}x |",
-         f"| edgebp core, round to nearest, avr-gcc {r['opt']} | {f(r['core_step_nearest'])} | {f(r['core_fwd'])} | "
+         f"| edgebp core as the Uno firmware builds it, stochastic rounding (default), avr-gcc {r['opt']} + board "
+         f"flags | {f(r['core_step'])} | {f(r['core_fwd'])} | {f(r['core_per_mac'], 1)} | {f(r['ratio'], 2)}x |",
+         f"| the same, round to nearest | {f(r['core_step_nearest'])} | {f(r['core_fwd'])} | "
          f"{f(r['core_step_nearest'] / r['macs'], 1)} | {f(r['genann_step'] / r['core_step_nearest'], 2)}x |",
+         f"| edgebp core with every feature and the fast rows, stochastic rounding, avr-gcc {r['opt']} only "
+         f"({FULL_FLASH_KIB} KiB of simulated flash: it does not fit the 328P's {FLASH_KIB}) | "
+         f"{f(r['core_step_full'])} | | {f(r['core_step_full'] / r['macs'], 1)} | "
+         f"{f(r['genann_step'] / r['core_step_full'], 2)}x |",
+         f"| the same, round to nearest | {f(r['core_step_nearest_full'])} | | "
+         f"{f(r['core_step_nearest_full'] / r['macs'], 1)} | {f(r['genann_step'] / r['core_step_nearest_full'], 2)}x |",
          f"| genann's algorithm, 32-bit float, exp() sigmoid, avr-gcc {r['opt']} | {f(r['genann_step'])} | "
          f"{f(r['genann_fwd'])} | {f(r['genann_per_mac'], 1)} | 1.00x |",
          f"| plain loop: int16 x int16 into int32 (the floor) | | | {f(r['mac32'], 1)} | |",
@@ -167,13 +201,13 @@ def table(r: dict) -> str:
          "",
          "Notes: cycles from Timer1 at the CPU clock in simavr, which is cycle-accurate; each call timed alone, "
          f"{r['steps']} steps after {r['steps']} warm-up steps, the empty measurement subtracted. The core is built "
-         "as the firmware builds it (-Os; EBP_MAX_LAYERS=2; an EBP_FLAG_ONLINE network of 444 bytes; "
-         "EBP_STATS as the core defines it). genann's algorithm is written in tools/step_bench/avr_bench.c (no genann "
+         f"as the firmware builds it (-Os and the board.mk flags: {r['board_flags']}; EBP_MAX_LAYERS=2; an "
+         "EBP_FLAG_ONLINE network of 444 bytes; EBP_STATS as the core defines it). genann's algorithm is written in tools/step_bench/avr_bench.c (no genann "
          "source copied): float weights (avr-gcc's double is 32-bit), sigmoid 1/(1+exp(-a)) with avr-libc's exp() "
          "(genann's uncached sigmoid: its 4096-entry cache does not fit 2 KiB), bias weight first with input -1, "
          "genann_train's order (output deltas, hidden deltas, output weights, hidden weights). "
          f"MACs per step: forward + back-propagation to the hidden layer + weight updates = {r['macs']}. "
-         f"The simulated chip has {FLASH_KIB} KiB of flash (the core needs ~46 KB here; a real 328P has 32 KiB)."]
+         f"The simulated chip has the 328P's own {FLASH_KIB} KiB of flash."]
     return "\n".join(L)
 
 

@@ -7,16 +7,30 @@ F_CPU := 16000000
 CPU_FLAGS := -mmcu=$(MCU) -DF_CPU=$(F_CPU)UL
 # 2 KiB of RAM: the 8-16-2 online network takes 444 bytes (ebp_net_memory); the arena is that, 8-aligned
 ARENA_BYTES := 448
-# frames of 128-byte bodies (the smallest the application takes), two network layers at most
+# Flash: the part's 32 KiB less a 512-byte bootloader (Optiboot, what an Uno ships with) is what the firmware may
+# take; the linker's flash region is the part's 32 KiB, the build fails above FLASH_LIMIT (tests/test_board_avr.py
+# checks it too), and simavr-run gives the simulated chip the same 32 KiB.
+FLASH_KIB := 32
+FLASH_LIMIT := 32256
+# Code-size flags for this board only (firmware/README.md, AVR, has the measured effect of each; none changes
+# an integer): avr-gcc's shared prologues/epilogues, linker relaxation (CALL -> RCALL), X only as a pointer
+# register, no loop-invariant motion or scalar-evolution constant propagation (both grow 8-bit code here)
+SIZE_FLAGS := -mcall-prologues -mrelax -mstrict-X -fno-tree-scev-cprop -fno-move-loop-invariants
+# The core without what this board does without (edgebp.h, feature switches; a model that needs one is refused
+# with EBP_ERR_FEATURE, which the host reports): conv1d/pooling, int8 weights, gradient memory (batches,
+# momentum: the board trains EBP_FLAG_ONLINE networks, as `edgebp device train` loads the 8-16-2), fixed deltas,
+# Xavier/He init, softmax; and the dense update's fast rows (EBP_FAST_ROWS=0: the portable loop, same integers)
+CORE_FEATURES := -DEBP_CONV=0 -DEBP_INT8=0 -DEBP_GRAD_MEMORY=0 -DEBP_FIXED_DELTA=0 -DEBP_INIT_FAN=0 -DEBP_SOFTMAX=0 \
+                 -DEBP_FAST_ROWS=0
+# The application: frames of 128-byte bodies (the smallest the application takes), two network layers at most
 # (ebp_net_t holds EBP_MAX_LAYERS layer structs of 80 bytes each on AVR); no staged samples (every sample of a
-# network that fits 448 bytes fits a frame), which saves flash
-BOARD_DEFS := -DEBP_APP_MAX_BODY=128 -DEBP_MAX_LAYERS=2 -DEBP_APP_STAGE=0
+# network that fits 448 bytes fits a frame), no weight upload or STATE message, no checkpoint damage test hook
+# (each answered as an unknown request; see firmware/README.md, AVR)
+APP_FEATURES := -DEBP_APP_MAX_BODY=128 -DEBP_MAX_LAYERS=2 -DEBP_APP_STAGE=0 -DEBP_APP_UPLOAD=0 -DEBP_APP_STATE=0 \
+                -DEBP_APP_CKPT_DAMAGE=0
+BOARD_DEFS := $(APP_FEATURES) $(CORE_FEATURES)
 PORT_SRCS := $(PORT_DIR)/port.c
-# the core at -Os too: 32 KiB of flash (see firmware/README.md, AVR)
+# the core at -Os too: 32 KiB of flash
 CORE_OPT := -Os
 RUNNER_SRC := $(PORT_DIR)/simavr_run.c
-# Flash: the firmware (core + protocol application) needs about 60 KB, more than the ATmega328P's 32 KiB.
-# Until it is made smaller, the simulated chip gets 64 KiB of flash (the linker region here, simavr-run
-# --flash-kib 64); everything else (2 KiB of RAM, EEPROM, UART, timers, cycle timing) is the 328P's.
-BOARD_LDFLAGS := -Wl,--defsym=__TEXT_REGION_LENGTH__=65536
-SIMAVR_FLASH_KIB := 64
+BOARD_LDFLAGS := -Wl,--defsym=__TEXT_REGION_LENGTH__=32768
