@@ -63,9 +63,9 @@ BOARDS: Dict[str, Board] = {b.name: b for b in [
     Board("qemu-microbit", "cortex-m0", True, 16 << 10, "microbit", "qemu-microbit",
           notes="BBC micro:bit v1 (nRF51822) in QEMU: 16 KiB RAM, 64-bit multiply in software"),
     Board("simavr-atmega328p", "avr5", True, 2 << 10, None, "simavr-atmega328p",
-          notes="ATmega328P (Arduino Uno's chip) at 16 MHz in simavr: 2 KiB RAM, 16-bit int, ticks are CPU cycles; "
-                "simulated with 64 KiB of flash (the firmware needs ~60 KB, the part has 32 KiB)",
-          simavr_mcu="atmega328p", clock_hz=16_000_000, flash_kib=64),
+          notes="ATmega328P (Arduino Uno's chip) at 16 MHz in simavr: 2 KiB RAM, 32 KiB flash (the firmware fits "
+                "32,256 bytes, room for Optiboot), 16-bit int, ticks are CPU cycles; online dense networks only",
+          simavr_mcu="atmega328p", clock_hz=16_000_000),
     Board("host", "native", True, 0, None, "host",
           notes="the firmware as a native process serving TCP (no emulator needed)"),
     Board("generic-cortex-m", "cortex-m3", False, 32 << 10, None, "generic-cortex-m",

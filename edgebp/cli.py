@@ -4,16 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
-from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
 from .config import ACTIVATIONS, INITS, LOSSES, OPTIMIZERS, ROUNDINGS, NetSpec, StopRule, TrainConfig
-from .errors import ConfigError, DataError, EdgeBPError
+from .errors import ConfigError, EdgeBPError
 from .progress import LOSS_NOTE, Progress  # noqa: F401  (cli_device and cli_compare import it from here)
 
 SEED_MAX = 2 ** 32 - 1

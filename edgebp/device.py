@@ -954,7 +954,7 @@ class Device:
         #  state before it, retransmissions so far at its first send]
         flights: deque = deque()
         lo_plan, st_plan = start, self._state
-        last_progress = last_event = time.monotonic()
+        last_progress = time.monotonic()
         backoff = 1.0
         problems: List[str] = []
 
@@ -1029,7 +1029,6 @@ class Device:
                     send(f, again=True)
                 continue
             if chunk is not None:
-                last_event = now
                 try:
                     fr = P.decode_frame(chunk)
                 except ProtocolError as e:

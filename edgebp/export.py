@@ -14,7 +14,7 @@ another major version, or a board whose ``EBP_ARENA_BYTES`` is smaller than the 
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import numpy as np
 
@@ -139,7 +139,7 @@ def export_header(wf: WeightsFile, name: str, cfg: Optional[TrainConfig] = None,
         w(_array(f"{name}_x", Xq, dims=f"[{len(Xq)}][{spec.n_in}]"))
         w(_array(f"{name}_t", Tq, dims=f"[{len(Tq)}][{spec.n_out}]"))
         w("\n")
-    w(f"/** Quantizes n_in real readings as the host did: q = round((x - offset) / scale * 2^in_frac), saturated. */\n")
+    w("/** Quantizes n_in real readings as the host did: q = round((x - offset) / scale * 2^in_frac), saturated. */\n")
     w(f"static inline void {name}_quantize_input(const double *x, int16_t *q)\n{{\n    int i;\n"
       f"    for (i = 0; i < {up}_N_IN; i++) {{\n"
       f"        double v = (x[i] - {name}_in_offset[i]) / {name}_in_scale[i] * {float(2 ** spec.in_frac)!r};\n"

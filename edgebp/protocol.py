@@ -10,7 +10,6 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
@@ -77,9 +76,10 @@ MESSAGE_NAMES = {v: k[len("EBP_MSG_"):].lower() for k, v in C.items()
 
 CORE_STATUS = {0: "ok", -1: "invalid argument (EBP_ERR_ARG)", -2: "invalid network configuration (EBP_ERR_CONFIG)",
                -3: "buffer too small (EBP_ERR_SIZE)", -4: "buffer not 8-byte aligned (EBP_ERR_ALIGN)",
-               -5: "call out of order (EBP_ERR_STATE)", -6: "Q format outside 0..15 (EBP_ERR_FORMAT)"}
+               -5: "call out of order (EBP_ERR_STATE)", -6: "Q format outside 0..15 (EBP_ERR_FORMAT)",
+               -7: "the configuration needs a feature this build compiled out (EBP_ERR_FEATURE)"}
 PROTO_STATUS = {
-    C["EBP_PERR_UNKNOWN"]: "unknown message type", C["EBP_PERR_LENGTH"]: "body length does not match the message",
+    C["EBP_PERR_UNKNOWN"]: "unknown message type (or compiled out of this firmware)", C["EBP_PERR_LENGTH"]: "body length does not match the message",
     C["EBP_PERR_CRC"]: "CRC mismatch", C["EBP_PERR_FRAME"]: "malformed frame (COBS or too short)",
     C["EBP_PERR_OVERFLOW"]: "frame longer than the device buffer",
     C["EBP_PERR_VERSION"]: "protocol version mismatch", C["EBP_PERR_NO_MODEL"]: "no model loaded",

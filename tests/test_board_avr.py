@@ -149,7 +149,7 @@ def test_firmware_fits_an_arduino_uno(built):
         with __import__("tempfile").TemporaryDirectory() as d:
             p = subprocess.run(args + ["--build", d, "--flash-limit", str(limit)], capture_output=True, text=True)
         assert p.returncode == rc, (limit, p.stdout, p.stderr)
-    assert "more than the" in p.stderr and f"OVER by 1 bytes" in p.stdout
+    assert "more than the" in p.stderr and "OVER by 1 bytes" in p.stdout
 
 
 def _refused_models():

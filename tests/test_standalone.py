@@ -94,7 +94,7 @@ def test_standalone_learns_like_the_host(board, reset_at, weights, tmp_path):
     if reset_at:
         last = EVERY * (reset_at // EVERY)
         assert f"reset at step {reset_at}" in text
-        assert f"boot 2: restored checkpoint slot" in text and f"at step {last}" in text
+        assert "boot 2: restored checkpoint slot" in text and f"at step {last}" in text
     epochs = [l for l in lines if l.startswith("epoch ")]
     assert epochs and all("correct" in l for l in epochs)
     ref = host_reference(w, ds)

@@ -71,7 +71,7 @@ def one(job) -> dict:
 
 
 def table(results) -> str:
-    lines = [f"| data set | network, epochs | metric | float | nearest | stochastic | nearest - float (worst seed) | "
+    lines = ["| data set | network, epochs | metric | float | nearest | stochastic | nearest - float (worst seed) | "
              "stochastic - float (worst seed) | updates rounded to zero, nearest / stochastic |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for ds_name, sizes, acts, loss, epochs, kind in RUNS:
