@@ -78,7 +78,17 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
     for layer, flat in enumerate(flats):
         for off in range(0, len(flat), per):
             chunk = flat[off:off + per]
-            r = P.unpack_write_weights(dev.request(P.WRITE_WEIGHTS, P.pack_write_weights(layer, off, chunk)).body)
+            try:
+                f = dev.request(P.WRITE_WEIGHTS, P.pack_write_weights(layer, off, chunk))
+            except DeviceError as e:
+                if getattr(e, "status", None) != P.C["EBP_PERR_UNKNOWN"]:
+                    raise
+                raise DeviceError(f"the device at {getattr(dev, 'url', '?')} takes no weight upload: its firmware "
+                                  f"compiles WRITE_WEIGHTS out to fit its flash (the Arduino Uno build, "
+                                  f"simavr-atmega328p, does); it trains from the weights its LOAD initialises. "
+                                  f"To start it from other weights, use a board with more flash, or build the "
+                                  f"weights into your own firmware (edgebp export)") from None
+            r = P.unpack_write_weights(f.body)
             if r.written < off + len(chunk) or r.total != len(flat):
                 raise DeviceError(f"layer {layer}: the device reports {r.written} of {r.total} elements written "
                                   f"after a chunk ending at {off + len(chunk)} of {len(flat)}")

@@ -7,13 +7,14 @@
 For each rate r, a seeded relay (edgebp/relay.py) drops r of the bytes and flips one bit in another r, in both
 directions, between the host and the emulated board; diabetes 8-16-2 (online SGD, lr 0.2, seed 1) trains for 2
 epochs and the weights read back are compared with the host core's. samples/s counts training requests only
-(DeviceNet.train_seconds: the link and the device, not the read-back). The clean row (r = 0) is the reference
-for the "of clean" columns; "of the clean run beside it" is the median over seeds of each run's samples/s over the
-clean run of the same mode and seed, made just before it (the shared machine's load moves both alike). Modes:
-the default (frames sized to the link, stop-and-wait; streamed chunks checked by block CRCs once the link damages
-frames: Device()); frames only (Device(bulk=False)); a window of 2 training frames in flight (Device(window=2,
-bulk=False)); with --fixed-frames also full frames (the link model off), as the host did before the frames
-adapted.
+(DeviceNet.train_seconds: the link and the device, not the read-back); link bytes per sample: every byte the relay
+carried, both ways, over the samples trained (the whole run: load, training, read-back). The clean row (r = 0) is
+the reference for the "of clean" columns; "of the clean run beside it" is the median over seeds of each run's
+samples/s over the clean run of the same mode and seed, made just before it (the shared machine's load moves both
+alike). Modes: the default (frames sized to the link, stop-and-wait; streamed chunks checked by block CRCs once the
+link damages frames: Device()); frames only (Device(bulk=False)); a window of 2 training frames in flight
+(Device(window=2, bulk=False)); with --fixed-frames also full frames (the link model off), as the host did before
+the frames adapted.
 """
 from __future__ import annotations
 
@@ -46,12 +47,14 @@ def run_once(emu_url, rate, seed, epochs, adaptive, timeout, spec, cfg, ds, ref,
                 net.fit(ds.X_train, ds.T_train, StopRule(epochs=epochs))
                 w = net.get_int_weights()
                 same = all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(w, ref))
+                moved = sum(relay.counts[d]["bytes"] for d in ("up", "down"))
                 return dict(finished=True, identical=same, sps=net.train_samples_seen / net.train_seconds,
+                            bps=moved / max(1, net.train_samples_seen),
                             seconds=time.monotonic() - t0, retrans=dev.stats_retransmissions,
                             frames=net.train_requests, unknown=net.loss_unknown, p=dev.link.p, error="")
         except EdgeBPError as e:
-            return dict(finished=False, identical=False, sps=None, seconds=time.monotonic() - t0, retrans=None,
-                        frames=None, unknown=0, p=None, error=str(e)[:400])
+            return dict(finished=False, identical=False, sps=None, bps=None, seconds=time.monotonic() - t0,
+                        retrans=None, frames=None, unknown=0, p=None, error=str(e)[:400])
 
 
 def main(argv=None) -> int:
@@ -98,6 +101,7 @@ def main(argv=None) -> int:
                            identical=sum(r["identical"] for r in runs),
                            sps=statistics.median([r["sps"] for r in done]) if done else None,
                            sps_min=min(r["sps"] for r in done) if done else None,
+                           bps=statistics.median([r["bps"] for r in done]) if done else None,
                            seconds=statistics.median([r["seconds"] for r in runs]),
                            retrans=statistics.median([r["retrans"] for r in done]) if done else None,
                            frames=statistics.median([r["frames"] for r in done]) if done else None,
@@ -117,8 +121,9 @@ def main(argv=None) -> int:
              f"the share of bytes dropped and, separately, the share with one bit flipped, in each direction "
              f"(so 1% means 2% of the bytes hit each way). samples/s: median over the runs that finished.", "",
              "| frames | dropped + flipped | finished | bit-identical | samples/s | of its clean | of the best clean | "
-             "of the clean run beside it | slowest run | training frames per run | retransmissions per run |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "of the clean run beside it | slowest run | link bytes per sample | training frames per run | "
+             "retransmissions per run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         c = clean.get(r["mode"])
         share = f"{r['sps'] / c:.0%}" if r["sps"] and c else "-"
@@ -126,7 +131,8 @@ def main(argv=None) -> int:
         lines.append(f"| {r['mode']} | {r['rate'] * 100:g}% + {r['rate'] * 100:g}% | {r['finished']}/{r['runs']} | "
                      f"{r['identical']}/{r['runs']} | {r['sps'] or 0:.0f} | {share} | {share_best} | "
                      f"{format(r['paired'], '.0%') if r['paired'] else '-'} | "
-                     f"{r['sps_min'] or 0:.0f} | {r['frames'] or 0:.0f} | {r['retrans'] or 0:.0f} |")
+                     f"{r['sps_min'] or 0:.0f} | {r['bps'] or 0:.1f} | {r['frames'] or 0:.0f} | "
+                     f"{r['retrans'] or 0:.0f} |")
     if any(r["unknown"] for r in rows):
         lines.append("")
         lines.append(f"Samples whose loss was lost for good (their frames were applied, see above): "
