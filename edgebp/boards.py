@@ -64,7 +64,8 @@ BOARDS: Dict[str, Board] = {b.name: b for b in [
           notes="BBC micro:bit v1 (nRF51822) in QEMU: 16 KiB RAM, 64-bit multiply in software"),
     Board("simavr-atmega328p", "avr5", True, 2 << 10, None, "simavr-atmega328p",
           notes="ATmega328P (Arduino Uno's chip) at 16 MHz in simavr: 2 KiB RAM, 32 KiB flash (the firmware fits "
-                "32,256 bytes, room for Optiboot), 16-bit int, ticks are CPU cycles; online dense networks only",
+                "32,256 bytes, room for Optiboot), 16-bit int, ticks are CPU cycles; online SGD of dense networks "
+                "with squared error",
           simavr_mcu="atmega328p", clock_hz=16_000_000),
     Board("host", "native", True, 0, None, "host",
           notes="the firmware as a native process serving TCP (no emulator needed)"),

@@ -163,13 +163,14 @@ def _refused_models():
         ("momentum", NetSpec.from_sizes([2, 3, 1], "sigmoid", "mse"),
          TrainConfig(optimizer="momentum", batch_size=4)),
         ("Xavier init", NetSpec.from_sizes([2, 3, 1], "sigmoid", "mse"), TrainConfig(init="xavier")),
+        ("cross-entropy", NetSpec.from_sizes([2, 3, 1], "sigmoid", "ce"), TrainConfig()),
     ]
 
 
 @pytest.mark.parametrize("what", [m[0] for m in _refused_models()])
 def test_features_compiled_out_of_the_board_are_refused_clearly(url, diabetes, what):
     """The board's core is built without what it does without (board.mk: EBP_CONV=0, EBP_INT8=0, EBP_SOFTMAX=0,
-    EBP_GRAD_MEMORY=0, EBP_INIT_FAN=0, ...): a model that needs one is refused with EBP_ERR_FEATURE before anything
+    EBP_CE=0, EBP_GRAD_MEMORY=0, EBP_INIT_FAN=0, ...): a model that needs one is refused with EBP_ERR_FEATURE before anything
     changes, and the host raises an EdgeBPError that says so. The host's own core (every feature on) takes the
     same model. The model loaded before still trains like the host's."""
     from edgebp._core import lib
@@ -219,8 +220,8 @@ def test_cli_device_train_checks_and_reports_cycles(built, capsys):
 
 
 def test_a_reset_during_a_resumable_run_is_restored_by_replay(url, diabetes):
-    """The board has no STATE or weight upload (board.mk), so DeviceNet(resume=True) cannot restore a reset
-    device by uploading its last weights: it finds that out at its first checkpoint and replays instead; the
+    """The board has no STATE message (board.mk), so DeviceNet(resume=True) cannot restore a reset device's
+    training state from its checkpoint: it finds that out at its first checkpoint and replays instead; the
     finished run is the host's, bit for bit."""
     from edgebp.deploy import erase_checkpoints
     from edgebp.device import Device, DeviceNet
@@ -237,3 +238,22 @@ def test_a_reset_during_a_resumable_run_is_restored_by_replay(url, diabetes):
         assert net.train_q(X[20:], T[20:], 1) == fn.train_q(X[20:], T[20:], 1)
         assert any("replaying" in e for e in net.events), net.events
         assert same_weights(dev.read_weights(), fn.get_int_weights())
+
+
+def test_host_trained_weights_go_onto_the_uno_and_train_on(url, diabetes):
+    """Weight upload fits the Uno's 32 KiB: weights trained on the host are written to the board (WRITE_WEIGHTS
+    in 128-byte frames, then COMMIT_WEIGHTS with their CRC-32) and fine-tuned there like the host core."""
+    from edgebp.deploy import write_weights
+    from edgebp.device import Device
+    from edgebp.fixed import FixedNet
+    spec, cfg = NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse"), TrainConfig(seed=4)
+    host = FixedNet(spec, cfg)
+    X, T = host.quantize_inputs(diabetes.X_train[:60]), host.quantize_targets(diabetes.T_train[:60])
+    host.train_q(X[:40], T[:40], 1)                   # trained on the host
+    with Device(url, timeout=20.0) as dev:
+        dev.load_model(FixedNet(spec, cfg))           # the board starts from its own initial weights
+        write_weights(dev, host.get_int_weights(), rng=int(host._net.rng), steps=host.steps)  # and its generator
+        assert same_weights(dev.read_weights(), host.get_int_weights()) and dev.read_stats()["steps"] == 40
+        dev.train(X[40:], T[40:], 1)
+        host.train_q(X[40:], T[40:], 1)
+        assert same_weights(dev.read_weights(), host.get_int_weights())

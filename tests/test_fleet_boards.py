@@ -87,19 +87,38 @@ def test_basicmotions_fleet_with_a_microbit_equals_the_simulated_one():
     assert 0 <= extra <= 4, (got, want, extra)
 
 
-def test_avr_board_cannot_take_a_fleet_round_and_says_why():
-    """The 8-bit AVR (simavr-atmega328p, an Uno's 32 KiB of flash) compiles the weight upload out, so it cannot
-    take the global weights a round starts from: its round ends in one DeviceError that says so and what to do
-    (LinkMeter's count for its 128-byte frames is checked on the host port built small, tests/test_fleet.py)."""
+def test_avr_board_round_carries_the_bytes_computed_for_its_128_byte_frames():
+    """A fleet device that is the 8-bit AVR (simavr-atmega328p, 128-byte frame bodies): its round (the board
+    path of the ClientApp, boards.board_round, and board_evaluate) gives the integers of the virtual device, and
+    the bytes measured on its link are LinkMeter's for the body the board reports in HELLO (FleetTask.max_body),
+    not for the protocol's 1,024 (which counts fewer, larger frames)."""
     need_tools("avr-gcc", "make", "cc")
-    from edgebp.errors import DeviceError
-    from edgebp.fleet.boards import board_round, max_bodies, start_boards
-    from edgebp.fleet.client import initial_weights
+    import dataclasses
+    from edgebp.fleet.boards import board_evaluate, board_round, max_bodies, start_boards
+    from edgebp.fleet.client import initial_weights, virtual_evaluate, virtual_round
     spec = NetSpec.from_sizes([8, 8, 2], "sigmoid", "mse")
-    task = FleetTask("diabetes", spec.to_dict(), TrainConfig(lr=0.3, seed=11).to_dict(), n_devices=6,
-                     split="dirichlet:1.0", split_seed=2, local_epochs=1)
+    cfg = TrainConfig(lr=0.3, seed=11, shuffle=True, rounding="stochastic")
+    task = FleetTask("diabetes", spec.to_dict(), cfg.to_dict(), n_devices=6, split="dirichlet:1.0", split_seed=2,
+                     local_epochs=2)
+    k = 1
     gi, _ = initial_weights(task)
     with start_boards(["simavr-atmega328p"], timeout=600) as (url,):
-        assert max_bodies([url]) == [128]
-        with pytest.raises(DeviceError, match="takes no weight upload: its firmware compiles WRITE_WEIGHTS out"):
-            board_round(task, 1, 1, gi, url, timeout=60)
+        (body,) = max_bodies([url])
+        up = board_round(task, k, 1, gi, url, timeout=60)
+        ev, ev_bytes = board_evaluate(task, k, up.weights, url, timeout=60)
+    assert body == 128
+    twin = dataclasses.replace(task, max_body=body)
+    virt = virtual_round(twin, k, 1, gi, None)["fixed"]
+    assert same(up.weights, virt.weights) and (up.loss, up.accuracy) == (virt.loss, virt.accuracy)
+    vev, vev_bytes = virtual_evaluate(twin, k, up.weights, None)
+    assert ev == vev["fixed"]
+    full = dataclasses.replace(task, max_body=None)     # what the meter counted before it took the device's body
+    round_1024 = virtual_round(full, k, 1, gi, None)["fixed"].link_bytes
+    for got, want, want_1024 in ((up.link_bytes, virt.link_bytes, round_1024),
+                                 (ev_bytes, vev_bytes, virtual_evaluate(full, k, up.weights, None)[1])):
+        # measured: also the HELLO and its leading 0x00, and frames resent; tick counters: <= 1 byte a response
+        extra = {way: got[way] - want[way] - sum(v for kd, v in got.items() if kd.endswith("_" + way) and
+                                                 kd.startswith(("hello_", "retransmitted_", "corrupt_", "delimiters_")))
+                 for way in ("to_device", "from_device")}
+        assert extra["to_device"] == 0 and 0 <= extra["from_device"] <= 4, (got, want)
+        assert want_1024["total"] < want["total"]

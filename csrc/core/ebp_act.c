@@ -40,7 +40,7 @@ int ebp_loss(const ebp_net_t *net, const int16_t *t, int32_t *loss_q16) {
     if (net == NULL || t == NULL || loss_q16 == NULL) return EBP_ERR_ARG;
     L = &net->layers[net->cfg.n_layers - 1];
     one = (int32_t)1 << L->a_frac;
-    if (net->cfg.loss == EBP_LOSS_MSE) {
+    if (net->cfg.loss == EBP_LOSS_MSE || !EBP_CE) { /* (EBP_CE 0: ebp_cfg_check refused cross-entropy) */
         for (k = 0; k < L->n_out; k++) {
             int64_t d = (int64_t)L->y[k] - t[k];
             sum += d * d;

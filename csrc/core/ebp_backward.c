@@ -64,7 +64,7 @@ static int64_t raw_hidden(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t i
 static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     ebp_layer_t *L = &net->layers[l];
     const ebp_layer_t *N = t == NULL ? &net->layers[l + 1] : NULL;
-    const int ce = net->cfg.loss == EBP_LOSS_CE, sd = 2 * L->a_frac - 15;
+    const int ce = EBP_CE && net->cfg.loss == EBP_LOSS_CE, sd = 2 * L->a_frac - 15;
     const int32_t one = (int32_t)1 << L->a_frac;
     const uint32_t n = L->n_out;
     int64_t *cache = !EBP_GRAD_MEMORY || (net->cfg.flags & EBP_FLAG_ONLINE) ? NULL : net->scratch;
@@ -145,7 +145,7 @@ EBP_INTERNAL void ebp_backward_deltas(ebp_net_t *net, const int16_t *t) {
     if (first > l) return; /* every layer with parameters is frozen */
     {   /* output layer: dL/dz = (y - t) with cross-entropy, (y - t) f'(y) with squared error */
         const ebp_layer_t *L = &net->layers[l];
-        live = normalize_delta(net, l, t, net->cfg.loss == EBP_LOSS_CE ? -L->a_frac : -(L->a_frac + 15));
+        live = normalize_delta(net, l, t, EBP_CE && net->cfg.loss == EBP_LOSS_CE ? -L->a_frac : -(L->a_frac + 15));
     }
     for (l--; l >= first; l--) { /* hidden layers: delta_j = f'(y_j) * sum_k w_kj delta_k */
         ebp_layer_t *L = &net->layers[l];

@@ -101,7 +101,8 @@ int ebp_cfg_check(const ebp_cfg_t *cfg) {
         (cfg->in_ch != 0 && cfg->n_in % cfg->in_ch != 0))
         return EBP_ERR_CONFIG;
     if (!frac_ok(cfg->in_frac)) return EBP_ERR_FORMAT;
-    if ((!EBP_GRAD_MEMORY && cfg->optimizer == EBP_OPT_MOMENTUM) || (!EBP_FIXED_DELTA && (cfg->flags & EBP_FLAG_FIXED_DELTA)))
+    if ((!EBP_GRAD_MEMORY && cfg->optimizer == EBP_OPT_MOMENTUM) || (!EBP_CE && cfg->loss == EBP_LOSS_CE) ||
+        (!EBP_FIXED_DELTA && (cfg->flags & EBP_FLAG_FIXED_DELTA)))
         return EBP_ERR_FEATURE;
     for (l = 0; l < cfg->n_layers; l++) {
         int st = ebp_geometry(cfg, l, l == 0 ? NULL : &g[(l - 1) & 1], &g[l & 1]);

@@ -19,15 +19,15 @@ SIZE_FLAGS := -mcall-prologues -mrelax -mstrict-X -fno-tree-scev-cprop -fno-move
 # The core without what this board does without (edgebp.h, feature switches; a model that needs one is refused
 # with EBP_ERR_FEATURE, which the host reports): conv1d/pooling, int8 weights, gradient memory (batches,
 # momentum: the board trains EBP_FLAG_ONLINE networks, as `edgebp device train` loads the 8-16-2), fixed deltas,
-# Xavier/He init, softmax; and the dense update's fast rows (EBP_FAST_ROWS=0: the portable loop, same integers)
+# Xavier/He init, softmax, cross-entropy (traded for the weight upload, 2,156 bytes); and the dense update's
+# fast rows (EBP_FAST_ROWS=0: the portable loop, same integers)
 CORE_FEATURES := -DEBP_CONV=0 -DEBP_INT8=0 -DEBP_GRAD_MEMORY=0 -DEBP_FIXED_DELTA=0 -DEBP_INIT_FAN=0 -DEBP_SOFTMAX=0 \
-                 -DEBP_FAST_ROWS=0
+                 -DEBP_CE=0 -DEBP_FAST_ROWS=0
 # The application: frames of 128-byte bodies (the smallest the application takes), two network layers at most
 # (ebp_net_t holds EBP_MAX_LAYERS layer structs of 80 bytes each on AVR); no staged samples (every sample of a
-# network that fits 448 bytes fits a frame), no weight upload or STATE message, no checkpoint damage test hook
+# network that fits 448 bytes fits a frame), no STATE message, no checkpoint damage test hook
 # (each answered as an unknown request; see firmware/README.md, AVR)
-APP_FEATURES := -DEBP_APP_MAX_BODY=128 -DEBP_MAX_LAYERS=2 -DEBP_APP_STAGE=0 -DEBP_APP_UPLOAD=0 -DEBP_APP_STATE=0 \
-                -DEBP_APP_CKPT_DAMAGE=0
+APP_FEATURES := -DEBP_APP_MAX_BODY=128 -DEBP_MAX_LAYERS=2 -DEBP_APP_STAGE=0 -DEBP_APP_STATE=0 -DEBP_APP_CKPT_DAMAGE=0
 BOARD_DEFS := $(APP_FEATURES) $(CORE_FEATURES)
 PORT_SRCS := $(PORT_DIR)/port.c
 # the core at -Os too: 32 KiB of flash

@@ -31,7 +31,10 @@ LEVERS = [
     ("+ EBP_APP_UPLOAD=0, EBP_APP_STATE=0", "=", "+", APP0 + " -DEBP_APP_UPLOAD=0 -DEBP_APP_STATE=0"),
     ("+ EBP_APP_CKPT_DAMAGE=0 (test hook)", "=", "+", "+ -DEBP_APP_CKPT_DAMAGE=0"),
     ("+ EBP_INIT_FAN=0 (Xavier/He init)", "=", "+ -DEBP_INIT_FAN=0", "+"),
-    ("+ EBP_SOFTMAX=0 (softmax and its exp table) = the board as committed", "=", "+ -DEBP_SOFTMAX=0", "+"),
+    ("+ EBP_SOFTMAX=0 (softmax and its exp table)", "=", "+ -DEBP_SOFTMAX=0", "+"),
+    ("+ EBP_CE=0 (cross-entropy and its log table)", "=", "+ -DEBP_CE=0", "+"),
+    ("+ the weight upload back (EBP_APP_UPLOAD=1) = the board as committed", "=", "+",
+     APP0 + " -DEBP_APP_STATE=0 -DEBP_APP_CKPT_DAMAGE=0"),
 ]
 FULL_SIZE = "-mcall-prologues -mrelax -mstrict-X -fno-tree-scev-cprop -fno-move-loop-invariants"
 
