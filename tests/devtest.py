@@ -27,10 +27,11 @@ def hard_reset(dev, params=None):
     return info
 
 
-def build_small_host(out: Path, body: int) -> Path:
+def build_small_host(out: Path, body: int, defines: str = "") -> Path:
     """The host port's firmware built into ``out`` with frame bodies of ``body`` bytes (EBP_APP_MAX_BODY, as a
-    small board's board.mk sets it); returns the binary, for boards.start_emulator("host", elf=...)."""
+    small board's board.mk sets it) and ``defines`` (more switches, e.g. "-DEBP_APP_UPLOAD=0"); returns the
+    binary, for boards.start_emulator("host", elf=...)."""
     need_tools("make", "cc")
     subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "BOARD=host", f"BUILD={out}", "-j2",
-                    f"CPU_FLAGS=-DEBP_APP_MAX_BODY={body}"], check=True, capture_output=True)
+                    f"CPU_FLAGS=-DEBP_APP_MAX_BODY={body} {defines}".strip()], check=True, capture_output=True)
     return out / "edgebp-host"

@@ -9,7 +9,7 @@ from edgebp import protocol as P
 from edgebp.config import NetSpec, TrainConfig
 from edgebp.deploy import write_weights
 from edgebp.errors import ConfigError, DataError, DeviceError
-from devtest import hard_reset
+from devtest import build_small_host, hard_reset
 from toolcheck import need_tools
 
 BOARDS = {"host": ("make", "cc"), "qemu-mps2-an385": ("arm-none-eabi-gcc", "qemu-system-arm"),
@@ -249,3 +249,19 @@ def test_hello_reports_a_new_session_after_a_reset(dev, board_url):
     assert not b.have_model
     if board_url[0] != "host":
         assert b.stack_high_water and b.stack_high_water > 0
+
+
+def test_a_firmware_without_upload_says_so(tmp_path, diabetes):
+    """A board that compiles the upload out (EBP_APP_UPLOAD=0, for a small flash) answers WRITE_WEIGHTS as an
+    unknown message; write_weights turns that into one DeviceError that says what is missing and what to do."""
+    from edgebp.boards import start_emulator
+    from edgebp.device import Device
+    from edgebp.fixed import FixedNet
+    elf = build_small_host(tmp_path, 1024, "-DEBP_APP_UPLOAD=0")
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=2))
+    with start_emulator("host", timeout=120, elf=elf) as url, Device(url, timeout=5) as dev:
+        dev.load_model(fn)
+        with pytest.raises(DeviceError, match="takes no weight upload: its firmware compiles WRITE_WEIGHTS out"):
+            write_weights(dev, fn.get_int_weights())
+        Xq, Tq = fn.quantize_inputs(diabetes.X_train[:5]), fn.quantize_targets(diabetes.T_train[:5])
+        assert dev.train(Xq, Tq, 1).loss_sum == fn.train_q(Xq, Tq, 1)     # the model still trains
