@@ -447,9 +447,9 @@ class Device:
         """Sends one request and returns its response frame, retransmitting (same seq) on a timeout, a corrupt
         response or a frame-level error. ``timeout`` (default: the device's) bounds the whole exchange.
         ``give_up(attempts, not_run)``, asked after each failed attempt (``not_run`` of them reported unread by
-        the device), may end it early: request then returns None (the caller finds
-        out what the device did). Raises LinkLostError when no valid response arrives in time, DeviceError when
-        ``retries`` is exceeded, DeviceStatusError (or MemoryBudgetError) on an error status when ``check``."""
+        the device), may end it early: request then returns None (the caller finds out what the device did).
+        Raises LinkLostError when no valid response arrives in time, DeviceError when ``retries`` is exceeded,
+        DeviceStatusError (or MemoryBudgetError) on an error status when ``check``."""
         if self.ser is None:
             raise LinkLostError(f"the link to {self.url} is closed", self.url, "closed")
         limit = self.timeout if timeout is None else float(timeout)
