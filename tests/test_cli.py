@@ -276,12 +276,16 @@ def test_ctrl_c_during_device_training_stops_the_emulated_board(tmp_path):
     from edgebp.boards import firmware_path
     from toolcheck import need_tools
     need_tools("make", "cc")
+    exe = str(firmware_path("host"))
+
+    def boards():          # the host ports running now (one that another test left behind is not this run's)
+        return set(subprocess.run(["pgrep", "-f", exe], capture_output=True, text=True).stdout.split())
+    before = boards()
     p = subprocess.Popen([sys.executable, "-m", "edgebp.cli", "device", "train", "diabetes", "--layers", "8,16,2",
                           "--epochs", "100000", "--board", "host"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, cwd=ROOT)
-    exe = str(firmware_path("host"))
     t0 = time.monotonic()
-    while subprocess.run(["pgrep", "-f", exe], capture_output=True).returncode != 0 and time.monotonic() - t0 < 60:
+    while not boards() - before and time.monotonic() - t0 < 60:
         time.sleep(0.2)
     time.sleep(2)
     p.send_signal(signal.SIGINT)
@@ -289,7 +293,7 @@ def test_ctrl_c_during_device_training_stops_the_emulated_board(tmp_path):
     assert p.returncode == 130, err
     assert "Traceback" not in err and [l for l in err.splitlines() if "interrupted" in l] == [err.strip()]
     time.sleep(0.5)
-    assert subprocess.run(["pgrep", "-f", exe], capture_output=True).returncode != 0     # the board is gone
+    assert not boards() - before                                                        # the board is gone
 
 
 def test_progress_on_a_terminal_has_rate_eta_and_explains_its_loss():
