@@ -231,12 +231,15 @@ class LinkModel:
         return pred
 
     def rto(self, type_: int, nbytes: int, cap: float, first: float = 1.0) -> float:
-        """Seconds to wait for one attempt before sending it again."""
+        """Seconds to wait for one attempt before sending it again: 1.5 round trips and three mean deviations. The
+        deviation counts at most 4 round trips + 50 ms: one stall of a loaded host (a late answer widens the
+        deviation, and on a bad link few clean first attempts narrow it again) must not stretch every later
+        attempt to seconds, leaving a few attempts per --timeout where a resend costs one cached answer."""
         pred = self.rtt_predict(type_, nbytes)
         if pred is None:
             return min(cap, first)
-        mad = self.rtt[type_][5]
-        return min(cap, max(0.004, 1.5 * pred + 3.0 * mad + 0.002))
+        dev = min(3.0 * self.rtt[type_][5], 4.0 * pred + 0.05)
+        return min(cap, max(0.004, 1.5 * pred + dev + 0.002))
 
     def best_count(self, type_: int, cap: int, req_bytes: Callable, resp_bytes: Callable, cap_s: float) -> int:
         """The count (1..cap) of samples or elements per request with the most expected throughput."""
@@ -250,7 +253,7 @@ class LinkModel:
         if r and r[6]:
             t = np.array([self.rtt_predict(type_, int(b)) for b in (B[0], B[-1])])
             t = t[0] + (t[1] - t[0]) * (B - B[0]) / max(B[-1] - B[0], 1)
-            rto = np.minimum(cap_s, np.maximum(0.004, 1.5 * t + 3 * r[5] + 0.002))
+            rto = np.minimum(cap_s, np.maximum(0.004, 1.5 * t + np.minimum(3 * r[5], 4 * t + 0.05) + 0.002))
         else:                               # no timing yet: assume the time goes with the bytes
             t = 1.0 + B / 32.0
             rto = 2 * t

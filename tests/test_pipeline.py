@@ -43,7 +43,7 @@ def test_in_flight_training_through_faults_is_bit_identical(host_url, diabetes, 
     cfg = CASES[case]
     fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), cfg)
     hist = fn.fit(diabetes.X_train, diabetes.T_train, StopRule(epochs=2))
-    kw = dict(window=2) if how == "window" else dict(bulk=True)
+    kw = dict(window=2, bulk=False) if how == "window" else dict(bulk=True)     # the window alone, or chunks
     with FaultRelay(host_url, drop=0.005, flip=0.005, seed=4, lifetime=300) as relay:
         with Device(relay.url, timeout=10, **kw) as dev:
             net = DeviceNet(dev, NetSpec.from_sizes([8, 16, 2]), cfg)
