@@ -24,8 +24,8 @@
  * on ARMv7-M, ARMv7E-M with DSP and ARMv6-M the core builds kernels of its own that give the same integers
  * (-DEBP_PORTABLE=1 forces the portable ones). -DEBP_STATS=0 leaves the dense online update's counters
  * (updates, zero_updates, sat_param) at zero, for faster rows; the weights are the same.
- * Feature switches (EBP_CONV, EBP_INT8, EBP_GRAD_MEMORY, EBP_FIXED_DELTA, EBP_INIT_FAN, EBP_SOFTMAX, EBP_CE; below):
- * each 1 by default; a board short of flash sets some to 0, and a configuration that needs one is then refused
+ * Feature switches (EBP_CONV, EBP_INT8, EBP_GRAD_MEMORY, EBP_FIXED_DELTA, EBP_INIT_FAN, EBP_SOFTMAX, EBP_CE;
+ * below): each 1 by default; a board short of flash sets some to 0, and a configuration that needs one is then refused
  * with EBP_ERR_FEATURE.
  *
  * Dynamic range of the backward pass (block floating point)
@@ -133,7 +133,7 @@ extern "C" {
  *                    trains only with EBP_FLAG_ONLINE (online SGD, ebp_train with batch 1); inference is unchanged
  *   EBP_FIXED_DELTA  EBP_FLAG_FIXED_DELTA (plain Q15 deltas, the comparison to block floating point)
  *   EBP_INIT_FAN     EBP_INIT_XAVIER and EBP_INIT_HE (EBP_INIT_UNIFORM always)
- *   EBP_SOFTMAX      EBP_ACT_SOFTMAX (and its exp table); cross-entropy with sigmoid outputs stays
+ *   EBP_SOFTMAX      EBP_ACT_SOFTMAX (and its exp table); cross-entropy with sigmoid outputs is EBP_CE's
  *   EBP_CE           EBP_LOSS_CE (and the log table its loss value needs); squared error always
  */
 #ifndef EBP_CONV

@@ -84,8 +84,8 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
                 if getattr(e, "status", None) != P.C["EBP_PERR_UNKNOWN"]:
                     raise
                 raise DeviceError(f"the device at {getattr(dev, 'url', '?')} takes no weight upload: its firmware "
-                                  f"compiles WRITE_WEIGHTS out to fit its flash (the Arduino Uno build, "
-                                  f"simavr-atmega328p, does); it trains from the weights its LOAD initialises. "
+                                  f"compiles WRITE_WEIGHTS out to fit its flash (EBP_APP_UPLOAD=0); it trains "
+                                  f"from the weights its LOAD initialises. "
                                   f"To start it from other weights, use a board with more flash, or build the "
                                   f"weights into your own firmware (edgebp export)") from None
             r = P.unpack_write_weights(f.body)
