@@ -1,5 +1,5 @@
-"""Helpers shared by the tests that drive a device: a hard reset that waits for the board, and the host port
-built with a small frame body."""
+"""Helpers shared by the tests that drive a device: integer weights compared, a hard reset that waits for the
+board, and the host port built with a small frame body."""
 import subprocess
 import time
 from pathlib import Path
@@ -8,6 +8,13 @@ from edgebp.errors import DeviceError
 from toolcheck import need_tools
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def same_weights(wa, wb) -> bool:
+    """Two lists of (W, b) integer arrays, layer by layer, are the same integers."""
+    import numpy as np
+    return len(wa) == len(wb) and all(np.array_equal(a, b) and np.array_equal(c, d)
+                                      for (a, c), (b, d) in zip(wa, wb))
 
 
 def hard_reset(dev, params=None):

@@ -11,7 +11,7 @@ import pytest
 from edgebp import protocol as P
 from edgebp.config import NetSpec, TrainConfig
 from edgebp.errors import DeviceError
-from devtest import hard_reset
+from devtest import hard_reset, same_weights
 from toolcheck import need_tools
 
 BOARD = "simavr-atmega328p"
@@ -31,16 +31,6 @@ def url(built):
     from edgebp.boards import start_emulator
     with start_emulator(BOARD, timeout=300, build_first=False) as u:
         yield u
-
-
-@pytest.fixture(scope="module")
-def diabetes():
-    from edgebp.data import load_dataset
-    return load_dataset("diabetes")
-
-
-def same_weights(a, b):
-    return len(a) == len(b) and all(np.array_equal(W1, W2) and np.array_equal(b1, b2) for (W1, b1), (W2, b2) in zip(a, b))
 
 
 @pytest.mark.parametrize("acts,cfg", [

@@ -47,12 +47,6 @@ def dev(board):
         yield d
 
 
-@pytest.fixture(scope="module")
-def diabetes():
-    from edgebp.data import load_dataset
-    return load_dataset("diabetes")
-
-
 def make_net(cfg, sizes=(8, 16, 2), **kw):
     from edgebp.fixed import FixedNet
     return FixedNet(NetSpec.from_sizes(list(sizes), **kw), cfg)

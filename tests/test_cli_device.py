@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from devtest import same_weights as same
 from toolcheck import need_tools
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,11 +93,6 @@ def saved(path):
     import numpy as np
     z = np.load(path)
     return [(z[f"w{i}"], z[f"b{i}"]) for i in range(2)]
-
-
-def same(wa, wb):
-    import numpy as np
-    return all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(wa, wb))
 
 
 def test_link_lost_mid_training_keeps_the_last_epoch(tmp_path, monkeypatch):

@@ -31,12 +31,6 @@ def dev(board_url):
         yield d
 
 
-@pytest.fixture(scope="module")
-def diabetes():
-    from edgebp.data import load_dataset
-    return load_dataset("diabetes")
-
-
 def make_net(cfg=None, sizes=(8, 16, 2), **kw):
     from edgebp.fixed import FixedNet
     return FixedNet(NetSpec.from_sizes(list(sizes), **kw), cfg or TrainConfig(lr=0.2, batch_size=1, seed=7))

@@ -5,16 +5,11 @@ import pytest
 
 from edgebp.config import NetSpec, StopRule, TrainConfig
 from edgebp.errors import ConfigError, DataError
+from devtest import same_weights as same
 from toolcheck import need_tools
 
 BOARDS = {"host": ("make", "cc"), "qemu-mps2-an385": ("arm-none-eabi-gcc", "qemu-system-arm"),
           "qemu-microbit": ("arm-none-eabi-gcc", "qemu-system-arm")}
-
-
-@pytest.fixture(scope="module")
-def diabetes():
-    from edgebp.data import load_dataset
-    return load_dataset("diabetes")
 
 
 @pytest.fixture(scope="module", params=list(BOARDS))
@@ -23,10 +18,6 @@ def board(request):
     from edgebp.device import Emulator
     with Emulator(request.param, timeout=600) as emu:
         yield emu
-
-
-def same(wa, wb):
-    return len(wa) == len(wb) and all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(wa, wb))
 
 
 def test_set_int_weights_and_set_weights_upload(board, diabetes):

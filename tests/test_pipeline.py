@@ -9,29 +9,11 @@ import pytest
 
 from edgebp import protocol as P
 from edgebp.config import NetSpec, StopRule, TrainConfig
-from toolcheck import need_tools
+from devtest import same_weights as same
 
 CASES = {"online": TrainConfig(lr=0.2, seed=3),
          "momentum-batches": TrainConfig(optimizer="momentum", lr=0.1, momentum=0.9, batch_size=16,
                                          rounding="stochastic", seed=9)}
-
-
-@pytest.fixture(scope="module")
-def host_url():
-    need_tools("make", "cc")
-    from edgebp.boards import start_emulator
-    with start_emulator("host", timeout=600) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def diabetes():
-    from edgebp.data import load_dataset
-    return load_dataset("diabetes")
-
-
-def same(wa, wb):
-    return all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(wa, wb))
 
 
 @pytest.mark.parametrize("how", ["window", "bulk"])

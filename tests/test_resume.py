@@ -5,15 +5,10 @@ import pytest
 
 from edgebp import protocol as P
 from edgebp.config import NetSpec, StopRule, TrainConfig
+from devtest import same_weights as same
 from toolcheck import need_tools
 
 QEMU = ("arm-none-eabi-gcc", "qemu-system-arm")
-
-
-@pytest.fixture(scope="module")
-def diabetes():
-    from edgebp.data import load_dataset
-    return load_dataset("diabetes")
 
 
 def host_result(spec, cfg, ds, epochs):
@@ -21,10 +16,6 @@ def host_result(spec, cfg, ds, epochs):
     fn = FixedNet(spec, cfg)
     hist = fn.fit(ds.X_train, ds.T_train, StopRule(epochs=epochs))
     return fn, hist
-
-
-def same(wa, wb):
-    return len(wa) == len(wb) and all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(wa, wb))
 
 
 def on_train_request(dev, k, action):

@@ -22,14 +22,6 @@ BM_MODEL = "conv1d(8,5,stride=2,act=relu),maxpool1d(2),conv1d(16,3,act=relu),gap
 
 
 @pytest.fixture(scope="module")
-def host_url():
-    need_tools("make", "cc")
-    from edgebp.boards import start_emulator
-    with start_emulator("host", timeout=300) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def small_url(tmp_path_factory):
     """The host port with 128-byte bodies: a (2, 40) window and its targets (164 bytes) no longer fit a frame."""
     from edgebp.boards import start_emulator
