@@ -780,8 +780,10 @@ def tables(res: dict) -> str:
             L.append(f"| {r['board']} | {r['n']} | {_f(r['samples_s'])} | {r['requests']} | {r['tx']:,} | "
                      f"{r['rx']:,} | {r['sample_bytes']:,} | {r['share']:.1%} | {r['share_tx']:.1%} | "
                      f"{_f(r['device_instr_step'])} |")
-        L += ["", "Over a link that drops and flips bytes (samples/s against the fault rate, three ways of framing): "
-              "`make bench-link`, in [link.md](link.md#measurements).", ""]
+        L += ["", "#### Over a link that drops and flips bytes", "",
+              "Samples/s against the fault rate, three ways of framing (`make bench-link`, which writes this table "
+              "into [link.md](link.md#measurements); copied here from there when this file is made):", ""]
+        L += [_link_table(), ""]
     if res.get("targets"):
         L += ["### Targets", "", "| target | measured | limit | met |", "|---|---|---|---|"]
         for t in res["targets"]:
@@ -799,6 +801,17 @@ def tables(res: dict) -> str:
             L.append(f"| {t['target']} | {vs} | {ls} | {'met' if t['met'] else 'NOT met'} |")
         L.append("")
     return "\n".join(L)
+
+
+def _link_table() -> str:
+    """The fault-rate table that tools/bench/link.py last wrote into docs/link.md (between its markers)."""
+    from .paths import source_root
+    try:
+        text = (source_root() / "docs" / "link.md").read_text()
+    except OSError:
+        return "(docs/link.md not found: run `make bench-link`)"
+    m = re.search(r"<!-- link-bench:begin -->\n(.*?)\n<!-- link-bench:end -->", text, re.S)
+    return m.group(1).strip() if m else "(no table in docs/link.md: run `make bench-link`)"
 
 
 def markdown(res: dict, command: str) -> str:

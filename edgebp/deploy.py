@@ -73,21 +73,19 @@ def write_weights(dev, int_weights: Sequence[Tuple[np.ndarray, np.ndarray]], rng
     ``rng`` and ``steps`` (both or neither) also set the rounding generator and the step counter, to resume."""
     if (rng is None) != (steps is None):
         raise ConfigError("give both rng and steps, or neither")
+    info = getattr(dev, "board_info", None)
+    if info is not None and not info.has("UPLOAD"):      # HELLO's features: decided before anything is sent
+        raise DeviceError(f"the device at {getattr(dev, 'url', '?')} takes no weight upload: its firmware "
+                          f"compiles WRITE_WEIGHTS out to fit its flash (EBP_APP_UPLOAD=0); it trains "
+                          f"from the weights its LOAD initialises. "
+                          f"To start it from other weights, use a board with more flash, or build the "
+                          f"weights into your own firmware (edgebp export)")
     flats = _check_int_weights(int_weights, _device_shapes(dev))
     per = min(P.MAX_WRITE_COUNT, (getattr(dev, "max_body", P.MAX_BODY) - P.WRITE_HDR.size) // 2)
     for layer, flat in enumerate(flats):
         for off in range(0, len(flat), per):
             chunk = flat[off:off + per]
-            try:
-                f = dev.request(P.WRITE_WEIGHTS, P.pack_write_weights(layer, off, chunk))
-            except DeviceError as e:
-                if getattr(e, "status", None) != P.C["EBP_PERR_UNKNOWN"]:
-                    raise
-                raise DeviceError(f"the device at {getattr(dev, 'url', '?')} takes no weight upload: its firmware "
-                                  f"compiles WRITE_WEIGHTS out to fit its flash (EBP_APP_UPLOAD=0); it trains "
-                                  f"from the weights its LOAD initialises. "
-                                  f"To start it from other weights, use a board with more flash, or build the "
-                                  f"weights into your own firmware (edgebp export)") from None
+            f = dev.request(P.WRITE_WEIGHTS, P.pack_write_weights(layer, off, chunk))
             r = P.unpack_write_weights(f.body)
             if r.written < off + len(chunk) or r.total != len(flat):
                 raise DeviceError(f"layer {layer}: the device reports {r.written} of {r.total} elements written "

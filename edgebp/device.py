@@ -801,7 +801,7 @@ class Device:
         while lo < n:
             s, g = self._state
             bulk = not staged and self._bulk_ok(cap, n_in + n_out)
-            best = cap if bulk else self._count(P.TRAIN, cap, req, resp)
+            best = self._bulk_count(n_in + n_out) if bulk else self._count(P.TRAIN, cap, req, resp)
             if batch <= best and g == 0:     # whole batches in one frame: the same integers as one call
                 hi = min(n, lo + (best // batch) * batch)
                 if send(lo, hi, 0, (s + -(-(hi - lo) // batch), 0)):
@@ -820,47 +820,55 @@ class Device:
         return self._summary(out, n, start, steps0, t0)
 
     def _bulk_ok(self, cap: int, per: int) -> bool:
-        """Whether training frames go as streamed STAGE chunks checked by block CRCs (``_send_bulk``): when the
-        link damages frames (a clean link takes whole TRAIN frames) and the device stages (protocol 4, room)."""
+        """Whether training samples go as streamed CHUNK blocks (``_send_bulk``): when the link damages frames (a
+        clean link takes whole TRAIN frames) and the device stages (HELLO's features; room past the model)."""
         if not self.adaptive or self.bulk is False or (self.bulk is None and not self.link.damaged_lately()):
             return False
         if self.bulk is None and self.link.p > self.BULK_MAX_P:
-            return False     # so bad that the TRAIN carrying the block CRCs rarely arrives: frames sized to it
+            return False     # so bad that few blocks arrive whole: frames sized to the link
+        if not self.board_info.has("STAGE"):
+            return False
         if self._bulk_room is None:
             arena = (self.memory or {}).get("arena") or self.board_info.arena
             self._bulk_room = (arena - (((self.memory or {}).get("total", arena)) + 7 & ~7)) // 2
         return self._bulk_room >= cap * per
 
-    def _bulk_block(self, elements: int) -> int:
-        """Elements per streamed STAGE chunk: the fewest bytes sent per element that arrives, (2b + 22) bytes a
-        chunk arriving whole with probability (1-p)^(2b + 22); at most 64 chunks."""
-        cap = (self.max_body - 8) // 2
+    def _bulk_block(self, elements: int = 1) -> int:
+        """Elements per streamed CHUNK: the fewest bytes sent per element that arrives, (2b + 18) bytes a chunk
+        arriving whole with probability (1-p)^(2b + 18); at most 64 chunks for ``elements``."""
+        cap = (self.max_body - 4) // 2
         lo = max(1, -(-elements // 64))
         if lo >= cap:
             return cap
         b = np.arange(lo, cap + 1)
-        size = encoded_size(OVERHEAD + 8) + 2 * b
+        size = encoded_size(OVERHEAD + 4) + 2 * b
         cost = size / (b * np.exp(size * math.log1p(-self.link.p)))
         return int(b[int(np.argmin(cost))])
 
+    def _bulk_count(self, per: int) -> int:
+        """Samples per streamed TRAIN: 64 blocks of the best size for the link, as many as the staging area holds
+        (one TRAIN and its answer per 64 blocks, rather than per frame)."""
+        return max(1, min(0xFFFF, self._bulk_room // per, 64 * self._bulk_block() // per))
+
     def _send_bulk(self, X, T, batch: int, flags: int, timeout: Optional[float]) -> P.Frame:
-        """n samples as quiet STAGE chunks (streamed, not answered), then a TRAIN with EBP_TRAIN_BLOCKS carrying
-        each chunk's CRC-32: the device trains only when every chunk it holds matches, else it answers which to
-        send again, and only those go again (selective repeat; chunks are idempotent). The TRAIN itself runs
-        once: its answer is cached, and it consumes the staged samples."""
+        """n samples as CHUNK blocks (streamed, not answered) tagged with a fresh seq, then a TRAIN with
+        EBP_TRAIN_BLOCKS naming the tag: the device trains once every block has arrived whole, else it answers
+        which are missing, and only those go again (selective repeat; blocks are idempotent). The TRAIN itself
+        runs once: its answer is cached, and it consumes the blocks."""
         data = np.concatenate([np.ascontiguousarray(X).ravel(), np.ascontiguousarray(T).ravel()]).astype(np.int16)
         block = self._bulk_block(len(data))
-        crcs = P.block_crcs(data, block)
-        todo = list(range(len(crcs)))
-        body = P.pack_train_blocks(len(X), batch, flags, block, crcs)
+        n_blocks = -(-len(data) // block)
+        tag = self.next_seq()
+        todo = list(range(n_blocks))
+        body = P.pack_train_blocks(len(X), batch, flags, tag, block)
         t0 = time.monotonic()
         limit = self.timeout if timeout is None else float(timeout)
         left = len(todo)
         while True:
             queued = 0
             for k in todo:
-                frame = P.encode_frame(P.Frame(P.STAGE, self.next_seq(), 0, P.pack_stage(
-                    k * block, data[k * block:(k + 1) * block], quiet=True)))
+                frame = P.encode_frame(P.Frame(P.CHUNK, tag, 0, P.pack_chunk(k, block,
+                                                                             data[k * block:(k + 1) * block])))
                 self.send_raw(frame)
                 queued += len(frame)
             f = self.request(P.TRAIN, body, timeout=timeout, check=False, resp_size=24, queued=queued)
@@ -870,14 +878,14 @@ class Device:
             lo_mask, hi_mask = struct.unpack_from("<II", f.body)
             mask = lo_mask | (hi_mask << 32)
             for k in todo:
-                self.link.record(encoded_size(OVERHEAD + 8 + 2 * block), not mask >> k & 1)
-            todo = [k for k in range(len(crcs)) if mask >> k & 1]
+                self.link.record(encoded_size(OVERHEAD + 4 + 2 * block), not mask >> k & 1)
+            todo = [k for k in range(n_blocks) if mask >> k & 1]
             self.stats_retransmissions += len(todo)
             self.link.damage()
-            if len(todo) < left:                # progress: fewer chunks to send again
+            if len(todo) < left:                # progress: fewer blocks to send again
                 left, t0 = len(todo), time.monotonic()
             elif time.monotonic() - t0 > limit:
-                raise LinkLostError(f"the device at {self.url} did not get {len(todo)} staged chunks whole for "
+                raise LinkLostError(f"the device at {self.url} did not get {len(todo)} streamed blocks whole for "
                                     f"{limit:g} s", self.url, "no response")
 
     def _summary(self, out: TrainSummary, n, start, steps0, t0) -> TrainSummary:
@@ -1430,16 +1438,14 @@ class DeviceNet(IntegerEngine):
         """After a training call: the device's weights read back, for an upload restore."""
         if self.resume and self.restore == "upload" and self._ack[1] == 0:
             from .deploy import read_state
-            weights = self._call(self.device.read_weights)
-            try:
-                state = self._call(lambda: read_state(self.device))
-            except DeviceStatusError as e:   # issue 14: firmware without STATE (and uploads): the Uno board
-                if e.status != P.C["EBP_PERR_UNKNOWN"]:
-                    raise
+            info = self.device.board_info
+            if not (info.has("STATE") and info.has("UPLOAD")):   # HELLO's features: the Uno board's firmware
                 self.restore, self._ckpt = "replay", None
-                self._event("the device has no STATE request (a small board's firmware): a reset is restored by "
-                            "replaying every acknowledged call")
+                self._event("the device's firmware has no STATE or weight upload (a small board's build): a reset "
+                            "is restored by replaying every acknowledged call")
                 return
+            weights = self._call(self.device.read_weights)
+            state = self._call(lambda: read_state(self.device))
             self._ckpt = (len(self._log), weights, self._ack[0], state)
 
     def _recover(self, err: Exception, load: bool = False) -> None:

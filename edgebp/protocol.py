@@ -22,20 +22,21 @@ HEADER_FILE = source_dir("firmware") / "app" / "protocol.h"   # a checkout's, or
 # Used only when the package runs without the firmware tree next to it (an installed wheel talking to a
 # flashed board). tests/test_protocol.py checks that it equals what protocol.h defines.
 _FALLBACK = {
-    "EBP_PROTO_VERSION": 4, "EBP_FW_VERSION_MAJOR": 0, "EBP_FW_VERSION_MINOR": 4, "EBP_PROTO_HEADER": 8,
+    "EBP_PROTO_VERSION": 5, "EBP_FW_VERSION_MAJOR": 0, "EBP_FW_VERSION_MINOR": 5, "EBP_PROTO_HEADER": 8,
     "EBP_PROTO_CRC": 4, "EBP_PROTO_MAX_BODY": 1024, "EBP_PROTO_MAX_RAW": 1036, "EBP_PROTO_MAX_ENCODED": 1042,
     "EBP_PROTO_CACHE_BODY": 48, "EBP_MSG_HELLO": 1, "EBP_MSG_LOAD": 2, "EBP_MSG_TRAIN": 3, "EBP_MSG_PREDICT": 4,
     "EBP_MSG_EVALUATE": 5, "EBP_MSG_READ_WEIGHTS": 6, "EBP_MSG_READ_STATS": 7, "EBP_MSG_SET_HPARAMS": 8,
     "EBP_MSG_RESET": 9, "EBP_MSG_WRITE_WEIGHTS": 10, "EBP_MSG_COMMIT_WEIGHTS": 11, "EBP_MSG_CHECKPOINT": 12,
-    "EBP_MSG_STAGE": 13, "EBP_MSG_STATE": 14,
+    "EBP_MSG_STAGE": 13, "EBP_MSG_STATE": 14, "EBP_MSG_CHUNK": 15,
     "EBP_MSG_RESPONSE": 128, "EBP_MSG_ERROR": 255, "EBP_TRAIN_ACCUMULATE": 1, "EBP_TRAIN_STEP": 2,
-    "EBP_TRAIN_STAGED": 4, "EBP_TRAIN_IN_ORDER": 8, "EBP_TRAIN_BLOCKS": 16, "EBP_STAGE_QUIET": 1,
+    "EBP_TRAIN_STAGED": 4, "EBP_TRAIN_IN_ORDER": 8, "EBP_TRAIN_BLOCKS": 16,
     "EBP_COMMIT_SET_STATE": 1, "EBP_CKPT_OP_STATUS": 0, "EBP_CKPT_OP_SAVE": 1, "EBP_CKPT_OP_AUTOSAVE": 2,
     "EBP_CKPT_OP_ERASE": 3, "EBP_CKPT_OP_DAMAGE": 4, "EBP_MODEL_NONE": 0, "EBP_MODEL_READY": 1,
     "EBP_MODEL_UPLOADING": 2, "EBP_PERR_UNKNOWN": -100, "EBP_PERR_LENGTH": -101, "EBP_PERR_CRC": -102,
     "EBP_PERR_FRAME": -103, "EBP_PERR_OVERFLOW": -104, "EBP_PERR_VERSION": -105, "EBP_PERR_NO_MODEL": -106,
     "EBP_PERR_NO_MEMORY": -107, "EBP_PERR_RANGE": -108, "EBP_PERR_INCOMPLETE": -109, "EBP_PERR_DATA_CRC": -110,
-    "EBP_PERR_NV": -111, "EBP_PERR_NV_FULL": -112, "EBP_PERR_SEQUENCE": -113, "EBP_TICK_NONE": 0,
+    "EBP_PERR_NV": -111, "EBP_PERR_NV_FULL": -112, "EBP_PERR_SEQUENCE": -113, "EBP_FEAT_STAGE": 1, "EBP_FEAT_UPLOAD": 2,
+    "EBP_FEAT_STATE": 4, "EBP_FEAT_GRAD_MEMORY": 8, "EBP_TICK_NONE": 0,
     "EBP_TICK_INSTRUCTIONS": 1,
     "EBP_TICK_NANOSECONDS": 2,
 }
@@ -67,9 +68,9 @@ MSG_ERROR = C["EBP_MSG_ERROR"]
 HELLO, LOAD, TRAIN, PREDICT, EVALUATE, READ_WEIGHTS, READ_STATS, SET_HPARAMS, RESET = (
     C[f"EBP_MSG_{n}"] for n in ("HELLO", "LOAD", "TRAIN", "PREDICT", "EVALUATE", "READ_WEIGHTS", "READ_STATS",
                                 "SET_HPARAMS", "RESET"))
-WRITE_WEIGHTS, COMMIT_WEIGHTS, CHECKPOINT, STAGE, STATE = (
+WRITE_WEIGHTS, COMMIT_WEIGHTS, CHECKPOINT, STAGE, STATE, CHUNK = (
     C["EBP_MSG_WRITE_WEIGHTS"], C["EBP_MSG_COMMIT_WEIGHTS"], C["EBP_MSG_CHECKPOINT"], C["EBP_MSG_STAGE"],
-    C["EBP_MSG_STATE"])
+    C["EBP_MSG_STATE"], C["EBP_MSG_CHUNK"])
 STAGED, IN_ORDER, BLOCKS = C["EBP_TRAIN_STAGED"], C["EBP_TRAIN_IN_ORDER"], C["EBP_TRAIN_BLOCKS"]
 MESSAGE_NAMES = {v: k[len("EBP_MSG_"):].lower() for k, v in C.items()
                  if k.startswith("EBP_MSG_") and k not in ("EBP_MSG_RESPONSE",)}
@@ -302,13 +303,21 @@ def unpack_train(body: bytes) -> TrainResult:
     return TrainResult(*struct.unpack_from("<qIIII", body))
 
 
-def pack_stage(offset: int, data, quiet: bool = False) -> bytes:
-    """STAGE: elements [offset, offset + len(data)) of the staged samples (inputs, then targets) as int16;
-    ``quiet``: streamed, answered only if refused (a TRAIN with BLOCKS checks what arrived)."""
+def pack_stage(offset: int, data) -> bytes:
+    """STAGE: elements [offset, offset + len(data)) of the staged samples (inputs, then targets) as int16."""
     data = np.ascontiguousarray(data, dtype="<i2").ravel()
     if not 0 <= offset <= 0xFFFFFFFF or len(data) > 0xFFFF:
         raise ProtocolError(f"stage offset {offset} or count {len(data)} out of range")
-    return struct.pack("<IHH", offset, len(data), C["EBP_STAGE_QUIET"] if quiet else 0) + data.tobytes()
+    return struct.pack("<IHH", offset, len(data), 0) + data.tobytes()
+
+
+def pack_chunk(k: int, block: int, data) -> bytes:
+    """CHUNK body: block k (0..63) of ``block`` elements of streamed samples (data: at most ``block`` int16); the
+    frame's seq is the samples' tag, which the TRAIN with BLOCKS names (``pack_train_blocks``)."""
+    data = np.ascontiguousarray(data, dtype="<i2").ravel()
+    if not 0 <= k < 64 or not 1 <= len(data) <= block <= 0xFFFF:
+        raise ProtocolError(f"chunk {k} of {len(data)} elements in blocks of {block} out of range")
+    return struct.pack("<BBH", k, 0, block) + data.tobytes()
 
 
 STATE_HDR = struct.Struct("<IIHH")      # total words, offset, count, 0
@@ -330,16 +339,10 @@ def unpack_state(body: bytes) -> Tuple[int, int, np.ndarray]:
     return total, off, np.frombuffer(body, dtype="<u4", count=count, offset=STATE_HDR.size).astype(np.uint32)
 
 
-def block_crcs(data, block: int) -> list:
-    """CRC-32 of each ``block``-element run of int16 data (the last may be shorter), as TRAIN BLOCKS checks."""
-    raw = np.ascontiguousarray(data, dtype="<i2").ravel().tobytes()
-    return [zlib.crc32(raw[2 * lo:2 * (lo + block)]) for lo in range(0, len(raw) // 2, block)]
-
-
-def pack_train_blocks(n: int, batch: int, flags: int, block: int, crcs) -> bytes:
-    """TRAIN of n staged samples (their inputs, then their targets, from element 0), checked block by block."""
-    return struct.pack("<HHIHH", n, flags | STAGED | BLOCKS, batch, block, len(crcs)) + struct.pack(
-        f"<{len(crcs)}I", *crcs)
+def pack_train_blocks(n: int, batch: int, flags: int, tag: int, block: int) -> bytes:
+    """TRAIN of n samples streamed as CHUNK blocks of ``block`` elements with seq ``tag`` (their inputs, then their
+    targets, from element 0): trained once every block arrived, else answered with the mask of those missing."""
+    return struct.pack("<HHIHH", n, flags | STAGED | BLOCKS, batch, tag, block)
 
 
 def unpack_stage(body: bytes) -> Tuple[int, int]:
@@ -514,6 +517,12 @@ class Info:
     checkpoint_status: int = 0              # what the boot found: 0 none, 1 restored, 2 older slot, 3 corrupt, ...
     checkpoint_boot: str = "none"           # the same in words (CKPT_BOOT)
     cache_entries: int = 1                  # answers the device keeps for retransmissions: frames in flight
+    features: Optional[int] = None          # EBP_FEAT_* the firmware was built with (None: not reported)
+
+    def has(self, feature: str) -> bool:
+        """Whether the firmware has EBP_FEAT_<feature> ("STAGE", "UPLOAD", "STATE", "GRAD_MEMORY"); a device
+        that does not report features is taken to have them (the host finds out by asking)."""
+        return self.features is None or bool(self.features & C[f"EBP_FEAT_{feature}"])
 
     def ticks_to(self, ticks: int) -> Optional[float]:
         """Counter ticks in the counter's unit (instructions or ns); None if the board has no counter."""
@@ -529,6 +538,9 @@ class Info:
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
         d["tick_unit"] = self.tick_unit_name
+        if self.features is not None:
+            d["features"] = [k[len("EBP_FEAT_"):].lower() for k, v in C.items()
+                             if k.startswith("EBP_FEAT_") and self.features & v]
         return d
 
 
@@ -552,4 +564,6 @@ def unpack_hello(body: bytes) -> Info:
         info.checkpoint = None if slot == 0xFF else dict(slot=slot, steps=steps)
         info.checkpoint_status = status
         info.checkpoint_boot = CKPT_BOOT.get(status, f"status {status}")
+    if len(body) >= k + 24:
+        (info.features,) = struct.unpack_from("<I", body, k + 20)
     return info

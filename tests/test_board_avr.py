@@ -177,6 +177,7 @@ def test_features_compiled_out_of_the_board_are_refused_clearly(url, diabetes, w
             dev.load_model(refused)
         assert e.value.status == lib.EBP_ERR_FEATURE and isinstance(e.value, EdgeBPError)
         assert dev.info().have_model
+        assert dev.info().to_dict()["features"] == ["upload"]     # HELLO: no STAGE, STATE or gradient memory
         Xq, Tq = fn.quantize_inputs(diabetes.X_train[:10]), fn.quantize_targets(diabetes.T_train[:10])
         assert dev.train(Xq, Tq, 1).loss_sum == fn.train_q(Xq, Tq, 1)
         assert same_weights(dev.read_weights(), fn.get_int_weights())
@@ -211,8 +212,8 @@ def test_cli_device_train_checks_and_reports_cycles(built, capsys):
 
 def test_a_reset_during_a_resumable_run_is_restored_by_replay(url, diabetes):
     """The board has no STATE message (board.mk), so DeviceNet(resume=True) cannot restore a reset device's
-    training state from its checkpoint: it finds that out at its first checkpoint and replays instead; the
-    finished run is the host's, bit for bit."""
+    training state from its checkpoint: HELLO's features say so at its first checkpoint, and it replays instead;
+    the finished run is the host's, bit for bit."""
     from edgebp.deploy import erase_checkpoints
     from edgebp.device import Device, DeviceNet
     from edgebp.fixed import FixedNet
@@ -223,7 +224,7 @@ def test_a_reset_during_a_resumable_run_is_restored_by_replay(url, diabetes):
         erase_checkpoints(dev)
         net = DeviceNet(dev, spec, cfg, resume=True, resume_timeout=60.0)
         assert net.train_q(X[:20], T[:20], 1) == fn.train_q(X[:20], T[:20], 1)
-        assert net.restore == "replay" and any("no STATE request" in e for e in net.events)
+        assert net.restore == "replay" and any("no STATE or weight upload" in e for e in net.events)
         hard_reset(dev, dev._params)    # behind the run's back: the chip resets and forgets the model
         assert net.train_q(X[20:], T[20:], 1) == fn.train_q(X[20:], T[20:], 1)
         assert any("replaying" in e for e in net.events), net.events

@@ -1,6 +1,6 @@
 """Several requests in flight (issue 13): the device keeps the answers of its last EBP_APP_CACHE_ENTRIES requests,
-runs an EBP_TRAIN_IN_ORDER frame only right after the one before it (EBP_PERR_SEQUENCE otherwise), and checks
-streamed STAGE chunks by block CRCs (EBP_TRAIN_BLOCKS). The host's window of TRAIN frames and its streamed
+runs an EBP_TRAIN_IN_ORDER frame only right after the one before it (EBP_PERR_SEQUENCE otherwise), and trains
+samples streamed as CHUNK blocks once a TRAIN with EBP_TRAIN_BLOCKS finds every block of its tag. The host's window of TRAIN frames and its streamed
 chunks train exactly once, in order, bit for bit like the host core, through a faulty link."""
 import struct
 
@@ -67,34 +67,69 @@ def test_in_order_frames_and_the_answer_cache(host_url, diabetes):
         assert same(dev.read_weights(), fn.get_int_weights())
 
 
-def test_streamed_chunks_are_checked_by_block_crcs(host_url, diabetes):
-    """A TRAIN with BLOCKS whose staged data do not match is refused with the mask of the bad blocks (nothing
-    trained); after those are sent again it trains once, and its retransmission is answered from the cache."""
+def _chunk(tag, k, data, block=30):
+    return P.encode_frame(P.Frame(P.CHUNK, tag, 0, P.pack_chunk(k, block, data[block * k:block * (k + 1)])))
+
+
+def test_streamed_blocks_train_once_every_block_arrived(host_url, diabetes):
+    """A TRAIN with BLOCKS whose blocks have not all arrived (for its tag) is refused with the mask of the missing
+    ones (nothing trained); once they are sent it trains once, and its retransmission is answered from the cache.
+    Blocks of another tag or block size, and a STAGE in between, leave nothing a TRAIN could take for its own."""
     from edgebp.device import Device
     from edgebp.fixed import FixedNet
     fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=6))
     Xq, Tq = fn.quantize_inputs(diabetes.X_train[:10]), fn.quantize_targets(diabetes.T_train[:10])
-    data = np.concatenate([Xq.ravel(), Tq.ravel()])
-    crcs = P.block_crcs(data, 30)
-    assert len(crcs) == 4
+    data = np.concatenate([Xq.ravel(), Tq.ravel()])        # 100 elements: blocks 0..3 of 30, the last of 10
+    missing = P.C["EBP_PERR_DATA_CRC"]
     with Device(host_url, timeout=5, retries=2) as dev:
+        assert dev.info().has("STAGE") and dev.info().features & P.C["EBP_FEAT_STAGE"]
         dev.load_model(fn)
-        for k in (0, 2, 3):                        # block 1 lost on the way; quiet chunks get no answer
-            dev.send_raw(P.encode_frame(P.Frame(P.STAGE, dev.next_seq(), 0,
-                                                P.pack_stage(30 * k, data[30 * k:30 * k + 30], quiet=True))))
-        body = P.pack_train_blocks(10, 1, 0, 30, crcs)
+        tag = dev.next_seq()
+        for k in (0, 2, 3):                        # block 1 lost on the way; blocks get no answer
+            dev.send_raw(_chunk(tag, k, data))
+        body = P.pack_train_blocks(10, 1, 0, tag, 30)
         f = dev.request(P.TRAIN, body, check=False)
-        assert f.status == P.C["EBP_PERR_DATA_CRC"] and struct.unpack("<II", f.body) == (0b10, 0)
+        assert f.status == missing and struct.unpack("<II", f.body) == (0b10, 0)
+        other = P.pack_train_blocks(10, 1, 0, (tag + 7) & 0xFFFF, 30)      # another tag: every block missing
+        assert struct.unpack("<II", dev.request(P.TRAIN, other, check=False).body) == (0b1111, 0)
         assert dev.read_stats()["steps"] == 0
-        dev.send_raw(P.encode_frame(P.Frame(P.STAGE, dev.next_seq(), 0, P.pack_stage(30, data[30:60], quiet=True))))
+        dev.send_raw(_chunk(tag, 1, data))
         seq = dev.next_seq()
         ok = dev.request(P.TRAIN, body, seq=seq)
-        assert dev.request(P.TRAIN, body, seq=seq).body == ok.body
+        assert dev.request(P.TRAIN, body, seq=seq).body == ok.body          # cached, not run again
         assert P.unpack_train(ok.body).steps == 10 and dev.read_stats()["steps"] == 10
+        f = dev.request(P.TRAIN, body, check=False)                         # consumed: a new TRAIN finds none
+        assert f.status == missing and struct.unpack("<II", f.body) == (0b1111, 0)
         fn.train_q(Xq, Tq, 1)
         assert same(dev.read_weights(), fn.get_int_weights())
-        bad = struct.pack("<HHIHH", 10, P.STAGED | P.BLOCKS, 1, 30, 3) + struct.pack("<3I", *crcs[:3])
-        assert dev.request(P.TRAIN, bad, check=False).status == P.C["EBP_PERR_RANGE"]   # 3 blocks do not tile
+
+        tag = dev.next_seq()                       # a new block size drops what the old one left
+        for k in range(4):
+            dev.send_raw(_chunk(tag, k, data))
+        dev.send_raw(_chunk(tag, 0, data, block=25))
+        f = dev.request(P.TRAIN, P.pack_train_blocks(10, 1, 0, tag, 30), check=False)
+        assert f.status == missing and struct.unpack("<II", f.body) == (0b1111, 0)
+        for k in range(4):                         # a STAGE overwrites the staging area: blocks gone
+            dev.send_raw(_chunk(tag, k, data))
+        dev.request(P.STAGE, P.pack_stage(0, data[:5]))
+        f = dev.request(P.TRAIN, P.pack_train_blocks(10, 1, 0, tag, 30), check=False)
+        assert f.status == missing and struct.unpack("<II", f.body) == (0b1111, 0)
+        assert dev.read_stats()["steps"] == 10
+
+        range_ = P.C["EBP_PERR_RANGE"]
+        assert dev.request(P.TRAIN, P.pack_train_blocks(10, 1, 0, tag, 1), check=False).status == range_  # 100 blocks
+        assert dev.request(P.TRAIN, P.pack_train_blocks(10, 1, 0, tag, 0), check=False).status == range_
+        bad = struct.pack("<HHIHHI", 10, P.STAGED | P.BLOCKS, 1, tag, 30, 0)    # protocol 4's CRC list
+        assert dev.request(P.TRAIN, bad, check=False).status == range_
+        # a refused block is answered (with its tag as seq): past block 63, longer than its block, past the arena
+        for k, block, n in ((64, 4, 4), (0, 4, 5), (63, 60000, 10)):
+            body = struct.pack("<BBH", k, 0, block) + np.arange(n, dtype="<i2").tobytes()
+            f = dev.request(P.CHUNK, body, check=False)
+            assert f.status == range_, (k, block, n)
+        assert dev.request(P.CHUNK, struct.pack("<BBH", 0, 0, 4) + b"\x01", check=False).status == \
+            P.C["EBP_PERR_LENGTH"]
+        dev.request(P.RESET, b"\x00")
+        assert dev.request(P.CHUNK, P.pack_chunk(0, 4, [1, 2]), check=False).status == P.C["EBP_PERR_NO_MODEL"]
 
 
 def test_a_framing_error_behind_queued_chunks_is_not_the_trains(host_url, diabetes):
@@ -110,13 +145,13 @@ def test_a_framing_error_behind_queued_chunks_is_not_the_trains(host_url, diabet
     with Device(host_url, timeout=5) as dev:
         dev.load_model(fn)
         sent = []
+        tag = dev.next_seq()
         for k in range(4):
-            frame = P.encode_frame(P.Frame(P.STAGE, dev.next_seq(), 0,
-                                           P.pack_stage(30 * k, data[30 * k:30 * k + 30], quiet=True)))
+            frame = _chunk(tag, k, data)
             dev.send_raw(frame + (garbage if k == 1 else b""))
             sent.append(len(frame))
         damaged0 = dev.link.damaged_lately()
-        ok = dev.request(P.TRAIN, P.pack_train_blocks(10, 1, 0, 30, P.block_crcs(data, 30)), queued=sum(sent))
+        ok = dev.request(P.TRAIN, P.pack_train_blocks(10, 1, 0, tag, 30), queued=sum(sent))
         assert P.unpack_train(ok.body).steps == 10 and dev.stats_retransmissions == 0
         assert dev.link.damaged_lately() == damaged0
         dev.send_raw(garbage)

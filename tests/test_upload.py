@@ -246,8 +246,9 @@ def test_hello_reports_a_new_session_after_a_reset(dev, board_url):
 
 
 def test_a_firmware_without_upload_says_so(tmp_path, diabetes):
-    """A board that compiles the upload out (EBP_APP_UPLOAD=0, for a small flash) answers WRITE_WEIGHTS as an
-    unknown message; write_weights turns that into one DeviceError that says what is missing and what to do."""
+    """A board that compiles the upload out (EBP_APP_UPLOAD=0, for a small flash) says so in HELLO's features and
+    answers WRITE_WEIGHTS as an unknown message; write_weights refuses, before it sends a chunk, with one
+    DeviceError that says what is missing and what to do."""
     from edgebp.boards import start_emulator
     from edgebp.device import Device
     from edgebp.fixed import FixedNet
@@ -255,7 +256,14 @@ def test_a_firmware_without_upload_says_so(tmp_path, diabetes):
     fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=2))
     with start_emulator("host", timeout=120, elf=elf) as url, Device(url, timeout=5) as dev:
         dev.load_model(fn)
+        feat = dev.info().features
+        assert feat == P.C["EBP_FEAT_STAGE"] | P.C["EBP_FEAT_STATE"] | P.C["EBP_FEAT_GRAD_MEMORY"]
+        assert dev.info().to_dict()["features"] == ["stage", "state", "grad_memory"]
+        seq = dev._seq
         with pytest.raises(DeviceError, match="takes no weight upload: its firmware compiles WRITE_WEIGHTS out"):
             write_weights(dev, fn.get_int_weights())
+        assert dev._seq == seq                      # no request was sent
+        assert dev.request(P.WRITE_WEIGHTS, P.pack_write_weights(0, 0, [1]), check=False).status == \
+            P.C["EBP_PERR_UNKNOWN"]
         Xq, Tq = fn.quantize_inputs(diabetes.X_train[:5]), fn.quantize_targets(diabetes.T_train[:5])
         assert dev.train(Xq, Tq, 1).loss_sum == fn.train_q(Xq, Tq, 1)     # the model still trains

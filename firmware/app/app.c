@@ -39,7 +39,8 @@
 
 /* Protocol features a board short of flash may compile out (board.mk; each 1 by default). A request for a
  * feature compiled out is answered EBP_PERR_UNKNOWN (an unknown message type), which the host reports.
- *   EBP_APP_STAGE   STAGE and the EBP_TRAIN_STAGED / EBP_TRAIN_BLOCKS flags (samples larger than a frame)
+ *   EBP_APP_STAGE   STAGE, CHUNK and the EBP_TRAIN_STAGED / EBP_TRAIN_BLOCKS flags (samples larger than a frame,
+ *                   streamed samples)
  *   EBP_APP_UPLOAD  WRITE_WEIGHTS and COMMIT_WEIGHTS (uploading weights; LOAD's initialisation is unaffected)
  *   EBP_APP_STATE   STATE (reading and writing the generator's state, the step counter and velocities)
  *   EBP_APP_CKPT_DAMAGE  CHECKPOINT's test hook EBP_CKPT_OP_DAMAGE (off: EBP_PERR_RANGE, like an unknown op)
@@ -78,6 +79,24 @@ static struct {
     uint32_t written[EBP_MAX_LAYERS];
 } up;
 static uint32_t staged;   /* elements of a sample staged by STAGE so far, contiguously from 0 (see there) */
+#if EBP_APP_STAGE
+/* Streamed samples (CHUNK): the tag (the chunks' seq) and block size of the blocks in the staging area, and
+ * which of blocks 0..63 arrived (two words: int is 16 bits on AVR). */
+static struct {
+    uint8_t valid;
+    uint16_t tag, b;
+    uint32_t got[2];
+} chunks;
+#endif
+
+/* The staging area's contents are gone (a load, an upload, a sample or chunks consumed or overwritten). */
+static void stage_drop(void)
+{
+    staged = 0;
+#if EBP_APP_STAGE
+    chunks.valid = 0;
+#endif
+}
 
 /* Checkpoints: what the boot restored, the autosave interval, the last save. */
 static ebp_ckpt_t ck;
@@ -390,15 +409,18 @@ static int req_hello(uint32_t n, uint32_t *len)
     o[23] = EBP_APP_CACHE_ENTRIES;
     put_u32(o + 24, (uint32_t)sizeof(ebp_net_t));
     k = 28;
-    /* 28 fixed bytes, three strings, 20 more: on a small body the build description is cut to fit */
+    /* 28 fixed bytes, three strings, 24 more: on a small body the build description is cut to fit */
     k += put_str(o + k, ebp_port_info.board, 40);
     k += put_str(o + k, "edgebp " STR(EBP_VERSION_MAJOR) "." STR(EBP_VERSION_MINOR), 16);
-    k += put_str(o + k, ebp_port_info.build, EBP_APP_MAX_BODY - 20 - k);
+    k += put_str(o + k, ebp_port_info.build, EBP_APP_MAX_BODY - 24 - k);
     put_u32(o + k, ebp_port_stack_high_water != NULL ? ebp_port_stack_high_water() : 0xFFFFFFFFu);
     put_u32(o + k + 4, boot_count);
     put_u32(o + k + 8, session_id);
     k += 12;
     k += ckpt_hello(o + k);
+    put_u32(o + k, (EBP_APP_STAGE ? EBP_FEAT_STAGE : 0u) | (EBP_APP_UPLOAD ? EBP_FEAT_UPLOAD : 0u) |
+                       (EBP_APP_STATE ? EBP_FEAT_STATE : 0u) | (EBP_GRAD_MEMORY ? EBP_FEAT_GRAD_MEMORY : 0u));
+    k += 4;
     *len = k;
     return 0;
 }
@@ -484,7 +506,7 @@ static int apply_load(const load_req_t *r)
     int st;
     have_model = 0;
     up.active = 0;
-    staged = 0;
+    stage_drop();
     st = ebp_net_init(&net, &r->cfg, EBP_MODE_TRAIN, arena, sizeof arena);
     if (st == EBP_OK)
         st = ebp_net_init_weights(&net, r->init_kind, r->range, r->seed);
@@ -623,7 +645,7 @@ static int req_write_weights(const uint8_t *in, uint32_t n, uint32_t *len)
             up.written[i] = 0;
         up.staged = ((model_bytes + 7u) & ~7u) + 2u * all_elems() <= sizeof arena;
         up.active = 1;
-        staged = 0;                        /* a staged sample lived where the upload goes */
+        stage_drop();                      /* a staged sample lived where the upload goes */
     }
     if (off > up.written[layer] || off > total || count > total - off)
         return EBP_PERR_RANGE;             /* a gap, or past the layer's end */
@@ -723,11 +745,10 @@ static uint32_t n_out_(void) { return net.cfg.layers[net.cfg.n_layers - 1].n_out
 #if EBP_APP_STAGE
 static uint32_t stage_room(void) { return (uint32_t)(sizeof arena - ((model_bytes + 7u) & ~7u)) / 2u; }
 
-/* body: u32 offset, u16 count, u16 flags, i16 data[count] -> u32 staged, u32 room (elements). A chunk
- * rewritten (a retransmission under any seq) writes the same values at the same place: idempotent. Chunks come
- * in order (no gap), unless EBP_STAGE_QUIET: then any offset, and no answer unless refused (*quiet set), so a
- * host streams the chunks of many samples and a TRAIN with EBP_TRAIN_BLOCKS checks them by their CRCs. */
-static int req_stage(const uint8_t *in, uint32_t n, uint32_t *len, uint8_t *quiet)
+/* body: u32 offset, u16 count, u16 flags (0), i16 data[count] -> u32 staged, u32 room (elements). Chunks come
+ * in order (no gap); a chunk rewritten (a retransmission under any seq) writes the same values at the same
+ * place: idempotent. */
+static int req_stage(const uint8_t *in, uint32_t n, uint32_t *len)
 {
     uint32_t off, count, room, i;
     int16_t *s = stage_base();
@@ -743,55 +764,81 @@ static int req_stage(const uint8_t *in, uint32_t n, uint32_t *len, uint8_t *quie
     if (n != 8 + 2 * count)
         return EBP_PERR_LENGTH;
     room = stage_room();
-    if ((!(get_u16(in + 6) & EBP_STAGE_QUIET) && off > staged) || off > room || count > room - off)
-        return EBP_PERR_RANGE;             /* a gap, or more than the free arena holds */
+    if (get_u16(in + 6) != 0 || off > staged || off > room || count > room - off)
+        return EBP_PERR_RANGE;             /* a flag, a gap, or more than the free arena holds */
+    chunks.valid = 0;                      /* streamed blocks lived here */
     for (i = 0; i < count; i++)
         s[off + i] = (int16_t)get_u16(in + 8 + 2 * i);
     if (off + count > staged)
         staged = off + count;
-    *quiet = (uint8_t)(get_u16(in + 6) & EBP_STAGE_QUIET);
     put_u32(body_out, staged);
     put_u32(body_out + 4, room);
     *len = 8;
     return 0;
 }
 
-/* EBP_TRAIN_BLOCKS: the need staged elements in blocks of b (the last may be shorter), each checked against
- * its CRC-32 in the body (u16 b, u16 n_blocks, u32 crc[n_blocks], at most 64). A mismatch is EBP_PERR_DATA_CRC
- * with u32, u32: the bit mask of the blocks to send again (nothing is trained or consumed). */
+/* CHUNK, streamed samples: header seq = the tag of the samples it belongs to; body: u8 k, u8 0, u16 b,
+ * i16 data[count] (1 <= count <= b): elements k b .. k b + count of the staged samples (all inputs, then all
+ * targets). Never answered unless refused: a host streams the blocks back to back, then a TRAIN with
+ * EBP_TRAIN_BLOCKS names the tag and trains once every block has arrived. A chunk of another tag or block size
+ * starts a new set of blocks (what older chunks left is dropped). Rewritten blocks get the same values. */
+static int req_chunk(uint16_t tag, const uint8_t *in, uint32_t n)
+{
+    uint32_t k, b, count, i;
+    int16_t *s;
+    int st = model_status();
+    if (st != EBP_OK)
+        return st;
+    if (up.active)
+        return EBP_PERR_INCOMPLETE;        /* the staging area holds an upload */
+    if (n < 6 || n % 2u || in[1] != 0)
+        return EBP_PERR_LENGTH;
+    k = in[0];
+    b = get_u16(in + 2);
+    count = (n - 4) / 2u;
+    if (k >= 64 || count > b || count > stage_room() || k * b > stage_room() - count)
+        return EBP_PERR_RANGE;             /* past block 63, longer than a block, or past the free arena */
+    if (!chunks.valid || chunks.tag != tag || chunks.b != b) {
+        chunks.valid = 1;
+        chunks.tag = tag;
+        chunks.b = (uint16_t)b;
+        chunks.got[0] = chunks.got[1] = 0;
+    }
+    staged = 0;                            /* a staged sample lived here */
+    s = stage_base() + k * b;
+    for (i = 0; i < count; i++)
+        s[i] = (int16_t)get_u16(in + 4 + 2 * i);
+    chunks.got[k / 32u] |= (uint32_t)1 << (k % 32u);
+    return 0;
+}
+
+/* EBP_TRAIN_BLOCKS: the need staged elements as CHUNK blocks of b (the last may be shorter) with this tag
+ * (body: u16 tag, u16 b; at most 64 blocks). A block missing is EBP_PERR_DATA_CRC with u32, u32: the bit mask of
+ * the blocks to send again (nothing is trained or consumed). */
 static const int16_t *staged_blocks(const uint8_t *in, uint32_t m, uint32_t need, int *st)
 {
-    const uint8_t *s = (const uint8_t *)(const void *)stage_base();
-    uint32_t b, nb, k, bad_lo = 0, bad_hi = 0;
+    uint32_t b, nb, k, miss[2] = {0, 0};
     *st = EBP_PERR_RANGE;
     if (up.active) {
         *st = EBP_PERR_INCOMPLETE;
         return NULL;
     }
-    if (m < 4)
+    if (m != 4)
         return NULL;
-    b = get_u16(in);
-    nb = get_u16(in + 2);
-    if (b == 0 || nb == 0 || nb > 64 || m != 4 + 4 * nb || (nb - 1) * b >= need || nb * b < need)
-        return NULL;                       /* blocks that do not tile the samples */
-    if (need > stage_room())
-        return NULL;                       /* chunks lost or stale fail their CRC below: sent again */
-    for (k = 0; k < nb; k++) {
-        uint32_t lo = k * b, cnt = (lo + b <= need ? b : need - lo);
-        if (ebp_crc32(0, s + 2 * lo, 2 * cnt) != get_u32(in + 4 + 4 * k)) {
-            if (k < 32)
-                bad_lo |= (uint32_t)1 << k;        /* (uint32_t): int is 16 bits on AVR */
-            else
-                bad_hi |= (uint32_t)1 << (k - 32);
-        }
-    }
-    if (bad_lo | bad_hi) {
-        put_u32(body_out, bad_lo);
-        put_u32(body_out + 4, bad_hi);
+    b = get_u16(in + 2);
+    if (b == 0 || need > stage_room() || (need + b - 1) / b > 64)
+        return NULL;                       /* more than the free arena, or than 64 blocks */
+    nb = (need + b - 1) / b;
+    for (k = 0; k < nb; k++)
+        if (!chunks.valid || chunks.tag != get_u16(in) || chunks.b != b || !(chunks.got[k / 32u] >> (k % 32u) & 1u))
+            miss[k / 32u] |= (uint32_t)1 << (k % 32u);
+    if (miss[0] | miss[1]) {
+        put_u32(body_out, miss[0]);
+        put_u32(body_out + 4, miss[1]);
         *st = EBP_PERR_DATA_CRC;
         return NULL;
     }
-    staged = 0;             /* once: a retransmitted TRAIN is answered from the cache, never run again */
+    stage_drop();           /* once: a retransmitted TRAIN is answered from the cache, never run again */
     return stage_base();
 }
 
@@ -811,7 +858,7 @@ static const int16_t *staged_sample(const uint8_t *tail, uint32_t m, uint32_t ne
     }
     for (i = 0; i < m; i++)
         s[need - m + i] = (int16_t)get_u16(tail + 2 * i);
-    staged = 0;                            /* consumed: the next sample starts again at offset 0 */
+    stage_drop();                          /* consumed: the next sample starts again at offset 0 */
     return s;
 }
 #else
@@ -1132,12 +1179,9 @@ static void handle_frame(void)
     int32_t m = cobs_decode(rx.b, rx_len);
     uint32_t n, blen = 0, crc;
     uint16_t seq;
-    uint8_t type, reset = 0, ordered, quiet = 0;     /* quiet: a streamed STAGE chunk, answered by nothing */
+    uint8_t type, reset = 0, ordered;
     const uint8_t *in;
     int st;
-#if !EBP_APP_STAGE
-    (void)quiet;
-#endif
     if (m < 0 || (uint32_t)m < EBP_PROTO_HEADER + EBP_PROTO_CRC) {
         send_raw(EBP_MSG_ERROR, 0, EBP_PERR_FRAME, 0);
         return;
@@ -1195,11 +1239,12 @@ static void handle_frame(void)
     case EBP_MSG_STATE: st = req_state(in, n, &blen); break;
 #endif
 #if EBP_APP_STAGE
-    case EBP_MSG_STAGE:
-        st = req_stage(in, n, &blen, &quiet);
-        if (st == 0 && quiet)
-            return;                        /* a streamed chunk: no answer, nothing cached */
-        break;
+    case EBP_MSG_STAGE: st = req_stage(in, n, &blen); break;
+    case EBP_MSG_CHUNK:                    /* a streamed block: not cached, moves no seq, answered if refused */
+        st = req_chunk(seq, in, n);
+        if (st != 0)
+            send_raw((uint8_t)(type | EBP_MSG_RESPONSE), seq, st, 0);
+        return;
 #endif
     case EBP_MSG_RESET:
         if (n != 1) {

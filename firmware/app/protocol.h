@@ -15,9 +15,9 @@
 #ifndef EBP_PROTOCOL_H
 #define EBP_PROTOCOL_H
 
-#define EBP_PROTO_VERSION 4
+#define EBP_PROTO_VERSION 5
 #define EBP_FW_VERSION_MAJOR 0
-#define EBP_FW_VERSION_MINOR 4
+#define EBP_FW_VERSION_MINOR 5
 #define EBP_PROTO_HEADER 8           /* bytes of the header */
 #define EBP_PROTO_CRC 4              /* bytes of the trailing CRC-32 */
 #define EBP_PROTO_MAX_BODY 1024      /* largest body a device accepts or sends */
@@ -40,6 +40,7 @@
 #define EBP_MSG_CHECKPOINT 12    /* op (status, save, autosave, erase, damage), arg -> checkpoint status */
 #define EBP_MSG_STAGE 13         /* offset, flags, int16 elements of samples -> elements staged (see docs) */
 #define EBP_MSG_STATE 14         /* read or write the training state: rng, steps, velocities (resume) */
+#define EBP_MSG_CHUNK 15         /* block k of b elements of streamed samples, tagged by seq; never answered */
 #define EBP_MSG_RESPONSE 128     /* or-ed into the type of a response */
 #define EBP_MSG_ERROR 255        /* frame-level error: the request could not be read at all */
 
@@ -48,10 +49,8 @@
 #define EBP_TRAIN_STEP 2         /* with ACCUMULATE: one ebp_step() after the last sample */
 #define EBP_TRAIN_STAGED 4       /* TRAIN, PREDICT, EVALUATE: one sample, staged by STAGE, its tail in the body */
 #define EBP_TRAIN_IN_ORDER 8     /* TRAIN: run only if seq follows the last request run (pipelined frames) */
-#define EBP_TRAIN_BLOCKS 16      /* TRAIN with STAGED: n staged samples, checked by the CRC-32 of each block */
+#define EBP_TRAIN_BLOCKS 16      /* TRAIN with STAGED: n samples streamed as CHUNK blocks of one tag (see docs) */
 
-/* STAGE flags. */
-#define EBP_STAGE_QUIET 1        /* no answer unless refused; any offset (a TRAIN with BLOCKS checks them) */
 
 /* COMMIT_WEIGHTS flags. */
 #define EBP_COMMIT_SET_STATE 1   /* also set the rounding generator's state and the step counter */
@@ -83,6 +82,12 @@
 #define EBP_PERR_NV -111         /* no non-volatile storage, or it did not keep what was written */
 #define EBP_PERR_NV_FULL -112    /* the checkpoint is larger than a storage slot */
 #define EBP_PERR_SEQUENCE -113   /* IN_ORDER TRAIN not after the last request run (not run); body: u16 seq expected */
+
+/* HELLO features (the u32 after the checkpoint fields): what this firmware was built with (board.mk). */
+#define EBP_FEAT_STAGE 1         /* STAGE, CHUNK and the TRAIN flags STAGED and BLOCKS (EBP_APP_STAGE) */
+#define EBP_FEAT_UPLOAD 2        /* WRITE_WEIGHTS and COMMIT_WEIGHTS (EBP_APP_UPLOAD) */
+#define EBP_FEAT_STATE 4         /* STATE (EBP_APP_STATE) */
+#define EBP_FEAT_GRAD_MEMORY 8   /* gradient accumulators: batches, momentum, TRAIN ACCUMULATE (EBP_GRAD_MEMORY) */
 
 /* Counter units reported by HELLO. */
 #define EBP_TICK_NONE 0

@@ -10,7 +10,8 @@
  *                 then the device resets and restores it
  *   then records  u8 kind, u8 type, u16 len, len bytes
  *     kind & 3 == 0: a well-formed request frame (version, type, seq, body, CRC, COBS) with these bytes as body;
- *                    kind bits 5-6: 1 another protocol version, 2 a header length off by one
+ *                    kind bits 5-6: 1 another protocol version, 2 a header length off by one; kind bit 4: the
+ *                    frame's seq is FUZZ_TAG (0x7A61), the tag of streamed CHUNK blocks, instead of the next seq
  *     kind & 3 == 1: the same, but for TRAIN/PREDICT/EVALUATE/WRITE_WEIGHTS the count field is set to what the
  *                    body length allows for the preloaded model, and the body cut to match; COMMIT_WEIGHTS
  *                    gets the CRC of what the harness uploaded, so that commits can succeed
@@ -161,6 +162,8 @@ static void feed(const uint8_t *p, uint32_t n)
 }
 
 static uint8_t frame_damage; /* bit 0: another protocol version, bit 1: header length off by one */
+static uint8_t frame_tagged; /* the frame carries seq FUZZ_TAG (a CHUNK's tag), not the next seq */
+#define FUZZ_TAG 0x7A61u
 
 static void send_frame(uint8_t type, const uint8_t *body, uint32_t n)
 {
@@ -171,8 +174,8 @@ static void send_frame(uint8_t type, const uint8_t *body, uint32_t n)
     seq++;
     raw[0] = EBP_PROTO_VERSION;
     raw[1] = type;
-    raw[2] = (uint8_t)seq;
-    raw[3] = (uint8_t)(seq >> 8);
+    raw[2] = (uint8_t)(frame_tagged ? FUZZ_TAG : seq);
+    raw[3] = (uint8_t)((frame_tagged ? FUZZ_TAG : seq) >> 8);
     raw[4] = raw[5] = 0;
     raw[6] = (uint8_t)n;
     raw[7] = (uint8_t)(n >> 8);
@@ -431,8 +434,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frame_damage = (uint8_t)((kind >> 5) & 3u);
             if (frame_damage == 3u)
                 frame_damage = 0;
+            frame_tagged = (uint8_t)((kind >> 4) & 1u);
             send_frame(type, body, n);
             frame_damage = 0;
+            frame_tagged = 0;
             break;
         case 2:
             feed(data + k, len);

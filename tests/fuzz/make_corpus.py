@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from edgebp import protocol as P  # noqa: E402
 
 FRAME, FIXED, RAW, AGAIN = 0, 1, 2, 3
+TAGGED = FRAME | 0x10     # a frame with seq 0x7A61: the tag of CHUNK blocks (fuzz_app.c, FUZZ_TAG)
 
 
 def rec(kind, type_, body=b""):
@@ -128,13 +129,15 @@ def main(out: Path):
         + rec(FRAME, P.TRAIN, P.pack_train(X[4:], T[4:], 0, P.IN_ORDER))
         + rec(FRAME, P.TRAIN, P.pack_train(X[4:], T[4:], 1, P.IN_ORDER)),
         "streamed_blocks": bytes([1])
-        + rec(FRAME, P.STAGE, P.pack_stage(0, np.concatenate([X[:4].ravel(), T[:4].ravel()])[:20], quiet=True))
-        + rec(FRAME, P.STAGE, P.pack_stage(20, np.concatenate([X[:4].ravel(), T[:4].ravel()])[20:], quiet=True))
-        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 20, P.block_crcs(
-            np.concatenate([X[:4].ravel(), T[:4].ravel()]), 20))) + rec(AGAIN, 0)
-        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 20, [1, 2]))
-        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 7, list(range(12))))
-        + rec(FRAME, P.STAGE, P.pack_stage(5000, np.arange(4), quiet=True)),
+        + rec(TAGGED, P.CHUNK, P.pack_chunk(0, 20, np.concatenate([X[:4].ravel(), T[:4].ravel()])[:20]))
+        + rec(TAGGED, P.CHUNK, P.pack_chunk(1, 20, np.concatenate([X[:4].ravel(), T[:4].ravel()])[20:]))
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 0x7A61, 20)) + rec(AGAIN, 0)
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 0x7A61, 20))
+        + rec(TAGGED, P.CHUNK, P.pack_chunk(1, 20, np.arange(20)))
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 0x7A61, 7))
+        + rec(TAGGED, P.CHUNK, P.pack_chunk(63, 4000, np.arange(4)))
+        + rec(FRAME, P.STAGE, P.pack_stage(0, np.arange(4)))
+        + rec(FRAME, P.TRAIN, P.pack_train_blocks(4, 1, 0, 0x1234, 20)),
         "state_momentum": bytes([3]) + rec(FIXED, P.TRAIN, P.pack_train(X4, T4, 2))
         + rec(FRAME, P.STATE, P.pack_state_read(0, 100)) + rec(FRAME, P.STATE, P.pack_state_read(40, 0xFFFF))
         + rec(FRAME, P.STATE, P.pack_state_write(0, np.arange(12) * 977)) + rec(AGAIN, 0)

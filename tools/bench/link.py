@@ -11,8 +11,8 @@ epochs and the weights read back are compared with the host core's. samples/s co
 carried, both ways, over the samples trained (the whole run: load, training, read-back). The clean row (r = 0) is
 the reference for the "of clean" columns; "of the clean run beside it" is the median over seeds of each run's
 samples/s over the clean run of the same mode and seed, made just before it (the shared machine's load moves both
-alike). Modes: the default (frames sized to the link, stop-and-wait; streamed chunks checked by block CRCs once the
-link damages frames: Device()); frames only (Device(bulk=False)); a window of 2 training frames in flight
+alike). Modes: the default (frames sized to the link, stop-and-wait; streamed CHUNK blocks, one TRAIN per 64
+blocks, once the link damages frames: Device()); frames only (Device(bulk=False)); a window of 2 training frames in flight
 (Device(window=2, bulk=False)); with --fixed-frames also full frames (the link model off), as the host did before
 the frames adapted.
 """
