@@ -233,4 +233,5 @@ def test_one_percent_dropped_one_percent_flipped_m3(m3, m3_clean, diabetes, seed
             assert same(net.get_int_weights(), weights)
             if net.loss_unknown == 0:
                 assert h.loss == losses
-        assert relay.counts["up"]["dropped"] > 1000
+        up = relay.counts["up"]
+        assert up["dropped"] > 300 and up["dropped"] > 0.008 * up["bytes"]    # the faults happened, at the rate
