@@ -24,6 +24,10 @@ def add_fleet_commands(sub) -> None:
     f.add_argument("--devices", type=int, default=10, help="devices in the fleet (default 10)")
     f.add_argument("--boards", default=None,
                    help="emulated boards that take the first devices' places, e.g. qemu-microbit:2,qemu-mps2-an385:2")
+    f.add_argument("--max-body", type=int, default=None, metavar="BYTES",
+                   help="the frame body the virtual devices' link bytes are counted with, as a board reporting this "
+                        "max_body in HELLO would send them (default the protocol's 1024; the Uno board's is 128); "
+                        "the --boards devices count what their boards report")
     f.add_argument("--rounds", type=int, default=10)
     f.add_argument("--local-epochs", type=int, default=1, help="epochs each device trains per round")
     f.add_argument("--split", default="iid", help="iid, or dirichlet:ALPHA (non-IID; e.g. dirichlet:0.5)")
@@ -81,12 +85,14 @@ def task_from_args(args):
     engines = ("fixed", "float") if args.engine == "both" else (args.engine,)
     return FleetTask(args.data, spec.to_dict(), cfg.to_dict(), n_devices=args.devices, split=args.split,
                      split_seed=args.split_seed, local_epochs=args.local_epochs, engines=engines,
-                     scale=getattr(args, "scale", None))
+                     scale=getattr(args, "scale", None), max_body=getattr(args, "max_body", None))
 
 
 def cmd_fleet(args) -> int:
     import contextlib
-    from .fleet.boards import parse_boards, start_boards
+    import dataclasses
+    from . import protocol as P
+    from .fleet.boards import max_bodies, parse_boards, start_boards
     from .fleet.flower import require_flower, simulate
     require_flower()
     task = task_from_args(args)
@@ -110,6 +116,10 @@ def cmd_fleet(args) -> int:
             print(format_round(rec, args.rounds), flush=True)
 
     with (start_boards(names) if names else contextlib.nullcontext([])) as urls:
+        if urls:        # each board's own frame body (HELLO) for its device, the virtual devices' for the rest
+            virtual = task.max_body if task.max_body is not None else P.MAX_BODY
+            task = dataclasses.replace(task, max_body=tuple(max_bodies(urls, args.board_timeout))
+                                       + (virtual,) * (args.devices - len(urls)))
         try:
             res = simulate(task, args.rounds, boards=dict(enumerate(urls)), num_cpus=args.cpus,
                            ray_address=args.cluster, cpus_per_device=args.cpus_per_device, progress=show,

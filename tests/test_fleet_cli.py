@@ -34,7 +34,22 @@ def test_fleet_text_progress_fixed_only(capsys):
     assert "round   1/1  fixed: test" in out and "float" not in out.split("\n", 1)[1]
 
 
+def test_fleet_max_body_counts_small_frames(capsys):
+    """--max-body 128 counts the virtual devices' link bytes as the Uno board's frames would carry them: more
+    frames, so more bytes than at the protocol's 1,024, for the same training."""
+    need_flower()
+    args = ["fleet", "diabetes", "--layers", "8,4,2", "--devices", "2", "--rounds", "1", "--engine", "fixed",
+            "--cpus", "2", "--json"]
+    per = []
+    for extra in ([], ["--max-body", "128"]):
+        assert main(args + extra) == 0
+        last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        per.append(sum(last["link_bytes"]["per_device"].values()))
+    assert per[1] > per[0] > 0
+
+
 @pytest.mark.parametrize("argv,msg", [
+    (["--max-body", "10"], "max_body must be a whole number of bytes"),
     (["--epochs", "5"], "--local-epochs"),
     (["--patience", "3"], "do not apply"),
     (["--split", "dirichlet:0"], "alpha must be a positive number"),
