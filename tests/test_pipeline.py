@@ -1,7 +1,8 @@
 """Several requests in flight (issue 13): the device keeps the answers of its last EBP_APP_CACHE_ENTRIES requests,
 runs an EBP_TRAIN_IN_ORDER frame only right after the one before it (EBP_PERR_SEQUENCE otherwise), and trains
-samples streamed as CHUNK blocks once a TRAIN with EBP_TRAIN_BLOCKS finds every block of its tag. The host's window of TRAIN frames and its streamed
-chunks train exactly once, in order, bit for bit like the host core, through a faulty link."""
+samples streamed as CHUNK blocks once a TRAIN with EBP_TRAIN_BLOCKS finds every block of its tag. The host's
+window of TRAIN frames and its streamed blocks train exactly once, in order, bit for bit like the host core,
+through a faulty link."""
 import struct
 
 import numpy as np

@@ -817,7 +817,7 @@ static int req_chunk(uint16_t tag, const uint8_t *in, uint32_t n)
  * the blocks to send again (nothing is trained or consumed). */
 static const int16_t *staged_blocks(const uint8_t *in, uint32_t m, uint32_t need, int *st)
 {
-    uint32_t b, nb, k, miss[2] = {0, 0};
+    uint32_t b, nb, k, miss[2] = {0, 0}, ours;
     *st = EBP_PERR_RANGE;
     if (up.active) {
         *st = EBP_PERR_INCOMPLETE;
@@ -829,8 +829,9 @@ static const int16_t *staged_blocks(const uint8_t *in, uint32_t m, uint32_t need
     if (b == 0 || need > stage_room() || (need + b - 1) / b > 64)
         return NULL;                       /* more than the free arena, or than 64 blocks */
     nb = (need + b - 1) / b;
+    ours = chunks.valid && chunks.tag == get_u16(in) && chunks.b == b;    /* else every block is missing */
     for (k = 0; k < nb; k++)
-        if (!chunks.valid || chunks.tag != get_u16(in) || chunks.b != b || !(chunks.got[k / 32u] >> (k % 32u) & 1u))
+        if (!ours || !(chunks.got[k / 32u] >> (k % 32u) & 1u))
             miss[k / 32u] |= (uint32_t)1 << (k % 32u);
     if (miss[0] | miss[1]) {
         put_u32(body_out, miss[0]);
