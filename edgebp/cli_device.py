@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -65,7 +66,8 @@ def add_device_commands(sub) -> None:
     t.add_argument("--resume", action="store_true",
                    help="when the link drops or the device resets, reconnect (restarting an emulated --board) "
                         "and continue from the last acknowledged training frame, bit-identical to an "
-                        "uninterrupted run")
+                        "uninterrupted run; with --save-weights FILE written by an interrupted run of the same "
+                        "command, first continue that run after its last saved epoch")
     t.add_argument("--resume-timeout", type=_seconds, default=120.0, metavar="SECONDS",
                    help="with --resume: how long to keep trying to reconnect (default 120)")
     t.add_argument("--check", action="store_true",
@@ -128,11 +130,41 @@ def check_save_path(path: str) -> Path:
     return Path(check(path))
 
 
-def save_weights_atomic(path: Path, spec, weights) -> Path:
-    """The device's integer weights, written to a temporary file beside ``path`` and renamed over it
-    (edgebp.weights.save_weights): a crash leaves the previous file whole."""
+def save_weights_atomic(path: Path, spec, weights, run: Optional[dict] = None) -> Path:
+    """The device's integer weights (and, during training, where the run stands: edgebp.weights' ``run``),
+    written to a temporary file beside ``path`` and renamed over it (edgebp.weights.save_weights): a crash
+    leaves the previous file whole."""
     from .weights import save_weights
-    return Path(save_weights(path, _Frozen(spec, weights)))
+    return Path(save_weights(path, _Frozen(spec, weights), run=run))
+
+
+def _run_identity(args, spec, cfg, stop) -> dict:
+    """What a saved run must match to be continued: the data, network, training configuration and stop rule."""
+    from dataclasses import asdict
+    return dict(data=str(args.data), spec=spec.to_dict(), config=cfg.to_dict(), stop=asdict(stop))
+
+
+def saved_run(save: Optional[Path], ident: dict) -> Optional[dict]:
+    """The run record of --save-weights' file for --resume to continue, or None (no file, or a file written
+    without one). EdgeBPError for a run that finished, or that another command started."""
+    from .weights import load_weights
+    if save is None or not save.exists():
+        return None
+    wf = load_weights(save)
+    run = wf.run
+    if run is None:
+        return None
+    diff = [k for k in ident if run.get(k) != json.loads(json.dumps(ident[k]))]    # as the file keeps it
+    if diff:
+        raise ConfigError(f"{save} holds a run of another {' and '.join(diff)} than this command's; run the command "
+                          f"that wrote it with --resume, or give another --save-weights path (or delete the file) "
+                          f"to train from the start")
+    if run.get("finished"):
+        raise ConfigError(f"{save} holds a run that finished after {run['epochs']} epochs "
+                          f"({run.get('stopped_by') or 'done'}): nothing to continue; give another --save-weights "
+                          f"path (or delete the file) to train again")
+    run["int_weights"] = wf.int_weights
+    return run
 
 
 def _print_json(obj) -> None:
@@ -214,8 +246,10 @@ def cmd_device_train(args) -> int:
     save = check_save_path(args.save_weights) if args.save_weights else None
     if save is not None and str(save) != str(Path(args.save_weights).expanduser()) and not args.json:
         print(f"weights go to {save}", file=sys.stderr)
+    ident = _run_identity(args, spec, cfg, stop)
+    start = saved_run(save, ident) if args.resume else None      # a file for another run fails here
     results, out = {}, {}
-    kept = dict(epoch=0)
+    kept = dict(epoch=start["epochs"] if start else 0)
 
     def what_was_kept() -> str:
         if save is None:
@@ -230,28 +264,41 @@ def cmd_device_train(args) -> int:
             events = (lambda m: None) if args.json else (lambda m: print(f"edgebp: {m}", file=sys.stderr))
             net = DeviceNet(dev, spec, cfg, resume=args.resume, resume_timeout=args.resume_timeout,
                             on_event=events)
-            if wf is not None:
+            if start is not None:         # the interrupted run's weights and training state, then its epochs
+                net.continue_from(start["int_weights"], start["state"], start["steps"])
+                events(f"continuing the run saved in {save} after epoch {start['epochs']} (step {start['steps']})")
+            elif wf is not None:
                 from .weights import apply_weights
                 apply_weights(net, wf)    # uploaded: chunked, exactly once, committed with a CRC
             bar = Progress(stop.epochs, "device", enabled=False if args.json else None)
 
             def on_epoch(done, loss):
                 bar(done, loss)
+
+            def on_epoch_end(loop):
+                """After each epoch: the weights and where the run stands, so that --resume can go on."""
                 if save is not None:
-                    save_weights_atomic(save, spec, net.get_int_weights())
-                kept["epoch"] = done
+                    from .deploy import read_state
+                    state = net._call(lambda: read_state(dev))
+                    save_weights_atomic(save, spec, net.get_int_weights(),
+                                        run=dict(ident, **loop, steps=int(state[1]), state=state, finished=False))
+                kept["epoch"] = loop["epochs"]
 
             t0 = time.monotonic()
-            hist = net.fit(ds.X_train, ds.T_train, stop, progress=on_epoch)
+            hist = net.fit(ds.X_train, ds.T_train, stop, progress=on_epoch, start=start, on_epoch_end=on_epoch_end)
             bar.close()
             kept["trained"] = True
             seconds = time.monotonic() - t0
             dev_weights = net.get_int_weights()
             if save is not None:
-                save_weights_atomic(save, spec, dev_weights)
+                save_weights_atomic(save, spec, dev_weights,
+                                    run=dict(ident, epochs=hist.epochs, loss=hist.loss, val_loss=hist.val_loss,
+                                             stopped_by=hist.stopped_by, steps=net.steps, finished=True))
             res = result_of(net, hist, ds, seconds)
             res["saturations"] = net.stats()
             res["board"] = info.board
+            if start is not None:
+                res["continued_after_epoch"] = start["epochs"]
             res["steps"] = net.train_steps
             res["samples_per_second"] = net.train_samples_seen / net.train_seconds if net.train_seconds else None
             res["instructions_per_step"] = net.instructions_per_step()
@@ -270,9 +317,13 @@ def cmd_device_train(args) -> int:
             state = "training had finished" + (f" and the final weights are in {save}" if save else "")
         else:
             state = what_was_kept()
-        go_on = ("check the cable or emulator and run the command again" if args.resume else
-                 "run the command again, with --resume to reconnect (restoring the last checkpoint after a reset) "
-                 "and continue by itself")
+        if not kept.get("trained") and save is not None and kept["epoch"] > 0:
+            go_on = (f"run the same command again with --resume to continue after epoch {kept['epoch']} (from "
+                     f"{save}), bit-identical to an uninterrupted run")
+        else:
+            go_on = ("check the cable or emulator and run the command again" if args.resume else
+                     "run the command again, with --resume to reconnect (restoring the last checkpoint after a "
+                     "reset) and continue by itself")
         if isinstance(e, LinkLostError):
             raise LinkLostError(f"{e}; {state}; {go_on}", e.url, e.reason) from None
         raise DeviceResetError(e.status, f"{e}; {state}; {go_on}") from None

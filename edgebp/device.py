@@ -33,7 +33,7 @@ import numpy as np
 
 from . import protocol as P
 from ._core import ffi, lib
-from .errors import ConfigError, DeviceError, MemoryBudgetError, ProtocolError
+from .errors import ConfigError, DataError, DeviceError, MemoryBudgetError, ProtocolError
 from .fixed import LOSS_SCALE, FixedNet, IntegerEngine
 
 ONLINE_FLAG = lib.EBP_FLAG_ONLINE
@@ -1563,6 +1563,34 @@ class DeviceNet(IntegerEngine):
         self._checkpoint()
         known = n - unknown
         return done["loss"] if unknown == 0 or known <= 0 else int(round(done["loss"] * n / known))
+
+    def continue_from(self, int_weights, state, steps: int) -> None:
+        """Puts the device where an earlier run stood: its weights, and its training state words
+        (``deploy.read_state``: the rounding generator, the step counter ``steps``, the velocities), as a file
+        written during training keeps them (``edgebp device train --save-weights F --resume``). Training then
+        goes on as the uninterrupted run would; a reset later is restored from here. DeviceError when the
+        firmware has no weight upload or STATE (HELLO's features)."""
+        from .deploy import write_state, write_weights
+        info = self.device.board_info
+        if not (info.has("UPLOAD") and info.has("STATE")):
+            raise DeviceError(f"the device at {self.device.url} cannot continue a saved run: its firmware has no "
+                              f"weight upload or STATE request (a small board's build); train again from the "
+                              f"start, without --resume")
+        w = [(np.array(W, dtype=np.int16), np.array(b, dtype=np.int16)) for W, b in int_weights]
+        words = np.asarray(state, dtype=np.uint32)
+        if len(words) < 2 or int(words[1]) != int(steps):
+            raise DataError(f"the saved training state says step {int(words[1]) if len(words) > 1 else '?'}, "
+                            f"the run record step {steps}: the file is inconsistent; train again without --resume")
+
+        def put():
+            write_weights(self.device, w, rng=int(words[0]), steps=int(steps))
+            write_state(self.device, words)
+        self._call(put)
+        self._log.append({"weights": w})
+        self._ack = self._call(self.device.device_state)
+        if self._ack != (int(steps), 0):
+            raise DeviceError(f"the device is at {self._ack} after the restore, expected step {steps}")
+        self._ckpt = (len(self._log), w, int(steps), words)
 
     def set_int_weights(self, int_weights) -> None:
         """Uploads [(W int16 (n_out, n_in), b int16 (n_out,)), ...] into the device's model

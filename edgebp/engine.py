@@ -108,8 +108,15 @@ class Engine:
         return self.train_samples(X[order], T[order], batch)
 
     def fit(self, X, T, stop: Optional[StopRule] = None, X_val=None, T_val=None,
-            progress: Optional[Callable[[int, float], None]] = None) -> History:
-        """Trains until the first stopping rule holds. Early stopping restores the best weights."""
+            progress: Optional[Callable[[int, float], None]] = None, start: Optional[dict] = None,
+            on_epoch_end: Optional[Callable[[dict], None]] = None) -> History:
+        """Trains until the first stopping rule holds. Early stopping restores the best weights.
+
+        ``on_epoch_end(state)`` is called after every epoch that does not end the run, with what the loop needs
+        to go on: {"epochs", "loss", "val_loss", "best", "best_epoch", "waited", "best_state"} (best_state: the
+        best weights so far, as get_weights gives them, or None). ``start`` (such a state, with the engine's
+        weights and training state already those after its epochs) continues the run from there: the same
+        epochs, sample orders and stops as the uninterrupted run."""
         stop = stop or StopRule()
         stop.validate(has_validation_data=X_val is not None)
         from .data import as_targets
@@ -126,7 +133,13 @@ class Engine:
             X_val, T_val = check_data(self.spec, X_val, T_val)
         hist = History()
         best, best_state, waited = float("inf"), None, 0
-        for epoch in range(stop.epochs):
+        first = 0
+        if start is not None:
+            first = int(start["epochs"])
+            hist.epochs, hist.loss, hist.val_loss = first, list(start["loss"]), list(start["val_loss"])
+            best, hist.best_epoch, waited = float(start["best"]), int(start["best_epoch"]), int(start["waited"])
+            best_state = start.get("best_state")
+        for epoch in range(first, stop.epochs):
             loss = self.train_epoch(X, T, epoch)
             hist.epochs = epoch + 1
             hist.loss.append(loss)
@@ -151,6 +164,9 @@ class Engine:
                             self.set_weights(best_state)
                         hist.stopped_by = "early_stopping"
                         break
+            if on_epoch_end and epoch + 1 < stop.epochs:
+                on_epoch_end(dict(epochs=epoch + 1, loss=list(hist.loss), val_loss=list(hist.val_loss), best=best,
+                                  best_epoch=hist.best_epoch, waited=waited, best_state=best_state))
         else:
             hist.stopped_by = "epochs"
         return hist

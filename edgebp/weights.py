@@ -18,6 +18,11 @@ Keys of format version 1 (a superset of the version-0 files the first ``--save-w
 ``scale``          optional JSON: how real-valued inputs were scaled before quantization, e.g.
                    ``{"kind": "minmax", "offset": [...], "scale": [...]}``: x_model = (x - offset) / scale
                    (edgebp.data.Scaler; save_weights also takes a Scaler)
+``run``            optional JSON: where a training run stood when the file was written (``edgebp device
+                   train --save-weights``): data, spec, config and stop rule, epochs done, the losses, the
+                   early-stopping state, the device's step count; ``--resume`` continues the run from it
+``run_state``      optional uint32: the device's training state words then (``deploy.read_state``)
+``run_best_W{i}``  optional float64, with ``run_best_b{i}``: early stopping's best weights so far
 =================  ===========================================================================
 
 A float model has ``W{i}`` (n_out, n_in) and ``b{i}`` (n_out,) as floats (and optionally ``spec``).
@@ -54,6 +59,7 @@ class WeightsFile:
     float_weights: Weights
     scale: Optional[dict] = None
     train_config: Optional[dict] = None
+    run: Optional[dict] = None         # the ``run`` record, with "state" (uint32 words) and "best_state" added
 
     @property
     def w_fracs(self) -> Optional[List[int]]:
@@ -117,12 +123,19 @@ def _check_scale(scale, n_in: int) -> dict:
     return {"kind": str(scale.get("kind", "affine")), "offset": off.tolist(), "scale": sc.tolist()}
 
 
-def save_weights(path, net, scale=None) -> pathlib.Path:
+def save_weights(path, net, scale=None, run: Optional[dict] = None) -> pathlib.Path:
     """Writes ``net``'s weights (a FixedNet or DeviceNet: integers; a FloatNet: floats) with its spec, Q formats
     and the format version, atomically: a temporary file in the same folder, then ``os.replace``. Returns
-    the path written (``.npz`` appended when missing)."""
+    the path written (``.npz`` appended when missing). ``run``: where a training run stands (the module's
+    table; its "state" and "best_state" go into arrays of their own)."""
     p = check_save_path(path)
     arrays = _arrays_of(net, scale)
+    if run is not None:
+        record = {k: v for k, v in run.items() if k not in ("state", "best_state")}
+        arrays["run"] = np.array(json.dumps(record, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+        arrays["run_state"] = np.asarray(run.get("state", []), dtype=np.uint32)
+        for i, (W, b) in enumerate(run.get("best_state") or []):
+            arrays[f"run_best_W{i}"], arrays[f"run_best_b{i}"] = np.asarray(W, np.float64), np.asarray(b, np.float64)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -195,7 +208,8 @@ def load_weights(path) -> WeightsFile:
             scale = _check_scale(scale, spec.n_in)
         floats = [(W.astype(np.float64) * 2.0 ** -l.w_frac, b.astype(np.float64) * 2.0 ** -l.w_frac)
                   for (W, b), l in zip(ints, spec.layers)]
-        return WeightsFile(p, 0 if version is None else version, spec, ints, floats, scale, train_config)
+        return WeightsFile(p, 0 if version is None else version, spec, ints, floats, scale, train_config,
+                           _read_run(files, p))
     if "W0" in files:
         floats = _read_layers(files, p, "W", integer=False)
         if spec is not None:
@@ -203,6 +217,23 @@ def load_weights(path) -> WeightsFile:
         return WeightsFile(p, -1, spec, None, floats, scale, train_config)
     raise DataError(f"{p} holds no weights: expected integer layers w0, b0, ... (edgebp) or float layers W0, b0, "
                     f"... (n_out, n_in); found keys {', '.join(sorted(files)) or 'none'}")
+
+
+def _read_run(files: dict, p) -> Optional[dict]:
+    """The ``run`` record of a file written during training, or None."""
+    if "run" not in files:
+        return None
+    try:
+        run = json.loads(str(files["run"][()]))
+        run["state"] = [int(v) for v in np.asarray(files["run_state"], dtype=np.uint32).ravel()]
+        best = [(files[f"run_best_W{i}"].astype(np.float64), files[f"run_best_b{i}"].astype(np.float64))
+                for i in range(sum(k.startswith("run_best_W") for k in files))]
+        run["best_state"] = best or None
+        int(run["epochs"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{p}: the training run record inside is not valid ({type(e).__name__}: {e}); "
+                        f"train again without --resume, or give another --save-weights path") from None
+    return run
 
 
 def _read_layers(files: dict, p, wkey: str, integer: bool) -> Weights:

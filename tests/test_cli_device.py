@@ -118,6 +118,79 @@ def test_link_lost_mid_training_keeps_the_last_epoch(tmp_path, monkeypatch):
     assert same(saved(w), host_weights(2))
 
 
+@pytest.mark.parametrize("extra, cfg", [((), {}),
+                                        (("--optimizer", "momentum", "--momentum", "0.9", "--lr", "0.1",
+                                          "--batch-size", "8"), dict(optimizer="momentum", momentum=0.9, lr=0.1,
+                                                                       batch_size=8))])
+def test_a_new_process_continues_a_saved_run(tmp_path, monkeypatch, extra, cfg):
+    """The host process dies in epoch 3 of 4 (here: the link, without --resume); the same command again with
+    --resume continues from the file after epoch 2 -- weights, rounding generator, step count, velocities --
+    trains only epochs 3 and 4, and ends bit-identical to an uninterrupted run (--check)."""
+    need_tools("make", "cc")
+    import edgebp.device as D
+    real, calls = D.DeviceNet.train_q, []
+
+    def dying(self, *a):
+        calls.append(1)
+        if len(calls) == 3:
+            self.device.emulator.kill()
+        return real(self, *a)
+    w = tmp_path / "w.npz"
+    argv = (*TRAIN, "--epochs", "4", "--save-weights", str(w), "--timeout", "2", *extra)
+    monkeypatch.setattr(D.DeviceNet, "train_q", dying)
+    code, out, err = run_cli(*argv)
+    assert code == 2 and "continue after epoch 2" in err and "--resume" in err, err
+
+    def counted(self, *a):
+        calls.append(1)
+        return real(self, *a)
+    monkeypatch.setattr(D.DeviceNet, "train_q", counted)
+    calls.clear()
+    code, out, err = run_cli(*argv, "--resume", "--check", "--json")
+    assert code == 0, err
+    assert len(calls) == 2                                # epochs 3 and 4 only
+    res = json.loads(out)
+    assert res["check"]["identical"] and res["engines"]["device"]["epochs"] == 4
+    assert res["engines"]["device"]["continued_after_epoch"] == 2
+    args = {k: v for k, v in cfg.items() if k != "lr"}
+    assert same(saved(w), host_weights(4, **args) if "lr" not in cfg else _host(4, cfg))
+    code, out, err = run_cli(*argv, "--resume")            # finished: nothing to continue, said so
+    assert code == 2 and "holds a run that finished after 4 epochs" in err and "Traceback" not in err
+
+
+def _host(epochs, cfg):
+    from edgebp.config import NetSpec, StopRule, TrainConfig
+    from edgebp.data import load_dataset
+    from edgebp.fixed import FixedNet
+    ds = load_dataset("diabetes")
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=1, **cfg))
+    fn.fit(ds.X_train, ds.T_train, StopRule(epochs=epochs))
+    return fn.get_int_weights()
+
+
+def test_resume_refuses_a_file_of_another_run(tmp_path, monkeypatch):
+    """A --save-weights file written by a run of another command is not continued: one clear error, before the
+    board starts; a file without a run record (an older edgebp's) starts the run from the beginning."""
+    need_tools("make", "cc")
+    import edgebp.device as D
+    real, calls = D.DeviceNet.train_q, []
+
+    def dying(self, *a):
+        calls.append(1)
+        if len(calls) == 2:
+            self.device.emulator.kill()
+        return real(self, *a)
+    monkeypatch.setattr(D.DeviceNet, "train_q", dying)
+    w = tmp_path / "w.npz"
+    code, _, err = run_cli(*TRAIN, "--epochs", "3", "--save-weights", str(w), "--timeout", "2")
+    assert code == 2 and "continue after epoch 1" in err
+    monkeypatch.setattr(D.DeviceNet, "__init__", lambda *a, **k: pytest.fail("started before checking the file"))
+    code, _, err = run_cli(*TRAIN, "--epochs", "3", "--save-weights", str(w), "--resume", "--lr", "0.3")
+    assert code == 2 and "holds a run of another config" in err and "Traceback" not in err
+    code, _, err = run_cli(*TRAIN, "--epochs", "5", "--save-weights", str(w), "--resume")
+    assert code == 2 and "holds a run of another stop" in err
+
+
 def test_failure_after_training_loses_nothing(tmp_path, monkeypatch):
     need_tools("make", "cc")
     import edgebp.device as D
