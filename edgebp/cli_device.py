@@ -278,10 +278,12 @@ def cmd_device_train(args) -> int:
             def on_epoch_end(loop):
                 """After each epoch: the weights and where the run stands, so that --resume can go on."""
                 if save is not None:
-                    from .deploy import read_state
-                    state = net._call(lambda: read_state(dev))
-                    save_weights_atomic(save, spec, net.get_int_weights(),
-                                        run=dict(ident, **loop, steps=int(state[1]), state=state, finished=False))
+                    run = None
+                    if info.has("STATE") and info.has("UPLOAD"):      # else the run cannot be continued
+                        from .deploy import read_state
+                        state = net._call(lambda: read_state(dev))
+                        run = dict(ident, **loop, steps=int(state[1]), state=state, finished=False)
+                    save_weights_atomic(save, spec, net.get_int_weights(), run=run)
                 kept["epoch"] = loop["epochs"]
 
             t0 = time.monotonic()

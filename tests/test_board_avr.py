@@ -199,14 +199,18 @@ def test_avr_step_bench_runs(built):
     assert "genann" in text and "-Os" in text and f"{r['core_step']:,.0f}" in text
 
 
-def test_cli_device_train_checks_and_reports_cycles(built, capsys):
+def test_cli_device_train_checks_and_reports_cycles(built, capsys, tmp_path):
     """What a user runs: `edgebp device train ... --board simavr-atmega328p --check` starts the runner (no QEMU
-    needed), trains bit-identically and reports CPU cycles per step from the chip's cycle counter."""
+    needed), trains bit-identically and reports CPU cycles per step from the chip's cycle counter. The weights
+    are saved after every epoch (without the training state, which this firmware cannot read)."""
     from edgebp.cli import main
-    rc = main(["device", "train", "diabetes", "--board", "simavr-atmega328p", "--layers", "8,16,2", "--epochs", "1",
-               "--check", "--json"])
+    from edgebp.weights import load_weights
+    w = tmp_path / "w.npz"
+    rc = main(["device", "train", "diabetes", "--board", "simavr-atmega328p", "--layers", "8,16,2", "--epochs", "2",
+               "--check", "--json", "--save-weights", str(w), "--resume"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["check"]["identical"]
+    assert load_weights(w).run["finished"] and load_weights(w).run["state"] == []
     assert 50_000 < out["engines"]["device"]["cycles_per_step"] < 1_000_000
 
 
