@@ -775,6 +775,9 @@ class Device:
             else:
                 f = self.request(P.TRAIN, P.pack_train(Xq[lo:hi], Tq[lo:hi], batch, flags), timeout=timeout,
                                  give_up=self._shrink(P.TRAIN, k, req, resp, side_effects=True))
+            if f is None and bulk:            # every TRAIN was refused (blocks missing): nothing trained
+                self.stats_abandoned += 1
+                return False
             if f is None:
                 now = self.device_state()     # did the device apply it?
                 if now == before:
@@ -824,8 +827,8 @@ class Device:
         clean link takes whole TRAIN frames) and the device stages (HELLO's features; room past the model)."""
         if not self.adaptive or self.bulk is False or (self.bulk is None and not self.link.damaged_lately()):
             return False
-        if self.bulk is None and self.link.p > self.BULK_MAX_P:
-            return False     # so bad that few blocks arrive whole: frames sized to the link
+        if self.bulk is None and not LinkModel.GRID[0] < self.link.p <= self.BULK_MAX_P:
+            return False     # no byte error measured yet, or so bad that few blocks arrive whole: frames
         if not self.board_info.has("STAGE"):
             return False
         if self._bulk_room is None:
@@ -850,11 +853,12 @@ class Device:
         (one TRAIN and its answer per 64 blocks, rather than per frame)."""
         return max(1, min(0xFFFF, self._bulk_room // per, 64 * self._bulk_block() // per))
 
-    def _send_bulk(self, X, T, batch: int, flags: int, timeout: Optional[float]) -> P.Frame:
+    def _send_bulk(self, X, T, batch: int, flags: int, timeout: Optional[float]) -> Optional[P.Frame]:
         """n samples as CHUNK blocks (streamed, not answered) tagged with a fresh seq, then a TRAIN with
         EBP_TRAIN_BLOCKS naming the tag: the device trains once every block has arrived whole, else it answers
         which are missing, and only those go again (selective repeat; blocks are idempotent). The TRAIN itself
-        runs once: its answer is cached, and it consumes the blocks."""
+        runs once: its answer is cached, and it consumes the blocks. None (nothing trained) when the blocks
+        turn out far too large for the link: the caller sends the samples again, in fewer per TRAIN."""
         data = np.concatenate([np.ascontiguousarray(X).ravel(), np.ascontiguousarray(T).ravel()]).astype(np.int16)
         block = self._bulk_block(len(data))
         n_blocks = -(-len(data) // block)
@@ -882,6 +886,10 @@ class Device:
             todo = [k for k in range(n_blocks) if mask >> k & 1]
             self.stats_retransmissions += len(todo)
             self.link.damage()
+            if 2 * self._bulk_block() < block:
+                # the link, as now measured, wants blocks less than half this size: nothing was trained (the
+                # device refused the TRAIN), so the caller sends these samples again, tiled to the link
+                return None
             if len(todo) < left:                # progress: fewer blocks to send again
                 left, t0 = len(todo), time.monotonic()
             elif time.monotonic() - t0 > limit:

@@ -43,6 +43,28 @@ def test_in_flight_training_through_faults_is_bit_identical(host_url, diabetes, 
     assert relay.counts["up"]["dropped"] > 10
 
 
+def test_blocks_too_large_for_the_link_are_tiled_again(host_url, diabetes):
+    """Blocks sized before any byte error was measured are as large as a frame (510 elements); at 0.5% + 0.5%
+    few arrive. After the first refused TRAIN the link model wants blocks less than half that size: the samples
+    are given up (nothing was trained) and sent again in smaller blocks, fewer per TRAIN; the run ends with the
+    host core's integers."""
+    from edgebp.device import Device, DeviceNet, LinkModel
+    from edgebp.fixed import FixedNet
+    from edgebp.relay import FaultRelay
+    cfg = TrainConfig(lr=0.2, seed=3)
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), cfg)
+    X, T = diabetes.X_train[:200], diabetes.T_train[:200]
+    fn.fit(X, T, StopRule(epochs=1))
+    with FaultRelay(host_url, drop=0.005, flip=0.005, seed=2, lifetime=300) as relay:
+        with Device(relay.url, timeout=10, bulk=True) as dev:
+            net = DeviceNet(dev, NetSpec.from_sizes([8, 16, 2]), cfg)
+            dev.link = LinkModel()                       # nothing measured yet: p at the model's floor
+            assert dev._bulk_block() == (dev.max_body - 4) // 2
+            net.fit(X, T, StopRule(epochs=1))
+            assert dev.stats_abandoned >= 1 and 2 * dev._bulk_block() < (dev.max_body - 4) // 2
+            assert same(net.get_int_weights(), fn.get_int_weights())
+
+
 def test_in_order_frames_and_the_answer_cache(host_url, diabetes):
     """A frame after a gap is refused (not run, not cached) and runs once the gap is filled; the answers of the
     last frames are all kept."""
