@@ -7,7 +7,8 @@
 /* ---- forward ---------------------------------------------------------------------------------------- */
 
 /* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum (unrolled by 4 where
- * EBP_UNROLL_DOT; SMLALD pairs with EBP_ARM_DSP, csrc/arch/ebp_arch_arm.h) */
+ * EBP_UNROLL_DOT; SMLALD pairs with EBP_ARM_DSP, csrc/arch/ebp_arch_arm.h; PMADDWD with EBP_X86_SSE2,
+ * csrc/arch/ebp_arch_x86.h) */
 #if !defined(EBP_HAVE_ARCH_DOT16)
 #if EBP_UNROLL_DOT
 static inline int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
@@ -30,7 +31,9 @@ EBP_NOINLINE static int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t
 #endif
 
 static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
-#if defined(EBP_HAVE_ARCH_DOT16)
+#if defined(EBP_HAVE_ARCH_DOT16) && EBP_X86_SSE2
+    return ebp_x86_dot16(acc, w, x, n);
+#elif defined(EBP_HAVE_ARCH_DOT16)
     return ebp_arm_dot16(acc, w, x, n);
 #else
     return dot16_c(acc, w, x, n);

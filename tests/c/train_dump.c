@@ -5,7 +5,8 @@
  * every activation, both roundings, both losses, signed or non-negative inputs, learning rates 2^-8..2, Q10-Q13
  * weights, with and without EBP_FLAG_ONLINE. `edge` makes them harsher for the update rows: up to 40 inputs and
  * hidden neurons (several 8-lane steps, tails, partial blocks of biases), inputs over the whole int16 range
- * (-32768 and 32767 included) at Q0-Q15, weights near +-32767 (updates that saturate), learning rates up to 2^7
+ * (-32768 and 32767 included; some samples -32768 only) at Q0-Q15, weights near +-32767 or -32768 exactly
+ * (updates that saturate, dot products whose pairs of products reach 2^31), learning rates up to 2^7
  * (shifts S down to 1 and |dl| >= 2^S) and down to 2^-24 (S up to 30 and beyond). `stats` also prints every
  * layer's counters (for builds that count them, EBP_STATS=1).
  */
@@ -67,7 +68,11 @@ int main(int argc, char **argv) {
         if (edge && next() % 2u) /* weights near the int16 limits: updates that saturate */
             for (l = 0; l < c.n_layers; l++) {
                 ebp_layer_t *L = &net.layers[l];
-                for (i = 0; i < (uint32_t)L->n_w; i++) L->w[i] = (int16_t)(next() % 2u ? 32767 - (int32_t)(next() % 64u) : -32768 + (int32_t)(next() % 64u));
+                for (i = 0; i < (uint32_t)L->n_w; i++) { /* a quarter of them -32768 exactly */
+                    const uint32_t v = next();
+                    L->w[i] = (int16_t)(v % 4u == 0u ? -32768 : v % 2u ? 32767 - (int32_t)(next() % 64u)
+                                                                        : -32768 + (int32_t)(next() % 64u));
+                }
                 for (i = 0; i < (uint32_t)L->n_b; i++) L->b[i] = (int16_t)(next() % 2u ? 32767 : -32768);
             }
         for (i = 0; i < n_samples * c.n_in; i++) {
@@ -79,6 +84,8 @@ int main(int argc, char **argv) {
             else
                 x[i] = (int16_t)(neg ? (int32_t)(next() % 8193u) - 4096 : (int32_t)(next() % 4097u));
         }
+        if (edge && next() % 4u == 0u) /* a sample of -32768 only: (-2^15)^2 + (-2^15)^2 = 2^31 in a dot product */
+            for (i = 0; i < c.n_in; i++) x[i] = INT16_MIN;
         for (i = 0; i < n_samples * c.layers[c.n_layers - 1].n_out; i++) t[i] = (int16_t)(next() % 2u ? 4096 : 0);
         for (epoch = 0; epoch < 3; epoch++)
             if (ebp_train(&net, x, t, n_samples, 1, NULL) != EBP_OK) printf("net %u: train failed\n", k);
