@@ -258,7 +258,7 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         dl = ebp_rshift_rn32(*d * lr_m, 16);
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
         add = dl < 0;
-#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) /* the Arm row: counts in place, stores modulo 2^16 like row_nonneg_sr */
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) /* the Arm row: counts in place, stores modulo 2^16, flags a weight out of int16 */
         (void)m, (void)add;
         n += n_in;
         ovf = ebp_arm_row_sr_wrap(w, in, n_in, dl, S, &x, &n);
@@ -267,7 +267,7 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
             n += q != 0;
             clips += sub_sat16(b, q);
         }
-        if (ovf > 0xFFFFu) clips += fix_row_sr_any(w, in, n_in, dl, S, x0);
+        if (ovf != 0) clips += fix_row_sr_any(w, in, n_in, dl, S, x0);
         continue;
 #endif
 #if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
