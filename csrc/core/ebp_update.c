@@ -158,16 +158,20 @@ static inline uint32_t row_nonneg_sr64(int16_t *restrict w, const uint16_t *rest
 #endif
 
 #if defined(EBP_HAVE_ARCH_ROW_SR_WRAP)
-/* fix_row_sr for inputs of any sign (the Arm row's): the weights before the update from their stored bits,
- * then the update again, saturated; draws the row's random numbers again from the state `rng` it started with */
-static uint32_t fix_row_sr_any(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t rng) {
+/* fix_row_sr for inputs of any sign and the bias (the Arm row's): the parameters before the update from their stored
+ * bits, then the update again, saturated; draws the row's random numbers again from the state `rng` it started with */
+static uint32_t fix_row_sr_any(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t rng, int16_t *b,
+                               int32_t dlo) {
     uint32_t i, sat = 0;
+    int32_t q;
     for (i = 0; i < n; i++) {
-        const int32_t q = ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&rng));
+        q = ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&rng));
         w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
         sat += sub_sat16(&w[i], q);
     }
-    return sat;
+    q = ebp_rshift_sr32(dlo, S, ebp_xorshift32(&rng));
+    *b = s16_of_bits((uint32_t)*b + (uint32_t)q);
+    return sat + sub_sat16(b, q);
 }
 #endif
 
@@ -258,16 +262,11 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         dl = ebp_rshift_rn32(*d * lr_m, 16);
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
         add = dl < 0;
-#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) /* the Arm row: counts in place, stores modulo 2^16, flags a weight out of int16 */
-        (void)m, (void)add;
-        n += n_in;
-        ovf = ebp_arm_row_sr_wrap(w, in, n_in, dl, S, &x, &n);
-        {
-            const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, ebp_xorshift32(&x)); /* the bias */
-            n += q != 0;
-            clips += sub_sat16(b, q);
-        }
-        if (ovf != 0) clips += fix_row_sr_any(w, in, n_in, dl, S, x0);
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) /* the Arm row and bias: count in place, store modulo 2^16, flag an overflow */
+        (void)m, (void)ovf, (void)add;
+        n += n_in + 1u;
+        if (ebp_arm_row_sr_wrap(w, in, n_in, dl, S, &x, &n, b, dl * (int32_t)one[0]) != 0)
+            clips += fix_row_sr_any(w, in, n_in, dl, S, x0, b, dl * (int32_t)one[0]);
         continue;
 #endif
 #if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
