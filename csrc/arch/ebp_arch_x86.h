@@ -158,6 +158,63 @@ EBP_X86_INLINE int64_t ebp_x86_dot16(int64_t acc, const int16_t *w, const int16_
 }
 #define EBP_HAVE_ARCH_DOT16 1
 
+/* m[0..1] = |s| f for two int64 lanes s and f < 2^16 in the low words of the lanes of fq (exact: |s| f < 2^64),
+ * from two PMULUDQ of the 32-bit halves of |s|; returns bit j set if s_j < 0 */
+EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m) {
+    const __m128i neg = _mm_shuffle_epi32(_mm_srai_epi32(s, 31), 0xF5); /* the high words' signs, both halves */
+    const __m128i a = _mm_sub_epi64(_mm_xor_si128(s, neg), neg);
+    _mm_storeu_si128((__m128i *)(void *)m,
+                     _mm_add_epi64(_mm_mul_epu32(a, fq), _mm_slli_epi64(_mm_mul_epu32(_mm_srli_epi64(a, 32), fq), 32)));
+    return (uint32_t)_mm_movemask_pd(_mm_castsi128_pd(neg));
+}
+
+/*
+ * The magnitudes and signs of the hidden raw deltas (hidden_pass in csrc/core/ebp_dense.c) for n neurons, SSE2:
+ * per neuron i the exact
+ *     s_i = sum_k w[k stride + i] d[k] (k < nk),  m[i] = |s_i| f[i],  bit i of signs: s_i < 0
+ * (f[i] <= 2^15; hidden_pass takes the sign of s_i f[i], which differs only where m[i] = 0, whose sign no
+ * delta shows). 8 neurons a step: PMULLW/PMULHW give the 32-bit products of 8 weights of row k with d[k],
+ * sign-extended into four pairs of 64-bit sums (PADDQ); then ebp_x86_absmul2. The last n % 8 neurons take the
+ * scalar rule. Writes every word of signs that holds one of the n bits.
+ */
+EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint32_t nk, uint32_t stride,
+                                       const uint16_t *f, uint32_t n, uint64_t *m, uint32_t *signs) {
+    const __m128i zero = _mm_setzero_si128();
+    const uint32_t n8 = n & ~7u;
+    uint32_t i, k;
+    for (i = 0; i < (n + 31u) / 32u; i++) signs[i] = 0;
+    for (i = 0; i < n8; i += 8) {
+        const int16_t *wk = w + i;
+        __m128i s0 = zero, s1 = zero, s2 = zero, s3 = zero, fv, f0, f1;
+        uint32_t bits;
+        for (k = 0; k < nk; k++, wk += stride) {
+            const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)wk), dv = _mm_set1_epi16(d[k]);
+            const __m128i lo = _mm_mullo_epi16(wv, dv), hi = _mm_mulhi_epi16(wv, dv);
+            const __m128i p0 = _mm_unpacklo_epi16(lo, hi), p1 = _mm_unpackhi_epi16(lo, hi);
+            const __m128i g0 = _mm_srai_epi32(p0, 31), g1 = _mm_srai_epi32(p1, 31);
+            s0 = _mm_add_epi64(s0, _mm_unpacklo_epi32(p0, g0));
+            s1 = _mm_add_epi64(s1, _mm_unpackhi_epi32(p0, g0));
+            s2 = _mm_add_epi64(s2, _mm_unpacklo_epi32(p1, g1));
+            s3 = _mm_add_epi64(s3, _mm_unpackhi_epi32(p1, g1));
+        }
+        fv = _mm_loadu_si128((const __m128i *)(const void *)(f + i));
+        f0 = _mm_unpacklo_epi16(fv, zero);
+        f1 = _mm_unpackhi_epi16(fv, zero);
+        bits = ebp_x86_absmul2(s0, _mm_unpacklo_epi32(f0, zero), m + i);
+        bits |= ebp_x86_absmul2(s1, _mm_unpackhi_epi32(f0, zero), m + i + 2) << 2;
+        bits |= ebp_x86_absmul2(s2, _mm_unpacklo_epi32(f1, zero), m + i + 4) << 4;
+        bits |= ebp_x86_absmul2(s3, _mm_unpackhi_epi32(f1, zero), m + i + 6) << 6;
+        signs[i >> 5] |= bits << (i & 31u);
+    }
+    for (; i < n; i++) { /* the scalar rule */
+        int64_t sum = 0;
+        for (k = 0; k < nk; k++) sum += (int32_t)w[k * stride + i] * d[k];
+        m[i] = (sum < 0 ? (uint64_t)0 - (uint64_t)sum : (uint64_t)sum) * f[i];
+        if (sum < 0) signs[i >> 5] |= 1u << (i & 31u);
+    }
+}
+#define EBP_HAVE_ARCH_HIDDEN_MAG 1
+
 #endif /* EBP_X86_SSE2 */
 
 #endif /* EBP_ARCH_X86_H */
