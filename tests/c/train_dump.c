@@ -59,7 +59,10 @@ int main(int argc, char **argv) {
             printf("net %u: init refused\n", k);
             continue;
         }
-        ebp_net_init_weights(&net, EBP_INIT_UNIFORM, (uint16_t)(512u + next() % 4096u), next() | 1u);
+        { /* one draw a statement: the order of a call's arguments is unspecified (GCC and clang differ) */
+            const uint16_t range = (uint16_t)(512u + next() % 4096u);
+            ebp_net_init_weights(&net, EBP_INIT_UNIFORM, range, next() | 1u);
+        }
         hp.lr_m = (uint16_t)(32768u + next() % 32768u);
         hp.lr_e = (int8_t)(edge ? -(int)(8u + next() % 32u) : -(int)(15u + next() % 9u));
         hp.momentum_q15 = 0;
