@@ -278,24 +278,22 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
 static inline uint32_t ebp_arm_row_sr_count(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S,
                                             uint32_t *rng, uint32_t *nz) {
     int32_t i = -2 * (int32_t)n, t1, t2;
-    uint32_t x = *rng, nzr = *nz, clips = 0;
+    uint32_t x = *rng, nzr = 0u - *nz, clips = 0; /* nzr counts down: minus the count */
     const int rs = 32 - S;
 #define EBP_ARM_SR_CLIP                                                                                      \
     "ldr %[t2], %[clips]\n\t"                                                                                \
     "adds %[t2], %[t2], #1\n\t"                                                                              \
     "str %[t2], %[clips]\n\t"
     __asm__ volatile(EBP_ARM_SR_ROW_HEAD
-                     "cmp %[t2], #0\n\t" /* a non-zero update: count it */
-                     "beq 2f\n\t"
-                     "movs %[t1], #1\n\t"
-                     "add %[nz], %[t1]\n"
-                     "2:\n\t" EBP_ARM_SR_ROW_TAIL
+                     "negs %[t1], %[t2]\n\t" /* C = (q == 0) */
+                     "sbcs %[t1], %[t1]\n\t" /* -1 for a non-zero update, else 0 */
+                     "add %[nz], %[t1]\n\t" EBP_ARM_SR_ROW_TAIL
                      : [x] "+l"(x), [i] "+l"(i), [t1] "=&l"(t1), [t2] "=&l"(t2), [nz] "+h"(nzr), [clips] "+m"(clips)
                      : [wb] "l"(w + n), [ab] "l"(a + n), [S] "m"(S), [rs] "l"(rs), [dl] "m"(dl)
                      : "cc", "memory");
 #undef EBP_ARM_SR_CLIP
     *rng = x;
-    *nz = nzr;
+    *nz = 0u - nzr;
     return clips;
 }
 #define EBP_HAVE_ARCH_ROW_SR_COUNT 1
