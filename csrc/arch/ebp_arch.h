@@ -10,8 +10,8 @@
  *   EBP_ARM_DSP  ARMv7E-M with the DSP extension (Cortex-M4, M7): SMLALD, two 16-bit multiply-accumulates per
  *                instruction, in the forward dot products (ebp_arch_arm.h)
  *   EBP_ARMV6M   ARMv6-M (Cortex-M0, M0+): dot products not unrolled (8 low registers), bit_length without CLZ
- *   EBP_X86_SSE2 x86-64 (SSE2, its baseline), GCC or clang: the stochastic update rows 8 weights at a time
- *                (ebp_arch_x86.h)
+ *   EBP_X86_SSE2 x86-64 (SSE2, its baseline), GCC or clang: the stochastic update rows 8 weights at a time,
+ *                the forward dot products and the hidden raw deltas 8 lanes at a time (ebp_arch_x86.h)
  *
  * -DEBP_PORTABLE=1 forces the portable kernels everywhere (what tests/test_kernels.py compares against).
  *
