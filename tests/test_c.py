@@ -1,4 +1,5 @@
 """The C core on its own: strict warnings, sanitizers, integer-only object code, no drifted tables."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,11 +59,12 @@ def test_core_object_calls_nothing_but_memset_and_memcpy(tmp_path):
 
 def test_kernel_builds_train_the_same_integers_on_the_host(tmp_path):
     """The host's kernel variants (csrc/arch/ebp_arch.h: EBP_STATS=0's update rows, EBP_WIDE_MUL=0's 32-bit
-    stochastic row) train 300 random online networks to the default build's weights, biases and generator state,
+    stochastic row, EBP_PORTABLE=1 without the x86 kernels) train 300 random online networks to the default build's weights, biases and generator state,
     each under ASan and UBSan."""
     outs = {}
     for name, flags in {"default": [], "EBP_STATS=0": ["-DEBP_STATS=0"], "EBP_WIDE_MUL=0": ["-DEBP_WIDE_MUL=0"],
-                        "both": ["-DEBP_STATS=0", "-DEBP_WIDE_MUL=0"]}.items():
+                        "both": ["-DEBP_STATS=0", "-DEBP_WIDE_MUL=0"], "EBP_PORTABLE=1": ["-DEBP_PORTABLE=1"],
+                        "portable, EBP_STATS=0": ["-DEBP_PORTABLE=1", "-DEBP_STATS=0"]}.items():
         exe = tmp_path / f"train_dump_{len(outs)}"
         run(["gcc", *STRICT, *flags, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
              f"-I{CSRC}", ROOT / "tests/c/train_dump.c", CSRC / "edgebp.c", "-o", exe])
@@ -71,6 +73,24 @@ def test_kernel_builds_train_the_same_integers_on_the_host(tmp_path):
     assert len(lines) == 300 and not [l for l in lines if "refused" in l or "failed" in l]
     for name, out in outs.items():
         assert out == outs["default"], name
+
+
+def test_host_arch_kernels_match_the_portable_ones_on_edge_cases(tmp_path):
+    """The host's architecture kernels (EBP_X86_SSE2 on x86-64: csrc/arch/ebp_arch_x86.h) against -DEBP_PORTABLE=1,
+    under ASan and UBSan: 300 ordinary and 300 harsh random online networks (train_dump's `edge`: signed inputs over
+    the whole int16 range, weights near +-32767, shifts down to 1 and |dl| >= 2^S, up to 40 inputs and neurons)
+    give the same weights, biases, generator state and every layer's counters."""
+    outs = {}
+    for name, flags in {"default": [], "portable": ["-DEBP_PORTABLE=1"]}.items():
+        exe = tmp_path / f"train_dump_{name}"
+        run(["gcc", *STRICT, *flags, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+             f"-I{CSRC}", ROOT / "tests/c/train_dump.c", CSRC / "edgebp.c", "-o", exe])
+        outs[name] = run([exe, "5", "300", "stats"]) + run([exe, "6", "300", "edge", "stats"])
+    lines = outs["portable"].splitlines()
+    assert len(lines) == 600 and not [l for l in lines if "refused" in l or "failed" in l]
+    saturated = [l for l in lines if re.search(r" param [1-9]", l)]
+    assert len(saturated) > 20  # the edge cases do clip weights (the counters are compared too)
+    assert outs["default"] == outs["portable"]
 
 
 @pytest.mark.parametrize("flags", [[], ["-DEBP_STATS=0"], ["-DEBP_PORTABLE=1"]], ids=["default", "nostats", "portable"])

@@ -10,6 +10,8 @@
  *   EBP_ARM_DSP  ARMv7E-M with the DSP extension (Cortex-M4, M7): SMLALD, two 16-bit multiply-accumulates per
  *                instruction, in the forward dot products (ebp_arch_arm.h)
  *   EBP_ARMV6M   ARMv6-M (Cortex-M0, M0+): dot products not unrolled (8 low registers), bit_length without CLZ
+ *   EBP_X86_SSE2 x86-64 (SSE2, its baseline), GCC or clang: the stochastic update rows 8 weights at a time,
+ *                the forward dot products and the hidden raw deltas 8 lanes at a time (ebp_arch_x86.h)
  *
  * -DEBP_PORTABLE=1 forces the portable kernels everywhere (what tests/test_kernels.py compares against).
  *
@@ -47,6 +49,12 @@
 #define EBP_ARMV6M 1
 #endif
 
+#if !EBP_PORTABLE && defined(__GNUC__) && defined(__x86_64__) && defined(__SSE2__)
+#define EBP_X86_SSE2 1
+#else
+#define EBP_X86_SSE2 0
+#endif
+
 #ifndef EBP_ARMV7M
 #define EBP_ARMV7M 0
 #endif
@@ -64,6 +72,8 @@
 #define EBP_KERNELS "armv7-m"
 #elif EBP_ARMV6M
 #define EBP_KERNELS "armv6-m"
+#elif EBP_X86_SSE2
+#define EBP_KERNELS "x86-64+sse2"
 #else
 #define EBP_KERNELS "portable"
 #endif

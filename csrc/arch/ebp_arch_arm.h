@@ -83,20 +83,26 @@ static inline void ebp_arm_row_sr_dsp(int16_t *w, const int16_t *a, uint32_t n, 
 
 #if EBP_ARMV7M
 /*
- * The ARMv7-M row with the statistics (EBP_STATS=1), in assembly (Cortex-M3, M4, M7: a two-weights-per-step
- * DSP variant counting with CLZ and QSUB16/SSUB16 measured slower on the M4, 7,870 against 7,754 instructions
- * per 8-16-2 step): GCC's code for the portable row spends 17 instructions a weight and more per row. The same rule as ebp_arm_row_sr, q = floor((dl a[i] + (r >> (32 - S)))
- * / 2^S) by MLA and ASR; the zero updates counted by CLZ (32 exactly for q = 0), subtracted from *nz (the
- * caller adds n first); each new weight stored as its low 16 bits with (new + 2^15) OR-ed into the result,
- * which so exceeds 16 bits iff some weight left int16 (the caller repairs the row, fix_row_sr, as for the
- * portable row). n >= 1, 1 <= S <= 30.
+ * The ARMv7-M row with the statistics (EBP_STATS=1), its bias included, in assembly (Cortex-M3, M4, M7: a
+ * two-weights-per-step DSP variant counting with CLZ and QSUB16/SSUB16 measured slower on the M4, 7,870 against
+ * 7,754 instructions per 8-16-2 step): GCC's code for the portable row spends 17 instructions a weight and more
+ * per row. The same rule as ebp_arm_row_sr, q = floor((dl a[i] + (r >> (32 - S))) / 2^S) by MLA and ASR, then
+ * for the bias *b the next draw with the product dlo = dl 2^in_frac; the zero updates counted by CLZ (32 exactly
+ * for q = 0), subtracted from *nz (the caller adds n + 1 first); each new parameter stored as its low 16 bits,
+ * and SSAT #16 of it sets the sticky Q flag (cleared first) iff some parameter left int16: the result is then
+ * non-zero and the caller repairs the row (fix_row_sr_any). Two weights a loop step (an odd n enters at the
+ * second), 14 instructions a weight. n >= 1, 1 <= S <= 30.
  */
 static inline uint32_t ebp_arm_row_sr_wrap(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S,
-                                           uint32_t *rng, uint32_t *nz) {
+                                           uint32_t *rng, uint32_t *nz, int16_t *b, int32_t dlo) {
     const int16_t *end = a + n;
-    uint32_t x = *rng, nzr = *nz, acc = 0, t0, t1;
+    uint32_t x = *rng, nzr = *nz, t0 = n, t1;
     const int rs = 32 - S;
-    __asm__ volatile("1:\n\t"
+    __asm__ volatile("movs %[t1], #0\n\t"
+                     "msr APSR_nzcvq, %[t1]\n\t" /* Q = 0 */
+                     "tst %[t0], #1\n\t"
+                     "bne 2f\n\t"
+                     "1:\n\t"
                      "ldrsh %[t0], [%[a]], #2\n\t"
                      "eor %[x], %[x], %[x], lsl #13\n\t"
                      "eor %[x], %[x], %[x], lsr #17\n\t"
@@ -109,17 +115,43 @@ static inline uint32_t ebp_arm_row_sr_wrap(int16_t *w, const int16_t *a, uint32_
                      "ldrsh %[t1], [%[w]]\n\t"
                      "sub %[t1], %[t1], %[t0]\n\t"
                      "strh %[t1], [%[w]], #2\n\t"
-                     "add %[t1], %[t1], #32768\n\t"
-                     "orr %[acc], %[acc], %[t1]\n\t"
+                     "ssat %[t1], #16, %[t1]\n\t"
+                     "2:\n\t"
+                     "ldrsh %[t0], [%[a]], #2\n\t"
+                     "eor %[x], %[x], %[x], lsl #13\n\t"
+                     "eor %[x], %[x], %[x], lsr #17\n\t"
+                     "eor %[x], %[x], %[x], lsl #5\n\t"
+                     "lsr %[t1], %[x], %[rs]\n\t"
+                     "mla %[t0], %[dl], %[t0], %[t1]\n\t"
+                     "asr %[t0], %[t0], %[S]\n\t"
+                     "clz %[t1], %[t0]\n\t"
+                     "sub %[nz], %[nz], %[t1], lsr #5\n\t"
+                     "ldrsh %[t1], [%[w]]\n\t"
+                     "sub %[t1], %[t1], %[t0]\n\t"
+                     "strh %[t1], [%[w]], #2\n\t"
+                     "ssat %[t1], #16, %[t1]\n\t"
                      "cmp %[a], %[end]\n\t"
                      "bne 1b\n\t"
-                     : [x] "+r"(x), [nz] "+r"(nzr), [acc] "+r"(acc), [w] "+r"(w), [a] "+r"(a), [t0] "=&r"(t0),
-                       [t1] "=&r"(t1)
-                     : [end] "r"(end), [dl] "r"(dl), [S] "r"(S), [rs] "r"(rs)
+                     "eor %[x], %[x], %[x], lsl #13\n\t" /* the bias */
+                     "eor %[x], %[x], %[x], lsr #17\n\t"
+                     "eor %[x], %[x], %[x], lsl #5\n\t"
+                     "lsr %[t1], %[x], %[rs]\n\t"
+                     "add %[t0], %[dlo], %[t1]\n\t"
+                     "asr %[t0], %[t0], %[S]\n\t"
+                     "clz %[t1], %[t0]\n\t"
+                     "sub %[nz], %[nz], %[t1], lsr #5\n\t"
+                     "ldrsh %[t1], [%[b]]\n\t"
+                     "sub %[t1], %[t1], %[t0]\n\t"
+                     "strh %[t1], [%[b]]\n\t"
+                     "ssat %[t1], #16, %[t1]\n\t"
+                     "mrs %[t0], APSR\n\t"
+                     "and %[t0], %[t0], #0x08000000\n\t" /* Q, bit 27 */
+                     : [x] "+r"(x), [nz] "+r"(nzr), [w] "+r"(w), [a] "+r"(a), [t0] "+&r"(t0), [t1] "=&r"(t1)
+                     : [end] "r"(end), [dl] "r"(dl), [S] "r"(S), [rs] "r"(rs), [b] "r"(b), [dlo] "r"(dlo)
                      : "cc", "memory");
     *rng = x;
     *nz = nzr;
-    return acc;
+    return t0;
 }
 #define EBP_HAVE_ARCH_ROW_SR_WRAP 1
 #endif
@@ -246,24 +278,22 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
 static inline uint32_t ebp_arm_row_sr_count(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S,
                                             uint32_t *rng, uint32_t *nz) {
     int32_t i = -2 * (int32_t)n, t1, t2;
-    uint32_t x = *rng, nzr = *nz, clips = 0;
+    uint32_t x = *rng, nzr = 0u - *nz, clips = 0; /* nzr counts down: minus the count */
     const int rs = 32 - S;
 #define EBP_ARM_SR_CLIP                                                                                      \
     "ldr %[t2], %[clips]\n\t"                                                                                \
     "adds %[t2], %[t2], #1\n\t"                                                                              \
     "str %[t2], %[clips]\n\t"
     __asm__ volatile(EBP_ARM_SR_ROW_HEAD
-                     "cmp %[t2], #0\n\t" /* a non-zero update: count it */
-                     "beq 2f\n\t"
-                     "movs %[t1], #1\n\t"
-                     "add %[nz], %[t1]\n"
-                     "2:\n\t" EBP_ARM_SR_ROW_TAIL
+                     "negs %[t1], %[t2]\n\t" /* C = (q == 0) */
+                     "sbcs %[t1], %[t1]\n\t" /* -1 for a non-zero update, else 0 */
+                     "add %[nz], %[t1]\n\t" EBP_ARM_SR_ROW_TAIL
                      : [x] "+l"(x), [i] "+l"(i), [t1] "=&l"(t1), [t2] "=&l"(t2), [nz] "+h"(nzr), [clips] "+m"(clips)
                      : [wb] "l"(w + n), [ab] "l"(a + n), [S] "m"(S), [rs] "l"(rs), [dl] "m"(dl)
                      : "cc", "memory");
 #undef EBP_ARM_SR_CLIP
     *rng = x;
-    *nz = nzr;
+    *nz = 0u - nzr;
     return clips;
 }
 #define EBP_HAVE_ARCH_ROW_SR_COUNT 1

@@ -7,7 +7,8 @@
 /* ---- forward ---------------------------------------------------------------------------------------- */
 
 /* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum (unrolled by 4 where
- * EBP_UNROLL_DOT; SMLALD pairs with EBP_ARM_DSP, csrc/arch/ebp_arch_arm.h) */
+ * EBP_UNROLL_DOT; SMLALD pairs with EBP_ARM_DSP, csrc/arch/ebp_arch_arm.h; PMADDWD with EBP_X86_SSE2,
+ * csrc/arch/ebp_arch_x86.h) */
 #if !defined(EBP_HAVE_ARCH_DOT16)
 #if EBP_UNROLL_DOT
 static inline int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
@@ -30,7 +31,9 @@ EBP_NOINLINE static int64_t dot16_c(int64_t acc, const int16_t *w, const int16_t
 #endif
 
 static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
-#if defined(EBP_HAVE_ARCH_DOT16)
+#if defined(EBP_HAVE_ARCH_DOT16) && EBP_X86_SSE2
+    return ebp_x86_dot16(acc, w, x, n);
+#elif defined(EBP_HAVE_ARCH_DOT16)
     return ebp_arm_dot16(acc, w, x, n);
 #else
     return dot16_c(acc, w, x, n);
@@ -209,8 +212,33 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
     return maxabs;
 }
 
+#if defined(EBP_HAVE_ARCH_HIDDEN_MAG)
+/* hidden_pass with signs, by the x86-64 kernel: every neuron's magnitude first (a stack buffer of at most
+ * EBP_PACK_WIDTH), then the final shift a = max(0, bit_length(max) - 16) at once, which gives hidden_pass's packed
+ * values (its running shifts are floors of floors, one floor) */
+static uint64_t hidden_pack_arch(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t *signs) {
+    const uint32_t n = L->n_out;
+    const int32_t one = (int32_t)1 << L->a_frac;
+    const int sd = 2 * L->a_frac - 15;
+    uint16_t f[EBP_PACK_WIDTH], *packed = (uint16_t *)L->delta; /* the same object: its bits */
+    uint64_t m[EBP_PACK_WIDTH], maxabs = 0;
+    uint32_t i;
+    int a;
+    for (i = 0; i < n; i++) f[i] = (uint16_t)act_deriv_q15(L->act, L->y[i], one, sd); /* <= 2^15 */
+    ebp_x86_hidden_mag(N->w, N->delta, N->n_out, N->n_in, f, n, m, signs);
+    for (i = 0; i < n; i++)
+        if (m[i] > maxabs) maxabs = m[i];
+    a = maxabs > 0xFFFFu ? bit_length(maxabs) - 16 : 0;
+    for (i = 0; i < n; i++) packed[i] = (uint16_t)(m[i] >> a);
+    return maxabs;
+}
+#endif
+
 /* hidden_pass with act and the mode (signs or not) as constants, so that each loop is a tight one */
 EBP_NOINLINE EBP_INTERNAL uint64_t ebp_dense_hidden_raw(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, uint32_t *signs) {
+#if defined(EBP_HAVE_ARCH_HIDDEN_MAG)
+    if (signs != NULL && L->n_out <= EBP_PACK_WIDTH) return hidden_pack_arch(L, N, signs);
+#endif
     if (signs != NULL) {
         switch (L->act) {
         case EBP_ACT_SIGMOID: return hidden_pass(L, N, NULL, signs, EBP_ACT_SIGMOID);

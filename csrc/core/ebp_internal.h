@@ -18,6 +18,7 @@
 #include "../ebp_tables.h"
 #include "../arch/ebp_arch.h"
 #include "../arch/ebp_arch_arm.h"
+#include "../arch/ebp_arch_x86.h"
 
 #ifdef EBP_AMALGAMATION
 #define EBP_INTERNAL static

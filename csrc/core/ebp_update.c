@@ -158,19 +158,24 @@ static inline uint32_t row_nonneg_sr64(int16_t *restrict w, const uint16_t *rest
 #endif
 
 #if defined(EBP_HAVE_ARCH_ROW_SR_WRAP)
-/* fix_row_sr for inputs of any sign (the Arm row's): the weights before the update from their stored bits,
- * then the update again, saturated; draws the row's random numbers again from the state `rng` it started with */
-static uint32_t fix_row_sr_any(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t rng) {
+/* fix_row_sr for inputs of any sign and the bias (the Arm row's): the parameters before the update from their stored
+ * bits, then the update again, saturated; draws the row's random numbers again from the state `rng` it started with */
+static uint32_t fix_row_sr_any(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t rng, int16_t *b,
+                               int32_t dlo) {
     uint32_t i, sat = 0;
+    int32_t q;
     for (i = 0; i < n; i++) {
-        const int32_t q = ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&rng));
+        q = ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&rng));
         w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
         sat += sub_sat16(&w[i], q);
     }
-    return sat;
+    q = ebp_rshift_sr32(dlo, S, ebp_xorshift32(&rng));
+    *b = s16_of_bits((uint32_t)*b + (uint32_t)q);
+    return sat + sub_sat16(b, q);
 }
 #endif
 
+#if !defined(EBP_HAVE_ARCH_ROWS_SR_SSE2)
 /* fix_row for row_nonneg_sr: draws the row's random numbers again from the state `rng` it started with */
 static uint32_t fix_row_sr(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, int S, int add, uint32_t rng) {
     uint32_t i, sat = 0;
@@ -182,6 +187,7 @@ static uint32_t fix_row_sr(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m
     }
     return sat;
 }
+#endif
 
 /* one parameter of ebp_update_online outside the fast path (S <= 0 or S > 30) */
 EBP_INTERNAL int32_t ebp_online_delta_slow(ebp_net_t *net, int32_t p, int S) {
@@ -235,6 +241,11 @@ EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *i
  * every row with a non-zero dl, weights then bias, as in the portable loop. */
 EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
                                                    int S, uint32_t *nz, uint32_t *sat) {
+#if defined(EBP_HAVE_ARCH_ROWS_SR_SSE2) /* x86-64: the whole layer, inputs of any sign */
+    uint32_t rows = 0;
+    *sat += ebp_x86_rows_sr(L->w, L->b, in, L->n_in, L->delta, L->n_out, lr_m, L->in_frac, S, &net->rng, nz, &rows);
+    return rows;
+#else
     const uint32_t n_in = L->n_in, c = 0x80000000u - ((uint32_t)1 << S);
     const int32_t k = (int32_t)(0x80000000u >> S) - 1;
     const uint16_t one[1] = {(uint16_t)(1u << L->in_frac)};
@@ -251,16 +262,11 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         dl = ebp_rshift_rn32(*d * lr_m, 16);
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
         add = dl < 0;
-#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) /* the Arm row: counts in place, stores modulo 2^16 like row_nonneg_sr */
-        (void)m, (void)add;
-        n += n_in;
-        ovf = ebp_arm_row_sr_wrap(w, in, n_in, dl, S, &x, &n);
-        {
-            const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, ebp_xorshift32(&x)); /* the bias */
-            n += q != 0;
-            clips += sub_sat16(b, q);
-        }
-        if (ovf > 0xFFFFu) clips += fix_row_sr_any(w, in, n_in, dl, S, x0);
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) /* the Arm row and bias: count in place, store modulo 2^16, flag an overflow */
+        (void)m, (void)ovf, (void)add;
+        n += n_in + 1u;
+        if (ebp_arm_row_sr_wrap(w, in, n_in, dl, S, &x, &n, b, dl * (int32_t)one[0]) != 0)
+            clips += fix_row_sr_any(w, in, n_in, dl, S, x0, b, dl * (int32_t)one[0]);
         continue;
 #endif
 #if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
@@ -303,6 +309,7 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
     *sat += clips;
     net->rng = x;
     return rows;
+#endif
 }
 
 #if !EBP_STATS
@@ -323,6 +330,10 @@ static inline void row_sr_nostats(int16_t *w, const int16_t *a, uint32_t n, int3
  * without its counters, for inputs of any sign (no pass over the inputs first) */
 EBP_NOINLINE static void update_rows_sr_nostats(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
                                                 int S) {
+#if defined(EBP_HAVE_ARCH_ROWS_SR_SSE2) /* x86-64: the counted rows of csrc/arch/ebp_arch_x86.h, counts dropped */
+    uint32_t nz = 0, rows = 0;
+    (void)ebp_x86_rows_sr(L->w, L->b, in, L->n_in, L->delta, L->n_out, lr_m, L->in_frac, S, &net->rng, &nz, &rows);
+#else
     const uint32_t n_in = L->n_in;
     const int32_t one = (int32_t)1 << L->in_frac;
     const int16_t *d = L->delta, *d_end = d + L->n_out;
@@ -337,6 +348,7 @@ EBP_NOINLINE static void update_rows_sr_nostats(ebp_net_t *net, ebp_layer_t *L, 
         (void)sub_sat16(b, ebp_rshift_sr32(dl * one, S, ebp_xorshift32(&x)));
     }
     net->rng = x;
+#endif
 }
 #endif
 
@@ -365,8 +377,8 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
         zero_in += in[i] == 0;
         neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
     }
-#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) || defined(EBP_HAVE_ARCH_ROW_SR_COUNT)
-    if (stochastic) neg_in = 0; /* the Arm rows take inputs of any sign (signed multiply, arithmetic shift) */
+#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) || defined(EBP_HAVE_ARCH_ROW_SR_COUNT) || defined(EBP_HAVE_ARCH_ROWS_SR_SSE2)
+    if (stochastic) neg_in = 0; /* the Arm and x86 rows take inputs of any sign (signed multiply, arithmetic shift) */
 #endif
     if (EBP_FAST_ROWS && S >= 1 && S <= 30 && !neg_in) {
         uint32_t nz = 0;

@@ -1,0 +1,220 @@
+/*
+ * ebp_arch_x86.h - the x86-64 kernels (SSE2, the baseline every x86-64 processor has) beside the portable ones
+ * (csrc/arch/ebp_arch.h says how they are chosen). Included by csrc/core/ebp_internal.h; every function here is
+ * static inline and exists only when EBP_X86_SSE2 is selected. Each names the plain rule it reproduces;
+ * tests/test_c.py trains random configurations with them and with -DEBP_PORTABLE=1 and compares every integer
+ * and statistic.
+ */
+#ifndef EBP_ARCH_X86_H
+#define EBP_ARCH_X86_H
+
+#include <stdint.h>
+
+#include "ebp_arch.h"
+
+#if EBP_X86_SSE2
+#include <emmintrin.h>
+
+#define EBP_X86_INLINE static inline __attribute__((always_inline))
+
+/* 8 updates q = floor((p + (r >> (32 - S))) / 2^S) from their exact 32-bit products p (lanes 0-3 in p0, 4-7 in
+ * p1) and draws r[0..7]: PSRLD, PADDD, PSRAD (|p + u| < 2^31), then PACKSSDW, exact as |q| < 2^15 */
+EBP_X86_INLINE __m128i ebp_x86_sr8(__m128i p0, __m128i p1, const uint32_t *r, __m128i sv, __m128i rsv) {
+    const __m128i u0 = _mm_srl_epi32(_mm_loadu_si128((const __m128i *)(const void *)r), rsv);
+    const __m128i u1 = _mm_srl_epi32(_mm_loadu_si128((const __m128i *)(const void *)(r + 4)), rsv);
+    return _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p0, u0), sv), _mm_sra_epi32(_mm_add_epi32(p1, u1), sv));
+}
+
+/* w[0..7] = ebp_sat16(w - q) by PSUBSW; per lane +1 in *zc where q == 0 and in *ok where PSUBSW and the
+ * wrapping PSUBW agree (no clip) */
+EBP_X86_INLINE void ebp_x86_apply8(int16_t *w, __m128i q, __m128i *zc, __m128i *ok) {
+    const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)w), nw = _mm_subs_epi16(wv, q);
+    _mm_storeu_si128((__m128i *)(void *)w, nw);
+    *zc = _mm_sub_epi16(*zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
+    *ok = _mm_sub_epi16(*ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
+}
+
+/* the portable rule for one parameter: w = ebp_sat16(w - q), q = ebp_rshift_sr32(p, S, r); adds q != 0 to *nz,
+ * returns 1 if it clipped */
+EBP_X86_INLINE uint32_t ebp_x86_sr1(int16_t *w, int32_t p, int S, uint32_t r, uint32_t *nz) {
+    const int32_t q = ebp_rshift_sr32(p, S, r), nw = *w - q;
+    *nz += q != 0;
+    if ((uint32_t)(nw + 32768) > 65535u) {
+        *w = nw < 0 ? INT16_MIN : INT16_MAX;
+        return 1u;
+    }
+    *w = (int16_t)nw;
+    return 0u;
+}
+
+/*
+ * The stochastic online update of a dense layer with SSE2 (it replaces update_rows_nonneg_sr and the EBP_STATS=0
+ * rows), inputs of any sign, 1 <= S <= 30. It reproduces the portable loop of ebp_update_online exactly: per
+ * row o with delta[o] != 0, dl = ebp_rshift_rn32(delta[o] lr_m, 16), and unless dl == 0, per weight then for
+ * the bias one xorshift32 draw r in order and
+ *     w = ebp_sat16(w - ebp_rshift_sr32(dl a, S, r))    (a = in[i], or 2^in_frac for the bias),
+ * counting the non-zero updates into *nz and the rows with delta[o] != 0 into *rows; returns the clips.
+ * The generator is sequential, so 8 weights a step: their draws go into a buffer first (a tight scalar loop),
+ * PMULLW/PMULHW give the exact 32-bit products dl a, ebp_x86_sr8 the updates (a row with |dl| >= 2^S, where
+ * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts. The last n_in % 8 weights take the scalar rule; the biases of 8 rows are updated together
+ * (their draws and dl kept aside; a row without an update has dl = 0 there, hence q = 0).
+ */
+EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
+                                        const int16_t *delta, uint32_t n_out, int32_t lr_m, int in_frac, int S,
+                                        uint32_t *rng, uint32_t *nz, uint32_t *rows) {
+    const __m128i zero = _mm_setzero_si128(), sv = _mm_cvtsi32_si128(S), rsv = _mm_cvtsi32_si128(32 - S);
+    const __m128i fv = _mm_cvtsi32_si128(in_frac);
+    const uint32_t lim = (uint32_t)1 << S, n8 = n_in & ~7u;
+    const int32_t one = (int32_t)1 << in_frac;
+    __m128i zc32 = zero, ok32 = zero; /* 32-bit lanes: updates that rounded to zero, updates that did not clip */
+    uint32_t r[8], x = *rng, lanes = 0, clips = 0, n = *nz, nrows = 0, o0;
+    for (o0 = 0; o0 < n_out; o0 += 8) { /* a block of 8 rows */
+        const uint32_t nb = n_out - o0 < 8u ? n_out - o0 : 8u;
+        int16_t dlb[8] = {0}, bb[8] = {0}, *bp = nb == 8u ? b + o0 : bb;
+        uint32_t rb[8] = {0}, j, i;
+        __m128i zc = zero, ok = zero; /* 16-bit lanes, each at most 8 (n_in / 8) + 1 < 2^16 per block */
+        for (j = 0; j < nb; j++) {
+            const int16_t *a = in;
+            int16_t *wr = w + (o0 + j) * n_in;
+            int32_t dl;
+            __m128i dlv;
+            if (delta[o0 + j] == 0) continue;
+            nrows++;
+            dl = ebp_rshift_rn32(delta[o0 + j] * lr_m, 16);
+            if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
+            if ((uint32_t)(dl < 0 ? -dl : dl) >= lim) { /* rare: the scalar rule, bias included */
+                for (i = 0; i < n_in; i++) clips += ebp_x86_sr1(&wr[i], dl * a[i], S, ebp_xorshift32(&x), &n);
+                clips += ebp_x86_sr1(&b[o0 + j], dl * one, S, ebp_xorshift32(&x), &n);
+                continue;
+            }
+            dlv = _mm_set1_epi16((int16_t)dl);
+            lanes += n8;
+            for (i = 0; i < n8; i += 8, wr += 8, a += 8) {
+                const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
+                const __m128i lo = _mm_mullo_epi16(av, dlv), hi = _mm_mulhi_epi16(av, dlv);
+                uint32_t k;
+                for (k = 0; k < 8; k++) { /* ebp_xorshift32, kept in a register: the 8 weights' draws */
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    r[k] = x;
+                }
+                ebp_x86_apply8(wr, ebp_x86_sr8(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi), r, sv, rsv),
+                               &zc, &ok);
+            }
+            for (i = n8; i < n_in; i++, wr++, a++) clips += ebp_x86_sr1(wr, dl * *a, S, ebp_xorshift32(&x), &n);
+            rb[j] = ebp_xorshift32(&x); /* the bias's draw, after the row's */
+            dlb[j] = (int16_t)dl;
+        }
+        if (nb != 8u)
+            for (j = 0; j < nb; j++) bb[j] = b[o0 + j];
+        { /* the block's biases: dl 2^in_frac by PSLLD of the sign-extended dl */
+            const __m128i d = _mm_loadu_si128((const __m128i *)(const void *)dlb);
+            const __m128i p0 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpacklo_epi16(d, d), 16), fv);
+            const __m128i p1 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpackhi_epi16(d, d), 16), fv);
+            ebp_x86_apply8(bp, ebp_x86_sr8(p0, p1, rb, sv, rsv), &zc, &ok);
+            lanes += 8u;
+        }
+        if (nb != 8u)
+            for (j = 0; j < nb; j++) b[o0 + j] = bb[j];
+        zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
+        ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
+    }
+    { /* the lanes' counts summed: every vector lane that did not round to zero moved, every one not ok clipped */
+        __m128i s = _mm_add_epi32(_mm_unpacklo_epi32(zc32, ok32), _mm_unpackhi_epi32(zc32, ok32)); /* z o z o */
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                        /* Z O Z O */
+        n += lanes - (uint32_t)_mm_cvtsi128_si32(s);
+        clips += lanes - (uint32_t)_mm_cvtsi128_si32(_mm_shuffle_epi32(s, 0x01));
+    }
+    *nz = n;
+    *rng = x;
+    *rows += nrows;
+    return clips;
+}
+#define EBP_HAVE_ARCH_ROWS_SR_SSE2 1
+
+/*
+ * acc + sum_i w[i] x[i] exactly, as the portable dot16: PMADDWD adds two 16 x 16-bit products into each 32-bit
+ * lane, 8 products a step, and the lanes are sign-extended into two 64-bit sums (PADDQ). A pair sum lies in
+ * [-2^31 + 2^16, 2^31]: only +2^31 (both products (-2^15)^2) wraps, to INT32_MIN, which no pair sum is, so the
+ * sign-extension takes the lanes in (INT32_MIN, 0) as negative and INT32_MIN as +2^31. The last n % 8 products
+ * are added one by one.
+ */
+EBP_X86_INLINE int64_t ebp_x86_dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
+    const int16_t *end8 = w + (n & ~7u), *end = w + n;
+    const __m128i zero = _mm_setzero_si128(), min = _mm_set1_epi32(INT32_MIN);
+    __m128i s = zero; /* two 64-bit sums */
+    int64_t t[2];
+    for (; w != end8; w += 8, x += 8) {
+        const __m128i p = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)w),
+                                         _mm_loadu_si128((const __m128i *)(const void *)x));
+        const __m128i neg = _mm_and_si128(_mm_cmpgt_epi32(zero, p), _mm_cmpgt_epi32(p, min)); /* high words */
+        s = _mm_add_epi64(s, _mm_add_epi64(_mm_unpacklo_epi32(p, neg), _mm_unpackhi_epi32(p, neg)));
+    }
+    _mm_storeu_si128((__m128i *)(void *)t, s);
+    acc += t[0] + t[1];
+    for (; w != end; w++, x++) acc += (int32_t)*w * *x;
+    return acc;
+}
+#define EBP_HAVE_ARCH_DOT16 1
+
+/* m[0..1] = |s| f for two int64 lanes s and f < 2^16 in the low words of the lanes of fq (exact: |s| f < 2^64),
+ * from two PMULUDQ of the 32-bit halves of |s|; returns bit j set if s_j < 0 */
+EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m) {
+    const __m128i neg = _mm_shuffle_epi32(_mm_srai_epi32(s, 31), 0xF5); /* the high words' signs, both halves */
+    const __m128i a = _mm_sub_epi64(_mm_xor_si128(s, neg), neg);
+    _mm_storeu_si128((__m128i *)(void *)m,
+                     _mm_add_epi64(_mm_mul_epu32(a, fq), _mm_slli_epi64(_mm_mul_epu32(_mm_srli_epi64(a, 32), fq), 32)));
+    return (uint32_t)_mm_movemask_pd(_mm_castsi128_pd(neg));
+}
+
+/*
+ * The magnitudes and signs of the hidden raw deltas (hidden_pass in csrc/core/ebp_dense.c) for n neurons, SSE2:
+ * per neuron i the exact
+ *     s_i = sum_k w[k stride + i] d[k] (k < nk),  m[i] = |s_i| f[i],  bit i of signs: s_i < 0
+ * (f[i] <= 2^15; hidden_pass takes the sign of s_i f[i], which differs only where m[i] = 0, whose sign no
+ * delta shows). 8 neurons a step: PMULLW/PMULHW give the 32-bit products of 8 weights of row k with d[k],
+ * sign-extended into four pairs of 64-bit sums (PADDQ); then ebp_x86_absmul2. The last n % 8 neurons take the
+ * scalar rule. Writes every word of signs that holds one of the n bits.
+ */
+EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint32_t nk, uint32_t stride,
+                                       const uint16_t *f, uint32_t n, uint64_t *m, uint32_t *signs) {
+    const __m128i zero = _mm_setzero_si128();
+    const uint32_t n8 = n & ~7u;
+    uint32_t i, k;
+    for (i = 0; i < (n + 31u) / 32u; i++) signs[i] = 0;
+    for (i = 0; i < n8; i += 8) {
+        const int16_t *wk = w + i;
+        __m128i s0 = zero, s1 = zero, s2 = zero, s3 = zero, fv, f0, f1;
+        uint32_t bits;
+        for (k = 0; k < nk; k++, wk += stride) {
+            const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)wk), dv = _mm_set1_epi16(d[k]);
+            const __m128i lo = _mm_mullo_epi16(wv, dv), hi = _mm_mulhi_epi16(wv, dv);
+            const __m128i p0 = _mm_unpacklo_epi16(lo, hi), p1 = _mm_unpackhi_epi16(lo, hi);
+            const __m128i g0 = _mm_srai_epi32(p0, 31), g1 = _mm_srai_epi32(p1, 31);
+            s0 = _mm_add_epi64(s0, _mm_unpacklo_epi32(p0, g0));
+            s1 = _mm_add_epi64(s1, _mm_unpackhi_epi32(p0, g0));
+            s2 = _mm_add_epi64(s2, _mm_unpacklo_epi32(p1, g1));
+            s3 = _mm_add_epi64(s3, _mm_unpackhi_epi32(p1, g1));
+        }
+        fv = _mm_loadu_si128((const __m128i *)(const void *)(f + i));
+        f0 = _mm_unpacklo_epi16(fv, zero);
+        f1 = _mm_unpackhi_epi16(fv, zero);
+        bits = ebp_x86_absmul2(s0, _mm_unpacklo_epi32(f0, zero), m + i);
+        bits |= ebp_x86_absmul2(s1, _mm_unpackhi_epi32(f0, zero), m + i + 2) << 2;
+        bits |= ebp_x86_absmul2(s2, _mm_unpacklo_epi32(f1, zero), m + i + 4) << 4;
+        bits |= ebp_x86_absmul2(s3, _mm_unpackhi_epi32(f1, zero), m + i + 6) << 6;
+        signs[i >> 5] |= bits << (i & 31u);
+    }
+    for (; i < n; i++) { /* the scalar rule */
+        int64_t sum = 0;
+        for (k = 0; k < nk; k++) sum += (int32_t)w[k * stride + i] * d[k];
+        m[i] = (sum < 0 ? (uint64_t)0 - (uint64_t)sum : (uint64_t)sum) * f[i];
+        if (sum < 0) signs[i >> 5] |= 1u << (i & 31u);
+    }
+}
+#define EBP_HAVE_ARCH_HIDDEN_MAG 1
+
+#endif /* EBP_X86_SSE2 */
+
+#endif /* EBP_ARCH_X86_H */
