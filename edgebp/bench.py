@@ -638,7 +638,8 @@ def targets(res: dict) -> List[dict]:
     host = {r["net"]: r for r in res.get("host", {}).get("rows", [])}
     r = host.get("8-16-2")
     if r and r["x86_per_step"]:
-        add("host C core 8-16-2, x86 instructions per step (stochastic rounding, gradient memory)", r["x86_per_step"], TARGETS["host_x86"], r["x86_per_step"] <= TARGETS["host_x86"])
+        add("host C core 8-16-2, x86 instructions per step (stochastic rounding, gradient memory)",
+            r["x86_per_step"], TARGETS["host_x86"], r["x86_per_step"] <= TARGETS["host_x86"])
         add("host C core 8-16-2, x86 instructions per step (stochastic rounding, online_only: the default)",
             r["x86_per_step_online"], TARGETS["host_x86"], r["x86_per_step_online"] <= TARGETS["host_x86"])
     if r and r["vs_torch"]:
