@@ -46,12 +46,10 @@ static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uin
  * symmetric (ties away from zero) and sigmoid(-z) = 1 - sigmoid(z), it works on magnitudes: |z| from |acc|
  * in 32 bits, the table on |z|, the sign applied to the Q16 value, whose rounding is then of a magnitude too.
  */
-EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) {
+EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh, int fast) {
     const uint32_t n_in = L->n_in;
     const int in_frac = L->in_frac, s = L->w_frac + in_frac - EBP_Z_FRAC - tanh, sh = 16 - L->a_frac;
-    const int fast = s >= 1 && s <= 31;
     const uint32_t half_z = fast ? (uint32_t)1 << (s - 1) : 0u, half_y = (uint32_t)1 << (sh - 1);
-    const uint64_t fast_lim = fast ? (uint64_t)1 << 32 : 0u; /* the 32-bit path iff acc + 2^31 < fast_lim */
     const int16_t *w = L->w, *b = L->b;
 #if EBP_UNROLL_DOT && !defined(EBP_HAVE_ARCH_DOT16)
     const int16_t *in4 = in + (n_in & ~3u), *in_end = in + n_in;
@@ -75,7 +73,7 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
         w += n_in;
 #endif
         int neg = acc < 0;
-        if ((uint64_t)acc + 0x80000000u < fast_lim) { /* acc in int32: |z| = floor((|acc| + 2^(s-1)) / 2^s) */
+        if (fast && acc == (int32_t)acc) { /* acc in int32: |z| = floor((|acc| + 2^(s-1)) / 2^s) */
             uint32_t u = (uint32_t)(int32_t)acc;
             a = ((neg ? 0u - u : u) + half_z) >> s; /* |acc| <= 2^31, s >= 1: no wrap */
         } else {
@@ -102,12 +100,21 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
     L->stats.sat_out += sat;
 }
 
+/* the kernel with the 32-bit path (1 <= s <= 31, every common format) or without it, each a tight loop */
 EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) {
-    fwd_sigmoid_kernel(L, in, 0);
+    const int s = L->w_frac + L->in_frac - EBP_Z_FRAC;
+    if (s >= 1 && s <= 31)
+        fwd_sigmoid_kernel(L, in, 0, 1);
+    else
+        fwd_sigmoid_kernel(L, in, 0, 0);
 }
 
 EBP_NOINLINE static void fwd_tanh(ebp_layer_t *L, const int16_t *in) {
-    fwd_sigmoid_kernel(L, in, 1);
+    const int s = L->w_frac + L->in_frac - EBP_Z_FRAC - 1;
+    if (s >= 1 && s <= 31)
+        fwd_sigmoid_kernel(L, in, 1, 1);
+    else
+        fwd_sigmoid_kernel(L, in, 1, 0);
 }
 
 EBP_INTERNAL void ebp_dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
