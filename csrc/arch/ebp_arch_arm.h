@@ -82,78 +82,171 @@ static inline void ebp_arm_row_sr_dsp(int16_t *w, const int16_t *a, uint32_t n, 
 
 
 #if EBP_ARMV7M
+/* the state of ebp_arm_rows_sr_wrap: a layer's rows from d to d_end (offsets in bytes, used by the assembly) */
+typedef struct {
+    int16_t *w;           /*  0: the next row's weights */
+    int16_t *b;           /*  4: its bias; after a flagged row, that row's */
+    const int16_t *d;     /*  8: the next row's delta */
+    const int16_t *d_end; /* 12 */
+    const int16_t *in;    /* 16: the layer's inputs, n_in of them */
+    uint32_t n_in;        /* 20 */
+    int32_t lr_m;         /* 24 */
+    int32_t S;            /* 28: 1..30 */
+    int32_t in_frac;      /* 32 */
+    uint32_t x;           /* 36: the generator's state */
+    uint32_t nz;          /* 40: n_in + 1 added per row with dl != 0, its zero updates subtracted */
+    uint32_t rows;        /* 44: rows with a non-zero delta, added */
+    int32_t dl;           /* 48: after a flagged row, its dl */
+    uint32_t x0;          /* 52: and the generator's state before it */
+    uint32_t flagged;     /* 56: 1 if the last row processed left int16 somewhere */
+} ebp_arm_rows_t;
+
 /*
- * The ARMv7-M row with the statistics (EBP_STATS=1), its bias included, in assembly (Cortex-M3, M4, M7: a
- * two-weights-per-step DSP variant counting with CLZ and QSUB16/SSUB16 measured slower on the M4, 7,870 against
- * 7,754 instructions per 8-16-2 step): GCC's code for the portable row spends 17 instructions a weight and more
- * per row. The same rule as ebp_arm_row_sr, q = floor((dl a[i] + (r >> (32 - S))) / 2^S) by MLA and ASR, then
- * for the bias *b the next draw with the product dlo = dl 2^in_frac; the zero updates counted by CLZ (32 exactly
- * for q = 0), subtracted from *nz (the caller adds n + 1 first); each new parameter stored as its low 16 bits,
- * and SSAT #16 of it sets the sticky Q flag (cleared first) iff some parameter left int16: the result is then
- * non-zero and the caller repairs the row (fix_row_sr_any). Two weights a loop step (an odd n enters at the
- * second), 14 instructions a weight. n >= 1, 1 <= S <= 30.
+ * The ARMv7-M rows of the online update with the statistics (EBP_STATS=1), update_rows_nonneg_sr's loop over a
+ * layer's rows, biases included, in assembly (Cortex-M3, M4, M7). GCC's code for the portable row spends 17
+ * instructions a weight, and with the row in inline assembly its loop over the rows kept 16 values in 13 registers
+ * (about 37 instructions a row besides the weights and the bias; 21 here). For each row from p->d on: skipped when
+ * delta = 0; else rows + 1 and dl = ebp_rshift_rn32(delta lr_m, 16) (MUL, the bias 2^31 + 2^15 - [negative], LSR,
+ * SUB); skipped when dl = 0 (no draws); else nz += n_in + 1 and the rule of ebp_arm_row_sr, in order,
+ *     q = floor((dl a[i] + (r >> (32 - S))) / 2^S)  by MLA and ASR, one draw r per weight,
+ * then for the bias the next draw with the product dl 2^in_frac; the zero updates counted by CLZ (32 exactly for
+ * q = 0) and subtracted from nz; each new parameter stored as its low 16 bits, and SSAT #16 of it sets the sticky
+ * Q flag (cleared per row) iff some parameter left int16. Two weights a loop step (an odd n_in enters at the
+ * second), 14 instructions a weight (a two-weights-per-step DSP variant counting with CLZ and QSUB16/SSUB16
+ * measured slower on the M4). It stops after the first row that set Q (flagged = 1, with that row's dl, x0 and
+ * bias; w and d past it) for the caller's repair (fix_row_sr_any), or at d_end (flagged = 0). Every register is
+ * saved and restored (PUSH/POP): the state goes through *p. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
  */
-static inline uint32_t ebp_arm_row_sr_wrap(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S,
-                                           uint32_t *rng, uint32_t *nz, int16_t *b, int32_t dlo) {
-    const int16_t *end = a + n;
-    uint32_t x = *rng, nzr = *nz, t0 = n, t1;
-    const int rs = 32 - S;
-    __asm__ volatile("movs %[t1], #0\n\t"
-                     "msr APSR_nzcvq, %[t1]\n\t" /* Q = 0 */
-                     "tst %[t0], #1\n\t"
-                     "bne 2f\n\t"
-                     "1:\n\t"
-                     "ldrsh %[t0], [%[a]], #2\n\t"
-                     "eor %[x], %[x], %[x], lsl #13\n\t"
-                     "eor %[x], %[x], %[x], lsr #17\n\t"
-                     "eor %[x], %[x], %[x], lsl #5\n\t"
-                     "lsr %[t1], %[x], %[rs]\n\t"
-                     "mla %[t0], %[dl], %[t0], %[t1]\n\t"
-                     "asr %[t0], %[t0], %[S]\n\t"
-                     "clz %[t1], %[t0]\n\t"
-                     "sub %[nz], %[nz], %[t1], lsr #5\n\t"
-                     "ldrsh %[t1], [%[w]]\n\t"
-                     "sub %[t1], %[t1], %[t0]\n\t"
-                     "strh %[t1], [%[w]], #2\n\t"
-                     "ssat %[t1], #16, %[t1]\n\t"
-                     "2:\n\t"
-                     "ldrsh %[t0], [%[a]], #2\n\t"
-                     "eor %[x], %[x], %[x], lsl #13\n\t"
-                     "eor %[x], %[x], %[x], lsr #17\n\t"
-                     "eor %[x], %[x], %[x], lsl #5\n\t"
-                     "lsr %[t1], %[x], %[rs]\n\t"
-                     "mla %[t0], %[dl], %[t0], %[t1]\n\t"
-                     "asr %[t0], %[t0], %[S]\n\t"
-                     "clz %[t1], %[t0]\n\t"
-                     "sub %[nz], %[nz], %[t1], lsr #5\n\t"
-                     "ldrsh %[t1], [%[w]]\n\t"
-                     "sub %[t1], %[t1], %[t0]\n\t"
-                     "strh %[t1], [%[w]], #2\n\t"
-                     "ssat %[t1], #16, %[t1]\n\t"
-                     "cmp %[a], %[end]\n\t"
-                     "bne 1b\n\t"
-                     "eor %[x], %[x], %[x], lsl #13\n\t" /* the bias */
-                     "eor %[x], %[x], %[x], lsr #17\n\t"
-                     "eor %[x], %[x], %[x], lsl #5\n\t"
-                     "lsr %[t1], %[x], %[rs]\n\t"
-                     "add %[t0], %[dlo], %[t1]\n\t"
-                     "asr %[t0], %[t0], %[S]\n\t"
-                     "clz %[t1], %[t0]\n\t"
-                     "sub %[nz], %[nz], %[t1], lsr #5\n\t"
-                     "ldrsh %[t1], [%[b]]\n\t"
-                     "sub %[t1], %[t1], %[t0]\n\t"
-                     "strh %[t1], [%[b]]\n\t"
-                     "ssat %[t1], #16, %[t1]\n\t"
-                     "mrs %[t0], APSR\n\t"
-                     "and %[t0], %[t0], #0x08000000\n\t" /* Q, bit 27 */
-                     : [x] "+r"(x), [nz] "+r"(nzr), [w] "+r"(w), [a] "+r"(a), [t0] "+&r"(t0), [t1] "=&r"(t1)
-                     : [end] "r"(end), [dl] "r"(dl), [S] "r"(S), [rs] "r"(rs), [b] "r"(b), [dlo] "r"(dlo)
+static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
+    __asm__ volatile("push {r0-r12, lr}\n\t"
+                     "mov r4, %[p]\n\t"
+                     "sub sp, sp, #32\n\t" /* [sp]: p, lr_m, in, in_frac, n_in + 1, x0, n_in odd, 2 n_in */
+                     "str r4, [sp, #0]\n\t"
+                     "ldr r5, [r4, #24]\n\t"
+                     "str r5, [sp, #4]\n\t"
+                     "ldr r3, [r4, #16]\n\t"
+                     "str r3, [sp, #8]\n\t"
+                     "ldr r5, [r4, #32]\n\t"
+                     "str r5, [sp, #12]\n\t"
+                     "ldr r5, [r4, #20]\n\t"
+                     "add r6, r5, #1\n\t"
+                     "str r6, [sp, #16]\n\t"
+                     "and r6, r5, #1\n\t"
+                     "str r6, [sp, #24]\n\t"
+                     "lsl r6, r5, #1\n\t"
+                     "str r6, [sp, #28]\n\t"
+                     "add r6, r3, r6\n\t" /* r6: the inputs' end */
+                     "ldr r8, [r4, #28]\n\t" /* r8: S, r9: 32 - S */
+                     "rsb r9, r8, #32\n\t"
+                     "ldr r2, [r4, #0]\n\t" /* r2: w, r11: b, r10: d, r12: d_end */
+                     "ldr r11, [r4, #4]\n\t"
+                     "ldr r10, [r4, #8]\n\t"
+                     "ldr r12, [r4, #12]\n\t"
+                     "ldr r0, [r4, #36]\n\t" /* r0: x, r1: nz, lr: rows, r7: dl */
+                     "ldr r1, [r4, #40]\n\t"
+                     "ldr lr, [r4, #44]\n\t"
+                     "movs r7, #0\n"
+                     "10:\n\t" /* a row */
+                     "ldrsh r4, [r10], #2\n\t"
+                     "cbnz r4, 11f\n\t"
+                     "ldr r5, [sp, #28]\n\t" /* delta = 0: the next row */
+                     "add r2, r2, r5\n\t"
+                     "b 18f\n"
+                     "11:\n\t"
+                     "ldr r5, [sp, #4]\n\t"
+                     "mul r4, r4, r5\n\t"
+                     "add r7, r4, #0x80008000\n\t"
+                     "add r7, r7, r4, asr #31\n\t"
+                     "lsr r7, r7, #16\n\t"
+                     "add lr, lr, #1\n\t"
+                     "subs r7, r7, #0x8000\n\t"
+                     "beq 17f\n\t"
+                     "ldr r5, [sp, #16]\n\t"
+                     "add r1, r1, r5\n\t"
+                     "str r0, [sp, #20]\n\t"
+                     "ldr r3, [sp, #8]\n\t"
+                     "movs r5, #0\n\t"
+                     "msr APSR_nzcvq, r5\n\t" /* Q = 0 */
+                     "ldr r4, [sp, #24]\n\t"
+                     "cbnz r4, 13f\n"
+                     "12:\n\t"
+                     "ldrsh r4, [r3], #2\n\t"
+                     "eor r0, r0, r0, lsl #13\n\t"
+                     "eor r0, r0, r0, lsr #17\n\t"
+                     "eor r0, r0, r0, lsl #5\n\t"
+                     "lsr r5, r0, r9\n\t"
+                     "mla r4, r7, r4, r5\n\t"
+                     "asr r4, r4, r8\n\t"
+                     "clz r5, r4\n\t"
+                     "sub r1, r1, r5, lsr #5\n\t"
+                     "ldrsh r5, [r2]\n\t"
+                     "sub r5, r5, r4\n\t"
+                     "strh r5, [r2], #2\n\t"
+                     "ssat r5, #16, r5\n\t"
+                     "13:\n\t"
+                     "ldrsh r4, [r3], #2\n\t"
+                     "eor r0, r0, r0, lsl #13\n\t"
+                     "eor r0, r0, r0, lsr #17\n\t"
+                     "eor r0, r0, r0, lsl #5\n\t"
+                     "lsr r5, r0, r9\n\t"
+                     "mla r4, r7, r4, r5\n\t"
+                     "asr r4, r4, r8\n\t"
+                     "clz r5, r4\n\t"
+                     "sub r1, r1, r5, lsr #5\n\t"
+                     "ldrsh r5, [r2]\n\t"
+                     "sub r5, r5, r4\n\t"
+                     "strh r5, [r2], #2\n\t"
+                     "ssat r5, #16, r5\n\t"
+                     "cmp r3, r6\n\t"
+                     "bne 12b\n\t"
+                     "ldr r4, [sp, #12]\n\t" /* the bias: dl 2^in_frac */
+                     "lsl r4, r7, r4\n\t"
+                     "eor r0, r0, r0, lsl #13\n\t"
+                     "eor r0, r0, r0, lsr #17\n\t"
+                     "eor r0, r0, r0, lsl #5\n\t"
+                     "lsr r5, r0, r9\n\t"
+                     "add r4, r4, r5\n\t"
+                     "asr r4, r4, r8\n\t"
+                     "clz r5, r4\n\t"
+                     "sub r1, r1, r5, lsr #5\n\t"
+                     "ldrsh r5, [r11]\n\t"
+                     "sub r5, r5, r4\n\t"
+                     "strh r5, [r11]\n\t"
+                     "ssat r5, #16, r5\n\t"
+                     "mrs r4, APSR\n\t"
+                     "tst r4, #0x08000000\n\t" /* Q, bit 27 */
+                     "bne 19f\n"
+                     "18:\n\t"
+                     "add r11, r11, #2\n\t"
+                     "cmp r10, r12\n\t"
+                     "bne 10b\n\t"
+                     "movs r4, #0\n\t"
+                     "b 20f\n"
+                     "17:\n\t" /* dl = 0: the next row, no draws */
+                     "ldr r5, [sp, #28]\n\t"
+                     "add r2, r2, r5\n\t"
+                     "b 18b\n"
+                     "19:\n\t"
+                     "movs r4, #1\n"
+                     "20:\n\t"
+                     "ldr r5, [sp, #0]\n\t"
+                     "str r2, [r5, #0]\n\t"
+                     "str r11, [r5, #4]\n\t"
+                     "str r10, [r5, #8]\n\t"
+                     "str r0, [r5, #36]\n\t"
+                     "str r1, [r5, #40]\n\t"
+                     "str lr, [r5, #44]\n\t"
+                     "str r7, [r5, #48]\n\t"
+                     "ldr r3, [sp, #20]\n\t"
+                     "str r3, [r5, #52]\n\t"
+                     "str r4, [r5, #56]\n\t"
+                     "add sp, sp, #32\n\t"
+                     "pop {r0-r12, lr}\n\t"
+                     :
+                     : [p] "r"(p)
                      : "cc", "memory");
-    *rng = x;
-    *nz = nzr;
-    return t0;
 }
-#define EBP_HAVE_ARCH_ROW_SR_WRAP 1
+#define EBP_HAVE_ARCH_ROWS_SR_WRAP 1
 #endif
 
 #if EBP_ARMV7M
