@@ -281,6 +281,171 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
 #define EBP_HAVE_ARCH_ROW_SR 1
 #endif
 
+#if EBP_ARMV7M
+/* the state of ebp_arm_fwd_sigmoid: a sigmoid layer's neurons from y to y_end (offsets in bytes, used by the
+ * assembly) */
+typedef struct {
+    const int16_t *w;     /*  0: the next neuron's weights (the rows follow each other) */
+    const int16_t *b;     /*  4: its bias */
+    int16_t *y;           /*  8: its output */
+    int16_t *y_end;       /* 12 */
+    const int16_t *in;    /* 16: the layer's inputs */
+    uint32_t n_in;        /* 20: >= 4 */
+    int32_t in_frac;      /* 24 */
+    int32_t s;            /* 28: w_frac + in_frac - 12, 1..31 */
+    int32_t sh;           /* 32: 16 - a_frac, 1..16 */
+    uint32_t sat;         /* 36: outputs clipped at 32767, added */
+    uint32_t lo, hi;      /* 40, 44: after a stop, the accumulator that left int32 (its two halves) */
+    uint32_t stopped;     /* 48: 1 if it stopped at *y */
+    const uint16_t *tab;  /* 52: ebp_sigmoid_q16 */
+} ebp_arm_fwd_t;
+
+/*
+ * fwd_sigmoid_kernel's loop for a sigmoid layer on ARMv7-M in assembly, the same rules as sigmoid_neuron on its
+ * 32-bit path: acc = b 2^in_frac + sum w x by SMLAL (two LDRSH a multiply-accumulate, four a loop step; with the DSP
+ * extension SMLALD on pairs loaded as words, two an instruction), then if acc fits int32 (hi = lo >> 31)
+ *     a = (|acc| + 2^(s-1)) >> s,  v = 65535 if a >= 2^16 else y0 + (((y1 - y0) (a & 255) + 128) >> 8)
+ *     (y0, y1 = tab[a >> 8], tab[(a >> 8) + 1]),  q = ((acc < 0 ? 65536 - v : v) + 2^(sh-1)) >> sh,
+ *     q = 32767 (sat + 1) if q = 32768,
+ * about 37 instructions a neuron besides the multiply-accumulates (GCC's loop: some 60, its 16 values spilled from
+ * 13 registers). A neuron whose acc leaves int32 stops it (stopped = 1, lo and hi set, w and b past the neuron, y
+ * at it) for the caller's 64-bit path. Every register is saved and restored: the state goes through *p.
+ */
+static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
+    __asm__ volatile("push {r0-r12, lr}\n\t"
+                     "mov r4, %[p]\n\t"
+                     "sub sp, sp, #32\n\t" /* [sp]: p, in, in_frac, in + (n_in & ~3), in + n_in, tab, sat */
+                     "str r4, [sp, #0]\n\t"
+                     "ldr r3, [r4, #16]\n\t"
+                     "str r3, [sp, #4]\n\t"
+                     "ldr r5, [r4, #24]\n\t"
+                     "str r5, [sp, #8]\n\t"
+                     "ldr r5, [r4, #20]\n\t"
+                     "add r6, r3, r5, lsl #1\n\t"
+                     "str r6, [sp, #16]\n\t"
+                     "bic r5, r5, #3\n\t"
+                     "add r6, r3, r5, lsl #1\n\t"
+                     "str r6, [sp, #12]\n\t"
+                     "ldr r5, [r4, #52]\n\t"
+                     "str r5, [sp, #20]\n\t"
+                     "ldr r5, [r4, #36]\n\t"
+                     "str r5, [sp, #24]\n\t"
+                     "ldr r8, [r4, #28]\n\t" /* r8: s, r9: 2^(s-1), r10: sh, r11: 2^(sh-1) */
+                     "mov r9, #1\n\t"
+                     "sub r5, r8, #1\n\t"
+                     "lsl r9, r9, r5\n\t"
+                     "ldr r10, [r4, #32]\n\t"
+                     "mov r11, #1\n\t"
+                     "sub r5, r10, #1\n\t"
+                     "lsl r11, r11, r5\n\t"
+                     "ldr r2, [r4, #0]\n\t" /* r2: w, r7: b, r6: y, lr: y_end */
+                     "ldr r7, [r4, #4]\n\t"
+                     "ldr r6, [r4, #8]\n\t"
+                     "ldr lr, [r4, #12]\n"
+                     "10:\n\t" /* a neuron: r0, r1 = b 2^in_frac */
+                     "ldr r5, [sp, #8]\n\t"
+                     "ldrsh r4, [r7], #2\n\t"
+                     "lsl r0, r4, r5\n\t"
+                     "asr r1, r0, #31\n\t"
+                     "ldr r3, [sp, #4]\n\t"
+                     "ldr r12, [sp, #12]\n"
+                     "11:\n\t"
+#if EBP_ARM_DSP
+                     "ldr r4, [r2], #4\n\t"
+                     "ldr r5, [r3], #4\n\t"
+                     "smlald r0, r1, r4, r5\n\t"
+                     "ldr r4, [r2], #4\n\t"
+                     "ldr r5, [r3], #4\n\t"
+                     "smlald r0, r1, r4, r5\n\t"
+#else
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+#endif
+                     "cmp r3, r12\n\t"
+                     "bne 11b\n\t"
+                     "ldr r12, [sp, #16]\n\t"
+                     "cmp r3, r12\n\t"
+                     "beq 13f\n"
+                     "12:\n\t"
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+                     "cmp r3, r12\n\t"
+                     "bne 12b\n"
+                     "13:\n\t"
+                     "cmp r1, r0, asr #31\n\t"
+                     "bne 40f\n\t" /* acc outside int32 */
+                     "eor r4, r0, r1\n\t" /* |acc| */
+                     "sub r4, r4, r1\n\t"
+                     "add r4, r4, r9\n\t"
+                     "lsr r4, r4, r8\n\t" /* a = |z|, Q12 */
+                     "cmp r4, #65536\n\t"
+                     "bhs 41f\n\t"
+                     "ldr r12, [sp, #20]\n\t"
+                     "lsr r5, r4, #8\n\t"
+                     "add r12, r12, r5, lsl #1\n\t"
+                     "ldrh r5, [r12]\n\t"
+                     "ldrh r12, [r12, #2]\n\t"
+                     "sub r12, r12, r5\n\t"
+                     "uxtb r4, r4\n\t"
+                     "mul r12, r12, r4\n\t"
+                     "add r12, r12, #128\n\t"
+                     "add r4, r5, r12, lsr #8\n" /* v */
+                     "42:\n\t"
+                     "cmp r1, #0\n\t"
+                     "it lt\n\t"
+                     "rsblt r4, r4, #65536\n\t"
+                     "add r4, r4, r11\n\t"
+                     "lsr r4, r4, r10\n\t"
+                     "cmp r4, #32768\n\t"
+                     "beq 43f\n"
+                     "44:\n\t"
+                     "strh r4, [r6], #2\n\t"
+                     "cmp r6, lr\n\t"
+                     "bne 10b\n\t"
+                     "ldr r4, [sp, #0]\n\t"
+                     "movs r5, #0\n\t"
+                     "b 50f\n"
+                     "41:\n\t" /* a >= 16.0 */
+                     "movw r4, #65535\n\t"
+                     "b 42b\n"
+                     "43:\n\t" /* +1.0 clipped */
+                     "ldr r5, [sp, #24]\n\t"
+                     "add r5, r5, #1\n\t"
+                     "str r5, [sp, #24]\n\t"
+                     "movw r4, #32767\n\t"
+                     "b 44b\n"
+                     "40:\n\t"
+                     "ldr r4, [sp, #0]\n\t"
+                     "str r0, [r4, #40]\n\t"
+                     "str r1, [r4, #44]\n\t"
+                     "movs r5, #1\n"
+                     "50:\n\t"
+                     "str r5, [r4, #48]\n\t"
+                     "str r2, [r4, #0]\n\t"
+                     "str r7, [r4, #4]\n\t"
+                     "str r6, [r4, #8]\n\t"
+                     "ldr r5, [sp, #24]\n\t"
+                     "str r5, [r4, #36]\n\t"
+                     "add sp, sp, #32\n\t"
+                     "pop {r0-r12, lr}\n\t"
+                     :
+                     : [p] "r"(p)
+                     : "cc", "memory");
+}
+#define EBP_HAVE_ARCH_FWD_SIGMOID 1
+#endif
+
 #if EBP_ARM_DSP
 /*
  * acc + sum_i w[i] x[i] exactly, as the portable dot16: SMLALD adds two 16 x 16-bit products to a 64-bit sum
