@@ -281,7 +281,7 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
 #define EBP_HAVE_ARCH_ROW_SR 1
 #endif
 
-#if EBP_ARMV7M
+#if EBP_ARMV7M || EBP_ARMV6M
 /* the state of ebp_arm_fwd_sigmoid: a sigmoid layer's neurons from y to y_end (offsets in bytes, used by the
  * assembly) */
 typedef struct {
@@ -290,7 +290,7 @@ typedef struct {
     int16_t *y;           /*  8: its output */
     int16_t *y_end;       /* 12 */
     const int16_t *in;    /* 16: the layer's inputs */
-    uint32_t n_in;        /* 20: >= 4 */
+    uint32_t n_in;        /* 20: >= EBP_ARM_FWD_MIN_IN */
     int32_t in_frac;      /* 24 */
     int32_t s;            /* 28: w_frac + in_frac - 12, 1..31 */
     int32_t sh;           /* 32: 16 - a_frac, 1..16 */
@@ -299,7 +299,9 @@ typedef struct {
     uint32_t stopped;     /* 48: 1 if it stopped at *y */
     const uint16_t *tab;  /* 52: ebp_sigmoid_q16 */
 } ebp_arm_fwd_t;
+#endif
 
+#if EBP_ARMV7M
 /*
  * fwd_sigmoid_kernel's loop for a sigmoid layer on ARMv7-M in assembly, the same rules as sigmoid_neuron on its
  * 32-bit path: acc = b 2^in_frac + sum w x by SMLAL (two LDRSH a multiply-accumulate, four a loop step; with the DSP
@@ -444,6 +446,155 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      : "cc", "memory");
 }
 #define EBP_HAVE_ARCH_FWD_SIGMOID 1
+#define EBP_ARM_FWD_MIN_IN 4u
+#endif
+
+#if EBP_ARMV6M
+/*
+ * ebp_arm_fwd_sigmoid on ARMv6-M (Cortex-M0/M0+) in Thumb-1 assembly, the same rules as the ARMv7-M one (and
+ * sigmoid_neuron's 32-bit path): acc by ebp_arm_dot16's loop (one index over both arrays, MULS, its sign extension
+ * added by ADDS/ADCS: 8 instructions a multiply-accumulate), then the fit test, |acc|, the table and both roundings
+ * in the 8 low registers with the layer's constants on the stack: about 50 instructions a neuron besides the MACs
+ * (GCC's loop around the dot product: about 100). A neuron whose acc leaves int32 stops it, as there. n_in >= 1.
+ */
+static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
+    __asm__ volatile(".syntax unified\n\t"
+                     "push {r0-r7}\n\t"
+                     "sub sp, #48\n\t" /* [sp]: p, b, y, y_end, 2 n_in, in_frac, s, 2^(s-1), sh, 2^(sh-1), tab, sat */
+                     "mov r3, %[p]\n\t"
+                     "str r3, [sp, #0]\n\t"
+                     "ldr r4, [r3, #4]\n\t"
+                     "str r4, [sp, #4]\n\t"
+                     "ldr r4, [r3, #8]\n\t"
+                     "str r4, [sp, #8]\n\t"
+                     "ldr r4, [r3, #12]\n\t"
+                     "str r4, [sp, #12]\n\t"
+                     "ldr r4, [r3, #20]\n\t"
+                     "lsls r4, r4, #1\n\t"
+                     "str r4, [sp, #16]\n\t"
+                     "ldr r6, [r3, #16]\n\t" /* r6: the inputs' end */
+                     "adds r6, r6, r4\n\t"
+                     "ldr r4, [r3, #24]\n\t"
+                     "str r4, [sp, #20]\n\t"
+                     "ldr r4, [r3, #28]\n\t"
+                     "str r4, [sp, #24]\n\t"
+                     "subs r4, r4, #1\n\t"
+                     "movs r5, #1\n\t"
+                     "lsls r5, r4\n\t"
+                     "str r5, [sp, #28]\n\t"
+                     "ldr r4, [r3, #32]\n\t"
+                     "str r4, [sp, #32]\n\t"
+                     "subs r4, r4, #1\n\t"
+                     "movs r5, #1\n\t"
+                     "lsls r5, r4\n\t"
+                     "str r5, [sp, #36]\n\t"
+                     "ldr r4, [r3, #52]\n\t"
+                     "str r4, [sp, #40]\n\t"
+                     "ldr r4, [r3, #36]\n\t"
+                     "str r4, [sp, #44]\n\t"
+                     "ldr r5, [r3, #0]\n" /* r5: the row's weights (then their end) */
+                     "10:\n\t" /* a neuron: r0, r1 = b 2^in_frac */
+                     "ldr r3, [sp, #4]\n\t"
+                     "ldrh r0, [r3]\n\t"
+                     "sxth r0, r0\n\t"
+                     "adds r3, #2\n\t"
+                     "str r3, [sp, #4]\n\t"
+                     "ldr r4, [sp, #20]\n\t"
+                     "lsls r0, r4\n\t"
+                     "asrs r1, r0, #31\n\t"
+                     "ldr r4, [sp, #16]\n\t"
+                     "adds r5, r5, r4\n\t"
+                     "negs r2, r4\n"
+                     "11:\n\t"
+                     "ldrsh r3, [r5, r2]\n\t"
+                     "ldrsh r4, [r6, r2]\n\t"
+                     "muls r3, r4, r3\n\t"
+                     "asrs r4, r3, #31\n\t"
+                     "adds r0, r0, r3\n\t"
+                     "adcs r1, r1, r4\n\t"
+                     "adds r2, r2, #2\n\t"
+                     "bne 11b\n\t"
+                     "asrs r3, r0, #31\n\t"
+                     "cmp r3, r1\n\t"
+                     "bne 40f\n\t" /* acc outside int32 */
+                     "eors r0, r1\n\t" /* |acc| (r1 = 0 or -1) */
+                     "subs r0, r0, r1\n\t"
+                     "ldr r3, [sp, #28]\n\t"
+                     "adds r0, r0, r3\n\t"
+                     "ldr r3, [sp, #24]\n\t"
+                     "lsrs r0, r3\n\t" /* a = |z|, Q12 */
+                     "lsrs r3, r0, #16\n\t"
+                     "bne 41f\n\t"
+                     "lsrs r3, r0, #8\n\t"
+                     "lsls r3, r3, #1\n\t"
+                     "ldr r4, [sp, #40]\n\t"
+                     "adds r4, r4, r3\n\t"
+                     "ldrh r3, [r4, #0]\n\t"
+                     "ldrh r4, [r4, #2]\n\t"
+                     "subs r4, r4, r3\n\t"
+                     "uxtb r0, r0\n\t"
+                     "muls r4, r0, r4\n\t"
+                     "adds r4, #128\n\t"
+                     "lsrs r4, r4, #8\n\t"
+                     "adds r0, r3, r4\n" /* v */
+                     "42:\n\t"
+                     "cmp r1, #0\n\t"
+                     "beq 43f\n\t"
+                     "movs r3, #1\n\t"
+                     "lsls r3, r3, #16\n\t"
+                     "subs r0, r3, r0\n" /* 1 - v for negative z */
+                     "43:\n\t"
+                     "ldr r3, [sp, #36]\n\t"
+                     "adds r0, r0, r3\n\t"
+                     "ldr r3, [sp, #32]\n\t"
+                     "lsrs r0, r3\n\t"
+                     "lsrs r3, r0, #15\n\t" /* q <= 2^15: q = 2^15 iff bit 15 */
+                     "bne 44f\n"
+                     "45:\n\t"
+                     "ldr r3, [sp, #8]\n\t"
+                     "strh r0, [r3]\n\t"
+                     "adds r3, #2\n\t"
+                     "str r3, [sp, #8]\n\t"
+                     "ldr r4, [sp, #12]\n\t"
+                     "cmp r3, r4\n\t"
+                     "bne 10b\n\t"
+                     "movs r3, #0\n\t"
+                     "b 50f\n"
+                     "41:\n\t" /* a >= 16.0: v = 65535 */
+                     "movs r0, #1\n\t"
+                     "lsls r0, r0, #16\n\t"
+                     "subs r0, r0, #1\n\t"
+                     "b 42b\n"
+                     "44:\n\t" /* +1.0 clipped */
+                     "ldr r3, [sp, #44]\n\t"
+                     "adds r3, #1\n\t"
+                     "str r3, [sp, #44]\n\t"
+                     "subs r0, r0, #1\n\t"
+                     "b 45b\n"
+                     "40:\n\t"
+                     "ldr r3, [sp, #0]\n\t"
+                     "str r0, [r3, #40]\n\t"
+                     "str r1, [r3, #44]\n\t"
+                     "movs r3, #1\n"
+                     "50:\n\t"
+                     "ldr r4, [sp, #0]\n\t"
+                     "str r3, [r4, #48]\n\t"
+                     "str r5, [r4, #0]\n\t"
+                     "ldr r3, [sp, #4]\n\t"
+                     "str r3, [r4, #4]\n\t"
+                     "ldr r3, [sp, #8]\n\t"
+                     "str r3, [r4, #8]\n\t"
+                     "ldr r3, [sp, #44]\n\t"
+                     "str r3, [r4, #36]\n\t"
+                     "add sp, #48\n\t"
+                     "pop {r0-r7}\n\t"
+                     ".syntax divided\n"
+                     :
+                     : [p] "l"(p)
+                     : "cc", "memory");
+}
+#define EBP_HAVE_ARCH_FWD_SIGMOID 1
+#define EBP_ARM_FWD_MIN_IN 1u
 #endif
 
 #if EBP_ARM_DSP

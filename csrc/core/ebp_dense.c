@@ -86,8 +86,8 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh, 
 #endif
     int16_t *y = L->y, *y_end = y + L->n_out;
     uint32_t sat = 0;
-#if defined(EBP_HAVE_ARCH_FWD_SIGMOID) /* ARMv7-M: the layer in assembly, a neuron outside int32 finished here */
-    if (!tanh && fast && n_in >= 4) {
+#if defined(EBP_HAVE_ARCH_FWD_SIGMOID) /* ARMv7-M, ARMv6-M: the layer in assembly, a neuron outside int32 finished here */
+    if (!tanh && fast && n_in >= EBP_ARM_FWD_MIN_IN) {
         ebp_arm_fwd_t p;
         p.w = w;
         p.b = b;
