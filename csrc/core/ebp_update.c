@@ -387,19 +387,24 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
     const uint32_t n_in = L->n_in, n_out = L->n_out;
     uint32_t zeros = 0, sat = 0, rows = 0, zero_in = 0, neg_in = 0, rng = net->rng, o, i;
     int16_t *w = L->w;
+    int any_sign = 0;
 #if !EBP_STATS
     if (stochastic && S >= 1 && S <= 30) {
         update_rows_sr_nostats(net, L, in, lr_m, S);
         return;
     }
 #endif
-    for (i = 0; i < n_in; i++) {
-        zero_in += in[i] == 0;
-        neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
-    }
 #if defined(EBP_HAVE_ARCH_ROWS_SR_WRAP) || defined(EBP_HAVE_ARCH_ROW_SR_COUNT) || defined(EBP_HAVE_ARCH_ROWS_SR_SSE2)
-    if (stochastic) neg_in = 0; /* the Arm and x86 rows take inputs of any sign (signed multiply, arithmetic shift) */
+    any_sign = stochastic; /* the Arm and x86 rows take inputs of any sign (signed multiply, arithmetic shift) */
 #endif
+    if (any_sign) { /* then only the zero inputs are counted, for the statistics */
+        for (i = 0; i < n_in; i++) zero_in += in[i] == 0;
+    } else {
+        for (i = 0; i < n_in; i++) {
+            zero_in += in[i] == 0;
+            neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
+        }
+    }
     if (EBP_FAST_ROWS && S >= 1 && S <= 30 && !neg_in) {
         uint32_t nz = 0;
         if (stochastic) { /* the generator's state goes through net: rng's address stays untaken */
