@@ -204,8 +204,14 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
     const int16_t *y = L->y, *y_end = y + L->n_out, *col = N->w, *dk = N->delta;
     const uint32_t nk = N->n_out, stride = N->n_in;
     const int32_t one = (int32_t)1 << L->a_frac;
-    const int sd = 2 * L->a_frac - 15, sr = sd > 0 ? sd : 0, sl = sd > 0 ? 0 : -sd;
+    const int sd = 2 * L->a_frac - 15;
+#if EBP_ARMV7M /* f'(y) with its final shift prepared once a layer (elsewhere slower, or larger on AVR) */
+    const int sr = sd > 0 ? sd : 0, sl = sd > 0 ? 0 : -sd;
     const uint32_t half = sd > 0 ? (uint32_t)1 << (sd - 1) : 0u;
+#define EBP_HIDDEN_DERIV(y) act_deriv_q15_pre(act, y, one, half, sr, sl)
+#else
+#define EBP_HIDDEN_DERIV(y) (uint32_t)act_deriv_q15(act, y, one, sd)
+#endif
     uint16_t *packed = (uint16_t *)L->delta; /* the same object: its bits */
     uint64_t maxabs = 0;
     uint32_t i = 0, sw = 0;
@@ -218,14 +224,13 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
         for (k = 0; k < nk; k++, w += stride) acc += (int32_t)*w * dk[k];
 #if EBP_ARMV6M /* no 64-bit multiply instruction: |sum| f by mul_u32_q15 when |sum| < 2^32 (two MULS) */
         {
-            const uint32_t f = (uint32_t)act_deriv_q15(act, *y, one, sd); /* 8 low registers: no room for half, sr, sl */
+            const uint32_t f = EBP_HIDDEN_DERIV(*y);
             const uint64_t ma = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
             m = (ma >> 32) == 0 ? mul_u32_q15((uint32_t)ma, f) : ma * f;
             if (f == 0) acc = 0; /* the product's sign is the sum's, unless f = 0 */
-            (void)half, (void)sr, (void)sl;
         }
 #else
-        acc *= (int64_t)act_deriv_q15_pre(act, *y, one, half, sr, sl); /* >= 0: a 64 x 32-bit unsigned multiply */
+        acc *= (int64_t)EBP_HIDDEN_DERIV(*y); /* >= 0: a 64 x 32-bit unsigned multiply */
         m = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
 #endif
         if (m > maxabs) {
@@ -250,6 +255,7 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
     }
     if (signs != NULL && (i & 31u) != 0) signs[i >> 5] = sw;
     return maxabs;
+#undef EBP_HIDDEN_DERIV
 }
 
 #if defined(EBP_HAVE_ARCH_HIDDEN_MAG)
