@@ -77,6 +77,19 @@ def saturating_case():
     return spec, cfg, r.uniform(0, 1, (40, 8)), np.eye(2)[r.integers(0, 2, 40)], 1
 
 
+def wide_case():
+    """8-16-2 in the default configuration with inputs near +-8 (Q12) and weights over the whole int16 range: most
+    hidden neurons' accumulators leave int32, so the forward kernels' 64-bit path runs (the Arm sigmoid layer stops
+    at each such neuron for it). Returns the case and the int16 weights both sides start from."""
+    spec = NetSpec.from_sizes([8, 16, 2], "sigmoid", "mse")
+    cfg = TrainConfig(lr=0.2, batch_size=1, rounding="stochastic", seed=5)
+    r = np.random.default_rng(1)
+    weights = [(r.integers(-32768, 32768, (16, 8)).astype(np.int16), r.integers(-32768, 32768, 16).astype(np.int16)),
+               (r.integers(-32768, 32768, (2, 16)).astype(np.int16), r.integers(-32768, 32768, 2).astype(np.int16))]
+    weights[0][0][0, :] = 32767  # a neuron at the top: acc = 8 (2^15 - 1) x + ..., far beyond 2^31
+    return spec, cfg, r.uniform(-7.99, 7.99, (30, 8)), np.eye(2)[r.integers(0, 2, 30)], 1, weights
+
+
 def stats_off_firmware(board: str, tmp: Path) -> Path:
     """The board's firmware with the core built EBP_STATS=0 (its own build folder)."""
     from edgebp.boards import get_board
@@ -93,10 +106,17 @@ def check_cases(url: str, seeds, with_stats: bool, small: bool):
     from edgebp.device import Device, DeviceNet
     from edgebp.fixed import FixedNet
     with Device(url, timeout=60.0, retries=2) as dev:
-        for seed in ["saturating", *seeds]:
-            spec, cfg, X, T, batch = saturating_case() if seed == "saturating" else random_case(seed, small)
+        for seed in ["saturating", "wide", *seeds]:
+            weights = None
+            if seed == "wide":
+                spec, cfg, X, T, batch, weights = wide_case()
+            else:
+                spec, cfg, X, T, batch = saturating_case() if seed == "saturating" else random_case(seed, small)
             host = FixedNet(spec, cfg)
             net = DeviceNet(dev, spec, cfg)
+            if weights is not None:
+                host.set_int_weights(weights)
+                net.set_int_weights(weights)
             Xq, Tq = host.quantize_inputs(X), host.quantize_targets(T)
             for epoch in range(2):
                 assert net.train_q(Xq, Tq, batch) == host.train_q(Xq, Tq, batch), f"seed {seed} epoch {epoch}"
@@ -108,6 +128,9 @@ def check_cases(url: str, seeds, with_stats: bool, small: bool):
                 assert net.stats() == host.stats(), f"seed {seed}: statistics differ"
             if seed == "saturating":
                 assert all(l["sat_param"] > 0 for l in host.stats())
+            if seed == "wide":  # the 64-bit path ran: some hidden accumulator left int32 (checked on the host)
+                acc = Xq.astype(np.int64) @ weights[0][0].T.astype(np.int64) + (weights[0][1].astype(np.int64) << 12)
+                assert np.abs(acc).max() > 2**31
 
 
 @pytest.mark.parametrize("stats", [1, 0], ids=["EBP_STATS=1", "EBP_STATS=0"])

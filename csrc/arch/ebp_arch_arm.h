@@ -82,78 +82,171 @@ static inline void ebp_arm_row_sr_dsp(int16_t *w, const int16_t *a, uint32_t n, 
 
 
 #if EBP_ARMV7M
+/* the state of ebp_arm_rows_sr_wrap: a layer's rows from d to d_end (offsets in bytes, used by the assembly) */
+typedef struct {
+    int16_t *w;           /*  0: the next row's weights */
+    int16_t *b;           /*  4: its bias; after a flagged row, that row's */
+    const int16_t *d;     /*  8: the next row's delta */
+    const int16_t *d_end; /* 12 */
+    const int16_t *in;    /* 16: the layer's inputs, n_in of them */
+    uint32_t n_in;        /* 20 */
+    int32_t lr_m;         /* 24 */
+    int32_t S;            /* 28: 1..30 */
+    int32_t in_frac;      /* 32 */
+    uint32_t x;           /* 36: the generator's state */
+    uint32_t nz;          /* 40: n_in + 1 added per row with dl != 0, its zero updates subtracted */
+    uint32_t rows;        /* 44: rows with a non-zero delta, added */
+    int32_t dl;           /* 48: after a flagged row, its dl */
+    uint32_t x0;          /* 52: and the generator's state before it */
+    uint32_t flagged;     /* 56: 1 if the last row processed left int16 somewhere */
+} ebp_arm_rows_t;
+
 /*
- * The ARMv7-M row with the statistics (EBP_STATS=1), its bias included, in assembly (Cortex-M3, M4, M7: a
- * two-weights-per-step DSP variant counting with CLZ and QSUB16/SSUB16 measured slower on the M4, 7,870 against
- * 7,754 instructions per 8-16-2 step): GCC's code for the portable row spends 17 instructions a weight and more
- * per row. The same rule as ebp_arm_row_sr, q = floor((dl a[i] + (r >> (32 - S))) / 2^S) by MLA and ASR, then
- * for the bias *b the next draw with the product dlo = dl 2^in_frac; the zero updates counted by CLZ (32 exactly
- * for q = 0), subtracted from *nz (the caller adds n + 1 first); each new parameter stored as its low 16 bits,
- * and SSAT #16 of it sets the sticky Q flag (cleared first) iff some parameter left int16: the result is then
- * non-zero and the caller repairs the row (fix_row_sr_any). Two weights a loop step (an odd n enters at the
- * second), 14 instructions a weight. n >= 1, 1 <= S <= 30.
+ * The ARMv7-M rows of the online update with the statistics (EBP_STATS=1), update_rows_nonneg_sr's loop over a
+ * layer's rows, biases included, in assembly (Cortex-M3, M4, M7). GCC's code for the portable row spends 17
+ * instructions a weight, and with the row in inline assembly its loop over the rows kept 16 values in 13 registers
+ * (about 37 instructions a row besides the weights and the bias; 21 here). For each row from p->d on: skipped when
+ * delta = 0; else rows + 1 and dl = ebp_rshift_rn32(delta lr_m, 16) (MUL, the bias 2^31 + 2^15 - [negative], LSR,
+ * SUB); skipped when dl = 0 (no draws); else nz += n_in + 1 and the rule of ebp_arm_row_sr, in order,
+ *     q = floor((dl a[i] + (r >> (32 - S))) / 2^S)  by MLA and ASR, one draw r per weight,
+ * then for the bias the next draw with the product dl 2^in_frac; the zero updates counted by CLZ (32 exactly for
+ * q = 0) and subtracted from nz; each new parameter stored as its low 16 bits, and SSAT #16 of it sets the sticky
+ * Q flag (cleared per row) iff some parameter left int16. Two weights a loop step (an odd n_in enters at the
+ * second), 14 instructions a weight (a two-weights-per-step DSP variant counting with CLZ and QSUB16/SSUB16
+ * measured slower on the M4). It stops after the first row that set Q (flagged = 1, with that row's dl, x0 and
+ * bias; w and d past it) for the caller's repair (fix_row_sr_any), or at d_end (flagged = 0). Every register is
+ * saved and restored (PUSH/POP): the state goes through *p. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
  */
-static inline uint32_t ebp_arm_row_sr_wrap(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S,
-                                           uint32_t *rng, uint32_t *nz, int16_t *b, int32_t dlo) {
-    const int16_t *end = a + n;
-    uint32_t x = *rng, nzr = *nz, t0 = n, t1;
-    const int rs = 32 - S;
-    __asm__ volatile("movs %[t1], #0\n\t"
-                     "msr APSR_nzcvq, %[t1]\n\t" /* Q = 0 */
-                     "tst %[t0], #1\n\t"
-                     "bne 2f\n\t"
-                     "1:\n\t"
-                     "ldrsh %[t0], [%[a]], #2\n\t"
-                     "eor %[x], %[x], %[x], lsl #13\n\t"
-                     "eor %[x], %[x], %[x], lsr #17\n\t"
-                     "eor %[x], %[x], %[x], lsl #5\n\t"
-                     "lsr %[t1], %[x], %[rs]\n\t"
-                     "mla %[t0], %[dl], %[t0], %[t1]\n\t"
-                     "asr %[t0], %[t0], %[S]\n\t"
-                     "clz %[t1], %[t0]\n\t"
-                     "sub %[nz], %[nz], %[t1], lsr #5\n\t"
-                     "ldrsh %[t1], [%[w]]\n\t"
-                     "sub %[t1], %[t1], %[t0]\n\t"
-                     "strh %[t1], [%[w]], #2\n\t"
-                     "ssat %[t1], #16, %[t1]\n\t"
-                     "2:\n\t"
-                     "ldrsh %[t0], [%[a]], #2\n\t"
-                     "eor %[x], %[x], %[x], lsl #13\n\t"
-                     "eor %[x], %[x], %[x], lsr #17\n\t"
-                     "eor %[x], %[x], %[x], lsl #5\n\t"
-                     "lsr %[t1], %[x], %[rs]\n\t"
-                     "mla %[t0], %[dl], %[t0], %[t1]\n\t"
-                     "asr %[t0], %[t0], %[S]\n\t"
-                     "clz %[t1], %[t0]\n\t"
-                     "sub %[nz], %[nz], %[t1], lsr #5\n\t"
-                     "ldrsh %[t1], [%[w]]\n\t"
-                     "sub %[t1], %[t1], %[t0]\n\t"
-                     "strh %[t1], [%[w]], #2\n\t"
-                     "ssat %[t1], #16, %[t1]\n\t"
-                     "cmp %[a], %[end]\n\t"
-                     "bne 1b\n\t"
-                     "eor %[x], %[x], %[x], lsl #13\n\t" /* the bias */
-                     "eor %[x], %[x], %[x], lsr #17\n\t"
-                     "eor %[x], %[x], %[x], lsl #5\n\t"
-                     "lsr %[t1], %[x], %[rs]\n\t"
-                     "add %[t0], %[dlo], %[t1]\n\t"
-                     "asr %[t0], %[t0], %[S]\n\t"
-                     "clz %[t1], %[t0]\n\t"
-                     "sub %[nz], %[nz], %[t1], lsr #5\n\t"
-                     "ldrsh %[t1], [%[b]]\n\t"
-                     "sub %[t1], %[t1], %[t0]\n\t"
-                     "strh %[t1], [%[b]]\n\t"
-                     "ssat %[t1], #16, %[t1]\n\t"
-                     "mrs %[t0], APSR\n\t"
-                     "and %[t0], %[t0], #0x08000000\n\t" /* Q, bit 27 */
-                     : [x] "+r"(x), [nz] "+r"(nzr), [w] "+r"(w), [a] "+r"(a), [t0] "+&r"(t0), [t1] "=&r"(t1)
-                     : [end] "r"(end), [dl] "r"(dl), [S] "r"(S), [rs] "r"(rs), [b] "r"(b), [dlo] "r"(dlo)
+static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
+    __asm__ volatile("push {r0-r12, lr}\n\t"
+                     "mov r4, %[p]\n\t"
+                     "sub sp, sp, #32\n\t" /* [sp]: p, lr_m, in, in_frac, n_in + 1, x0, n_in odd, 2 n_in */
+                     "str r4, [sp, #0]\n\t"
+                     "ldr r5, [r4, #24]\n\t"
+                     "str r5, [sp, #4]\n\t"
+                     "ldr r3, [r4, #16]\n\t"
+                     "str r3, [sp, #8]\n\t"
+                     "ldr r5, [r4, #32]\n\t"
+                     "str r5, [sp, #12]\n\t"
+                     "ldr r5, [r4, #20]\n\t"
+                     "add r6, r5, #1\n\t"
+                     "str r6, [sp, #16]\n\t"
+                     "and r6, r5, #1\n\t"
+                     "str r6, [sp, #24]\n\t"
+                     "lsl r6, r5, #1\n\t"
+                     "str r6, [sp, #28]\n\t"
+                     "add r6, r3, r6\n\t" /* r6: the inputs' end */
+                     "ldr r8, [r4, #28]\n\t" /* r8: S, r9: 32 - S */
+                     "rsb r9, r8, #32\n\t"
+                     "ldr r2, [r4, #0]\n\t" /* r2: w, r11: b, r10: d, r12: d_end */
+                     "ldr r11, [r4, #4]\n\t"
+                     "ldr r10, [r4, #8]\n\t"
+                     "ldr r12, [r4, #12]\n\t"
+                     "ldr r0, [r4, #36]\n\t" /* r0: x, r1: nz, lr: rows, r7: dl */
+                     "ldr r1, [r4, #40]\n\t"
+                     "ldr lr, [r4, #44]\n\t"
+                     "movs r7, #0\n"
+                     "10:\n\t" /* a row */
+                     "ldrsh r4, [r10], #2\n\t"
+                     "cbnz r4, 11f\n\t"
+                     "ldr r5, [sp, #28]\n\t" /* delta = 0: the next row */
+                     "add r2, r2, r5\n\t"
+                     "b 18f\n"
+                     "11:\n\t"
+                     "ldr r5, [sp, #4]\n\t"
+                     "mul r4, r4, r5\n\t"
+                     "add r7, r4, #0x80008000\n\t"
+                     "add r7, r7, r4, asr #31\n\t"
+                     "lsr r7, r7, #16\n\t"
+                     "add lr, lr, #1\n\t"
+                     "subs r7, r7, #0x8000\n\t"
+                     "beq 17f\n\t"
+                     "ldr r5, [sp, #16]\n\t"
+                     "add r1, r1, r5\n\t"
+                     "str r0, [sp, #20]\n\t"
+                     "ldr r3, [sp, #8]\n\t"
+                     "movs r5, #0\n\t"
+                     "msr APSR_nzcvq, r5\n\t" /* Q = 0 */
+                     "ldr r4, [sp, #24]\n\t"
+                     "cbnz r4, 13f\n"
+                     "12:\n\t"
+                     "ldrsh r4, [r3], #2\n\t"
+                     "eor r0, r0, r0, lsl #13\n\t"
+                     "eor r0, r0, r0, lsr #17\n\t"
+                     "eor r0, r0, r0, lsl #5\n\t"
+                     "lsr r5, r0, r9\n\t"
+                     "mla r4, r7, r4, r5\n\t"
+                     "asr r4, r4, r8\n\t"
+                     "clz r5, r4\n\t"
+                     "sub r1, r1, r5, lsr #5\n\t"
+                     "ldrsh r5, [r2]\n\t"
+                     "sub r5, r5, r4\n\t"
+                     "strh r5, [r2], #2\n\t"
+                     "ssat r5, #16, r5\n\t"
+                     "13:\n\t"
+                     "ldrsh r4, [r3], #2\n\t"
+                     "eor r0, r0, r0, lsl #13\n\t"
+                     "eor r0, r0, r0, lsr #17\n\t"
+                     "eor r0, r0, r0, lsl #5\n\t"
+                     "lsr r5, r0, r9\n\t"
+                     "mla r4, r7, r4, r5\n\t"
+                     "asr r4, r4, r8\n\t"
+                     "clz r5, r4\n\t"
+                     "sub r1, r1, r5, lsr #5\n\t"
+                     "ldrsh r5, [r2]\n\t"
+                     "sub r5, r5, r4\n\t"
+                     "strh r5, [r2], #2\n\t"
+                     "ssat r5, #16, r5\n\t"
+                     "cmp r3, r6\n\t"
+                     "bne 12b\n\t"
+                     "ldr r4, [sp, #12]\n\t" /* the bias: dl 2^in_frac */
+                     "lsl r4, r7, r4\n\t"
+                     "eor r0, r0, r0, lsl #13\n\t"
+                     "eor r0, r0, r0, lsr #17\n\t"
+                     "eor r0, r0, r0, lsl #5\n\t"
+                     "lsr r5, r0, r9\n\t"
+                     "add r4, r4, r5\n\t"
+                     "asr r4, r4, r8\n\t"
+                     "clz r5, r4\n\t"
+                     "sub r1, r1, r5, lsr #5\n\t"
+                     "ldrsh r5, [r11]\n\t"
+                     "sub r5, r5, r4\n\t"
+                     "strh r5, [r11]\n\t"
+                     "ssat r5, #16, r5\n\t"
+                     "mrs r4, APSR\n\t"
+                     "tst r4, #0x08000000\n\t" /* Q, bit 27 */
+                     "bne 19f\n"
+                     "18:\n\t"
+                     "add r11, r11, #2\n\t"
+                     "cmp r10, r12\n\t"
+                     "bne 10b\n\t"
+                     "movs r4, #0\n\t"
+                     "b 20f\n"
+                     "17:\n\t" /* dl = 0: the next row, no draws */
+                     "ldr r5, [sp, #28]\n\t"
+                     "add r2, r2, r5\n\t"
+                     "b 18b\n"
+                     "19:\n\t"
+                     "movs r4, #1\n"
+                     "20:\n\t"
+                     "ldr r5, [sp, #0]\n\t"
+                     "str r2, [r5, #0]\n\t"
+                     "str r11, [r5, #4]\n\t"
+                     "str r10, [r5, #8]\n\t"
+                     "str r0, [r5, #36]\n\t"
+                     "str r1, [r5, #40]\n\t"
+                     "str lr, [r5, #44]\n\t"
+                     "str r7, [r5, #48]\n\t"
+                     "ldr r3, [sp, #20]\n\t"
+                     "str r3, [r5, #52]\n\t"
+                     "str r4, [r5, #56]\n\t"
+                     "add sp, sp, #32\n\t"
+                     "pop {r0-r12, lr}\n\t"
+                     :
+                     : [p] "r"(p)
                      : "cc", "memory");
-    *rng = x;
-    *nz = nzr;
-    return t0;
 }
-#define EBP_HAVE_ARCH_ROW_SR_WRAP 1
+#define EBP_HAVE_ARCH_ROWS_SR_WRAP 1
 #endif
 
 #if EBP_ARMV7M
@@ -186,6 +279,322 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
     *rng = x;
 }
 #define EBP_HAVE_ARCH_ROW_SR 1
+#endif
+
+#if EBP_ARMV7M || EBP_ARMV6M
+/* the state of ebp_arm_fwd_sigmoid: a sigmoid layer's neurons from y to y_end (offsets in bytes, used by the
+ * assembly) */
+typedef struct {
+    const int16_t *w;     /*  0: the next neuron's weights (the rows follow each other) */
+    const int16_t *b;     /*  4: its bias */
+    int16_t *y;           /*  8: its output */
+    int16_t *y_end;       /* 12 */
+    const int16_t *in;    /* 16: the layer's inputs */
+    uint32_t n_in;        /* 20: >= EBP_ARM_FWD_MIN_IN */
+    int32_t in_frac;      /* 24 */
+    int32_t s;            /* 28: w_frac + in_frac - 12, 1..31 */
+    int32_t sh;           /* 32: 16 - a_frac, 1..16 */
+    uint32_t sat;         /* 36: outputs clipped at 32767, added */
+    uint32_t lo, hi;      /* 40, 44: after a stop, the accumulator that left int32 (its two halves) */
+    uint32_t stopped;     /* 48: 1 if it stopped at *y */
+    const uint16_t *tab;  /* 52: ebp_sigmoid_q16 */
+} ebp_arm_fwd_t;
+#endif
+
+#if EBP_ARMV7M
+/*
+ * fwd_sigmoid_kernel's loop for a sigmoid layer on ARMv7-M in assembly, the same rules as sigmoid_neuron on its
+ * 32-bit path: acc = b 2^in_frac + sum w x by SMLAL (two LDRSH a multiply-accumulate, four a loop step; with the DSP
+ * extension SMLALD on pairs loaded as words, two an instruction), then if acc fits int32 (hi = lo >> 31)
+ *     a = (|acc| + 2^(s-1)) >> s,  v = 65535 if a >= 2^16 else y0 + (((y1 - y0) (a & 255) + 128) >> 8)
+ *     (y0, y1 = tab[a >> 8], tab[(a >> 8) + 1]),  q = ((acc < 0 ? 65536 - v : v) + 2^(sh-1)) >> sh,
+ *     q = 32767 (sat + 1) if q = 32768,
+ * about 37 instructions a neuron besides the multiply-accumulates (GCC's loop: some 60, its 16 values spilled from
+ * 13 registers). A neuron whose acc leaves int32 stops it (stopped = 1, lo and hi set, w and b past the neuron, y
+ * at it) for the caller's 64-bit path. Every register is saved and restored: the state goes through *p.
+ */
+static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
+    __asm__ volatile("push {r0-r12, lr}\n\t"
+                     "mov r4, %[p]\n\t"
+                     "sub sp, sp, #32\n\t" /* [sp]: p, in, in_frac, in + (n_in & ~3), in + n_in, tab, sat */
+                     "str r4, [sp, #0]\n\t"
+                     "ldr r3, [r4, #16]\n\t"
+                     "str r3, [sp, #4]\n\t"
+                     "ldr r5, [r4, #24]\n\t"
+                     "str r5, [sp, #8]\n\t"
+                     "ldr r5, [r4, #20]\n\t"
+                     "add r6, r3, r5, lsl #1\n\t"
+                     "str r6, [sp, #16]\n\t"
+                     "bic r5, r5, #3\n\t"
+                     "add r6, r3, r5, lsl #1\n\t"
+                     "str r6, [sp, #12]\n\t"
+                     "ldr r5, [r4, #52]\n\t"
+                     "str r5, [sp, #20]\n\t"
+                     "ldr r5, [r4, #36]\n\t"
+                     "str r5, [sp, #24]\n\t"
+                     "ldr r8, [r4, #28]\n\t" /* r8: s, r9: 2^(s-1), r10: sh, r11: 2^(sh-1) */
+                     "mov r9, #1\n\t"
+                     "sub r5, r8, #1\n\t"
+                     "lsl r9, r9, r5\n\t"
+                     "ldr r10, [r4, #32]\n\t"
+                     "mov r11, #1\n\t"
+                     "sub r5, r10, #1\n\t"
+                     "lsl r11, r11, r5\n\t"
+                     "ldr r2, [r4, #0]\n\t" /* r2: w, r7: b, r6: y, lr: y_end */
+                     "ldr r7, [r4, #4]\n\t"
+                     "ldr r6, [r4, #8]\n\t"
+                     "ldr lr, [r4, #12]\n"
+                     "10:\n\t" /* a neuron: r0, r1 = b 2^in_frac */
+                     "ldr r5, [sp, #8]\n\t"
+                     "ldrsh r4, [r7], #2\n\t"
+                     "lsl r0, r4, r5\n\t"
+                     "asr r1, r0, #31\n\t"
+                     "ldr r3, [sp, #4]\n\t"
+                     "ldr r12, [sp, #12]\n"
+                     "11:\n\t"
+#if EBP_ARM_DSP
+                     "ldr r4, [r2], #4\n\t"
+                     "ldr r5, [r3], #4\n\t"
+                     "smlald r0, r1, r4, r5\n\t"
+                     "ldr r4, [r2], #4\n\t"
+                     "ldr r5, [r3], #4\n\t"
+                     "smlald r0, r1, r4, r5\n\t"
+#else
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+#endif
+                     "cmp r3, r12\n\t"
+                     "bne 11b\n\t"
+                     "ldr r12, [sp, #16]\n\t"
+                     "cmp r3, r12\n\t"
+                     "beq 13f\n"
+                     "12:\n\t"
+                     "ldrsh r4, [r2], #2\n\t"
+                     "ldrsh r5, [r3], #2\n\t"
+                     "smlal r0, r1, r4, r5\n\t"
+                     "cmp r3, r12\n\t"
+                     "bne 12b\n"
+                     "13:\n\t"
+                     "cmp r1, r0, asr #31\n\t"
+                     "bne 40f\n\t" /* acc outside int32 */
+                     "eor r4, r0, r1\n\t" /* |acc| */
+                     "sub r4, r4, r1\n\t"
+                     "add r4, r4, r9\n\t"
+                     "lsr r4, r4, r8\n\t" /* a = |z|, Q12 */
+                     "cmp r4, #65536\n\t"
+                     "bhs 41f\n\t"
+                     "ldr r12, [sp, #20]\n\t"
+                     "lsr r5, r4, #8\n\t"
+                     "add r12, r12, r5, lsl #1\n\t"
+                     "ldrh r5, [r12]\n\t"
+                     "ldrh r12, [r12, #2]\n\t"
+                     "sub r12, r12, r5\n\t"
+                     "uxtb r4, r4\n\t"
+                     "mul r12, r12, r4\n\t"
+                     "add r12, r12, #128\n\t"
+                     "add r4, r5, r12, lsr #8\n" /* v */
+                     "42:\n\t"
+                     "cmp r1, #0\n\t"
+                     "it lt\n\t"
+                     "rsblt r4, r4, #65536\n\t"
+                     "add r4, r4, r11\n\t"
+                     "lsr r4, r4, r10\n\t"
+                     "cmp r4, #32768\n\t"
+                     "beq 43f\n"
+                     "44:\n\t"
+                     "strh r4, [r6], #2\n\t"
+                     "cmp r6, lr\n\t"
+                     "bne 10b\n\t"
+                     "ldr r4, [sp, #0]\n\t"
+                     "movs r5, #0\n\t"
+                     "b 50f\n"
+                     "41:\n\t" /* a >= 16.0 */
+                     "movw r4, #65535\n\t"
+                     "b 42b\n"
+                     "43:\n\t" /* +1.0 clipped */
+                     "ldr r5, [sp, #24]\n\t"
+                     "add r5, r5, #1\n\t"
+                     "str r5, [sp, #24]\n\t"
+                     "movw r4, #32767\n\t"
+                     "b 44b\n"
+                     "40:\n\t"
+                     "ldr r4, [sp, #0]\n\t"
+                     "str r0, [r4, #40]\n\t"
+                     "str r1, [r4, #44]\n\t"
+                     "movs r5, #1\n"
+                     "50:\n\t"
+                     "str r5, [r4, #48]\n\t"
+                     "str r2, [r4, #0]\n\t"
+                     "str r7, [r4, #4]\n\t"
+                     "str r6, [r4, #8]\n\t"
+                     "ldr r5, [sp, #24]\n\t"
+                     "str r5, [r4, #36]\n\t"
+                     "add sp, sp, #32\n\t"
+                     "pop {r0-r12, lr}\n\t"
+                     :
+                     : [p] "r"(p)
+                     : "cc", "memory");
+}
+#define EBP_HAVE_ARCH_FWD_SIGMOID 1
+#define EBP_ARM_FWD_MIN_IN 4u
+#endif
+
+#if EBP_ARMV6M
+/*
+ * ebp_arm_fwd_sigmoid on ARMv6-M (Cortex-M0/M0+) in Thumb-1 assembly, the same rules as the ARMv7-M one (and
+ * sigmoid_neuron's 32-bit path): acc by ebp_arm_dot16's loop (one index over both arrays, MULS, its sign extension
+ * added by ADDS/ADCS: 8 instructions a multiply-accumulate), then the fit test, |acc|, the table and both roundings
+ * in the 8 low registers with the layer's constants on the stack: about 50 instructions a neuron besides the MACs
+ * (GCC's loop around the dot product: about 100). A neuron whose acc leaves int32 stops it, as there. n_in >= 1.
+ */
+static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
+    __asm__ volatile(".syntax unified\n\t"
+                     "push {r0-r7}\n\t"
+                     "sub sp, #48\n\t" /* [sp]: p, b, y, y_end, 2 n_in, in_frac, s, 2^(s-1), sh, 2^(sh-1), tab, sat */
+                     "mov r3, %[p]\n\t"
+                     "str r3, [sp, #0]\n\t"
+                     "ldr r4, [r3, #4]\n\t"
+                     "str r4, [sp, #4]\n\t"
+                     "ldr r4, [r3, #8]\n\t"
+                     "str r4, [sp, #8]\n\t"
+                     "ldr r4, [r3, #12]\n\t"
+                     "str r4, [sp, #12]\n\t"
+                     "ldr r4, [r3, #20]\n\t"
+                     "lsls r4, r4, #1\n\t"
+                     "str r4, [sp, #16]\n\t"
+                     "ldr r6, [r3, #16]\n\t" /* r6: the inputs' end */
+                     "adds r6, r6, r4\n\t"
+                     "ldr r4, [r3, #24]\n\t"
+                     "str r4, [sp, #20]\n\t"
+                     "ldr r4, [r3, #28]\n\t"
+                     "str r4, [sp, #24]\n\t"
+                     "subs r4, r4, #1\n\t"
+                     "movs r5, #1\n\t"
+                     "lsls r5, r4\n\t"
+                     "str r5, [sp, #28]\n\t"
+                     "ldr r4, [r3, #32]\n\t"
+                     "str r4, [sp, #32]\n\t"
+                     "subs r4, r4, #1\n\t"
+                     "movs r5, #1\n\t"
+                     "lsls r5, r4\n\t"
+                     "str r5, [sp, #36]\n\t"
+                     "ldr r4, [r3, #52]\n\t"
+                     "str r4, [sp, #40]\n\t"
+                     "ldr r4, [r3, #36]\n\t"
+                     "str r4, [sp, #44]\n\t"
+                     "ldr r5, [r3, #0]\n" /* r5: the row's weights (then their end) */
+                     "10:\n\t" /* a neuron: r0, r1 = b 2^in_frac */
+                     "ldr r3, [sp, #4]\n\t"
+                     "ldrh r0, [r3]\n\t"
+                     "sxth r0, r0\n\t"
+                     "adds r3, #2\n\t"
+                     "str r3, [sp, #4]\n\t"
+                     "ldr r4, [sp, #20]\n\t"
+                     "lsls r0, r4\n\t"
+                     "asrs r1, r0, #31\n\t"
+                     "ldr r4, [sp, #16]\n\t"
+                     "adds r5, r5, r4\n\t"
+                     "negs r2, r4\n"
+                     "11:\n\t"
+                     "ldrsh r3, [r5, r2]\n\t"
+                     "ldrsh r4, [r6, r2]\n\t"
+                     "muls r3, r4, r3\n\t"
+                     "asrs r4, r3, #31\n\t"
+                     "adds r0, r0, r3\n\t"
+                     "adcs r1, r1, r4\n\t"
+                     "adds r2, r2, #2\n\t"
+                     "bne 11b\n\t"
+                     "asrs r3, r0, #31\n\t"
+                     "cmp r3, r1\n\t"
+                     "bne 40f\n\t" /* acc outside int32 */
+                     "eors r0, r1\n\t" /* |acc| (r1 = 0 or -1) */
+                     "subs r0, r0, r1\n\t"
+                     "ldr r3, [sp, #28]\n\t"
+                     "adds r0, r0, r3\n\t"
+                     "ldr r3, [sp, #24]\n\t"
+                     "lsrs r0, r3\n\t" /* a = |z|, Q12 */
+                     "lsrs r3, r0, #16\n\t"
+                     "bne 41f\n\t"
+                     "lsrs r3, r0, #8\n\t"
+                     "lsls r3, r3, #1\n\t"
+                     "ldr r4, [sp, #40]\n\t"
+                     "adds r4, r4, r3\n\t"
+                     "ldrh r3, [r4, #0]\n\t"
+                     "ldrh r4, [r4, #2]\n\t"
+                     "subs r4, r4, r3\n\t"
+                     "uxtb r0, r0\n\t"
+                     "muls r4, r0, r4\n\t"
+                     "adds r4, #128\n\t"
+                     "lsrs r4, r4, #8\n\t"
+                     "adds r0, r3, r4\n" /* v */
+                     "42:\n\t"
+                     "cmp r1, #0\n\t"
+                     "beq 43f\n\t"
+                     "movs r3, #1\n\t"
+                     "lsls r3, r3, #16\n\t"
+                     "subs r0, r3, r0\n" /* 1 - v for negative z */
+                     "43:\n\t"
+                     "ldr r3, [sp, #36]\n\t"
+                     "adds r0, r0, r3\n\t"
+                     "ldr r3, [sp, #32]\n\t"
+                     "lsrs r0, r3\n\t"
+                     "lsrs r3, r0, #15\n\t" /* q <= 2^15: q = 2^15 iff bit 15 */
+                     "bne 44f\n"
+                     "45:\n\t"
+                     "ldr r3, [sp, #8]\n\t"
+                     "strh r0, [r3]\n\t"
+                     "adds r3, #2\n\t"
+                     "str r3, [sp, #8]\n\t"
+                     "ldr r4, [sp, #12]\n\t"
+                     "cmp r3, r4\n\t"
+                     "bne 10b\n\t"
+                     "movs r3, #0\n\t"
+                     "b 50f\n"
+                     "41:\n\t" /* a >= 16.0: v = 65535 */
+                     "movs r0, #1\n\t"
+                     "lsls r0, r0, #16\n\t"
+                     "subs r0, r0, #1\n\t"
+                     "b 42b\n"
+                     "44:\n\t" /* +1.0 clipped */
+                     "ldr r3, [sp, #44]\n\t"
+                     "adds r3, #1\n\t"
+                     "str r3, [sp, #44]\n\t"
+                     "subs r0, r0, #1\n\t"
+                     "b 45b\n"
+                     "40:\n\t"
+                     "ldr r3, [sp, #0]\n\t"
+                     "str r0, [r3, #40]\n\t"
+                     "str r1, [r3, #44]\n\t"
+                     "movs r3, #1\n"
+                     "50:\n\t"
+                     "ldr r4, [sp, #0]\n\t"
+                     "str r3, [r4, #48]\n\t"
+                     "str r5, [r4, #0]\n\t"
+                     "ldr r3, [sp, #4]\n\t"
+                     "str r3, [r4, #4]\n\t"
+                     "ldr r3, [sp, #8]\n\t"
+                     "str r3, [r4, #8]\n\t"
+                     "ldr r3, [sp, #44]\n\t"
+                     "str r3, [r4, #36]\n\t"
+                     "add sp, #48\n\t"
+                     "pop {r0-r7}\n\t"
+                     ".syntax divided\n"
+                     :
+                     : [p] "l"(p)
+                     : "cc", "memory");
+}
+#define EBP_HAVE_ARCH_FWD_SIGMOID 1
+#define EBP_ARM_FWD_MIN_IN 1u
 #endif
 
 #if EBP_ARM_DSP

@@ -25,19 +25,28 @@ EBP_FIXED_FN static inline int32_t rshift_rn_small(int64_t x, int s) {
 }
 EBP_FIXED_END
 
+/* one sign word's mantissas of unpack_delta, d to end (at most 32): floor((packed + half) / 2^sh), or (left, s <= 0)
+ * packed 2^l; negated where the word's bit is set (bit 0 for d[0]) */
+EBP_INLINE void unpack_word(int16_t *d, const int16_t *end, uint32_t sw, uint32_t half, int sh, int l, int left) {
+    for (; d != end; d++, sw >>= 1) {
+        const uint32_t p = (uint16_t)*d; /* the packed magnitude: the same object's bits */
+        const int32_t m = (int32_t)(left ? p << l : (p + half) >> sh);
+        *d = (int16_t)(sw & 1u ? -m : m);
+    }
+}
+
 /* the mantissas at shift s from hidden_pass's packed magnitudes (mode 2) and signs; s0 as there */
 static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int s, int s0) {
-    const uint16_t *packed = (const uint16_t *)delta;
     const int sh = s > 0 ? s - (s0 > 0 ? s0 - 1 : 0) : 0; /* s - a >= 1; for s <= 0, a = 0 */
     const uint32_t half = sh > 0 ? (uint32_t)1 << (sh - 1) : 0u;
-    uint32_t i = 0;
-    for (; i < n; signs++) { /* 32 neurons per sign word */
-        const uint32_t end = n - i > 32u ? i + 32u : n;
-        uint32_t sw = *signs;
-        for (; i < end; i++, sw >>= 1) {
-            int32_t m = s > 0 ? (int32_t)(((uint32_t)packed[i] + half) >> sh) : (int32_t)packed[i] * ((int32_t)1 << -s);
-            delta[i] = (int16_t)(sw & 1u ? -m : m);
-        }
+    int16_t *d = delta, *end = delta + n;
+    for (; d != end; signs++) { /* 32 neurons per sign word */
+        int16_t *wend = end - d > 32 ? d + 32 : end;
+        if (s > 0)
+            unpack_word(d, wend, *signs, half, sh, 0, 0);
+        else
+            unpack_word(d, wend, *signs, 0u, 0, -s, 1);
+        d = wend;
     }
 }
 

@@ -41,27 +41,79 @@ static inline int64_t dot16(int64_t acc, const int16_t *w, const int16_t *x, uin
 }
 
 /*
- * A sigmoid (tanh = 2 sigmoid(2z) - 1, when `tanh`, a constant where inlined) layer, the common hidden layer.
- * The rules are requant to Q12, the sigmoid table, and requant to the output format; since rounding is
- * symmetric (ties away from zero) and sigmoid(-z) = 1 - sigmoid(z), it works on magnitudes: |z| from |acc|
- * in 32 bits, the table on |z|, the sign applied to the Q16 value, whose rounding is then of a magnitude too.
+ * A sigmoid (tanh = 2 sigmoid(2z) - 1, when `tanh`, a constant where inlined) neuron, the common hidden layer's,
+ * from its exact accumulator. The rules are requant to Q12, the sigmoid table, and requant to the output format;
+ * since rounding is symmetric (ties away from zero) and sigmoid(-z) = 1 - sigmoid(z), it works on magnitudes: |z|
+ * from |acc| in 32 bits (`fast`: 1 <= s <= 31, half_z = 2^(s-1)), the table on |z|, the sign applied to the Q16
+ * value, whose rounding is then of a magnitude too. Counts an output clipped at 32767 into *sat.
  */
-EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) {
+EBP_INLINE int16_t sigmoid_neuron(int64_t acc, int tanh, int fast, int s, uint32_t half_z, int sh, uint32_t half_y,
+                                  uint32_t *sat) {
+    const int neg = acc < 0;
+    uint32_t a, v, q;
+    if (fast && acc == (int32_t)acc) { /* acc in int32: |z| = floor((|acc| + 2^(s-1)) / 2^s) */
+        uint32_t u = (uint32_t)(int32_t)acc;
+        a = ((neg ? 0u - u : u) + half_z) >> s; /* |acc| <= 2^31, s >= 1: no wrap */
+    } else {
+        int32_t z = ebp_sat32(requant(acc, s, 0));
+        a = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;
+    }
+    v = sigmoid_pos_q16(a);
+    if (tanh) { /* |2 sigmoid - 1| in Q16, the sign that of z */
+        q = ((2u * v - 65536u) + half_y) >> sh;
+        if (q == 32768u && !neg) { /* only +1.0 at a_frac 15 */
+            (*sat)++;
+            q = 32767u;
+        }
+        return (int16_t)(neg ? -(int32_t)q : (int32_t)q);
+    }
+    q = ((neg ? 65536u - v : v) + half_y) >> sh; /* sigmoid >= 0: 1 - v for negative z */
+    if (q == 32768u) {
+        (*sat)++;
+        q = 32767u;
+    }
+    return (int16_t)q;
+}
+
+/* a sigmoid or tanh layer: the neurons of sigmoid_neuron on dot16's accumulators */
+EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh, int fast) {
     const uint32_t n_in = L->n_in;
     const int in_frac = L->in_frac, s = L->w_frac + in_frac - EBP_Z_FRAC - tanh, sh = 16 - L->a_frac;
-    const int fast = s >= 1 && s <= 31;
     const uint32_t half_z = fast ? (uint32_t)1 << (s - 1) : 0u, half_y = (uint32_t)1 << (sh - 1);
-    const uint64_t fast_lim = fast ? (uint64_t)1 << 32 : 0u; /* the 32-bit path iff acc + 2^31 < fast_lim */
     const int16_t *w = L->w, *b = L->b;
 #if EBP_UNROLL_DOT && !defined(EBP_HAVE_ARCH_DOT16)
     const int16_t *in4 = in + (n_in & ~3u), *in_end = in + n_in;
 #endif
     int16_t *y = L->y, *y_end = y + L->n_out;
     uint32_t sat = 0;
+#if defined(EBP_HAVE_ARCH_FWD_SIGMOID) /* ARMv7-M, ARMv6-M: the layer in assembly, a neuron outside int32 finished here */
+    if (!tanh && fast && n_in >= EBP_ARM_FWD_MIN_IN) {
+        ebp_arm_fwd_t p;
+        p.w = w;
+        p.b = b;
+        p.y = y;
+        p.y_end = y_end;
+        p.in = in;
+        p.n_in = n_in;
+        p.in_frac = in_frac;
+        p.s = s;
+        p.sh = sh;
+        p.sat = 0;
+        p.tab = ebp_sigmoid_q16;
+        do {
+            ebp_arm_fwd_sigmoid(&p);
+            if (p.stopped) {
+                const uint64_t u = ((uint64_t)p.hi << 32) | p.lo; /* the accumulator's 64 bits */
+                *p.y++ = sigmoid_neuron((int64_t)u, 0, 0, s, half_z, sh, half_y, &p.sat);
+            }
+        } while (p.y != y_end);
+        L->stats.sat_out += p.sat;
+        return;
+    }
+#endif
     for (; y != y_end; y++, b++) { /* the rows of w follow each other: w runs on through them */
         const int16_t *x = in;
         int64_t acc = (int32_t)*b * ((int32_t)1 << in_frac); /* dot16, with its bounds set once per layer */
-        uint32_t a, v, q;
 #if EBP_UNROLL_DOT && !defined(EBP_HAVE_ARCH_DOT16)
         for (; x != in4; x += 4, w += 4) {
             acc += (int32_t)w[0] * x[0];
@@ -74,40 +126,26 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh) 
         acc = dot16(acc, w, x, n_in);
         w += n_in;
 #endif
-        int neg = acc < 0;
-        if ((uint64_t)acc + 0x80000000u < fast_lim) { /* acc in int32: |z| = floor((|acc| + 2^(s-1)) / 2^s) */
-            uint32_t u = (uint32_t)(int32_t)acc;
-            a = ((neg ? 0u - u : u) + half_z) >> s; /* |acc| <= 2^31, s >= 1: no wrap */
-        } else {
-            int32_t z = ebp_sat32(requant(acc, s, 0));
-            a = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;
-        }
-        v = sigmoid_pos_q16(a);
-        if (tanh) { /* |2 sigmoid - 1| in Q16, the sign that of z */
-            q = ((2u * v - 65536u) + half_y) >> sh;
-            if (q == 32768u && !neg) { /* only +1.0 at a_frac 15 */
-                sat++;
-                q = 32767u;
-            }
-            *y = (int16_t)(neg ? -(int32_t)q : (int32_t)q);
-        } else { /* sigmoid >= 0: 1 - v for negative z */
-            q = ((neg ? 65536u - v : v) + half_y) >> sh;
-            if (q == 32768u) {
-                sat++;
-                q = 32767u;
-            }
-            *y = (int16_t)q;
-        }
+        *y = sigmoid_neuron(acc, tanh, fast, s, half_z, sh, half_y, &sat);
     }
     L->stats.sat_out += sat;
 }
 
+/* the kernel with the 32-bit path (1 <= s <= 31, every common format) or without it, each a tight loop */
 EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) {
-    fwd_sigmoid_kernel(L, in, 0);
+    const int s = L->w_frac + L->in_frac - EBP_Z_FRAC;
+    if (s >= 1 && s <= 31)
+        fwd_sigmoid_kernel(L, in, 0, 1);
+    else
+        fwd_sigmoid_kernel(L, in, 0, 0);
 }
 
 EBP_NOINLINE static void fwd_tanh(ebp_layer_t *L, const int16_t *in) {
-    fwd_sigmoid_kernel(L, in, 1);
+    const int s = L->w_frac + L->in_frac - EBP_Z_FRAC - 1;
+    if (s >= 1 && s <= 31)
+        fwd_sigmoid_kernel(L, in, 1, 1);
+    else
+        fwd_sigmoid_kernel(L, in, 1, 0);
 }
 
 EBP_INTERNAL void ebp_dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
@@ -167,6 +205,13 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
     const uint32_t nk = N->n_out, stride = N->n_in;
     const int32_t one = (int32_t)1 << L->a_frac;
     const int sd = 2 * L->a_frac - 15;
+#if EBP_ARMV7M /* f'(y) with its final shift prepared once a layer (elsewhere slower, or larger on AVR) */
+    const int sr = sd > 0 ? sd : 0, sl = sd > 0 ? 0 : -sd;
+    const uint32_t half = sd > 0 ? (uint32_t)1 << (sd - 1) : 0u;
+#define EBP_HIDDEN_DERIV(y) act_deriv_q15_pre(act, y, one, half, sr, sl)
+#else
+#define EBP_HIDDEN_DERIV(y) (uint32_t)act_deriv_q15(act, y, one, sd)
+#endif
     uint16_t *packed = (uint16_t *)L->delta; /* the same object: its bits */
     uint64_t maxabs = 0;
     uint32_t i = 0, sw = 0;
@@ -179,13 +224,13 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
         for (k = 0; k < nk; k++, w += stride) acc += (int32_t)*w * dk[k];
 #if EBP_ARMV6M /* no 64-bit multiply instruction: |sum| f by mul_u32_q15 when |sum| < 2^32 (two MULS) */
         {
-            const uint32_t f = (uint32_t)act_deriv_q15(act, *y, one, sd);
+            const uint32_t f = EBP_HIDDEN_DERIV(*y);
             const uint64_t ma = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
             m = (ma >> 32) == 0 ? mul_u32_q15((uint32_t)ma, f) : ma * f;
             if (f == 0) acc = 0; /* the product's sign is the sum's, unless f = 0 */
         }
 #else
-        acc *= (int64_t)(uint32_t)act_deriv_q15(act, *y, one, sd); /* >= 0: a 64 x 32-bit unsigned multiply */
+        acc *= (int64_t)EBP_HIDDEN_DERIV(*y); /* >= 0: a 64 x 32-bit unsigned multiply */
         m = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
 #endif
         if (m > maxabs) {
@@ -210,6 +255,7 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
     }
     if (signs != NULL && (i & 31u) != 0) signs[i >> 5] = sw;
     return maxabs;
+#undef EBP_HIDDEN_DERIV
 }
 
 #if defined(EBP_HAVE_ARCH_HIDDEN_MAG)

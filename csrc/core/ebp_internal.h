@@ -124,6 +124,19 @@ static inline int32_t act_deriv_q15(int act, int32_t y, int32_t one, int sd) {
     return sd > 0 ? (int32_t)(((uint32_t)v + ((uint32_t)1 << (sd - 1))) >> sd) : v * ((int32_t)1 << -sd);
 }
 
+/* act_deriv_q15 with its final shift prepared once a layer (half = 2^(sd-1), sr = sd when sd > 0, else half = sr = 0
+ * and sl = -sd): the same value, ((v + half) >> sr) << sl, without a branch on sd per neuron */
+static inline uint32_t act_deriv_q15_pre(int act, int32_t y, int32_t one, uint32_t half, int sr, int sl) {
+    uint32_t v;
+    switch (act) {
+    case EBP_ACT_SIGMOID: v = (uint32_t)(y * (one - y)); break;
+    case EBP_ACT_TANH: v = (uint32_t)(one * one - y * y); break;
+    case EBP_ACT_RELU: return y > 0 ? 32768u : 0u;
+    default: return 32768u;
+    }
+    return ((v + half) >> sr) << sl; /* v <= 2^30; for sd <= 0, v 2^-sd <= 2^15 */
+}
+
 /* sigmoid of a Q12 magnitude a, Q16 in [32768, 65535]: the table on [0, 16] with step 1/16, linear
  * interpolation (sigmoid(-a) is 65536 minus this) */
 static inline uint32_t sigmoid_pos_q16(uint32_t a) {

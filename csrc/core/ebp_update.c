@@ -157,8 +157,8 @@ static inline uint32_t row_nonneg_sr64(int16_t *restrict w, const uint16_t *rest
 }
 #endif
 
-#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP)
-/* fix_row_sr for inputs of any sign and the bias (the Arm row's): the parameters before the update from their stored
+#if defined(EBP_HAVE_ARCH_ROWS_SR_WRAP)
+/* fix_row_sr for inputs of any sign and the bias (the Arm rows'): the parameters before the update from their stored
  * bits, then the update again, saturated; draws the row's random numbers again from the state `rng` it started with */
 static uint32_t fix_row_sr_any(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t rng, int16_t *b,
                                int32_t dlo) {
@@ -175,7 +175,7 @@ static uint32_t fix_row_sr_any(int16_t *w, const int16_t *a, uint32_t n, int32_t
 }
 #endif
 
-#if !defined(EBP_HAVE_ARCH_ROWS_SR_SSE2)
+#if !defined(EBP_HAVE_ARCH_ROWS_SR_SSE2) && !defined(EBP_HAVE_ARCH_ROWS_SR_WRAP)
 /* fix_row for row_nonneg_sr: draws the row's random numbers again from the state `rng` it started with */
 static uint32_t fix_row_sr(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, int S, int add, uint32_t rng) {
     uint32_t i, sat = 0;
@@ -245,6 +245,33 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
     uint32_t rows = 0;
     *sat += ebp_x86_rows_sr(L->w, L->b, in, L->n_in, L->delta, L->n_out, lr_m, L->in_frac, S, &net->rng, nz, &rows);
     return rows;
+#elif defined(EBP_HAVE_ARCH_ROWS_SR_WRAP) /* ARMv7-M: the row loop in assembly, a flagged row repaired here */
+    const uint32_t n_in = L->n_in;
+    uint32_t clips = 0;
+    ebp_arm_rows_t p;
+    p.w = L->w;
+    p.b = L->b;
+    p.d = L->delta;
+    p.d_end = L->delta + L->n_out;
+    p.in = in;
+    p.n_in = n_in;
+    p.lr_m = lr_m;
+    p.S = S;
+    p.in_frac = L->in_frac;
+    p.x = net->rng;
+    p.nz = *nz;
+    p.rows = 0;
+    do {
+        ebp_arm_rows_sr_wrap(&p);
+        if (p.flagged) {
+            clips += fix_row_sr_any(p.w - n_in, in, n_in, p.dl, S, p.x0, p.b, p.dl * ((int32_t)1 << L->in_frac));
+            p.b++;
+        }
+    } while (p.d != p.d_end);
+    *nz = p.nz;
+    *sat += clips;
+    net->rng = p.x;
+    return p.rows;
 #else
     const uint32_t n_in = L->n_in, c = 0x80000000u - ((uint32_t)1 << S);
     const int32_t k = (int32_t)(0x80000000u >> S) - 1;
@@ -262,13 +289,6 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         dl = ebp_rshift_rn32(*d * lr_m, 16);
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
         add = dl < 0;
-#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) /* the Arm row and bias: count in place, store modulo 2^16, flag an overflow */
-        (void)m, (void)ovf, (void)add;
-        n += n_in + 1u;
-        if (ebp_arm_row_sr_wrap(w, in, n_in, dl, S, &x, &n, b, dl * (int32_t)one[0]) != 0)
-            clips += fix_row_sr_any(w, in, n_in, dl, S, x0, b, dl * (int32_t)one[0]);
-        continue;
-#endif
 #if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
         (void)x0, (void)m, (void)ovf, (void)add;
         clips += ebp_arm_row_sr_count(w, in, n_in, dl, S, &x, &n);
@@ -367,19 +387,24 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
     const uint32_t n_in = L->n_in, n_out = L->n_out;
     uint32_t zeros = 0, sat = 0, rows = 0, zero_in = 0, neg_in = 0, rng = net->rng, o, i;
     int16_t *w = L->w;
+    int any_sign = 0;
 #if !EBP_STATS
     if (stochastic && S >= 1 && S <= 30) {
         update_rows_sr_nostats(net, L, in, lr_m, S);
         return;
     }
 #endif
-    for (i = 0; i < n_in; i++) {
-        zero_in += in[i] == 0;
-        neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
-    }
-#if defined(EBP_HAVE_ARCH_ROW_SR_WRAP) || defined(EBP_HAVE_ARCH_ROW_SR_COUNT) || defined(EBP_HAVE_ARCH_ROWS_SR_SSE2)
-    if (stochastic) neg_in = 0; /* the Arm and x86 rows take inputs of any sign (signed multiply, arithmetic shift) */
+#if defined(EBP_HAVE_ARCH_ROWS_SR_WRAP) || defined(EBP_HAVE_ARCH_ROW_SR_COUNT) || defined(EBP_HAVE_ARCH_ROWS_SR_SSE2)
+    any_sign = stochastic; /* the Arm and x86 rows take inputs of any sign (signed multiply, arithmetic shift) */
 #endif
+    if (any_sign) { /* then only the zero inputs are counted, for the statistics */
+        for (i = 0; i < n_in; i++) zero_in += in[i] == 0;
+    } else {
+        for (i = 0; i < n_in; i++) {
+            zero_in += in[i] == 0;
+            neg_in |= (uint32_t)(uint16_t)in[i] >> 15;
+        }
+    }
     if (EBP_FAST_ROWS && S >= 1 && S <= 30 && !neg_in) {
         uint32_t nz = 0;
         if (stochastic) { /* the generator's state goes through net: rng's address stays untaken */
