@@ -207,17 +207,20 @@ def mcu_bench(h: Harness, mcus: Sequence[str], nets: Sequence[str], steps: int) 
 
 
 PHASES = [("forward", ("forward_layers", "ebp_dense_fwd_s16", "fwd_sigmoid", "fwd_tanh", "fwd_sigmoid_kernel", "dot16",
-                        "dot16_c", "ebp_arm_dot16",
+                        "dot16_c", "ebp_arm_dot16", "sigmoid_neuron", "ebp_arm_fwd_sigmoid", "ebp_x86_dot16",
                         "ebp_forward", "sigmoid_pos_q16", "ebp_exp_neg", "ebp_conv1d_fwd", "ebp_pool_fwd_s16",
                         "ebp_act_out")),
           ("loss + output/hidden deltas", ("ebp_backward_deltas", "normalize_delta", "raw_out", "raw_hidden",
                                            "ebp_dense_raw_hidden", "ebp_dense_hidden_raw", "hidden_pass",
-                                           "act_deriv_q15", "rshift_rn_small", "bit_length", "ebp_loss", "ln_q16",
+                                           "act_deriv_q15", "act_deriv_q15_pre", "unpack_delta", "unpack_word",
+                                           "ebp_x86_hidden_mag", "hidden_pack_arch",
+                                           "rshift_rn_small", "bit_length", "ebp_loss", "ln_q16",
                                            "ebp_conv1d_back", "ebp_pool_back")),
           ("weight update", ("ebp_update_online", "update_rows_nonneg", "update_rows_nonneg_sr", "row_nonneg",
                              "row_nonneg_sr", "row_step", "fix_row", "fix_row_sr", "sub_sat16", "ebp_online_delta_slow",
                              "update_params", "ebp_conv1d_update_online", "update_rows_sr_nostats", "row_sr_nostats",
-                             "ebp_arm_row_sr", "ebp_arm_asr", "ebp_arm_sat16"))]
+                             "ebp_arm_row_sr", "ebp_arm_asr", "ebp_arm_sat16", "ebp_arm_rows_sr_wrap",
+                             "fix_row_sr_any", "ebp_arm_row_sr_count", "ebp_x86_rows_sr"))]
 
 
 def _addr2line(elf: Path, addrs: Sequence[int]) -> Dict[int, List[str]]:
@@ -869,13 +872,16 @@ def markdown(res: dict, command: str) -> str:
         "What the online step runs (csrc/edgebp.c; every kernel gives the integers of the plain rules in "
         "csrc/ebp_fixed.h, checked against the golden vectors, the independent reference tools/intref.py and, for "
         "the per-architecture kernels, tests/test_kernels.py on the emulated boards): `fwd_sigmoid` (an int64 dot "
-        "product: SMLAL on ARMv7-M, SMLALD pairs on ARMv7E-M with DSP, a plain loop on ARMv6-M; then the rounding "
-        "to Q12, the sigmoid table and the output rounding on magnitudes in 32-bit arithmetic), `normalize_delta` "
+        "product, then the rounding to Q12, the sigmoid table and the output rounding on magnitudes in 32-bit "
+        "arithmetic; on ARMv7-M and ARMv6-M the whole layer in assembly, `ebp_arm_fwd_sigmoid`: SMLAL, SMLALD pairs "
+        "with DSP, the M0's 8 low registers, about 37 instructions a neuron besides the multiply-accumulates on the "
+        "M3, a neuron whose sum leaves int32 finished by the 64-bit path in C), `normalize_delta` "
         "(block floating point deltas; in an EBP_FLAG_ONLINE network the hidden raw deltas packed into the delta "
         "array), and the fused online update. Under stochastic rounding (the default) the update rows are "
-        "`update_rows_nonneg_sr` (every statistic counted): on ARMv7-M `ebp_arm_row_sr_wrap` (two weights a step "
-        "and the bias, 14 instructions a weight on the Cortex-M3 and M4; the zero updates counted by CLZ, a weight "
-        "that left int16 flagged by SSAT's sticky Q flag and its row repaired by `fix_row_sr_any`), on ARMv6-M "
+        "`update_rows_nonneg_sr` (every statistic counted): on ARMv7-M `ebp_arm_rows_sr_wrap` (a layer's rows in "
+        "assembly, two weights a step and the bias, 14 instructions a weight and about 21 a row on the Cortex-M3 "
+        "and M4; the zero updates counted by CLZ, a weight that left int16 flagged by SSAT's sticky Q flag and its "
+        "row repaired by `fix_row_sr_any`), on ARMv6-M "
         "`ebp_arm_row_sr_count` (saturates and counts in place, without a branch), on x86-64 `ebp_x86_rows_sr` "
         "(csrc/arch/ebp_arch_x86.h: the row's xorshift32 draws into a buffer in a scalar loop, then multiply, "
         "shift, pack and saturated subtract 8 weights a step in SSE2, the biases of 8 rows together, every "
