@@ -784,7 +784,7 @@ def tables(res: dict) -> str:
                      f"{r['rx']:,} | {r['sample_bytes']:,} | {r['share']:.1%} | {r['share_tx']:.1%} | "
                      f"{_f(r['device_instr_step'])} |")
         L += ["", "#### Over a link that drops and flips bytes", "",
-              "Samples/s against the fault rate, three ways of framing (`make bench-link`, which writes this table "
+              "Samples/s against the fault rate for each way of framing (`make bench-link`, which writes this table "
               "into [link.md](link.md#measurements); copied here from there when this file is made):", ""]
         L += [_link_table(), ""]
     if res.get("targets"):
