@@ -30,17 +30,23 @@ bench-link: setup
 	$(PY) tools/bench/link.py --seeds 3 --fixed-frames
 
 # line and branch coverage of csrc/ by the C suite (tests/c/test_core.c): the core built file by file with
-# --coverage (so each csrc/core/*.c is reported on its own), the suite run once, gcovr's summary printed
-# (docs/link.md, Coverage). Needs gcc and gcovr (tools/setup.sh). Output in build/coverage/.
+# --coverage (so each csrc/core/*.c is reported on its own), twice: with the host's architecture kernels (x86-64:
+# csrc/arch/ebp_arch_x86.h) and with the portable kernels alone (-DEBP_PORTABLE=1, the reference the architecture
+# kernels reproduce); the suite run once per build and gcovr's merged summary printed (docs/link.md, Coverage).
+# Needs gcc and gcovr (tools/setup.sh). Output in build/coverage/.
 COV_DIR ?= build/coverage
 coverage:
-	rm -rf $(COV_DIR) && mkdir -p $(COV_DIR)
-	gcc -std=c99 -Wall -Wextra -Wconversion -Werror -O0 -g --coverage -Icsrc tests/c/test_core.c \
-		$(sort $(wildcard csrc/core/*.c)) -o $(COV_DIR)/test_core
-	cd $(COV_DIR) && ./test_core | tail -1
-	gcovr --root . --filter 'csrc/' --object-directory $(COV_DIR) --txt $(COV_DIR)/lines.txt $(COV_DIR)
-	gcovr --root . --filter 'csrc/' --object-directory $(COV_DIR) --branches --txt $(COV_DIR)/branches.txt \
-		--print-summary $(COV_DIR) | tail -3
+	rm -rf $(COV_DIR) && mkdir -p $(COV_DIR)/arch $(COV_DIR)/portable
+	cd $(COV_DIR)/arch && gcc -std=c99 -Wall -Wextra -Wconversion -Werror -O0 -g --coverage -I$(CURDIR)/csrc \
+		$(CURDIR)/tests/c/test_core.c $(addprefix $(CURDIR)/,$(sort $(wildcard csrc/core/*.c))) -o test_core
+	cd $(COV_DIR)/portable && gcc -std=c99 -Wall -Wextra -Wconversion -Werror -O0 -g --coverage -DEBP_PORTABLE=1 \
+		-I$(CURDIR)/csrc $(CURDIR)/tests/c/test_core.c $(addprefix $(CURDIR)/,$(sort $(wildcard csrc/core/*.c))) \
+		-o test_core
+	cd $(COV_DIR)/arch && ./test_core | tail -1
+	cd $(COV_DIR)/portable && ./test_core | tail -1
+	gcovr --root . --filter 'csrc/' --txt $(COV_DIR)/lines.txt $(COV_DIR)/arch $(COV_DIR)/portable
+	gcovr --root . --filter 'csrc/' --branches --txt $(COV_DIR)/branches.txt --print-summary \
+		$(COV_DIR)/arch $(COV_DIR)/portable | tail -3
 	@echo "per file: $(COV_DIR)/lines.txt and $(COV_DIR)/branches.txt"
 
 # the per-architecture kernels against the portable ones on the emulated M3, M4 and M0: 500 random configurations
