@@ -84,9 +84,23 @@ def host_weights(epochs, **cfg):
     from edgebp.data import load_dataset
     from edgebp.fixed import FixedNet
     ds = load_dataset("diabetes")
-    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(lr=0.2, seed=1, **cfg))
+    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(**{"lr": 0.2, "seed": 1, **cfg}))
     fn.fit(ds.X_train, ds.T_train, StopRule(epochs=epochs))
     return fn.get_int_weights()
+
+
+def count_calls(monkeypatch, kill_at=None):
+    """DeviceNet.train_q counted (one call an epoch); with ``kill_at``, the emulated board is killed at that call."""
+    import edgebp.device as D
+    real, calls = D.DeviceNet.train_q, []
+
+    def train_q(self, *a):
+        calls.append(1)
+        if len(calls) == kill_at:
+            self.device.emulator.kill()
+        return real(self, *a)
+    monkeypatch.setattr(D.DeviceNet, "train_q", train_q)
+    return calls
 
 
 def saved(path):
@@ -99,15 +113,7 @@ def test_link_lost_mid_training_keeps_the_last_epoch(tmp_path, monkeypatch):
     """The link dies in epoch 3 of 4: one error line that says the weights after epoch 2 are in the file and
     how to go on; the file holds exactly the host core's weights after 2 epochs."""
     need_tools("make", "cc")
-    import edgebp.device as D
-    real, calls = D.DeviceNet.train_q, []
-
-    def train_q(self, *a):
-        calls.append(1)
-        if len(calls) == 3:
-            self.device.emulator.kill()
-        return real(self, *a)
-    monkeypatch.setattr(D.DeviceNet, "train_q", train_q)
+    count_calls(monkeypatch, kill_at=3)
     w = tmp_path / "w.npz"
     code, out, err = run_cli(*TRAIN, "--epochs", "4", "--save-weights", str(w), "--timeout", "2")
     assert code == 2 and "Traceback" not in err
@@ -127,45 +133,21 @@ def test_a_new_process_continues_a_saved_run(tmp_path, monkeypatch, extra, cfg):
     --resume continues from the file after epoch 2 -- weights, rounding generator, step count, velocities --
     trains only epochs 3 and 4, and ends bit-identical to an uninterrupted run (--check)."""
     need_tools("make", "cc")
-    import edgebp.device as D
-    real, calls = D.DeviceNet.train_q, []
-
-    def dying(self, *a):
-        calls.append(1)
-        if len(calls) == 3:
-            self.device.emulator.kill()
-        return real(self, *a)
     w = tmp_path / "w.npz"
     argv = (*TRAIN, "--epochs", "4", "--save-weights", str(w), "--timeout", "2", *extra)
-    monkeypatch.setattr(D.DeviceNet, "train_q", dying)
+    count_calls(monkeypatch, kill_at=3)
     code, out, err = run_cli(*argv)
     assert code == 2 and "continue after epoch 2" in err and "--resume" in err, err
-
-    def counted(self, *a):
-        calls.append(1)
-        return real(self, *a)
-    monkeypatch.setattr(D.DeviceNet, "train_q", counted)
-    calls.clear()
+    calls = count_calls(monkeypatch)
     code, out, err = run_cli(*argv, "--resume", "--check", "--json")
     assert code == 0, err
     assert len(calls) == 2                                # epochs 3 and 4 only
     res = json.loads(out)
     assert res["check"]["identical"] and res["engines"]["device"]["epochs"] == 4
     assert res["engines"]["device"]["continued_after_epoch"] == 2
-    args = {k: v for k, v in cfg.items() if k != "lr"}
-    assert same(saved(w), host_weights(4, **args) if "lr" not in cfg else _host(4, cfg))
+    assert same(saved(w), host_weights(4, **cfg))
     code, out, err = run_cli(*argv, "--resume")            # finished: nothing to continue, said so
     assert code == 2 and "holds a run that finished after 4 epochs" in err and "Traceback" not in err
-
-
-def _host(epochs, cfg):
-    from edgebp.config import NetSpec, StopRule, TrainConfig
-    from edgebp.data import load_dataset
-    from edgebp.fixed import FixedNet
-    ds = load_dataset("diabetes")
-    fn = FixedNet(NetSpec.from_sizes([8, 16, 2]), TrainConfig(seed=1, **cfg))
-    fn.fit(ds.X_train, ds.T_train, StopRule(epochs=epochs))
-    return fn.get_int_weights()
 
 
 def test_resume_refuses_a_file_of_another_run(tmp_path, monkeypatch):
@@ -173,14 +155,7 @@ def test_resume_refuses_a_file_of_another_run(tmp_path, monkeypatch):
     board starts; a file without a run record (an older edgebp's) starts the run from the beginning."""
     need_tools("make", "cc")
     import edgebp.device as D
-    real, calls = D.DeviceNet.train_q, []
-
-    def dying(self, *a):
-        calls.append(1)
-        if len(calls) == 2:
-            self.device.emulator.kill()
-        return real(self, *a)
-    monkeypatch.setattr(D.DeviceNet, "train_q", dying)
+    count_calls(monkeypatch, kill_at=2)
     w = tmp_path / "w.npz"
     code, _, err = run_cli(*TRAIN, "--epochs", "3", "--save-weights", str(w), "--timeout", "2")
     assert code == 2 and "continue after epoch 1" in err
@@ -208,15 +183,7 @@ def test_cli_resume_restarts_a_killed_emulator(tmp_path, monkeypatch):
     """--resume end to end: QEMU is killed during epoch 2; the command restarts it, replays and finishes with the
     weights of an uninterrupted run (checked by --check against the host core)."""
     need_tools("make", "cc", "arm-none-eabi-gcc", "qemu-system-arm")
-    import edgebp.device as D
-    real, calls = D.DeviceNet.train_q, []
-
-    def train_q(self, *a):
-        calls.append(1)
-        if len(calls) == 2:
-            self.device.emulator.kill()
-        return real(self, *a)
-    monkeypatch.setattr(D.DeviceNet, "train_q", train_q)
+    count_calls(monkeypatch, kill_at=2)
     w = tmp_path / "w.npz"
     code, out, err = run_cli("device", "train", "diabetes", "--layers", "8,16,2", "--board", "qemu-mps2-an385",
                              "--epochs", "3", "--resume", "--check", "--json", "--save-weights", str(w))

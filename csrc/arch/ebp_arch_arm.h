@@ -117,6 +117,14 @@ typedef struct {
  * bias; w and d past it) for the caller's repair (fix_row_sr_any), or at d_end (flagged = 0). Every register is
  * saved and restored (PUSH/POP): the state goes through *p. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
  */
+/* ebp_xorshift32 of r0 in place, and one weight of ebp_arm_rows_sr_wrap's row loop (r3: the input, r2: the
+ * weight, r7: dl, r8: S, r9: 32 - S, r1: the non-zero count; SSAT sets Q when the new weight left int16) */
+#define EBP_ARM_XORSHIFT_R0 "eor r0, r0, r0, lsl #13\n\teor r0, r0, r0, lsr #17\n\teor r0, r0, r0, lsl #5\n\t"
+#define EBP_ARM_ROWS_WEIGHT                                                                                     \
+    "ldrsh r4, [r3], #2\n\t" EBP_ARM_XORSHIFT_R0 "lsr r5, r0, r9\n\tmla r4, r7, r4, r5\n\tasr r4, r4, r8\n\t"  \
+    "clz r5, r4\n\tsub r1, r1, r5, lsr #5\n\tldrsh r5, [r2]\n\tsub r5, r5, r4\n\tstrh r5, [r2], #2\n\t"     \
+    "ssat r5, #16, r5\n\t"
+
 static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
     __asm__ volatile("push {r0-r12, lr}\n\t"
                      "mov r4, %[p]\n\t"
@@ -169,41 +177,12 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "msr APSR_nzcvq, r5\n\t" /* Q = 0 */
                      "ldr r4, [sp, #24]\n\t"
                      "cbnz r4, 13f\n"
-                     "12:\n\t"
-                     "ldrsh r4, [r3], #2\n\t"
-                     "eor r0, r0, r0, lsl #13\n\t"
-                     "eor r0, r0, r0, lsr #17\n\t"
-                     "eor r0, r0, r0, lsl #5\n\t"
-                     "lsr r5, r0, r9\n\t"
-                     "mla r4, r7, r4, r5\n\t"
-                     "asr r4, r4, r8\n\t"
-                     "clz r5, r4\n\t"
-                     "sub r1, r1, r5, lsr #5\n\t"
-                     "ldrsh r5, [r2]\n\t"
-                     "sub r5, r5, r4\n\t"
-                     "strh r5, [r2], #2\n\t"
-                     "ssat r5, #16, r5\n\t"
-                     "13:\n\t"
-                     "ldrsh r4, [r3], #2\n\t"
-                     "eor r0, r0, r0, lsl #13\n\t"
-                     "eor r0, r0, r0, lsr #17\n\t"
-                     "eor r0, r0, r0, lsl #5\n\t"
-                     "lsr r5, r0, r9\n\t"
-                     "mla r4, r7, r4, r5\n\t"
-                     "asr r4, r4, r8\n\t"
-                     "clz r5, r4\n\t"
-                     "sub r1, r1, r5, lsr #5\n\t"
-                     "ldrsh r5, [r2]\n\t"
-                     "sub r5, r5, r4\n\t"
-                     "strh r5, [r2], #2\n\t"
-                     "ssat r5, #16, r5\n\t"
+                     "12:\n\t" EBP_ARM_ROWS_WEIGHT
+                     "13:\n\t" EBP_ARM_ROWS_WEIGHT
                      "cmp r3, r6\n\t"
                      "bne 12b\n\t"
                      "ldr r4, [sp, #12]\n\t" /* the bias: dl 2^in_frac */
-                     "lsl r4, r7, r4\n\t"
-                     "eor r0, r0, r0, lsl #13\n\t"
-                     "eor r0, r0, r0, lsr #17\n\t"
-                     "eor r0, r0, r0, lsl #5\n\t"
+                     "lsl r4, r7, r4\n\t" EBP_ARM_XORSHIFT_R0
                      "lsr r5, r0, r9\n\t"
                      "add r4, r4, r5\n\t"
                      "asr r4, r4, r8\n\t"
