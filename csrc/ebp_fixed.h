@@ -113,4 +113,12 @@ static inline uint32_t ebp_xorshift32(uint32_t *state) {
     return x;
 }
 
+/*
+ * The step of the Weyl sequence that spreads one draw over a row of the online update: parameter j of a row
+ * is rounded with r + j EBP_WEYL (mod 2^32), r the row's one xorshift32 draw. Odd (floor(2^32 / golden ratio)
+ * rounded to odd), so the j-th values of a row are distinct for j < 2^32 and, r being uniform, each is uniform:
+ * every rounding stays unbiased, and a row costs one draw and one addition a parameter.
+ */
+#define EBP_WEYL 0x9E3779B9u
+
 #endif /* EBP_FIXED_H */

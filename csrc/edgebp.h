@@ -14,6 +14,9 @@
  * Rounding: every right shift goes through the helpers in ebp_fixed.h. Deterministic rounding is
  * "round half away from zero" (ebp_rshift_rn). Weight updates use either that rule or stochastic rounding
  * (floor(x / 2^s + u), u uniform in [0, 1) from the network's xorshift32 generator), chosen by cfg.rounding.
+ * ebp_step() draws once per parameter; the online update (below) once per row of a layer with a non-zero
+ * update, parameter j of the row (its weights in order, then its bias) taking the draw plus j EBP_WEYL
+ * (mod 2^32, ebp_fixed.h): each u is uniform, so each rounding is unbiased, at one addition a parameter.
  *
  * Accumulation: a dot product of two int16 vectors accumulates in int64_t. Each product is at most 2^30 in
  * magnitude, so n products need 30 + ceil(log2 n) bits, more than int32_t holds for any n >= 2; int64_t holds

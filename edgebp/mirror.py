@@ -6,7 +6,10 @@ Frozen layers (Layer.trainable False) are never updated and, below the lowest tr
 A layer's storage (``w_bits``: int16 or int8 weights in the core) does not change the math here: the mirror
 is float64 throughout, which is what the int8 core is measured against.
 
-The fixed-point core is judged against this. Ops are pure functions, forward beside backward; ``FloatNet``
+The core's weight updates are rounded, to the nearest or stochastically (the default); the mirror applies the
+exact update, which is what stochastic rounding gives in expectation: each parameter's dither is uniform (one
+xorshift32 draw per row of the online update, spread over the row's parameters by a Weyl sequence; one draw per
+parameter in ebp_step), so no rounding is biased. The fixed-point core is judged against this. Ops are pure functions, forward beside backward; ``FloatNet``
 strings them together. A batch of vectors is an array (n, width), one row per sample; weights are
 (n_out, n_in) as in the core.
 """

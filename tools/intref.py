@@ -166,6 +166,9 @@ def lshift_sat(x: int, s: int) -> int:
     return -m if x < 0 else m
 
 
+WEYL = 0x9E3779B9   # the Weyl step of a row's stochastic rounding (ebp_fixed.h EBP_WEYL)
+
+
 def xorshift32(net_or_state) -> int:
     """ebp_xorshift32 on net.rng: Marsaglia's xorshift32 (13, 17, 5) on a uint32; returns the new state."""
     x = net_or_state.rng
@@ -886,17 +889,17 @@ def sub_sat16(w: list, k: int, q: int) -> int:
     return int(w[k] != nw)
 
 
-def online_delta_slow(net: Net, p: int, S: int) -> int:
+def online_delta_slow(net: Net, p: int, S: int, r: int) -> int:
     """One parameter's update p / 2^S outside the 32-bit fast path: S <= 0 exact (saturating left shift,
-    then clamped to +-65535, beyond which every update saturates the weight alike; no draw); else S capped
-    at 62, round half away from zero or stochastic with one draw."""
+    then clamped to +-65535, beyond which every update saturates the weight alike); else S capped at 62,
+    round half away from zero or stochastic with r, the parameter's value of its row's Weyl sequence."""
     if S <= 0:
         net.paths["online_left_shift"] += 1
         return max(-65535, min(65535, lshift_sat(p, -S)))
     net.paths["online_right_shift_slow"] += 1
     S = min(S, 62)
     if net.cfg["rounding"] == ROUND_STOCHASTIC:
-        return rshift_sr(p, S, xorshift32(net))
+        return rshift_sr(p, S, r)
     return rshift_rn(p, S)
 
 
@@ -907,7 +910,9 @@ def update_online(net: Net, L: Layer, inp: list) -> None:
     change, every parameter with a non-zero gradient counts as a zero update, no draws. Otherwise each
     weight i (zero inputs included, in order), then the bias (input 2^in_frac), moves by
     p / 2^S, p = dl in_i (int32), S = -(delta_exp + lr_e + 16 - in_frac + w_frac): for 1 <= S <= 30 in 32-bit
-    arithmetic (one draw per parameter when stochastic), else online_delta_slow. The weight subtraction
+    arithmetic, else online_delta_slow. Stochastic rounding draws once per such row (the generator advances
+    once, r = the new state) and rounds parameter j of the row (j = n_in for the bias) with r + j * WEYL
+    (mod 2^32), a Weyl sequence: r being uniform, each value is, so each rounding is unbiased. The weight subtraction
     saturates to int16 (sat_param). updates += rows * (n_in + 1 - zero inputs); zero_updates counts moves of
     0 for parameters with a non-zero gradient."""
     stochastic = net.cfg["rounding"] == ROUND_STOCHASTIC
@@ -928,12 +933,14 @@ def update_online(net: Net, L: Layer, inp: list) -> None:
             continue
         row = o * n_in
         ps = [_fits(dl * inp[i], 32) for i in range(n_in)] + [_fits(dl * (1 << L.in_frac), 32)]
+        r = xorshift32(net) if stochastic else 0
         for j, p in enumerate(ps):
+            x = (r + j * WEYL) & 0xFFFFFFFF
             if 1 <= S <= 30:
                 net.paths["online_fast"] += 1
-                q = rshift_sr32(p, S, xorshift32(net)) if stochastic else rshift_rn32(p, S)
+                q = rshift_sr32(p, S, x) if stochastic else rshift_rn32(p, S)
             else:
-                q = online_delta_slow(net, p, S)
+                q = online_delta_slow(net, p, S, x)
             if j < n_in:
                 zeros += q == 0
                 sat += sub_sat16(L.w, row + j, q)

@@ -39,7 +39,8 @@ static inline int32_t ebp_arm_sat16(int32_t v) {
 
 #if EBP_ARM_DSP
 /*
- * Two weights of ebp_arm_row_sr at once (ARMv7E-M DSP), the same rule: per weight one draw r, then
+ * Two weights of ebp_arm_row_sr at once (ARMv7E-M DSP), the same rule: per weight its value r of the row's Weyl
+ * sequence (*rng, then + EBP_WEYL), then
  * q = floor((dl a + (r >> (32 - S))) / 2^S) by SMLABB/SMLABT (dl times the low/high input of a pair, plus the
  * draw's top bits) and ASR, the two q packed by PKHBT, and w = ebp_sat16(w - q) for both halves by QSUB16.
  * Needs every q in int16: |dl| < 2^S gives |q| <= ((2^S - 1) 2^15 + 2^S - 1) / 2^S < 2^15 (the caller checks).
@@ -52,14 +53,9 @@ static inline void ebp_arm_row_sr_dsp(int16_t *w, const int16_t *a, uint32_t n, 
         const uint32_t ap = ((const ebp_arm_u32_t *)(const void *)a)->v;
         uint32_t wp = ((const ebp_arm_u32_t *)(const void *)w)->v, u0, u1;
         int32_t q0, q1;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
         u0 = x >> rs;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        u1 = x >> rs;
+        u1 = (x + EBP_WEYL) >> rs;
+        x += 2u * EBP_WEYL;
         __asm__("smlabb %0, %1, %2, %3" : "=r"(q0) : "r"(dl), "r"(ap), "r"(u0));
         __asm__("smlabt %0, %1, %2, %3" : "=r"(q1) : "r"(dl), "r"(ap), "r"(u1));
         q0 = ebp_arm_asr(q0, S);
@@ -69,12 +65,9 @@ static inline void ebp_arm_row_sr_dsp(int16_t *w, const int16_t *a, uint32_t n, 
         ((ebp_arm_u32_t *)(void *)w)->v = wp;
     }
     if (n & 1u) {
-        int32_t q;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        q = ebp_arm_asr(dl * *a + (int32_t)(x >> rs), S);
+        const int32_t q = ebp_arm_asr(dl * *a + (int32_t)(x >> rs), S);
         *w = (int16_t)ebp_arm_sat16(*w - q);
+        x += EBP_WEYL;
     }
     *rng = x;
 }
@@ -97,7 +90,7 @@ typedef struct {
     uint32_t nz;          /* 40: n_in + 1 added per row with dl != 0, its zero updates subtracted */
     uint32_t rows;        /* 44: rows with a non-zero delta, added */
     int32_t dl;           /* 48: after a flagged row, its dl */
-    uint32_t x0;          /* 52: and the generator's state before it */
+    uint32_t x0;          /* 52: and its draw, the first value of its Weyl sequence */
     uint32_t flagged;     /* 56: 1 if the last row processed left int16 somewhere */
 } ebp_arm_rows_t;
 
@@ -107,28 +100,30 @@ typedef struct {
  * instructions a weight, and with the row in inline assembly its loop over the rows kept 16 values in 13 registers
  * (about 37 instructions a row besides the weights and the bias; 21 here). For each row from p->d on: skipped when
  * delta = 0; else rows + 1 and dl = ebp_rshift_rn32(delta lr_m, 16) (MUL, the bias 2^31 + 2^15 - [negative], LSR,
- * SUB); skipped when dl = 0 (no draws); else nz += n_in + 1 and the rule of ebp_arm_row_sr, in order,
- *     q = floor((dl a[i] + (r >> (32 - S))) / 2^S)  by MLA and ASR, one draw r per weight,
- * then for the bias the next draw with the product dl 2^in_frac; the zero updates counted by CLZ (32 exactly for
+ * SUB); skipped when dl = 0 (no draw); else nz += n_in + 1, one xorshift32 draw r0 (the state kept on the stack)
+ * and the rule of ebp_arm_row_sr, in order,
+ *     q = floor((dl a[i] + (r >> (32 - S))) / 2^S)  by MLA and ASR, r = r0 + i EBP_WEYL (one ADD),
+ * then for the bias r0 + n_in EBP_WEYL with the product dl 2^in_frac; the zero updates counted by CLZ (32 exactly for
  * q = 0) and subtracted from nz; each new parameter stored as its low 16 bits, and SSAT #16 of it sets the sticky
  * Q flag (cleared per row) iff some parameter left int16. Two weights a loop step (an odd n_in enters at the
- * second), 14 instructions a weight (a two-weights-per-step DSP variant counting with CLZ and QSUB16/SSUB16
- * measured slower on the M4). It stops after the first row that set Q (flagged = 1, with that row's dl, x0 and
+ * second), 12 instructions a weight (a two-weights-per-step DSP variant counting with CLZ and QSUB16/SSUB16
+ * measured slower on the M4). It stops after the first row that set Q (flagged = 1, with that row's dl, r0 (x0) and
  * bias; w and d past it) for the caller's repair (fix_row_sr_any), or at d_end (flagged = 0). Every register is
  * saved and restored (PUSH/POP): the state goes through *p. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
  */
 /* ebp_xorshift32 of r0 in place, and one weight of ebp_arm_rows_sr_wrap's row loop (r3: the input, r2: the
- * weight, r7: dl, r8: S, r9: 32 - S, r1: the non-zero count; SSAT sets Q when the new weight left int16) */
+ * weight, r0: its value of the row's Weyl sequence, r12: EBP_WEYL, r7: dl, r8: S, r9: 32 - S, r1: the non-zero
+ * count; SSAT sets Q when the new weight left int16) */
 #define EBP_ARM_XORSHIFT_R0 "eor r0, r0, r0, lsl #13\n\teor r0, r0, r0, lsr #17\n\teor r0, r0, r0, lsl #5\n\t"
 #define EBP_ARM_ROWS_WEIGHT                                                                                     \
-    "ldrsh r4, [r3], #2\n\t" EBP_ARM_XORSHIFT_R0 "lsr r5, r0, r9\n\tmla r4, r7, r4, r5\n\tasr r4, r4, r8\n\t"  \
+    "ldrsh r4, [r3], #2\n\tlsr r5, r0, r9\n\tadd r0, r0, r12\n\tmla r4, r7, r4, r5\n\tasr r4, r4, r8\n\t"     \
     "clz r5, r4\n\tsub r1, r1, r5, lsr #5\n\tldrsh r5, [r2]\n\tsub r5, r5, r4\n\tstrh r5, [r2], #2\n\t"     \
     "ssat r5, #16, r5\n\t"
 
 static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
     __asm__ volatile("push {r0-r12, lr}\n\t"
                      "mov r4, %[p]\n\t"
-                     "sub sp, sp, #32\n\t" /* [sp]: p, lr_m, in, in_frac, n_in + 1, x0, n_in odd, 2 n_in */
+                     "sub sp, sp, #40\n\t" /* [sp]: p, lr_m, in, in_frac, n_in + 1, x0, n_in odd, 2 n_in, x, d_end */
                      "str r4, [sp, #0]\n\t"
                      "ldr r5, [r4, #24]\n\t"
                      "str r5, [sp, #4]\n\t"
@@ -146,12 +141,16 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "add r6, r3, r6\n\t" /* r6: the inputs' end */
                      "ldr r8, [r4, #28]\n\t" /* r8: S, r9: 32 - S */
                      "rsb r9, r8, #32\n\t"
-                     "ldr r2, [r4, #0]\n\t" /* r2: w, r11: b, r10: d, r12: d_end */
+                     "ldr r2, [r4, #0]\n\t" /* r2: w, r11: b, r10: d */
                      "ldr r11, [r4, #4]\n\t"
                      "ldr r10, [r4, #8]\n\t"
-                     "ldr r12, [r4, #12]\n\t"
-                     "ldr r0, [r4, #36]\n\t" /* r0: x, r1: nz, lr: rows, r7: dl */
-                     "ldr r1, [r4, #40]\n\t"
+                     "ldr r5, [r4, #12]\n\t"
+                     "str r5, [sp, #36]\n\t"
+                     "ldr r5, [r4, #36]\n\t" /* the generator's state */
+                     "str r5, [sp, #32]\n\t"
+                     "movw r12, #0x79B9\n\t" /* r12: EBP_WEYL */
+                     "movt r12, #0x9E37\n\t"
+                     "ldr r1, [r4, #40]\n\t" /* r1: nz, lr: rows, r7: dl, r0: the row's Weyl sequence */
                      "ldr lr, [r4, #44]\n\t"
                      "movs r7, #0\n"
                      "10:\n\t" /* a row */
@@ -171,6 +170,8 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "beq 17f\n\t"
                      "ldr r5, [sp, #16]\n\t"
                      "add r1, r1, r5\n\t"
+                     "ldr r0, [sp, #32]\n\t" EBP_ARM_XORSHIFT_R0 /* the row's draw, its Weyl sequence's start */
+                     "str r0, [sp, #32]\n\t"
                      "str r0, [sp, #20]\n\t"
                      "ldr r3, [sp, #8]\n\t"
                      "movs r5, #0\n\t"
@@ -182,7 +183,7 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "cmp r3, r6\n\t"
                      "bne 12b\n\t"
                      "ldr r4, [sp, #12]\n\t" /* the bias: dl 2^in_frac */
-                     "lsl r4, r7, r4\n\t" EBP_ARM_XORSHIFT_R0
+                     "lsl r4, r7, r4\n\t"
                      "lsr r5, r0, r9\n\t"
                      "add r4, r4, r5\n\t"
                      "asr r4, r4, r8\n\t"
@@ -197,7 +198,8 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "bne 19f\n"
                      "18:\n\t"
                      "add r11, r11, #2\n\t"
-                     "cmp r10, r12\n\t"
+                     "ldr r5, [sp, #36]\n\t"
+                     "cmp r10, r5\n\t"
                      "bne 10b\n\t"
                      "movs r4, #0\n\t"
                      "b 20f\n"
@@ -212,14 +214,15 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "str r2, [r5, #0]\n\t"
                      "str r11, [r5, #4]\n\t"
                      "str r10, [r5, #8]\n\t"
-                     "str r0, [r5, #36]\n\t"
+                     "ldr r3, [sp, #32]\n\t"
+                     "str r3, [r5, #36]\n\t"
                      "str r1, [r5, #40]\n\t"
                      "str lr, [r5, #44]\n\t"
                      "str r7, [r5, #48]\n\t"
                      "ldr r3, [sp, #20]\n\t"
                      "str r3, [r5, #52]\n\t"
                      "str r4, [r5, #56]\n\t"
-                     "add sp, sp, #32\n\t"
+                     "add sp, sp, #40\n\t"
                      "pop {r0-r12, lr}\n\t"
                      :
                      : [p] "r"(p)
@@ -231,8 +234,8 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
 #if EBP_ARMV7M
 /*
  * One row of the online update with stochastic rounding, counters compiled out (EBP_STATS=0), any sign of
- * dl and of the inputs, 1 <= S <= 30. Reproduces, for i = 0..n-1 in order:
- *     w[i] = ebp_sat16(w[i] - ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(rng)))
+ * dl and of the inputs, 1 <= S <= 30. Reproduces, for i = 0..n-1 in order (*rng: the row's Weyl sequence):
+ *     w[i] = ebp_sat16(w[i] - ebp_rshift_sr32(dl * a[i], S, *rng)), *rng += EBP_WEYL
  * as floor((dl a[i] + (r >> (32 - S))) / 2^S) by one multiply-accumulate and one arithmetic shift
  * (|dl a[i]| <= 2^30 and the draw < 2^S: no 32-bit wrap), saturated by SSAT; two weights per step with the
  * DSP extension (ebp_arm_row_sr_dsp) when every q fits int16.
@@ -248,12 +251,9 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
     }
 #endif
     do {
-        int32_t q;
-        x ^= x << 13; /* ebp_xorshift32, kept in a register */
-        x ^= x >> 17;
-        x ^= x << 5;
-        q = ebp_arm_asr(dl * *a + (int32_t)(x >> rs), S);
+        const int32_t q = ebp_arm_asr(dl * *a + (int32_t)(x >> rs), S);
         *w = (int16_t)ebp_arm_sat16(*w - q);
+        x += EBP_WEYL;
     } while (++w, ++a != end);
     *rng = x;
 }
@@ -597,30 +597,28 @@ static inline int64_t ebp_arm_dot16(int64_t acc, const int16_t *w, const int16_t
 #if EBP_ARMV6M
 /*
  * ARMv6-M (Cortex-M0/M0+) rows of the stochastic online update in assembly: GCC's Thumb-1 code for the portable
- * rows spills its 10 live values out of the 8 low registers. Both reproduce, for i = 0..n-1 in order,
- *     q = ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(rng)); w[i] = ebp_sat16(w[i] - q)
+ * rows spills its 10 live values out of the 8 low registers. Both reproduce, for i = 0..n-1 in order (*rng: the
+ * row's Weyl sequence),
+ *     q = ebp_rshift_sr32(dl * a[i], S, *rng); w[i] = ebp_sat16(w[i] - q); *rng += EBP_WEYL
  * as q = floor((dl a[i] + (r >> (32 - S))) / 2^S) by MULS, ADDS and ASRS (|dl a[i]| <= 2^30, the draw < 2^S:
  * no wrap), with one index counting up to 0 over both arrays and a saturation branch taken only when
  * sign-extending the new weight's low 16 bits changes it. Seven low registers (r7 may be the frame pointer), the
- * count in a high one (-Os leaves GCC only r12), dl, S and the clips in memory (one LDR, as a MOV would be). ebp_arm_row_sr_count (EBP_STATS=1) also adds the
- * number of q != 0 to *nz and returns the number of weights that clipped. n >= 1, 1 <= S <= 30.
+ * count in a high one (-Os leaves GCC only r12), dl, S, EBP_WEYL and the clips in memory (one LDR, as a MOV
+ * would be). ebp_arm_row_sr_count (EBP_STATS=1) also adds the number of q != 0 to *nz and returns the number of
+ * weights that clipped. n >= 1, 1 <= S <= 30.
  * GCC assembles Thumb-1 inline assembly in divided syntax: each block switches to unified syntax and back.
  */
 #define EBP_ARM_SR_ROW_HEAD                                                                                  \
     ".syntax unified\n"                                                                                       \
     "1:\n\t"                                                                                                  \
-    "lsls %[t1], %[x], #13\n\t"                                                                              \
-    "eors %[x], %[x], %[t1]\n\t"                                                                             \
-    "lsrs %[t1], %[x], #17\n\t"                                                                              \
-    "eors %[x], %[x], %[t1]\n\t"                                                                             \
-    "lsls %[t1], %[x], #5\n\t"                                                                               \
-    "eors %[x], %[x], %[t1]\n\t"                                                                             \
     "ldrsh %[t2], [%[ab], %[i]]\n\t"                                                                         \
     "ldr %[t1], %[dl]\n\t"                                                                                   \
     "muls %[t2], %[t1], %[t2]\n\t"                                                                           \
     "movs %[t1], %[x]\n\t"                                                                                   \
     "lsrs %[t1], %[t1], %[rs]\n\t"                                                                           \
     "adds %[t2], %[t2], %[t1]\n\t"                                                                           \
+    "ldr %[t1], %[K]\n\t" /* the next value of the Weyl sequence */                                         \
+    "adds %[x], %[x], %[t1]\n\t"                                                                             \
     "ldr %[t1], %[S]\n\t"                                                                                    \
     "asrs %[t2], %[t2], %[t1]\n\t"
 
@@ -652,11 +650,12 @@ static inline int64_t ebp_arm_dot16(int64_t acc, const int16_t *w, const int16_t
 static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t *rng) {
     int32_t i = -2 * (int32_t)n, t1, t2;
     uint32_t x = *rng;
+    const uint32_t K = EBP_WEYL;
     const int rs = 32 - S;
 #define EBP_ARM_SR_CLIP ""
     __asm__ volatile(EBP_ARM_SR_ROW_HEAD EBP_ARM_SR_ROW_TAIL
                      : [x] "+l"(x), [i] "+l"(i), [t1] "=&l"(t1), [t2] "=&l"(t2)
-                     : [wb] "l"(w + n), [ab] "l"(a + n), [S] "m"(S), [rs] "l"(rs), [dl] "m"(dl)
+                     : [wb] "l"(w + n), [ab] "l"(a + n), [S] "m"(S), [rs] "l"(rs), [dl] "m"(dl), [K] "m"(K)
                      : "cc", "memory");
 #undef EBP_ARM_SR_CLIP
     *rng = x;
@@ -667,6 +666,7 @@ static inline uint32_t ebp_arm_row_sr_count(int16_t *w, const int16_t *a, uint32
                                             uint32_t *rng, uint32_t *nz) {
     int32_t i = -2 * (int32_t)n, t1, t2;
     uint32_t x = *rng, nzr = 0u - *nz, clips = 0; /* nzr counts down: minus the count */
+    const uint32_t K = EBP_WEYL;
     const int rs = 32 - S;
 #define EBP_ARM_SR_CLIP                                                                                      \
     "ldr %[t2], %[clips]\n\t"                                                                                \
@@ -677,7 +677,7 @@ static inline uint32_t ebp_arm_row_sr_count(int16_t *w, const int16_t *a, uint32
                      "sbcs %[t1], %[t1]\n\t" /* -1 for a non-zero update, else 0 */
                      "add %[nz], %[t1]\n\t" EBP_ARM_SR_ROW_TAIL
                      : [x] "+l"(x), [i] "+l"(i), [t1] "=&l"(t1), [t2] "=&l"(t2), [nz] "+h"(nzr), [clips] "+m"(clips)
-                     : [wb] "l"(w + n), [ab] "l"(a + n), [S] "m"(S), [rs] "l"(rs), [dl] "m"(dl)
+                     : [wb] "l"(w + n), [ab] "l"(a + n), [S] "m"(S), [rs] "l"(rs), [dl] "m"(dl), [K] "m"(K)
                      : "cc", "memory");
 #undef EBP_ARM_SR_CLIP
     *rng = x;

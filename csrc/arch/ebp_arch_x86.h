@@ -18,10 +18,10 @@
 #define EBP_X86_INLINE static inline __attribute__((always_inline))
 
 /* 8 updates q = floor((p + (r >> (32 - S))) / 2^S) from their exact 32-bit products p (lanes 0-3 in p0, 4-7 in
- * p1) and draws r[0..7]: PSRLD, PADDD, PSRAD (|p + u| < 2^31), then PACKSSDW, exact as |q| < 2^15 */
-EBP_X86_INLINE __m128i ebp_x86_sr8(__m128i p0, __m128i p1, const uint32_t *r, __m128i sv, __m128i rsv) {
-    const __m128i u0 = _mm_srl_epi32(_mm_loadu_si128((const __m128i *)(const void *)r), rsv);
-    const __m128i u1 = _mm_srl_epi32(_mm_loadu_si128((const __m128i *)(const void *)(r + 4)), rsv);
+ * p1) and random values r (lanes 0-3 in r0, 4-7 in r1): PSRLD, PADDD, PSRAD (|p + u| < 2^31), then PACKSSDW,
+ * exact as |q| < 2^15 */
+EBP_X86_INLINE __m128i ebp_x86_sr8(__m128i p0, __m128i p1, __m128i r0, __m128i r1, __m128i sv, __m128i rsv) {
+    const __m128i u0 = _mm_srl_epi32(r0, rsv), u1 = _mm_srl_epi32(r1, rsv);
     return _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p0, u0), sv), _mm_sra_epi32(_mm_add_epi32(p1, u1), sv));
 }
 
@@ -51,13 +51,14 @@ EBP_X86_INLINE uint32_t ebp_x86_sr1(int16_t *w, int32_t p, int S, uint32_t r, ui
  * The stochastic online update of a dense layer with SSE2 (it replaces update_rows_nonneg_sr and the EBP_STATS=0
  * rows), inputs of any sign, 1 <= S <= 30. It reproduces the portable loop of ebp_update_online exactly: per
  * row o with delta[o] != 0, dl = ebp_rshift_rn32(delta[o] lr_m, 16), and unless dl == 0, per weight then for
- * the bias one xorshift32 draw r in order and
+ * one xorshift32 draw r0 and, for weight i (i = n_in: the bias), r = r0 + i EBP_WEYL (mod 2^32) and
  *     w = ebp_sat16(w - ebp_rshift_sr32(dl a, S, r))    (a = in[i], or 2^in_frac for the bias),
  * counting the non-zero updates into *nz and the rows with delta[o] != 0 into *rows; returns the clips.
- * The generator is sequential, so 8 weights a step: their draws go into a buffer first (a tight scalar loop),
+ * 8 weights a step: the 8 values of the Weyl sequence in two vectors (PADDD of 8 EBP_WEYL a step),
  * PMULLW/PMULHW give the exact 32-bit products dl a, ebp_x86_sr8 the updates (a row with |dl| >= 2^S, where
- * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts. The last n_in % 8 weights take the scalar rule; the biases of 8 rows are updated together
- * (their draws and dl kept aside; a row without an update has dl = 0 there, hence q = 0).
+ * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts. The last
+ * n_in % 8 weights take the scalar rule; the biases of 8 rows are updated together (their random values and dl
+ * kept aside; a row without an update has dl = 0 there, hence q = 0).
  */
 EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
                                         const int16_t *delta, uint32_t n_out, int32_t lr_m, int in_frac, int S,
@@ -66,8 +67,10 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
     const __m128i fv = _mm_cvtsi32_si128(in_frac);
     const uint32_t lim = (uint32_t)1 << S, n8 = n_in & ~7u;
     const int32_t one = (int32_t)1 << in_frac;
+    const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
+    const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
     __m128i zc32 = zero, ok32 = zero; /* 32-bit lanes: updates that rounded to zero, updates that did not clip */
-    uint32_t r[8], x = *rng, lanes = 0, clips = 0, n = *nz, nrows = 0, o0;
+    uint32_t st = *rng, lanes = 0, clips = 0, n = *nz, nrows = 0, o0;
     for (o0 = 0; o0 < n_out; o0 += 8) { /* a block of 8 rows */
         const uint32_t nb = n_out - o0 < 8u ? n_out - o0 : 8u;
         int16_t dlb[8] = {0}, bb[8] = {0}, *bp = nb == 8u ? b + o0 : bb;
@@ -77,33 +80,33 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
             const int16_t *a = in;
             int16_t *wr = w + (o0 + j) * n_in;
             int32_t dl;
-            __m128i dlv;
+            uint32_t x;
+            __m128i dlv, x0, x1;
             if (delta[o0 + j] == 0) continue;
             nrows++;
             dl = ebp_rshift_rn32(delta[o0 + j] * lr_m, 16);
-            if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
+            if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
+            x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
             if ((uint32_t)(dl < 0 ? -dl : dl) >= lim) { /* rare: the scalar rule, bias included */
-                for (i = 0; i < n_in; i++) clips += ebp_x86_sr1(&wr[i], dl * a[i], S, ebp_xorshift32(&x), &n);
-                clips += ebp_x86_sr1(&b[o0 + j], dl * one, S, ebp_xorshift32(&x), &n);
+                for (i = 0; i < n_in; i++, x += EBP_WEYL) clips += ebp_x86_sr1(&wr[i], dl * a[i], S, x, &n);
+                clips += ebp_x86_sr1(&b[o0 + j], dl * one, S, x, &n);
                 continue;
             }
             dlv = _mm_set1_epi16((int16_t)dl);
+            x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0);
+            x1 = _mm_add_epi32(x0, step4);
             lanes += n8;
             for (i = 0; i < n8; i += 8, wr += 8, a += 8) {
                 const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
                 const __m128i lo = _mm_mullo_epi16(av, dlv), hi = _mm_mulhi_epi16(av, dlv);
-                uint32_t k;
-                for (k = 0; k < 8; k++) { /* ebp_xorshift32, kept in a register: the 8 weights' draws */
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    r[k] = x;
-                }
-                ebp_x86_apply8(wr, ebp_x86_sr8(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi), r, sv, rsv),
+                ebp_x86_apply8(wr, ebp_x86_sr8(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi), x0, x1, sv, rsv),
                                &zc, &ok);
+                x0 = _mm_add_epi32(x0, step8);
+                x1 = _mm_add_epi32(x1, step8);
             }
-            for (i = n8; i < n_in; i++, wr++, a++) clips += ebp_x86_sr1(wr, dl * *a, S, ebp_xorshift32(&x), &n);
-            rb[j] = ebp_xorshift32(&x); /* the bias's draw, after the row's */
+            x += n8 * EBP_WEYL;
+            for (i = n8; i < n_in; i++, wr++, a++, x += EBP_WEYL) clips += ebp_x86_sr1(wr, dl * *a, S, x, &n);
+            rb[j] = x; /* the bias's value, after the row's */
             dlb[j] = (int16_t)dl;
         }
         if (nb != 8u)
@@ -112,7 +115,9 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
             const __m128i d = _mm_loadu_si128((const __m128i *)(const void *)dlb);
             const __m128i p0 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpacklo_epi16(d, d), 16), fv);
             const __m128i p1 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpackhi_epi16(d, d), 16), fv);
-            ebp_x86_apply8(bp, ebp_x86_sr8(p0, p1, rb, sv, rsv), &zc, &ok);
+            const __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)rb);
+            const __m128i r1 = _mm_loadu_si128((const __m128i *)(const void *)(rb + 4));
+            ebp_x86_apply8(bp, ebp_x86_sr8(p0, p1, r0, r1, sv, rsv), &zc, &ok);
             lanes += 8u;
         }
         if (nb != 8u)
@@ -127,7 +132,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
         clips += lanes - (uint32_t)_mm_cvtsi128_si32(_mm_shuffle_epi32(s, 0x01));
     }
     *nz = n;
-    *rng = x;
+    *rng = st;
     *rows += nrows;
     return clips;
 }

@@ -28,13 +28,13 @@ static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int8_t *w8
             if (sh <= 0)
                 d = ebp_lshift_sat(d, -sh);
             else
-                d = stochastic ? ebp_rshift_sr(d, sh, ebp_xorshift32(&net->rng)) : ebp_rshift_rn(d, sh);
+                d = stochastic ? ebp_rshift_sr(d, sh, ebp_draw(&net->rng)) : ebp_rshift_rn(d, sh);
         } else {
             /* v = mu v + lr g, kept with EBP_VEL_EXTRA_FRAC more fractional bits than w */
             int64_t nv = ebp_rshift_rn((int64_t)mu * v[k], 15) + requant((int64_t)m_eff * gk, sh, 0);
             v[k] = ebp_sat32(nv);
             sat_vel += v[k] != nv;
-            d = stochastic ? ebp_rshift_sr(v[k], EBP_VEL_EXTRA_FRAC, ebp_xorshift32(&net->rng))
+            d = stochastic ? ebp_rshift_sr(v[k], EBP_VEL_EXTRA_FRAC, ebp_draw(&net->rng))
                            : ebp_rshift_rn(v[k], EBP_VEL_EXTRA_FRAC);
         }
         updates += gk != 0;
@@ -98,8 +98,8 @@ static uint32_t fix_row(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, i
 
 /*
  * The stochastic twin of row_nonneg (1 <= S <= 30). It reproduces the portable loop's rule exactly:
- * q = ebp_rshift_sr32(dl * a[i], S, r) = floor((dl a[i] + u) / 2^S), u = r >> (32 - S), one xorshift32
- * draw r per parameter in the same order. With m = |dl|: for dl > 0 the magnitude is
+ * q = ebp_rshift_sr32(dl * a[i], S, r) = floor((dl a[i] + u) / 2^S), u = r >> (32 - S), r the row's Weyl
+ * sequence from *rng on (*rng + EBP_WEYL after each parameter) in the same order. With m = |dl|: for dl > 0 the magnitude is
  * floor((m a[i] + u) / 2^S); for dl < 0 it is ceil((m a[i] - u) / 2^S) = floor((m a[i] + (2^S - 1 - u)) / 2^S),
  * and 2^S - 1 - u = (~r) >> (32 - S) (`flip` = all ones). So u = m a[i] + c + ((r ^ flip) >> (32 - S)),
  * c = 2^31 - 2^S (< 2^32: m a[i] < 2^30, the draw < 2^S <= 2^30), has the magnitude (u >> S) - k,
@@ -112,11 +112,8 @@ static inline uint32_t row_nonneg_sr(int16_t *restrict w, const uint16_t *restri
     const int rs = 32 - S;
     uint32_t n = *nz, acc = 0, x = *rng;
     do {
-        uint32_t u;
-        x ^= x << 13; /* ebp_xorshift32, kept in a register */
-        x ^= x >> 17;
-        x ^= x << 5;
-        u = m * *a + c + ((x ^ flip) >> rs);
+        const uint32_t u = m * *a + c + ((x ^ flip) >> rs);
+        x += EBP_WEYL; /* the next parameter's value */
         n += u >> 31;
         acc |= row_step(w, u, S, k, add);
     } while (++w, ++a != end);
@@ -141,10 +138,8 @@ static inline uint32_t row_nonneg_sr64(int16_t *restrict w, const uint16_t *rest
     do {
         uint32_t hi;
         int32_t q, nw;
-        x ^= x << 13; /* ebp_xorshift32, kept in a register */
-        x ^= x >> 17;
-        x ^= x << 5;
         hi = (uint32_t)((m2 * *a + (x ^ flip) + bias) >> 32); /* < 2^64: m2 a < 2^47 */
+        x += EBP_WEYL;
         n += hi >> 31;
         q = (int32_t)(hi - 0x7FFFFFFFu);
         nw = add ? *w + q : *w - q;
@@ -159,44 +154,47 @@ static inline uint32_t row_nonneg_sr64(int16_t *restrict w, const uint16_t *rest
 
 #if defined(EBP_HAVE_ARCH_ROWS_SR_WRAP)
 /* fix_row_sr for inputs of any sign and the bias (the Arm rows'): the parameters before the update from their stored
- * bits, then the update again, saturated; draws the row's random numbers again from the state `rng` it started with */
+ * bits, then the update again, saturated; the row's Weyl sequence again from its first value `rng` */
 static uint32_t fix_row_sr_any(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t rng, int16_t *b,
                                int32_t dlo) {
     uint32_t i, sat = 0;
     int32_t q;
     for (i = 0; i < n; i++) {
-        q = ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&rng));
+        q = ebp_rshift_sr32(dl * a[i], S, rng);
+        rng += EBP_WEYL;
         w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
         sat += sub_sat16(&w[i], q);
     }
-    q = ebp_rshift_sr32(dlo, S, ebp_xorshift32(&rng));
+    q = ebp_rshift_sr32(dlo, S, rng);
     *b = s16_of_bits((uint32_t)*b + (uint32_t)q);
     return sat + sub_sat16(b, q);
 }
 #endif
 
 #if !defined(EBP_HAVE_ARCH_ROWS_SR_SSE2) && !defined(EBP_HAVE_ARCH_ROWS_SR_WRAP)
-/* fix_row for row_nonneg_sr: draws the row's random numbers again from the state `rng` it started with */
+/* fix_row for row_nonneg_sr: the row's Weyl sequence again from its first value `rng` */
 static uint32_t fix_row_sr(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, int S, int add, uint32_t rng) {
     uint32_t i, sat = 0;
     for (i = 0; i < n; i++) {
-        uint32_t r = ebp_xorshift32(&rng) ^ (add ? 0xFFFFFFFFu : 0u);
+        const uint32_t r = rng ^ (add ? 0xFFFFFFFFu : 0u);
         int32_t mag = (int32_t)((m * a[i] + (r >> (32 - S))) >> S), q = add ? -mag : mag;
         w[i] = s16_of_bits((uint32_t)w[i] + (uint32_t)q); /* the weight before the update */
         sat += sub_sat16(&w[i], q);
+        rng += EBP_WEYL;
     }
     return sat;
 }
 #endif
 
-/* one parameter of ebp_update_online outside the fast path (S <= 0 or S > 30) */
-EBP_INTERNAL int32_t ebp_online_delta_slow(ebp_net_t *net, int32_t p, int S) {
+/* one parameter of ebp_update_online outside the fast path (S <= 0 or S > 30); r: its value of the row's Weyl
+ * sequence, used under stochastic rounding */
+EBP_INTERNAL int32_t ebp_online_delta_slow(const ebp_net_t *net, int32_t p, int S, uint32_t r) {
     if (S <= 0) { /* beyond +-65535 any update saturates the weight alike: clamp, so w - q cannot overflow */
         int64_t q = ebp_lshift_sat(p, -S);
         return (int32_t)(q > 65535 ? 65535 : q < -65535 ? -65535 : q);
     }
     if (S > 62) S = 62;
-    if (net->cfg.rounding == EBP_ROUND_STOCHASTIC) return (int32_t)ebp_rshift_sr(p, S, ebp_xorshift32(&net->rng));
+    if (net->cfg.rounding == EBP_ROUND_STOCHASTIC) return (int32_t)ebp_rshift_sr(p, S, r);
     return (int32_t)ebp_rshift_rn(p, S);
 }
 
@@ -237,8 +235,8 @@ EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *i
 }
 
 /* update_rows_nonneg with stochastic rounding (row_nonneg_sr; row_nonneg_sr64 on 64-bit hosts; the Arm rows of
- * csrc/arch/ebp_arch_arm.h, which also take negative inputs): the generator advances once per parameter of
- * every row with a non-zero dl, weights then bias, as in the portable loop. */
+ * csrc/arch/ebp_arch_arm.h, which also take negative inputs): the generator advances once per row with a
+ * non-zero dl, its weights then its bias rounded with the draw's Weyl sequence, as in the portable loop. */
 EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
                                                    int S, uint32_t *nz, uint32_t *sat) {
 #if defined(EBP_HAVE_ARCH_ROWS_SR_SSE2) /* x86-64: the whole layer, inputs of any sign */
@@ -279,21 +277,22 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
     const uint16_t *a = (const uint16_t *)in, *a_end = a + n_in; /* non-negative: the same values */
     const int16_t *d = L->delta, *d_end = d + L->n_out;
     int16_t *w = L->w, *b = L->b;
-    uint32_t rows = 0, clips = 0, n = *nz, x = net->rng;
+    uint32_t rows = 0, clips = 0, n = *nz, st = net->rng;
     for (; d != d_end; d++, b++, w += n_in) {
         int32_t dl;
-        uint32_t m, ovf, x0 = x;
+        uint32_t m, ovf, x, x0;
         int add;
         if (*d == 0) continue;
         rows++;
         dl = ebp_rshift_rn32(*d * lr_m, 16);
-        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
+        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
         add = dl < 0;
+        x = x0 = ebp_draw(&st); /* the row's draw: its Weyl sequence starts there */
 #if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
         (void)x0, (void)m, (void)ovf, (void)add;
         clips += ebp_arm_row_sr_count(w, in, n_in, dl, S, &x, &n);
         {
-            const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, ebp_xorshift32(&x)); /* the bias */
+            const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, x); /* the bias */
             n += q != 0;
             clips += sub_sat16(b, q);
         }
@@ -318,30 +317,26 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
             ovf = row_nonneg_sr(w, a, a_end, m, c, S, k, 1, &n, &x);
             ovf |= row_nonneg_sr(b, one, one + 1, m, c, S, k, 1, &n, &x);
         }
-        if (ovf > 0xFFFFu) {
-            uint32_t xb = x0;
-            uint32_t i;
-            for (i = 0; i < n_in; i++) (void)ebp_xorshift32(&xb); /* the bias's draw follows the row's */
-            clips += fix_row_sr(w, a, n_in, m, S, add, x0) + fix_row_sr(b, one, 1, m, S, add, xb);
-        }
+        if (ovf > 0xFFFFu) /* the bias's value follows the row's n_in */
+            clips += fix_row_sr(w, a, n_in, m, S, add, x0) + fix_row_sr(b, one, 1, m, S, add, x0 + n_in * EBP_WEYL);
     }
     *nz = n;
     *sat += clips;
-    net->rng = x;
+    net->rng = st;
     return rows;
 #endif
 }
 
 #if !EBP_STATS
 /* one row of weights under stochastic rounding, any signs, 1 <= S <= 30, counters compiled out (EBP_STATS=0):
- * w[i] = ebp_sat16(w[i] - ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(rng))) in order; the Arm kernel
+ * w[i] = ebp_sat16(w[i] - ebp_rshift_sr32(dl * a[i], S, *rng)), *rng += EBP_WEYL, in order; the Arm kernel
  * (csrc/arch/ebp_arch_arm.h) where there is one */
 static inline void row_sr_nostats(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t *rng) {
 #if defined(EBP_HAVE_ARCH_ROW_SR)
     ebp_arm_row_sr(w, a, n, dl, S, rng);
 #else
     uint32_t i, x = *rng;
-    for (i = 0; i < n; i++) (void)sub_sat16(&w[i], ebp_rshift_sr32(dl * a[i], S, ebp_xorshift32(&x)));
+    for (i = 0; i < n; i++, x += EBP_WEYL) (void)sub_sat16(&w[i], ebp_rshift_sr32(dl * a[i], S, x));
     *rng = x;
 #endif
 }
@@ -358,16 +353,18 @@ EBP_NOINLINE static void update_rows_sr_nostats(ebp_net_t *net, ebp_layer_t *L, 
     const int32_t one = (int32_t)1 << L->in_frac;
     const int16_t *d = L->delta, *d_end = d + L->n_out;
     int16_t *w = L->w, *b = L->b;
-    uint32_t x = net->rng;
+    uint32_t st = net->rng;
     for (; d != d_end; d++, b++, w += n_in) {
         int32_t dl;
+        uint32_t x;
         if (*d == 0) continue;
         dl = ebp_rshift_rn32(*d * lr_m, 16);
-        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draws */
+        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
+        x = ebp_draw(&st); /* the row's draw, then its Weyl sequence */
         row_sr_nostats(w, in, n_in, dl, S, &x);
-        (void)sub_sat16(b, ebp_rshift_sr32(dl * one, S, ebp_xorshift32(&x)));
+        (void)sub_sat16(b, ebp_rshift_sr32(dl * one, S, x));
     }
-    net->rng = x;
+    net->rng = st;
 #endif
 }
 #endif
@@ -418,37 +415,30 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
     } else {
         for (o = 0; o < n_out; o++, w += n_in) {
             int32_t dl = ebp_rshift_rn32(L->delta[o] * lr_m, 16), p, q;
+            uint32_t x;
             if (L->delta[o] == 0) continue;
             rows++;
-            if (dl == 0) { /* the whole row's update is below the learning rate's resolution */
+            if (dl == 0) { /* the whole row's update is below the learning rate's resolution: no draw */
                 zeros += n_in + 1u - zero_in;
                 continue;
             }
+            x = stochastic ? ebp_draw(&rng) : 0u; /* the row's draw; parameter i takes x + i EBP_WEYL */
             if (S >= 1 && S <= 30) { /* 32-bit arithmetic throughout */
-                if (stochastic) {
-                    for (i = 0; i < n_in; i++) {
-                        q = ebp_rshift_sr32(dl * in[i], S, ebp_xorshift32(&rng));
-                        zeros += q == 0;
-                        sat += sub_sat16(&w[i], q);
-                    }
-                } else {
-                    for (i = 0; i < n_in; i++) {
-                        q = ebp_rshift_rn32(dl * in[i], S);
-                        zeros += q == 0;
-                        sat += sub_sat16(&w[i], q);
-                    }
-                }
-                p = dl * one;
-                q = stochastic ? ebp_rshift_sr32(p, S, ebp_xorshift32(&rng)) : ebp_rshift_rn32(p, S);
-            } else {
-                net->rng = rng;
-                for (i = 0; i < n_in; i++) {
-                    q = ebp_online_delta_slow(net, dl * in[i], S);
+                for (i = 0; i < n_in; i++, x += EBP_WEYL) {
+                    p = dl * in[i];
+                    q = stochastic ? ebp_rshift_sr32(p, S, x) : ebp_rshift_rn32(p, S);
                     zeros += q == 0;
                     sat += sub_sat16(&w[i], q);
                 }
-                q = ebp_online_delta_slow(net, dl * one, S);
-                rng = net->rng;
+                p = dl * one;
+                q = stochastic ? ebp_rshift_sr32(p, S, x) : ebp_rshift_rn32(p, S);
+            } else {
+                for (i = 0; i < n_in; i++, x += EBP_WEYL) {
+                    q = ebp_online_delta_slow(net, dl * in[i], S, x);
+                    zeros += q == 0;
+                    sat += sub_sat16(&w[i], q);
+                }
+                q = ebp_online_delta_slow(net, dl * one, S, x);
             }
             zeros += (uint32_t)(q == 0) - zero_in; /* a zero input has a zero gradient, not a lost update */
             sat += sub_sat16(&L->b[o], q);
