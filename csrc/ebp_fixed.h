@@ -101,10 +101,9 @@ EBP_FIXED_FN static inline int64_t ebp_lshift_sat(int64_t x, int s) {
     return x < 0 ? -(int64_t)m : (int64_t)m;
 }
 
-EBP_FIXED_END
-
-/* Marsaglia's xorshift32; state must not be 0. Returns the new state. */
-static inline uint32_t ebp_xorshift32(uint32_t *state) {
+/* Marsaglia's xorshift32; state must not be 0. Returns the new state. (Out of line on AVR as the helpers above:
+ * the core draws about once per row of an update, so one copy costs no speed and saves its inlined copies.) */
+EBP_FIXED_FN static inline uint32_t ebp_xorshift32(uint32_t *state) {
     uint32_t x = *state;
     x ^= x << 13;
     x ^= x >> 17;
@@ -112,6 +111,8 @@ static inline uint32_t ebp_xorshift32(uint32_t *state) {
     *state = x;
     return x;
 }
+
+EBP_FIXED_END
 
 /*
  * The step of the Weyl sequence that spreads one draw over a row of the online update: parameter j of a row

@@ -47,15 +47,17 @@ static inline int32_t ebp_arm_sat16(int32_t v) {
  */
 static inline void ebp_arm_row_sr_dsp(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t *rng) {
     const int rs = 32 - S;
-    uint32_t x = *rng;
+    uint32_t x = *rng, x1 = x + EBP_WEYL, k2 = 2u * EBP_WEYL; /* the even and the odd weights' values */
     int16_t *end2 = w + (n & ~1u);
+    __asm__("" : "+r"(k2)); /* kept in a register (GCC would otherwise add it as three immediates a step) */
     for (; w != end2; w += 2, a += 2) {
         const uint32_t ap = ((const ebp_arm_u32_t *)(const void *)a)->v;
         uint32_t wp = ((const ebp_arm_u32_t *)(const void *)w)->v, u0, u1;
         int32_t q0, q1;
         u0 = x >> rs;
-        u1 = (x + EBP_WEYL) >> rs;
-        x += 2u * EBP_WEYL;
+        u1 = x1 >> rs;
+        x += k2;
+        x1 += k2;
         __asm__("smlabb %0, %1, %2, %3" : "=r"(q0) : "r"(dl), "r"(ap), "r"(u0));
         __asm__("smlabt %0, %1, %2, %3" : "=r"(q1) : "r"(dl), "r"(ap), "r"(u1));
         q0 = ebp_arm_asr(q0, S);

@@ -139,7 +139,7 @@ static int32_t conv_update(ebp_net_t *net, const ebp_layer_t *L, int64_t p, int 
     } else {
         if (S > 62) S = 62;
         q = net->cfg.rounding == EBP_ROUND_STOCHASTIC || L->w8 != NULL
-                ? ebp_rshift_sr(p, S, ebp_draw(&net->rng))
+                ? ebp_rshift_sr(p, S, ebp_xorshift32(&net->rng))
                 : ebp_rshift_rn(p, S);
     }
     return (int32_t)(q > 65535 ? 65535 : q < -65535 ? -65535 : q);

@@ -39,15 +39,6 @@
 #define EBP_INLINE static inline
 #endif
 
-/* the core's draws from its generator, ebp_xorshift32: one shared copy (ebp_net.c) in a build for size (-Os), where
- * GCC would otherwise inline it into each of its callers (about once per row of an update: no speed to gain) */
-#if defined(__GNUC__) && defined(__OPTIMIZE_SIZE__)
-#define EBP_SHARED_DRAW 1
-EBP_INTERNAL uint32_t ebp_draw(uint32_t *state);
-#else
-#define ebp_draw ebp_xorshift32
-#endif
-
 /* dot products unrolled by 4, except on ARMv6-M (Cortex-M0/M0+), whose 8 low registers cannot hold the
  * unrolled 64-bit sums (measured: tools/bench) */
 #ifndef EBP_UNROLL_DOT

@@ -269,14 +269,10 @@ static uint32_t isqrt64(uint64_t v) {
     return (uint32_t)r;
 }
 
-#if EBP_SHARED_DRAW
-EBP_NOINLINE EBP_INTERNAL uint32_t ebp_draw(uint32_t *state) { return ebp_xorshift32(state); }
-#endif
-
 /* uniform integer in [-r, r] */
 static int16_t uniform_q(uint32_t *rng, int32_t r) {
     uint32_t span = (uint32_t)(2 * r + 1);
-    uint32_t k = (uint32_t)(((uint64_t)ebp_draw(rng) * span) >> 32);
+    uint32_t k = (uint32_t)(((uint64_t)ebp_xorshift32(rng) * span) >> 32);
     return (int16_t)((int32_t)k - r);
 }
 

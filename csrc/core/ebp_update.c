@@ -28,13 +28,13 @@ static void update_params(ebp_net_t *net, ebp_layer_t *L, int16_t *w, int8_t *w8
             if (sh <= 0)
                 d = ebp_lshift_sat(d, -sh);
             else
-                d = stochastic ? ebp_rshift_sr(d, sh, ebp_draw(&net->rng)) : ebp_rshift_rn(d, sh);
+                d = stochastic ? ebp_rshift_sr(d, sh, ebp_xorshift32(&net->rng)) : ebp_rshift_rn(d, sh);
         } else {
             /* v = mu v + lr g, kept with EBP_VEL_EXTRA_FRAC more fractional bits than w */
             int64_t nv = ebp_rshift_rn((int64_t)mu * v[k], 15) + requant((int64_t)m_eff * gk, sh, 0);
             v[k] = ebp_sat32(nv);
             sat_vel += v[k] != nv;
-            d = stochastic ? ebp_rshift_sr(v[k], EBP_VEL_EXTRA_FRAC, ebp_draw(&net->rng))
+            d = stochastic ? ebp_rshift_sr(v[k], EBP_VEL_EXTRA_FRAC, ebp_xorshift32(&net->rng))
                            : ebp_rshift_rn(v[k], EBP_VEL_EXTRA_FRAC);
         }
         updates += gk != 0;
@@ -287,7 +287,7 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         dl = ebp_rshift_rn32(*d * lr_m, 16);
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
         add = dl < 0;
-        x = x0 = ebp_draw(&st); /* the row's draw: its Weyl sequence starts there */
+        x = x0 = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
 #if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
         (void)x0, (void)m, (void)ovf, (void)add;
         clips += ebp_arm_row_sr_count(w, in, n_in, dl, S, &x, &n);
@@ -360,7 +360,7 @@ EBP_NOINLINE static void update_rows_sr_nostats(ebp_net_t *net, ebp_layer_t *L, 
         if (*d == 0) continue;
         dl = ebp_rshift_rn32(*d * lr_m, 16);
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
-        x = ebp_draw(&st); /* the row's draw, then its Weyl sequence */
+        x = ebp_xorshift32(&st); /* the row's draw, then its Weyl sequence */
         row_sr_nostats(w, in, n_in, dl, S, &x);
         (void)sub_sat16(b, ebp_rshift_sr32(dl * one, S, x));
     }
@@ -422,7 +422,7 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
                 zeros += n_in + 1u - zero_in;
                 continue;
             }
-            x = stochastic ? ebp_draw(&rng) : 0u; /* the row's draw; parameter i takes x + i EBP_WEYL */
+            x = stochastic ? ebp_xorshift32(&rng) : 0u; /* the row's draw; parameter i takes x + i EBP_WEYL */
             if (S >= 1 && S <= 30) { /* 32-bit arithmetic throughout */
                 for (i = 0; i < n_in; i++, x += EBP_WEYL) {
                     p = dl * in[i];

@@ -146,17 +146,13 @@ __attribute__((noipa)) static int64_t mac64(const int16_t *p, const int16_t *q, 
 }
 
 /* the plain loop of a stochastically rounded weight update (the rule of the core's online rows, without its
- * counters): one xorshift32 draw, w -= floor((dl a + (r >> (32 - S))) / 2^S), saturated to int16 (GCC's >> of a
- * negative int is arithmetic) */
+ * counters): the row's value r of its Weyl sequence, w -= floor((dl a + (r >> (32 - S))) / 2^S), saturated to int16
+ * (GCC's >> of a negative int is arithmetic), r += 0x9E3779B9 (EBP_WEYL); the row's one draw is not counted */
 __attribute__((noipa)) static uint32_t sr_update(int16_t *w, const int16_t *x, uint32_t n, int32_t dl, int S,
                                                  uint32_t r) {
     uint32_t i;
-    for (i = 0; i < n; i++) {
-        int32_t nw;
-        r ^= r << 13;
-        r ^= r >> 17;
-        r ^= r << 5;
-        nw = w[i] - ((dl * x[i] + (int32_t)(r >> (32 - S))) >> S);
+    for (i = 0; i < n; i++, r += 0x9E3779B9u) {
+        const int32_t nw = w[i] - ((dl * x[i] + (int32_t)(r >> (32 - S))) >> S);
         w[i] = (int16_t)(nw > 32767 ? 32767 : nw < -32768 ? -32768 : nw);
     }
     return r;
