@@ -7,6 +7,7 @@ path (ebp_backward + ebp_step, batch > 1 or momentum) and on the fused online pa
 with and without EBP_FLAG_ONLINE).
 """
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -462,3 +463,31 @@ def test_online_only_hidden_deltas_packed_or_recomputed_like_intref(width):
     X = rng.integers(-4096, 4097, size=(6, 4)).tolist()
     T = rng.choice([0, 4096], size=(6, 3)).tolist()
     check_core_matches_intref((spec, cfg, X, T, 1, 2))
+
+
+
+@pytest.mark.parametrize("frac", [0.37, 0.81])
+def test_online_stochastic_rounding_is_unbiased_at_every_position_of_a_row(frac):
+    """The online update's rule (intref.update_online, which the core matches bit for bit above): one draw a row,
+    parameter j rounded with draw + j * WEYL. Over 4,000 updates of the same row from the same weights, every
+    position of a 47-input row must round its update of `frac` LSB up `frac` of the time (each value of the Weyl
+    sequence uniform): within 5 standard deviations of the binomial count at each position, and the bias's
+    (input 2^in_frac, 8 times a weight's update) too. A generator that does not advance from row to row, a random
+    value shifted to the wrong width or a rounding that is not floor((p + u) / 2^S) fails this."""
+    from collections import Counter
+    from types import SimpleNamespace
+    S, n_in, steps, a, lr_e = 20, 47, 4000, 512, -15
+    dl = round(frac * (1 << S)) // a                    # the update of a weight: p / 2^S LSB, p = dl * a
+    layer = SimpleNamespace(n_in=n_in, n_out=1, in_frac=12, w_frac=12, delta=[2 * dl], stats=Counter())
+    layer.delta_exp = -S - lr_e - 16 + layer.in_frac - layer.w_frac   # S = -(delta_exp + lr_e + 16 - in_frac + w_frac)
+    net = SimpleNamespace(cfg={"rounding": intref.ROUND_STOCHASTIC}, hp={"lr_m": 1 << 15, "lr_e": lr_e},
+                          paths=Counter(), rng=12345)      # lr_m = 2^15: dl = round(delta lr_m / 2^16) = delta / 2
+    ups = np.zeros(n_in + 1)
+    for _ in range(steps):
+        layer.w, layer.b = [0] * n_in, [0]
+        intref.update_online(net, layer, [a] * n_in)
+        ups -= np.array(layer.w + layer.b)              # each move in LSB
+    assert net.paths["online_fast"] == steps * (n_in + 1)
+    for count, update in zip(ups, [dl * a / 2 ** S] * n_in + [dl * 4096 / 2 ** S]):
+        f = update - math.floor(update)
+        assert 0.01 < f < 0.99 and abs(count - steps * update) <= 5 * math.sqrt(steps * f * (1 - f)), (count, update)
