@@ -25,13 +25,19 @@ EBP_X86_INLINE __m128i ebp_x86_sr8(__m128i p0, __m128i p1, __m128i r0, __m128i r
     return _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p0, u0), sv), _mm_sra_epi32(_mm_add_epi32(p1, u1), sv));
 }
 
-/* w[0..7] = ebp_sat16(w - q) by PSUBSW; per lane +1 in *zc where q == 0 and in *ok where PSUBSW and the
+/* ebp_sat16(w - q) of 8 lanes by PSUBSW; per lane +1 in *zc where q == 0 and in *ok where PSUBSW and the
  * wrapping PSUBW agree (no clip) */
-EBP_X86_INLINE void ebp_x86_apply8(int16_t *w, __m128i q, __m128i *zc, __m128i *ok) {
-    const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)w), nw = _mm_subs_epi16(wv, q);
-    _mm_storeu_si128((__m128i *)(void *)w, nw);
+EBP_X86_INLINE __m128i ebp_x86_sub8(__m128i wv, __m128i q, __m128i *zc, __m128i *ok) {
+    const __m128i nw = _mm_subs_epi16(wv, q);
     *zc = _mm_sub_epi16(*zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
     *ok = _mm_sub_epi16(*ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
+    return nw;
+}
+
+/* w[0..7] = ebp_sat16(w - q), counted as by ebp_x86_sub8 */
+EBP_X86_INLINE void ebp_x86_apply8(int16_t *w, __m128i q, __m128i *zc, __m128i *ok) {
+    const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)w);
+    _mm_storeu_si128((__m128i *)(void *)w, ebp_x86_sub8(wv, q, zc, ok));
 }
 
 /* the portable rule for one parameter: w = ebp_sat16(w - q), q = ebp_rshift_sr32(p, S, r); adds q != 0 to *nz,
@@ -47,87 +53,97 @@ EBP_X86_INLINE uint32_t ebp_x86_sr1(int16_t *w, int32_t p, int S, uint32_t r, ui
     return 0u;
 }
 
+/* ebp_x86_sr1 for the n weights w[i] on inputs a[i], r = x + i EBP_WEYL: out of line, for the rare rows and the
+ * last n_in % 8 weights; returns the clips times 2^32 plus the non-zero updates */
+static __attribute__((noinline)) uint64_t ebp_x86_sr_run(int16_t *w, const int16_t *a, uint32_t n, int32_t dl,
+                                                         int S, uint32_t x) {
+    uint32_t i, nz = 0, clips = 0;
+    for (i = 0; i < n; i++, x += EBP_WEYL) clips += ebp_x86_sr1(&w[i], dl * a[i], S, x, &nz);
+    return ((uint64_t)clips << 32) | nz;
+}
+
 /*
  * The stochastic online update of a dense layer with SSE2 (it replaces update_rows_nonneg_sr and the EBP_STATS=0
  * rows), inputs of any sign, 1 <= S <= 30. It reproduces the portable loop of ebp_update_online exactly: per
  * row o with delta[o] != 0, dl = ebp_rshift_rn32(delta[o] lr_m, 16), and unless dl == 0, per weight then for
- * one xorshift32 draw r0 and, for weight i (i = n_in: the bias), r = r0 + i EBP_WEYL (mod 2^32) and
+ * the bias, with one xorshift32 draw r0 and, for weight i (i = n_in: the bias), r = r0 + i EBP_WEYL (mod 2^32),
  *     w = ebp_sat16(w - ebp_rshift_sr32(dl a, S, r))    (a = in[i], or 2^in_frac for the bias),
  * counting the non-zero updates into *nz and the rows with delta[o] != 0 into *rows; returns the clips.
  * 8 weights a step: the 8 values of the Weyl sequence in two vectors (PADDD of 8 EBP_WEYL a step),
  * PMULLW/PMULHW give the exact 32-bit products dl a, ebp_x86_sr8 the updates (a row with |dl| >= 2^S, where
- * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts. The last
- * n_in % 8 weights take the scalar rule; the biases of 8 rows are updated together (their random values and dl
- * kept aside; a row without an update has dl = 0 there, hence q = 0).
+ * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts; the bias in
+ * lane 0 of a vector whose other lanes hold w = 0 and q = 0. The counts are kept in 16-bit lanes, added into
+ * 32-bit ones before any could reach 2^16. The last n_in % 8 weights take the scalar rule (ebp_x86_sr_run).
  */
 EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
                                         const int16_t *delta, uint32_t n_out, int32_t lr_m, int in_frac, int S,
                                         uint32_t *rng, uint32_t *nz, uint32_t *rows) {
     const __m128i zero = _mm_setzero_si128(), sv = _mm_cvtsi32_si128(S), rsv = _mm_cvtsi32_si128(32 - S);
     const __m128i fv = _mm_cvtsi32_si128(in_frac);
-    const uint32_t lim = (uint32_t)1 << S, n8 = n_in & ~7u;
+    const uint32_t lim = (uint32_t)1 << S, n8 = n_in & ~7u, wb = n_in * EBP_WEYL;
+    const uint32_t vr = n_in / 8u + 1u; /* the vectors of a row, its bias's included */
     const int32_t one = (int32_t)1 << in_frac;
     const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
     const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
+    const int16_t *d = delta, *d_end = delta + n_out;
     __m128i zc32 = zero, ok32 = zero; /* 32-bit lanes: updates that rounded to zero, updates that did not clip */
-    uint32_t st = *rng, lanes = 0, clips = 0, n = *nz, nrows = 0, o0;
-    for (o0 = 0; o0 < n_out; o0 += 8) { /* a block of 8 rows */
-        const uint32_t nb = n_out - o0 < 8u ? n_out - o0 : 8u;
-        int16_t dlb[8] = {0}, bb[8] = {0}, *bp = nb == 8u ? b + o0 : bb;
-        uint32_t rb[8] = {0}, j, i;
-        __m128i zc = zero, ok = zero; /* 16-bit lanes, each at most 8 (n_in / 8) + 1 < 2^16 per block */
-        for (j = 0; j < nb; j++) {
-            const int16_t *a = in;
-            int16_t *wr = w + (o0 + j) * n_in;
-            int32_t dl;
-            uint32_t x;
-            __m128i dlv, x0, x1;
-            if (delta[o0 + j] == 0) continue;
-            nrows++;
-            dl = ebp_rshift_rn32(delta[o0 + j] * lr_m, 16);
-            if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
-            x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
-            if ((uint32_t)(dl < 0 ? -dl : dl) >= lim) { /* rare: the scalar rule, bias included */
-                for (i = 0; i < n_in; i++, x += EBP_WEYL) clips += ebp_x86_sr1(&wr[i], dl * a[i], S, x, &n);
-                clips += ebp_x86_sr1(&b[o0 + j], dl * one, S, x, &n);
-                continue;
-            }
-            dlv = _mm_set1_epi16((int16_t)dl);
-            x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0);
-            x1 = _mm_add_epi32(x0, step4);
-            lanes += n8;
-            for (i = 0; i < n8; i += 8, wr += 8, a += 8) {
-                const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
-                const __m128i lo = _mm_mullo_epi16(av, dlv), hi = _mm_mulhi_epi16(av, dlv);
-                ebp_x86_apply8(wr, ebp_x86_sr8(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi), x0, x1, sv, rsv),
-                               &zc, &ok);
-                x0 = _mm_add_epi32(x0, step8);
-                x1 = _mm_add_epi32(x1, step8);
-            }
-            x += n8 * EBP_WEYL;
-            for (i = n8; i < n_in; i++, wr++, a++, x += EBP_WEYL) clips += ebp_x86_sr1(wr, dl * *a, S, x, &n);
-            rb[j] = x; /* the bias's value, after the row's */
-            dlb[j] = (int16_t)dl;
+    __m128i zc = zero, ok = zero;     /* the same in 16-bit lanes, since the last flush */
+    uint32_t st = *rng, clips = 0, n = *nz, nrows = 0, vecs = 0, flush = 65535u - vr;
+    for (; d != d_end; d++, w += n_in, b++) {
+        const int16_t *a = in;
+        int16_t *wr = w;
+        int32_t dl;
+        uint32_t x, i;
+        __m128i dlv, x0, x1;
+        if (*d == 0) continue;
+        nrows++;
+        dl = ebp_rshift_rn32(*d * lr_m, 16);
+        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
+        x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
+        if ((uint32_t)(dl < 0 ? -dl : dl) >= lim) { /* rare: the scalar rule */
+            const uint64_t c = ebp_x86_sr_run(wr, a, n_in, dl, S, x);
+            n += (uint32_t)c;
+            clips += (uint32_t)(c >> 32) + ebp_x86_sr1(b, dl * one, S, x + wb, &n);
+            continue;
         }
-        if (nb != 8u)
-            for (j = 0; j < nb; j++) bb[j] = b[o0 + j];
-        { /* the block's biases: dl 2^in_frac by PSLLD of the sign-extended dl */
-            const __m128i d = _mm_loadu_si128((const __m128i *)(const void *)dlb);
-            const __m128i p0 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpacklo_epi16(d, d), 16), fv);
-            const __m128i p1 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpackhi_epi16(d, d), 16), fv);
-            const __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)rb);
-            const __m128i r1 = _mm_loadu_si128((const __m128i *)(const void *)(rb + 4));
-            ebp_x86_apply8(bp, ebp_x86_sr8(p0, p1, r0, r1, sv, rsv), &zc, &ok);
-            lanes += 8u;
+        if (vecs > flush) { /* a 16-bit lane could reach 2^16 in this row: into the 32-bit ones */
+            zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
+            ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
+            zc = ok = zero;
+            flush = vecs + (65535u - vr);
         }
-        if (nb != 8u)
-            for (j = 0; j < nb; j++) b[o0 + j] = bb[j];
-        zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
-        ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
+        vecs += vr;
+        dlv = _mm_cvtsi32_si128(dl);
+        { /* the bias: dl 2^in_frac by PSLLD, its value n_in of the row's sequence; it rounds like the rows */
+            const __m128i p = _mm_sll_epi32(dlv, fv), r = _mm_cvtsi32_si128((int32_t)(x + wb));
+            const __m128i q = _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p, _mm_srl_epi32(r, rsv)), sv), zero);
+            const __m128i nb = ebp_x86_sub8(_mm_cvtsi32_si128((uint16_t)*b), q, &zc, &ok);
+            *b = (int16_t)_mm_extract_epi16(nb, 0); /* its 16 bits (GCC, clang: conversion modulo 2^16) */
+        }
+        dlv = _mm_shuffle_epi32(_mm_unpacklo_epi16(dlv, dlv), 0);
+        x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0);
+        x1 = _mm_add_epi32(x0, step4);
+        for (i = 0; i < n8; i += 8, wr += 8, a += 8) {
+            const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
+            const __m128i lo = _mm_mullo_epi16(av, dlv), hi = _mm_mulhi_epi16(av, dlv);
+            ebp_x86_apply8(wr, ebp_x86_sr8(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi), x0, x1, sv, rsv),
+                           &zc, &ok);
+            x0 = _mm_add_epi32(x0, step8);
+            x1 = _mm_add_epi32(x1, step8);
+        }
+        if (n8 != n_in) {
+            const uint64_t c = ebp_x86_sr_run(wr, a, n_in - n8, dl, S, x + n8 * EBP_WEYL);
+            n += (uint32_t)c;
+            clips += (uint32_t)(c >> 32);
+        }
     }
     { /* the lanes' counts summed: every vector lane that did not round to zero moved, every one not ok clipped */
-        __m128i s = _mm_add_epi32(_mm_unpacklo_epi32(zc32, ok32), _mm_unpackhi_epi32(zc32, ok32)); /* z o z o */
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                        /* Z O Z O */
+        const uint32_t lanes = 8u * vecs;
+        __m128i s;
+        zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
+        ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
+        s = _mm_add_epi32(_mm_unpacklo_epi32(zc32, ok32), _mm_unpackhi_epi32(zc32, ok32)); /* z o z o */
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                  /* Z O Z O */
         n += lanes - (uint32_t)_mm_cvtsi128_si32(s);
         clips += lanes - (uint32_t)_mm_cvtsi128_si32(_mm_shuffle_epi32(s, 0x01));
     }
