@@ -73,7 +73,8 @@ static __attribute__((noinline)) uint64_t ebp_x86_sr_run(int16_t *w, const int16
  * PMULLW/PMULHW give the exact 32-bit products dl a, ebp_x86_sr8 the updates (a row with |dl| >= 2^S, where
  * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts; the bias in
  * lane 0 of a vector whose other lanes hold w = 0 and q = 0. The counts are kept in 16-bit lanes, added into
- * 32-bit ones before any could reach 2^16. The last n_in % 8 weights take the scalar rule (ebp_x86_sr_run).
+ * 32-bit ones after each chunk of rows, before any could reach 2^16. The last n_in % 8 weights take the scalar
+ * rule (ebp_x86_sr_run).
  */
 EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
                                         const int16_t *delta, uint32_t n_out, int32_t lr_m, int in_frac, int S,
@@ -85,63 +86,61 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
     const int32_t one = (int32_t)1 << in_frac;
     const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
     const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
+    const uint32_t chunk = 65535u / vr; /* rows whose counts the 16-bit lanes hold */
     const int16_t *d = delta, *d_end = delta + n_out;
     __m128i zc32 = zero, ok32 = zero; /* 32-bit lanes: updates that rounded to zero, updates that did not clip */
-    __m128i zc = zero, ok = zero;     /* the same in 16-bit lanes, since the last flush */
-    uint32_t st = *rng, clips = 0, n = *nz, nrows = 0, vecs = 0, flush = 65535u - vr;
-    for (; d != d_end; d++, w += n_in, b++) {
-        const int16_t *a = in;
-        int16_t *wr = w;
-        int32_t dl;
-        uint32_t x, i;
-        __m128i dlv, x0, x1;
-        if (*d == 0) continue;
-        nrows++;
-        dl = ebp_rshift_rn32(*d * lr_m, 16);
-        if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
-        x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
-        if ((uint32_t)(dl < 0 ? -dl : dl) >= lim) { /* rare: the scalar rule */
-            const uint64_t c = ebp_x86_sr_run(wr, a, n_in, dl, S, x);
-            n += (uint32_t)c;
-            clips += (uint32_t)(c >> 32) + ebp_x86_sr1(b, dl * one, S, x + wb, &n);
-            continue;
+    uint32_t st = *rng, clips = 0, n = *nz, nrows = 0, vrows = 0;
+    while (d != d_end) { /* chunks of rows */
+        const int16_t *c_end = (uint32_t)(d_end - d) > chunk ? d + chunk : d_end;
+        __m128i zc = zero, ok = zero; /* the counts in 16-bit lanes, at most vr a row each */
+        for (; d != c_end; d++, w += n_in, b++) {
+            const int16_t *a = in;
+            int16_t *wr = w;
+            int32_t dl;
+            uint32_t x, i;
+            __m128i dlv, x0, x1;
+            if (*d == 0) continue;
+            nrows++;
+            dl = ebp_rshift_rn32(*d * lr_m, 16);
+            if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
+            x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
+            if ((uint32_t)(dl < 0 ? -dl : dl) >= lim) { /* rare: the scalar rule */
+                const uint64_t c = ebp_x86_sr_run(wr, a, n_in, dl, S, x);
+                n += (uint32_t)c;
+                clips += (uint32_t)(c >> 32) + ebp_x86_sr1(b, dl * one, S, x + wb, &n);
+                continue;
+            }
+            vrows++;
+            dlv = _mm_cvtsi32_si128(dl);
+            { /* the bias: dl 2^in_frac by PSLLD, its value n_in of the row's sequence; it rounds like the rows */
+                const __m128i p = _mm_sll_epi32(dlv, fv), r = _mm_cvtsi32_si128((int32_t)(x + wb));
+                const __m128i q = _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p, _mm_srl_epi32(r, rsv)), sv), zero);
+                const __m128i nb = ebp_x86_sub8(_mm_cvtsi32_si128((uint16_t)*b), q, &zc, &ok);
+                *b = (int16_t)_mm_extract_epi16(nb, 0); /* its 16 bits (GCC, clang: conversion modulo 2^16) */
+            }
+            dlv = _mm_shuffle_epi32(_mm_unpacklo_epi16(dlv, dlv), 0);
+            x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0);
+            x1 = _mm_add_epi32(x0, step4);
+            for (i = 0; i < n8; i += 8, wr += 8, a += 8) {
+                const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
+                const __m128i lo = _mm_mullo_epi16(av, dlv), hi = _mm_mulhi_epi16(av, dlv);
+                ebp_x86_apply8(wr, ebp_x86_sr8(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi), x0, x1, sv, rsv),
+                               &zc, &ok);
+                x0 = _mm_add_epi32(x0, step8);
+                x1 = _mm_add_epi32(x1, step8);
+            }
+            if (n8 != n_in) {
+                const uint64_t c = ebp_x86_sr_run(wr, a, n_in - n8, dl, S, x + n8 * EBP_WEYL);
+                n += (uint32_t)c;
+                clips += (uint32_t)(c >> 32);
+            }
         }
-        if (vecs > flush) { /* a 16-bit lane could reach 2^16 in this row: into the 32-bit ones */
-            zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
-            ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
-            zc = ok = zero;
-            flush = vecs + (65535u - vr);
-        }
-        vecs += vr;
-        dlv = _mm_cvtsi32_si128(dl);
-        { /* the bias: dl 2^in_frac by PSLLD, its value n_in of the row's sequence; it rounds like the rows */
-            const __m128i p = _mm_sll_epi32(dlv, fv), r = _mm_cvtsi32_si128((int32_t)(x + wb));
-            const __m128i q = _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p, _mm_srl_epi32(r, rsv)), sv), zero);
-            const __m128i nb = ebp_x86_sub8(_mm_cvtsi32_si128((uint16_t)*b), q, &zc, &ok);
-            *b = (int16_t)_mm_extract_epi16(nb, 0); /* its 16 bits (GCC, clang: conversion modulo 2^16) */
-        }
-        dlv = _mm_shuffle_epi32(_mm_unpacklo_epi16(dlv, dlv), 0);
-        x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0);
-        x1 = _mm_add_epi32(x0, step4);
-        for (i = 0; i < n8; i += 8, wr += 8, a += 8) {
-            const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
-            const __m128i lo = _mm_mullo_epi16(av, dlv), hi = _mm_mulhi_epi16(av, dlv);
-            ebp_x86_apply8(wr, ebp_x86_sr8(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi), x0, x1, sv, rsv),
-                           &zc, &ok);
-            x0 = _mm_add_epi32(x0, step8);
-            x1 = _mm_add_epi32(x1, step8);
-        }
-        if (n8 != n_in) {
-            const uint64_t c = ebp_x86_sr_run(wr, a, n_in - n8, dl, S, x + n8 * EBP_WEYL);
-            n += (uint32_t)c;
-            clips += (uint32_t)(c >> 32);
-        }
-    }
-    { /* the lanes' counts summed: every vector lane that did not round to zero moved, every one not ok clipped */
-        const uint32_t lanes = 8u * vecs;
-        __m128i s;
         zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
         ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
+    }
+    { /* the lanes' counts summed: every vector lane that did not round to zero moved, every one not ok clipped */
+        const uint32_t lanes = 8u * vr * vrows;
+        __m128i s;
         s = _mm_add_epi32(_mm_unpacklo_epi32(zc32, ok32), _mm_unpackhi_epi32(zc32, ok32)); /* z o z o */
         s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                  /* Z O Z O */
         n += lanes - (uint32_t)_mm_cvtsi128_si32(s);
