@@ -53,12 +53,14 @@ EBP_X86_INLINE uint32_t ebp_x86_sr1(int16_t *w, int32_t p, int S, uint32_t r, ui
     return 0u;
 }
 
-/* ebp_x86_sr1 for the n weights w[i] on inputs a[i], r = x + i EBP_WEYL: out of line, for the rare rows and the
- * last n_in % 8 weights; returns the clips times 2^32 plus the non-zero updates */
+/* ebp_x86_sr1 for the n weights w[i] on inputs a[i], r = x + i EBP_WEYL, then for the bias *b on 2^in_frac = one,
+ * r = x + n EBP_WEYL: out of line, for the rare rows and the last n_in % 8 weights; returns the clips times 2^32
+ * plus the non-zero updates */
 static __attribute__((noinline)) uint64_t ebp_x86_sr_run(int16_t *w, const int16_t *a, uint32_t n, int32_t dl,
-                                                         int S, uint32_t x) {
+                                                         int S, uint32_t x, int16_t *b, int32_t one) {
     uint32_t i, nz = 0, clips = 0;
     for (i = 0; i < n; i++, x += EBP_WEYL) clips += ebp_x86_sr1(&w[i], dl * a[i], S, x, &nz);
+    clips += ebp_x86_sr1(b, dl * one, S, x, &nz);
     return ((uint64_t)clips << 32) | nz;
 }
 
@@ -71,25 +73,26 @@ static __attribute__((noinline)) uint64_t ebp_x86_sr_run(int16_t *w, const int16
  * counting the non-zero updates into *nz and the rows with delta[o] != 0 into *rows; returns the clips.
  * 8 weights a step: the 8 values of the Weyl sequence in two vectors (PADDD of 8 EBP_WEYL a step),
  * PMULLW/PMULHW give the exact 32-bit products dl a, ebp_x86_sr8 the updates (a row with |dl| >= 2^S, where
- * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts; the bias in
- * lane 0 of a vector whose other lanes hold w = 0 and q = 0. The counts are kept in 16-bit lanes, added into
- * 32-bit ones after each chunk of rows, before any could reach 2^16. The last n_in % 8 weights take the scalar
- * rule (ebp_x86_sr_run).
+ * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts. When 8
+ * divides n_in, the bias is lane 0 of one more such vector: its value of the sequence is lane 0 of the next
+ * one, and the other lanes hold w = 0, dl a = 0, hence q = 0 (their u < 2^S); otherwise the last n_in % 8
+ * weights and the bias take the scalar rule (ebp_x86_sr_run). The counts are kept in 16-bit lanes, added into
+ * 32-bit ones after each chunk of rows, before any could reach 2^16.
  */
 EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
                                         const int16_t *delta, uint32_t n_out, int32_t lr_m, int in_frac, int S,
                                         uint32_t *rng, uint32_t *nz, uint32_t *rows) {
     const __m128i zero = _mm_setzero_si128(), sv = _mm_cvtsi32_si128(S), rsv = _mm_cvtsi32_si128(32 - S);
     const __m128i fv = _mm_cvtsi32_si128(in_frac);
-    const uint32_t lim = (uint32_t)1 << S, n8 = n_in & ~7u, wb = n_in * EBP_WEYL;
-    const uint32_t vr = n_in / 8u + 1u; /* the vectors of a row, its bias's included */
+    const uint32_t n8 = n_in & ~7u, lim1 = ((uint32_t)1 << S) - 1u;
+    const uint32_t vr = n_in / 8u + (n8 == n_in); /* the vectors of a row, its bias's included */
+    const uint32_t chunk = 65535u / (n_in / 8u + 1u); /* rows whose counts the 16-bit lanes hold */
     const int32_t one = (int32_t)1 << in_frac;
+    const int16_t *d = delta, *d_end = delta + n_out, *in8 = in + n8;
     const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
     const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
-    const uint32_t chunk = 65535u / vr; /* rows whose counts the 16-bit lanes hold */
-    const int16_t *d = delta, *d_end = delta + n_out;
     __m128i zc32 = zero, ok32 = zero; /* 32-bit lanes: updates that rounded to zero, updates that did not clip */
-    uint32_t st = *rng, clips = 0, n = *nz, nrows = 0, vrows = 0;
+    uint32_t st = *rng, clips = 0, n = *nz, nrows = 0, skipped = 0;
     while (d != d_end) { /* chunks of rows */
         const int16_t *c_end = (uint32_t)(d_end - d) > chunk ? d + chunk : d_end;
         __m128i zc = zero, ok = zero; /* the counts in 16-bit lanes, at most vr a row each */
@@ -97,40 +100,44 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
             const int16_t *a = in;
             int16_t *wr = w;
             int32_t dl;
-            uint32_t x, i;
+            uint32_t x;
             __m128i dlv, x0, x1;
             if (*d == 0) continue;
             nrows++;
             dl = ebp_rshift_rn32(*d * lr_m, 16);
-            if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
-            x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
-            if ((uint32_t)(dl < 0 ? -dl : dl) >= lim) { /* rare: the scalar rule */
-                const uint64_t c = ebp_x86_sr_run(wr, a, n_in, dl, S, x);
-                n += (uint32_t)c;
-                clips += (uint32_t)(c >> 32) + ebp_x86_sr1(b, dl * one, S, x + wb, &n);
+            if (dl == 0) { /* the whole row's update is below the learning rate's resolution: no draw */
+                skipped++;
                 continue;
             }
-            vrows++;
-            dlv = _mm_cvtsi32_si128(dl);
-            { /* the bias: dl 2^in_frac by PSLLD, its value n_in of the row's sequence; it rounds like the rows */
-                const __m128i p = _mm_sll_epi32(dlv, fv), r = _mm_cvtsi32_si128((int32_t)(x + wb));
-                const __m128i q = _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p, _mm_srl_epi32(r, rsv)), sv), zero);
-                const __m128i nb = ebp_x86_sub8(_mm_cvtsi32_si128((uint16_t)*b), q, &zc, &ok);
-                *b = (int16_t)_mm_extract_epi16(nb, 0); /* its 16 bits (GCC, clang: conversion modulo 2^16) */
+            x = ebp_xorshift32(&st);              /* the row's draw: its Weyl sequence starts there */
+            if ((uint32_t)dl + lim1 > 2u * lim1) { /* rare, |dl| >= 2^S: the scalar rule */
+                const uint64_t c = ebp_x86_sr_run(wr, a, n_in, dl, S, x, b, one);
+                n += (uint32_t)c;
+                clips += (uint32_t)(c >> 32);
+                skipped++;
+                continue;
             }
-            dlv = _mm_shuffle_epi32(_mm_unpacklo_epi16(dlv, dlv), 0);
+            dlv = _mm_cvtsi32_si128(dl);
             x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0);
             x1 = _mm_add_epi32(x0, step4);
-            for (i = 0; i < n8; i += 8, wr += 8, a += 8) {
-                const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
-                const __m128i lo = _mm_mullo_epi16(av, dlv), hi = _mm_mulhi_epi16(av, dlv);
-                ebp_x86_apply8(wr, ebp_x86_sr8(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi), x0, x1, sv, rsv),
-                               &zc, &ok);
-                x0 = _mm_add_epi32(x0, step8);
-                x1 = _mm_add_epi32(x1, step8);
+            {
+                const __m128i dlw = _mm_shuffle_epi32(_mm_unpacklo_epi16(dlv, dlv), 0);
+                for (; a != in8; wr += 8, a += 8) {
+                    const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
+                    const __m128i lo = _mm_mullo_epi16(av, dlw), hi = _mm_mulhi_epi16(av, dlw);
+                    const __m128i p0 = _mm_unpacklo_epi16(lo, hi), p1 = _mm_unpackhi_epi16(lo, hi);
+                    ebp_x86_apply8(wr, ebp_x86_sr8(p0, p1, x0, x1, sv, rsv), &zc, &ok);
+                    x0 = _mm_add_epi32(x0, step8);
+                    x1 = _mm_add_epi32(x1, step8);
+                }
             }
-            if (n8 != n_in) {
-                const uint64_t c = ebp_x86_sr_run(wr, a, n_in - n8, dl, S, x + n8 * EBP_WEYL);
+            if (n8 == n_in) { /* the bias: dl 2^in_frac by PSLLD; it rounds as the weights do */
+                const __m128i p = _mm_sll_epi32(dlv, fv);
+                const __m128i q = _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p, _mm_srl_epi32(x0, rsv)), sv), zero);
+                const __m128i nb = ebp_x86_sub8(_mm_cvtsi32_si128((uint16_t)*b), q, &zc, &ok);
+                *b = (int16_t)_mm_extract_epi16(nb, 0); /* its 16 bits (GCC, clang: conversion modulo 2^16) */
+            } else {
+                const uint64_t c = ebp_x86_sr_run(wr, a, n_in - n8, dl, S, x + n8 * EBP_WEYL, b, one);
                 n += (uint32_t)c;
                 clips += (uint32_t)(c >> 32);
             }
@@ -139,7 +146,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
         ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
     }
     { /* the lanes' counts summed: every vector lane that did not round to zero moved, every one not ok clipped */
-        const uint32_t lanes = 8u * vr * vrows;
+        const uint32_t lanes = 8u * vr * (nrows - skipped);
         __m128i s;
         s = _mm_add_epi32(_mm_unpacklo_epi32(zc32, ok32), _mm_unpackhi_epi32(zc32, ok32)); /* z o z o */
         s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                  /* Z O Z O */
