@@ -242,6 +242,28 @@ EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint3
 }
 #define EBP_HAVE_ARCH_HIDDEN_MAG 1
 
+/*
+ * The mantissas of unpack_delta (csrc/core/ebp_backward.c) with a right shift, for n neurons (8 divides n): from
+ * the packed magnitudes p = (uint16_t)d[i] and bit i of the sign words,
+ *     d[i] = +-floor((p + 2^(sh-1)) / 2^sh)    (1 <= sh <= 16; negative where the bit is set),
+ * 8 a step: PAVGW with 2^(sh-1) - 1 gives floor((p + 2^(sh-1)) / 2) with no carry out of 16 bits, PSRLW by sh - 1
+ * the rest; the 8 sign bits, broadcast, become lane masks (PCMPEQW against 1, 2, ..., 128), applied by PXOR and
+ * PSUBW (the mantissa is below 2^15).
+ */
+EBP_X86_INLINE void ebp_x86_unpack(int16_t *d, uint32_t n, const uint32_t *signs, int sh) {
+    const __m128i c = _mm_set1_epi16((int16_t)(((uint32_t)1 << (sh - 1)) - 1u)), shv = _mm_cvtsi32_si128(sh - 1);
+    const __m128i bit = _mm_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128);
+    uint32_t i;
+    for (i = 0; i < n; i += 8) {
+        const uint32_t byte = (signs[i >> 5] >> (i & 31u)) & 0xFFu;
+        const __m128i p = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+        const __m128i m = _mm_srl_epi16(_mm_avg_epu16(p, c), shv);
+        const __m128i neg = _mm_cmpeq_epi16(_mm_and_si128(_mm_set1_epi16((int16_t)byte), bit), bit);
+        _mm_storeu_si128((__m128i *)(void *)(d + i), _mm_sub_epi16(_mm_xor_si128(m, neg), neg));
+    }
+}
+#define EBP_HAVE_ARCH_UNPACK 1
+
 #endif /* EBP_X86_SSE2 */
 
 #endif /* EBP_ARCH_X86_H */
