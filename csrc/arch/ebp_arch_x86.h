@@ -163,23 +163,21 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
 /*
  * acc + sum_i w[i] x[i] exactly, as the portable dot16: PMADDWD adds two 16 x 16-bit products into each 32-bit
  * lane, 8 products a step, and the lanes are sign-extended into two 64-bit sums (PADDQ). A pair sum lies in
- * [-2^31 + 2^16, 2^31]: only +2^31 (both products (-2^15)^2) wraps, to INT32_MIN, which no pair sum is, so the
- * sign-extension takes the lanes in (INT32_MIN, 0) as negative and INT32_MIN as +2^31. The last n % 8 products
- * are added one by one.
+ * [-2^31 + 2^16, 2^31]: only +2^31 (both products (-2^15)^2) wraps, to INT32_MIN, which no pair sum is, so a
+ * lane's high word is all ones where its negation (PSUBD from 0) is positive: the lanes in (INT32_MIN, 0), not
+ * INT32_MIN, which stands for +2^31. The last n % 8 products are added one by one.
  */
 EBP_X86_INLINE int64_t ebp_x86_dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
     const int16_t *end8 = w + (n & ~7u), *end = w + n;
-    const __m128i zero = _mm_setzero_si128(), min = _mm_set1_epi32(INT32_MIN);
+    const __m128i zero = _mm_setzero_si128();
     __m128i s = zero; /* two 64-bit sums */
-    int64_t t[2];
     for (; w != end8; w += 8, x += 8) {
         const __m128i p = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)w),
                                          _mm_loadu_si128((const __m128i *)(const void *)x));
-        const __m128i neg = _mm_and_si128(_mm_cmpgt_epi32(zero, p), _mm_cmpgt_epi32(p, min)); /* high words */
+        const __m128i neg = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p), zero); /* the high words */
         s = _mm_add_epi64(s, _mm_add_epi64(_mm_unpacklo_epi32(p, neg), _mm_unpackhi_epi32(p, neg)));
     }
-    _mm_storeu_si128((__m128i *)(void *)t, s);
-    acc += t[0] + t[1];
+    acc += _mm_cvtsi128_si64(_mm_add_epi64(s, _mm_unpackhi_epi64(s, s)));
     for (; w != end; w++, x++) acc += (int32_t)*w * *x;
     return acc;
 }
