@@ -198,9 +198,11 @@ EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m) {
  * per neuron i the exact
  *     s_i = sum_k w[k stride + i] d[k] (k < nk),  m[i] = |s_i| f[i],  bit i of signs: s_i < 0
  * (f[i] <= 2^15; hidden_pass takes the sign of s_i f[i], which differs only where m[i] = 0, whose sign no
- * delta shows). 8 neurons a step: PMULLW/PMULHW give the 32-bit products of 8 weights of row k with d[k],
- * sign-extended into four pairs of 64-bit sums (PADDQ); then ebp_x86_absmul2. The last n % 8 neurons take the
- * scalar rule. Writes every word of signs that holds one of the n bits.
+ * delta shows). 8 neurons a step, two rows k, k + 1 at a time: PMADDWD of their interleaved weights with the pair
+ * d[k], d[k+1] gives w_k d[k] + w_k+1 d[k+1] per neuron, in [-2^31 + 2^16, 2^31], sign-extended as in
+ * ebp_x86_dot16 into four pairs of 64-bit sums (PADDQ); an odd last row by PMULLW/PMULHW, its exact 32-bit
+ * products; then ebp_x86_absmul2. The last n % 8 neurons take the scalar rule. Writes every word of signs that
+ * holds one of the n bits.
  */
 EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint32_t nk, uint32_t stride,
                                        const uint16_t *f, uint32_t n, uint64_t *m, uint32_t *signs) {
@@ -212,7 +214,21 @@ EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint3
         const int16_t *wk = w + i;
         __m128i s0 = zero, s1 = zero, s2 = zero, s3 = zero, fv, f0, f1;
         uint32_t bits;
-        for (k = 0; k < nk; k++, wk += stride) {
+        for (k = 0; k + 1u < nk; k += 2, wk += 2u * stride) {
+            const __m128i w0 = _mm_loadu_si128((const __m128i *)(const void *)wk);
+            const __m128i w1 = _mm_loadu_si128((const __m128i *)(const void *)(wk + stride));
+            const uint32_t dk = (uint32_t)(uint16_t)d[k] | (uint32_t)(uint16_t)d[k + 1] << 16;
+            const __m128i dv = _mm_set1_epi32((int32_t)dk);
+            const __m128i p0 = _mm_madd_epi16(_mm_unpacklo_epi16(w0, w1), dv);
+            const __m128i p1 = _mm_madd_epi16(_mm_unpackhi_epi16(w0, w1), dv);
+            const __m128i g0 = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p0), zero); /* the high words */
+            const __m128i g1 = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p1), zero);
+            s0 = _mm_add_epi64(s0, _mm_unpacklo_epi32(p0, g0));
+            s1 = _mm_add_epi64(s1, _mm_unpackhi_epi32(p0, g0));
+            s2 = _mm_add_epi64(s2, _mm_unpacklo_epi32(p1, g1));
+            s3 = _mm_add_epi64(s3, _mm_unpackhi_epi32(p1, g1));
+        }
+        if (k < nk) { /* the last row of an odd count */
             const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)wk), dv = _mm_set1_epi16(d[k]);
             const __m128i lo = _mm_mullo_epi16(wv, dv), hi = _mm_mulhi_epi16(wv, dv);
             const __m128i p0 = _mm_unpacklo_epi16(lo, hi), p1 = _mm_unpackhi_epi16(lo, hi);
