@@ -25,13 +25,19 @@ EBP_X86_INLINE __m128i ebp_x86_sr8(__m128i p0, __m128i p1, __m128i r0, __m128i r
     return _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p0, u0), sv), _mm_sra_epi32(_mm_add_epi32(p1, u1), sv));
 }
 
-/* w[0..7] = ebp_sat16(w - q) by PSUBSW; per lane +1 in *zc where q == 0 and in *ok where PSUBSW and the
+/* ebp_sat16(w - q) of 8 lanes by PSUBSW; per lane +1 in *zc where q == 0 and in *ok where PSUBSW and the
  * wrapping PSUBW agree (no clip) */
-EBP_X86_INLINE void ebp_x86_apply8(int16_t *w, __m128i q, __m128i *zc, __m128i *ok) {
-    const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)w), nw = _mm_subs_epi16(wv, q);
-    _mm_storeu_si128((__m128i *)(void *)w, nw);
+EBP_X86_INLINE __m128i ebp_x86_sub8(__m128i wv, __m128i q, __m128i *zc, __m128i *ok) {
+    const __m128i nw = _mm_subs_epi16(wv, q);
     *zc = _mm_sub_epi16(*zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
     *ok = _mm_sub_epi16(*ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
+    return nw;
+}
+
+/* w[0..7] = ebp_sat16(w - q), counted as by ebp_x86_sub8 */
+EBP_X86_INLINE void ebp_x86_apply8(int16_t *w, __m128i q, __m128i *zc, __m128i *ok) {
+    const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)w);
+    _mm_storeu_si128((__m128i *)(void *)w, ebp_x86_sub8(wv, q, zc, ok));
 }
 
 /* the portable rule for one parameter: w = ebp_sat16(w - q), q = ebp_rshift_sr32(p, S, r); adds q != 0 to *nz,
@@ -47,87 +53,103 @@ EBP_X86_INLINE uint32_t ebp_x86_sr1(int16_t *w, int32_t p, int S, uint32_t r, ui
     return 0u;
 }
 
+/* ebp_x86_sr1 for the n weights w[i] on inputs a[i], r = x + i EBP_WEYL, then for the bias *b on 2^in_frac = one,
+ * r = x + n EBP_WEYL: out of line, for the rare rows and the last n_in % 8 weights; returns the clips times 2^32
+ * plus the non-zero updates */
+static __attribute__((noinline)) uint64_t ebp_x86_sr_run(int16_t *w, const int16_t *a, uint32_t n, int32_t dl,
+                                                         int S, uint32_t x, int16_t *b, int32_t one) {
+    uint32_t i, nz = 0, clips = 0;
+    for (i = 0; i < n; i++, x += EBP_WEYL) clips += ebp_x86_sr1(&w[i], dl * a[i], S, x, &nz);
+    clips += ebp_x86_sr1(b, dl * one, S, x, &nz);
+    return ((uint64_t)clips << 32) | nz;
+}
+
 /*
  * The stochastic online update of a dense layer with SSE2 (it replaces update_rows_nonneg_sr and the EBP_STATS=0
  * rows), inputs of any sign, 1 <= S <= 30. It reproduces the portable loop of ebp_update_online exactly: per
  * row o with delta[o] != 0, dl = ebp_rshift_rn32(delta[o] lr_m, 16), and unless dl == 0, per weight then for
- * one xorshift32 draw r0 and, for weight i (i = n_in: the bias), r = r0 + i EBP_WEYL (mod 2^32) and
+ * the bias, with one xorshift32 draw r0 and, for weight i (i = n_in: the bias), r = r0 + i EBP_WEYL (mod 2^32),
  *     w = ebp_sat16(w - ebp_rshift_sr32(dl a, S, r))    (a = in[i], or 2^in_frac for the bias),
  * counting the non-zero updates into *nz and the rows with delta[o] != 0 into *rows; returns the clips.
  * 8 weights a step: the 8 values of the Weyl sequence in two vectors (PADDD of 8 EBP_WEYL a step),
  * PMULLW/PMULHW give the exact 32-bit products dl a, ebp_x86_sr8 the updates (a row with |dl| >= 2^S, where
- * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts. The last
- * n_in % 8 weights take the scalar rule; the biases of 8 rows are updated together (their random values and dl
- * kept aside; a row without an update has dl = 0 there, hence q = 0).
+ * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts. When 8
+ * divides n_in, the bias is lane 0 of one more such vector: its value of the sequence is lane 0 of the next
+ * one, and the other lanes hold w = 0, dl a = 0, hence q = 0 (their u < 2^S); otherwise the last n_in % 8
+ * weights and the bias take the scalar rule (ebp_x86_sr_run). The counts are kept in 16-bit lanes, added into
+ * 32-bit ones after each chunk of rows, before any could reach 2^16.
  */
 EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
                                         const int16_t *delta, uint32_t n_out, int32_t lr_m, int in_frac, int S,
                                         uint32_t *rng, uint32_t *nz, uint32_t *rows) {
     const __m128i zero = _mm_setzero_si128(), sv = _mm_cvtsi32_si128(S), rsv = _mm_cvtsi32_si128(32 - S);
     const __m128i fv = _mm_cvtsi32_si128(in_frac);
-    const uint32_t lim = (uint32_t)1 << S, n8 = n_in & ~7u;
+    const uint32_t n8 = n_in & ~7u, lim1 = ((uint32_t)1 << S) - 1u;
+    const uint32_t vr = n_in / 8u + (n8 == n_in); /* the vectors of a row, its bias's included */
+    const uint32_t chunk = 65535u / (n_in / 8u + 1u); /* rows whose counts the 16-bit lanes hold */
     const int32_t one = (int32_t)1 << in_frac;
+    const int16_t *d = delta, *d_end = delta + n_out, *in8 = in + n8;
     const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
     const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
     __m128i zc32 = zero, ok32 = zero; /* 32-bit lanes: updates that rounded to zero, updates that did not clip */
-    uint32_t st = *rng, lanes = 0, clips = 0, n = *nz, nrows = 0, o0;
-    for (o0 = 0; o0 < n_out; o0 += 8) { /* a block of 8 rows */
-        const uint32_t nb = n_out - o0 < 8u ? n_out - o0 : 8u;
-        int16_t dlb[8] = {0}, bb[8] = {0}, *bp = nb == 8u ? b + o0 : bb;
-        uint32_t rb[8] = {0}, j, i;
-        __m128i zc = zero, ok = zero; /* 16-bit lanes, each at most 8 (n_in / 8) + 1 < 2^16 per block */
-        for (j = 0; j < nb; j++) {
+    uint32_t st = *rng, clips = 0, n = *nz, nrows = 0, skipped = 0;
+    while (d != d_end) { /* chunks of rows */
+        const int16_t *c_end = (uint32_t)(d_end - d) > chunk ? d + chunk : d_end;
+        __m128i zc = zero, ok = zero; /* the counts in 16-bit lanes, at most vr a row each */
+        for (; d != c_end; d++, w += n_in, b++) {
             const int16_t *a = in;
-            int16_t *wr = w + (o0 + j) * n_in;
+            int16_t *wr = w;
             int32_t dl;
             uint32_t x;
             __m128i dlv, x0, x1;
-            if (delta[o0 + j] == 0) continue;
+            if (*d == 0) continue;
             nrows++;
-            dl = ebp_rshift_rn32(delta[o0 + j] * lr_m, 16);
-            if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
-            x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
-            if ((uint32_t)(dl < 0 ? -dl : dl) >= lim) { /* rare: the scalar rule, bias included */
-                for (i = 0; i < n_in; i++, x += EBP_WEYL) clips += ebp_x86_sr1(&wr[i], dl * a[i], S, x, &n);
-                clips += ebp_x86_sr1(&b[o0 + j], dl * one, S, x, &n);
+            dl = ebp_rshift_rn32(*d * lr_m, 16);
+            if (dl == 0) { /* the whole row's update is below the learning rate's resolution: no draw */
+                skipped++;
                 continue;
             }
-            dlv = _mm_set1_epi16((int16_t)dl);
+            x = ebp_xorshift32(&st);              /* the row's draw: its Weyl sequence starts there */
+            if ((uint32_t)dl + lim1 > 2u * lim1) { /* rare, |dl| >= 2^S: the scalar rule */
+                const uint64_t c = ebp_x86_sr_run(wr, a, n_in, dl, S, x, b, one);
+                n += (uint32_t)c;
+                clips += (uint32_t)(c >> 32);
+                skipped++;
+                continue;
+            }
+            dlv = _mm_cvtsi32_si128(dl);
             x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0);
             x1 = _mm_add_epi32(x0, step4);
-            lanes += n8;
-            for (i = 0; i < n8; i += 8, wr += 8, a += 8) {
-                const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
-                const __m128i lo = _mm_mullo_epi16(av, dlv), hi = _mm_mulhi_epi16(av, dlv);
-                ebp_x86_apply8(wr, ebp_x86_sr8(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi), x0, x1, sv, rsv),
-                               &zc, &ok);
-                x0 = _mm_add_epi32(x0, step8);
-                x1 = _mm_add_epi32(x1, step8);
+            {
+                const __m128i dlw = _mm_shuffle_epi32(_mm_unpacklo_epi16(dlv, dlv), 0);
+                for (; a != in8; wr += 8, a += 8) {
+                    const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
+                    const __m128i lo = _mm_mullo_epi16(av, dlw), hi = _mm_mulhi_epi16(av, dlw);
+                    const __m128i p0 = _mm_unpacklo_epi16(lo, hi), p1 = _mm_unpackhi_epi16(lo, hi);
+                    ebp_x86_apply8(wr, ebp_x86_sr8(p0, p1, x0, x1, sv, rsv), &zc, &ok);
+                    x0 = _mm_add_epi32(x0, step8);
+                    x1 = _mm_add_epi32(x1, step8);
+                }
             }
-            x += n8 * EBP_WEYL;
-            for (i = n8; i < n_in; i++, wr++, a++, x += EBP_WEYL) clips += ebp_x86_sr1(wr, dl * *a, S, x, &n);
-            rb[j] = x; /* the bias's value, after the row's */
-            dlb[j] = (int16_t)dl;
+            if (n8 == n_in) { /* the bias: dl 2^in_frac by PSLLD; it rounds as the weights do */
+                const __m128i p = _mm_sll_epi32(dlv, fv);
+                const __m128i q = _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p, _mm_srl_epi32(x0, rsv)), sv), zero);
+                const __m128i nb = ebp_x86_sub8(_mm_cvtsi32_si128((uint16_t)*b), q, &zc, &ok);
+                *b = (int16_t)_mm_extract_epi16(nb, 0); /* its 16 bits (GCC, clang: conversion modulo 2^16) */
+            } else {
+                const uint64_t c = ebp_x86_sr_run(wr, a, n_in - n8, dl, S, x + n8 * EBP_WEYL, b, one);
+                n += (uint32_t)c;
+                clips += (uint32_t)(c >> 32);
+            }
         }
-        if (nb != 8u)
-            for (j = 0; j < nb; j++) bb[j] = b[o0 + j];
-        { /* the block's biases: dl 2^in_frac by PSLLD of the sign-extended dl */
-            const __m128i d = _mm_loadu_si128((const __m128i *)(const void *)dlb);
-            const __m128i p0 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpacklo_epi16(d, d), 16), fv);
-            const __m128i p1 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpackhi_epi16(d, d), 16), fv);
-            const __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)rb);
-            const __m128i r1 = _mm_loadu_si128((const __m128i *)(const void *)(rb + 4));
-            ebp_x86_apply8(bp, ebp_x86_sr8(p0, p1, r0, r1, sv, rsv), &zc, &ok);
-            lanes += 8u;
-        }
-        if (nb != 8u)
-            for (j = 0; j < nb; j++) b[o0 + j] = bb[j];
         zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
         ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
     }
     { /* the lanes' counts summed: every vector lane that did not round to zero moved, every one not ok clipped */
-        __m128i s = _mm_add_epi32(_mm_unpacklo_epi32(zc32, ok32), _mm_unpackhi_epi32(zc32, ok32)); /* z o z o */
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                        /* Z O Z O */
+        const uint32_t lanes = 8u * vr * (nrows - skipped);
+        __m128i s;
+        s = _mm_add_epi32(_mm_unpacklo_epi32(zc32, ok32), _mm_unpackhi_epi32(zc32, ok32)); /* z o z o */
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                  /* Z O Z O */
         n += lanes - (uint32_t)_mm_cvtsi128_si32(s);
         clips += lanes - (uint32_t)_mm_cvtsi128_si32(_mm_shuffle_epi32(s, 0x01));
     }
@@ -141,23 +163,21 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
 /*
  * acc + sum_i w[i] x[i] exactly, as the portable dot16: PMADDWD adds two 16 x 16-bit products into each 32-bit
  * lane, 8 products a step, and the lanes are sign-extended into two 64-bit sums (PADDQ). A pair sum lies in
- * [-2^31 + 2^16, 2^31]: only +2^31 (both products (-2^15)^2) wraps, to INT32_MIN, which no pair sum is, so the
- * sign-extension takes the lanes in (INT32_MIN, 0) as negative and INT32_MIN as +2^31. The last n % 8 products
- * are added one by one.
+ * [-2^31 + 2^16, 2^31]: only +2^31 (both products (-2^15)^2) wraps, to INT32_MIN, which no pair sum is, so a
+ * lane's high word is all ones where its negation (PSUBD from 0) is positive: the lanes in (INT32_MIN, 0), not
+ * INT32_MIN, which stands for +2^31. The last n % 8 products are added one by one.
  */
 EBP_X86_INLINE int64_t ebp_x86_dot16(int64_t acc, const int16_t *w, const int16_t *x, uint32_t n) {
     const int16_t *end8 = w + (n & ~7u), *end = w + n;
-    const __m128i zero = _mm_setzero_si128(), min = _mm_set1_epi32(INT32_MIN);
+    const __m128i zero = _mm_setzero_si128();
     __m128i s = zero; /* two 64-bit sums */
-    int64_t t[2];
     for (; w != end8; w += 8, x += 8) {
         const __m128i p = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)w),
                                          _mm_loadu_si128((const __m128i *)(const void *)x));
-        const __m128i neg = _mm_and_si128(_mm_cmpgt_epi32(zero, p), _mm_cmpgt_epi32(p, min)); /* high words */
+        const __m128i neg = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p), zero); /* the high words */
         s = _mm_add_epi64(s, _mm_add_epi64(_mm_unpacklo_epi32(p, neg), _mm_unpackhi_epi32(p, neg)));
     }
-    _mm_storeu_si128((__m128i *)(void *)t, s);
-    acc += t[0] + t[1];
+    acc += _mm_cvtsi128_si64(_mm_add_epi64(s, _mm_unpackhi_epi64(s, s)));
     for (; w != end; w++, x++) acc += (int32_t)*w * *x;
     return acc;
 }
@@ -178,9 +198,11 @@ EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m) {
  * per neuron i the exact
  *     s_i = sum_k w[k stride + i] d[k] (k < nk),  m[i] = |s_i| f[i],  bit i of signs: s_i < 0
  * (f[i] <= 2^15; hidden_pass takes the sign of s_i f[i], which differs only where m[i] = 0, whose sign no
- * delta shows). 8 neurons a step: PMULLW/PMULHW give the 32-bit products of 8 weights of row k with d[k],
- * sign-extended into four pairs of 64-bit sums (PADDQ); then ebp_x86_absmul2. The last n % 8 neurons take the
- * scalar rule. Writes every word of signs that holds one of the n bits.
+ * delta shows). 8 neurons a step, two rows k, k + 1 at a time: PMADDWD of their interleaved weights with the pair
+ * d[k], d[k+1] gives w_k d[k] + w_k+1 d[k+1] per neuron, in [-2^31 + 2^16, 2^31], sign-extended as in
+ * ebp_x86_dot16 into four pairs of 64-bit sums (PADDQ); an odd last row by PMULLW/PMULHW, its exact 32-bit
+ * products; then ebp_x86_absmul2. The last n % 8 neurons take the scalar rule. Writes every word of signs that
+ * holds one of the n bits.
  */
 EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint32_t nk, uint32_t stride,
                                        const uint16_t *f, uint32_t n, uint64_t *m, uint32_t *signs) {
@@ -192,7 +214,21 @@ EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint3
         const int16_t *wk = w + i;
         __m128i s0 = zero, s1 = zero, s2 = zero, s3 = zero, fv, f0, f1;
         uint32_t bits;
-        for (k = 0; k < nk; k++, wk += stride) {
+        for (k = 0; k + 1u < nk; k += 2, wk += 2u * stride) {
+            const __m128i w0 = _mm_loadu_si128((const __m128i *)(const void *)wk);
+            const __m128i w1 = _mm_loadu_si128((const __m128i *)(const void *)(wk + stride));
+            const uint32_t dk = (uint32_t)(uint16_t)d[k] | (uint32_t)(uint16_t)d[k + 1] << 16;
+            const __m128i dv = _mm_set1_epi32((int32_t)dk);
+            const __m128i p0 = _mm_madd_epi16(_mm_unpacklo_epi16(w0, w1), dv);
+            const __m128i p1 = _mm_madd_epi16(_mm_unpackhi_epi16(w0, w1), dv);
+            const __m128i g0 = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p0), zero); /* the high words */
+            const __m128i g1 = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p1), zero);
+            s0 = _mm_add_epi64(s0, _mm_unpacklo_epi32(p0, g0));
+            s1 = _mm_add_epi64(s1, _mm_unpackhi_epi32(p0, g0));
+            s2 = _mm_add_epi64(s2, _mm_unpacklo_epi32(p1, g1));
+            s3 = _mm_add_epi64(s3, _mm_unpackhi_epi32(p1, g1));
+        }
+        if (k < nk) { /* the last row of an odd count */
             const __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)wk), dv = _mm_set1_epi16(d[k]);
             const __m128i lo = _mm_mullo_epi16(wv, dv), hi = _mm_mulhi_epi16(wv, dv);
             const __m128i p0 = _mm_unpacklo_epi16(lo, hi), p1 = _mm_unpackhi_epi16(lo, hi);
@@ -219,6 +255,28 @@ EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint3
     }
 }
 #define EBP_HAVE_ARCH_HIDDEN_MAG 1
+
+/*
+ * The mantissas of unpack_delta (csrc/core/ebp_backward.c) with a right shift, for n neurons (8 divides n): from
+ * the packed magnitudes p = (uint16_t)d[i] and bit i of the sign words,
+ *     d[i] = +-floor((p + 2^(sh-1)) / 2^sh)    (1 <= sh <= 16; negative where the bit is set),
+ * 8 a step: PAVGW with 2^(sh-1) - 1 gives floor((p + 2^(sh-1)) / 2) with no carry out of 16 bits, PSRLW by sh - 1
+ * the rest; the 8 sign bits, broadcast, become lane masks (PCMPEQW against 1, 2, ..., 128), applied by PXOR and
+ * PSUBW (the mantissa is below 2^15).
+ */
+EBP_X86_INLINE void ebp_x86_unpack(int16_t *d, uint32_t n, const uint32_t *signs, int sh) {
+    const __m128i c = _mm_set1_epi16((int16_t)(((uint32_t)1 << (sh - 1)) - 1u)), shv = _mm_cvtsi32_si128(sh - 1);
+    const __m128i bit = _mm_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128);
+    uint32_t i;
+    for (i = 0; i < n; i += 8) {
+        const uint32_t byte = (signs[i >> 5] >> (i & 31u)) & 0xFFu;
+        const __m128i p = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+        const __m128i m = _mm_srl_epi16(_mm_avg_epu16(p, c), shv);
+        const __m128i neg = _mm_cmpeq_epi16(_mm_and_si128(_mm_set1_epi16((int16_t)byte), bit), bit);
+        _mm_storeu_si128((__m128i *)(void *)(d + i), _mm_sub_epi16(_mm_xor_si128(m, neg), neg));
+    }
+}
+#define EBP_HAVE_ARCH_UNPACK 1
 
 #endif /* EBP_X86_SSE2 */
 

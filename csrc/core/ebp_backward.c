@@ -40,6 +40,14 @@ static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int 
     const int sh = s > 0 ? s - (s0 > 0 ? s0 - 1 : 0) : 0; /* s - a >= 1; for s <= 0, a = 0 */
     const uint32_t half = sh > 0 ? (uint32_t)1 << (sh - 1) : 0u;
     int16_t *d = delta, *end = delta + n;
+#if defined(EBP_HAVE_ARCH_UNPACK) /* x86-64: 8 neurons a step (csrc/arch/ebp_arch_x86.h), the last n % 8 below */
+    if (s > 0) {
+        const uint32_t k = n & ~7u;
+        ebp_x86_unpack(delta, k, signs, sh);
+        if (k != n) unpack_word(delta + k, end, signs[k >> 5] >> (k & 31u), half, sh, 0, 0);
+        return;
+    }
+#endif
     for (; d != end; signs++) { /* 32 neurons per sign word */
         int16_t *wend = end - d > 32 ? d + 32 : end;
         if (s > 0)
