@@ -721,4 +721,424 @@ __attribute__((noinline)) static int64_t ebp_arm_dot16(int64_t acc, const int16_
 #define EBP_HAVE_ARCH_DOT16 1
 #endif
 
+#if EBP_ARMV7M || EBP_ARMV6M
+/* the state of ebp_arm_hidden_pack: a sigmoid or tanh hidden layer's raw deltas against the dense layer above
+ * (offsets in bytes, used by the assembly) */
+typedef struct {
+    const int16_t *y;     /*  0: the layer's outputs, n of them */
+    uint16_t *packed;     /*  4: its delta array, whose bits receive the packed magnitudes */
+    const int16_t *w;     /*  8: the next layer's weights, (nk, n) */
+    const int16_t *dk;    /* 12: the next layer's deltas, nk of them */
+    uint32_t *signs;      /* 16: the sign words, (n + 31) / 32 */
+    uint32_t n;           /* 20: >= 1 */
+    uint32_t nk;          /* 24: >= 1 */
+    uint32_t kc;          /* 28: f'(y) = ((c + y (kc - y)) >> sr) << sl: kc = 2^a_frac (sigmoid) or 0 (tanh) */
+    uint32_t c;           /* 32: 2^(sr-1) if sr > 0 (else 0), plus 2^(2 a_frac) for tanh */
+    int32_t sr, sl;       /* 36, 40: 2 a_frac - 15 when > 0, 15 - 2 a_frac when > 0 (else 0) */
+    uint32_t lo, hi;      /* 44, 48: out: the largest magnitude */
+    uint32_t ok;          /* 52: out: 0 if the packing needed a shift of 32 or more (the caller reruns the
+                           * portable pass, which rewrites every output) */
+} ebp_arm_hidden_t;
+#endif
+
+#if EBP_ARMV7M
+/*
+ * hidden_pass with signs (ebp_dense.c) for a sigmoid or tanh layer on ARMv7-M in assembly, the same rules:
+ * first f_i = act_deriv_q15(act, y_i) (as act_deriv_q15_pre, ((c + y (kc - y)) >> sr) << sl, v + half in one MLA)
+ * into packed[i]; then for each neuron i in order
+ *     r = (sum_k w[k][i] dk[k]) f_i             SMLAL over k (int64), then UMULL and MLA (the 64 x 32-bit product)
+ *     bit i of the sign words = r < 0,  m = |r|,  maxabs = max(maxabs, m)
+ *     when m > maxabs and bit_length(m) - 16 > a: packed[j] >>= (bit_length(m) - 16 - a) for j < i, a grown
+ *     packed[i] = m >> a                       (m LSR a) | (hi LSL (32 - a)): a <= 31
+ * The sign bits enter one register from the right behind a sentinel bit (ADCS; the sentinel's carry ends a word),
+ * RBIT puts neuron 0 at bit 0. A shift a >= 32 (maxabs >= 2^47) is not handled: ok = 0 and the caller reruns the
+ * portable pass. About 38 instructions a neuron for nk = 2 (GCC's loop with act_deriv_q15_pre: some 65).
+ * Registers in the neuron loop: r0, r1 the sum then r (lo, hi); r2, r3 scratch; r4 the column walk, r5 dk's;
+ * r6 the neuron's offset (-2 n .. 0, bytes), r7 packed + n, r8 w + n, r9 a, r10 2 n (the next layer's row, bytes),
+ * r11, r12 maxabs, lr the sign word. Every register is saved and restored: the state goes through *p.
+ */
+static inline void ebp_arm_hidden_pack(ebp_arm_hidden_t *p) {
+    __asm__ volatile("push {r0-r12, lr}\n\t"
+                     "mov r0, %[p]\n\t"
+                     "sub sp, sp, #24\n\t" /* [sp]: p, dk, dk + nk, signs, -2 n */
+                     "str r0, [sp, #0]\n\t"
+                     "ldr r1, [r0, #12]\n\t"
+                     "str r1, [sp, #4]\n\t"
+                     "ldr r2, [r0, #24]\n\t"
+                     "add r1, r1, r2, lsl #1\n\t"
+                     "str r1, [sp, #8]\n\t"
+                     "ldr r1, [r0, #16]\n\t"
+                     "str r1, [sp, #12]\n\t"
+                     "ldr r10, [r0, #20]\n\t"
+                     "lsl r10, r10, #1\n\t" /* r10: 2 n */
+                     "rsb r6, r10, #0\n\t"
+                     "str r6, [sp, #16]\n\t"
+                     "ldr r1, [r0, #0]\n\t" /* f into packed: r1 y, r2 y's end, r7 packed, r3 kc, r4 c, r5 sr, r8 sl */
+                     "add r2, r1, r10\n\t"
+                     "ldr r7, [r0, #4]\n\t"
+                     "ldr r3, [r0, #28]\n\t"
+                     "ldr r4, [r0, #32]\n\t"
+                     "ldr r5, [r0, #36]\n\t"
+                     "ldr r8, [r0, #40]\n"
+                     "1:\n\t"
+                     "ldrsh r11, [r1], #2\n\t"
+                     "sub r12, r3, r11\n\t"
+                     "mla r11, r11, r12, r4\n\t"
+                     "lsr r11, r11, r5\n\t"
+                     "lsl r11, r11, r8\n\t"
+                     "strh r11, [r7], #2\n\t"
+                     "cmp r1, r2\n\t"
+                     "bne 1b\n\t"
+                     "ldr r8, [r0, #8]\n\t"
+                     "add r8, r8, r10\n\t"
+                     "movs r9, #0\n\t"
+                     "movs r11, #0\n\t"
+                     "movs r12, #0\n\t"
+                     "mov lr, #1\n"
+                     "10:\n\t" /* a neuron: the sum, its first product by SMULL */
+                     "add r4, r8, r6\n\t"
+                     "ldr r5, [sp, #4]\n\t"
+                     "ldrsh r2, [r4]\n\t"
+                     "ldrsh r3, [r5], #2\n\t"
+                     "smull r0, r1, r2, r3\n\t"
+                     "ldr r2, [sp, #8]\n\t"
+                     "cmp r5, r2\n\t"
+                     "beq 13f\n"
+                     "11:\n\t"
+                     "add r4, r4, r10\n\t"
+                     "ldrsh r2, [r4]\n\t"
+                     "ldrsh r3, [r5], #2\n\t"
+                     "smlal r0, r1, r2, r3\n\t"
+                     "ldr r2, [sp, #8]\n\t"
+                     "cmp r5, r2\n\t"
+                     "bne 11b\n"
+                     "13:\n\t"
+                     "ldrh r2, [r7, r6]\n\t" /* f */
+                     "umull r0, r3, r0, r2\n\t"
+                     "mla r1, r1, r2, r3\n\t" /* r */
+                     "cmp r1, #0x80000000\n\t" /* C: r < 0 */
+                     "adcs lr, lr, lr\n\t"
+                     "bcs 30f\n" /* a word of signs full */
+                     "31:\n\t"
+                     "cmp r1, #0\n\t"
+                     "bge 12f\n\t"
+                     "rsbs r0, r0, #0\n\t"
+                     "sbc r1, r1, r1, lsl #1\n" /* m = |r| */
+                     "12:\n\t"
+                     "subs r2, r11, r0\n\t"
+                     "sbcs r2, r12, r1\n\t"
+                     "bcc 20f\n" /* m > maxabs */
+                     "21:\n\t"
+                     "lsr r2, r0, r9\n\t"
+                     "rsb r3, r9, #32\n\t"
+                     "lsl r3, r1, r3\n\t"
+                     "orr r2, r2, r3\n\t"
+                     "strh r2, [r7, r6]\n\t"
+                     "adds r6, r6, #2\n\t"
+                     "bne 10b\n\t"
+                     "cmp lr, #1\n\t" /* the last, partial word of signs */
+                     "beq 40f\n\t"
+                     "clz r2, lr\n\t"
+                     "add r2, r2, #1\n\t"
+                     "rbit r3, lr\n\t"
+                     "lsr r3, r3, r2\n\t"
+                     "ldr r2, [sp, #12]\n\t"
+                     "str r3, [r2]\n"
+                     "40:\n\t"
+                     "movs r3, #1\n\t"
+                     "b 50f\n"
+                     "30:\n\t"
+                     "rbit r2, lr\n\t"
+                     "ldr r3, [sp, #12]\n\t"
+                     "str r2, [r3], #4\n\t"
+                     "str r3, [sp, #12]\n\t"
+                     "mov lr, #1\n\t"
+                     "b 31b\n"
+                     "20:\n\t" /* a new maxabs: na = bit_length(m) - 16 */
+                     "mov r11, r0\n\t"
+                     "mov r12, r1\n\t"
+                     "cbz r1, 22f\n\t"
+                     "clz r2, r1\n\t"
+                     "rsb r2, r2, #48\n\t"
+                     "b 23f\n"
+                     "22:\n\t"
+                     "clz r2, r0\n\t"
+                     "rsb r2, r2, #16\n"
+                     "23:\n\t"
+                     "cmp r2, r9\n\t"
+                     "ble 21b\n\t"
+                     "cmp r2, #32\n\t"
+                     "bge 45f\n\t"
+                     "sub r3, r2, r9\n\t" /* the earlier entries shifted on by na - a (>= 16: LSR gives 0) */
+                     "mov r9, r2\n\t"
+                     "ldr r4, [sp, #16]\n"
+                     "24:\n\t"
+                     "cmp r4, r6\n\t"
+                     "beq 21b\n\t"
+                     "ldrh r5, [r7, r4]\n\t"
+                     "lsr r5, r5, r3\n\t"
+                     "strh r5, [r7, r4]\n\t"
+                     "adds r4, r4, #2\n\t"
+                     "b 24b\n"
+                     "45:\n\t"
+                     "movs r3, #0\n"
+                     "50:\n\t"
+                     "ldr r0, [sp, #0]\n\t"
+                     "str r11, [r0, #44]\n\t"
+                     "str r12, [r0, #48]\n\t"
+                     "str r3, [r0, #52]\n\t"
+                     "add sp, sp, #24\n\t"
+                     "pop {r0-r12, lr}\n\t"
+                     :
+                     : [p] "r"(p)
+                     : "cc", "memory");
+}
+#define EBP_HAVE_ARCH_HIDDEN_PACK 1
+#endif
+
+#if EBP_ARMV6M
+/*
+ * ebp_arm_hidden_pack on ARMv6-M (Cortex-M0/M0+) in Thumb-1 assembly, the same rules as the ARMv7-M one (hidden_pass
+ * with signs): f_i into packed[i] first (MULS), then per neuron the sum over k (MULS, its sign extension added by
+ * ADDS/ADCS), r = sum f_i from three 32-bit products (the sum's halves of 16 bits and its high word, as mul_u32_q15),
+ * its sign bit, m = |r|, the running maximum (on the stack) and packed[i] = (m LSR a) | (hi LSL (32 - a)). Without
+ * CLZ or RBIT: the sign bits enter the word from the left behind a sentinel bit, which a full word shifts out into C
+ * (LSRS; the last partial word shifted right by 32 - n % 32), and bit_length of a new maximum by binary search.
+ * A shift a >= 32 leaves it to the portable pass (ok = 0). About 62 instructions a neuron for nk = 2 (GCC's: some 115,
+ * with the calls). Registers in the neuron loop: r0, r1 the sum then r (lo, hi); r2, r3, r5 scratch (r5 first the
+ * column walk); r4 w - packed, r6 dk + nk, r7 the k offset then packed + i; r8 2 n (the next layer's row, bytes),
+ * r9 a, r10 32 - a, r11 packed + n, r12 packed + i, lr the sign word. Every register is saved and restored.
+ */
+static inline void ebp_arm_hidden_pack(ebp_arm_hidden_t *p) {
+    __asm__ volatile(".syntax unified\n\t"
+                     "push {r0-r7}\n\t"
+                     "mov r7, %[p]\n\t"
+                     "mov r0, r8\n\t"
+                     "mov r1, r9\n\t"
+                     "mov r2, r10\n\t"
+                     "mov r3, r11\n\t"
+                     "mov r4, r12\n\t"
+                     "mov r5, lr\n\t"
+                     "push {r0-r5}\n\t"
+                     "sub sp, #40\n\t" /* [sp]: p, -2 nk, maxabs (lo, hi), signs, packed, 32 - n % 32 (0 if 0), w - packed,
+                                          dk + nk */
+                     "str r7, [sp, #0]\n\t"
+                     "ldr r0, [r7, #24]\n\t"
+                     "lsls r0, r0, #1\n\t"
+                     "ldr r1, [r7, #12]\n\t"
+                     "adds r1, r1, r0\n\t"
+                     "str r1, [sp, #32]\n\t"
+                     "negs r0, r0\n\t"
+                     "str r0, [sp, #4]\n\t"
+                     "movs r0, #0\n\t"
+                     "str r0, [sp, #8]\n\t"
+                     "str r0, [sp, #12]\n\t"
+                     "mov r9, r0\n\t"
+                     "movs r1, #32\n\t"
+                     "mov r10, r1\n\t"
+                     "ldr r0, [r7, #16]\n\t"
+                     "str r0, [sp, #16]\n\t"
+                     "ldr r1, [r7, #4]\n\t"
+                     "str r1, [sp, #20]\n\t"
+                     "mov r12, r1\n\t"
+                     "ldr r2, [r7, #8]\n\t"
+                     "subs r2, r2, r1\n\t"
+                     "str r2, [sp, #28]\n\t"
+                     "ldr r0, [r7, #20]\n\t"
+                     "lsls r2, r0, #27\n\t"
+                     "lsrs r2, r2, #27\n\t"
+                     "beq 1f\n\t"
+                     "movs r3, #32\n\t"
+                     "subs r2, r3, r2\n"
+                     "1:\n\t"
+                     "str r2, [sp, #24]\n\t"
+                     "lsls r0, r0, #1\n\t"
+                     "mov r8, r0\n\t"
+                     "adds r1, r1, r0\n\t"
+                     "mov r11, r1\n\t"
+                     /* f into packed: r0 y's end, r1 packed's end, r2 the offset (-2 n .. 0), r3 kc, lr c, r4 sr, r5 sl */
+                     "negs r2, r0\n\t"
+                     "ldr r0, [r7, #0]\n\t"
+                     "add r0, r8\n\t"
+                     "ldr r3, [r7, #32]\n\t"
+                     "mov lr, r3\n\t"
+                     "ldr r3, [r7, #28]\n\t"
+                     "ldr r4, [r7, #36]\n\t"
+                     "ldr r5, [r7, #40]\n"
+                     "2:\n\t"
+                     "ldrsh r7, [r0, r2]\n\t"
+                     "subs r6, r3, r7\n\t"
+                     "muls r6, r7, r6\n\t"
+                     "add r6, lr\n\t"
+                     "lsrs r6, r4\n\t"
+                     "lsls r6, r5\n\t"
+                     "strh r6, [r1, r2]\n\t"
+                     "adds r2, #2\n\t"
+                     "bne 2b\n\t"
+                     "movs r0, #1\n\t"
+                     "lsls r0, r0, #31\n\t"
+                     "mov lr, r0\n\t" /* the sentinel */
+                     "ldr r4, [sp, #28]\n\t"
+                     "ldr r6, [sp, #32]\n"
+                     "10:\n\t" /* a neuron: the sum, its first product */
+                     "mov r5, r12\n\t"
+                     "ldr r7, [sp, #4]\n\t"
+                     "ldrsh r0, [r4, r5]\n\t"
+                     "ldrsh r3, [r6, r7]\n\t"
+                     "muls r0, r3, r0\n\t"
+                     "asrs r1, r0, #31\n\t"
+                     "add r5, r8\n\t"
+                     "adds r7, #2\n\t"
+                     "beq 13f\n"
+                     "11:\n\t"
+                     "ldrsh r2, [r4, r5]\n\t"
+                     "ldrsh r3, [r6, r7]\n\t"
+                     "muls r2, r3, r2\n\t"
+                     "asrs r3, r2, #31\n\t"
+                     "adds r0, r0, r2\n\t"
+                     "adcs r1, r1, r3\n\t"
+                     "add r5, r8\n\t"
+                     "adds r7, #2\n\t"
+                     "bne 11b\n"
+                     "13:\n\t"
+                     "mov r7, r12\n\t"
+                     "ldrh r2, [r7]\n\t" /* f */
+                     "uxth r3, r0\n\t"
+                     "muls r3, r2, r3\n\t"
+                     "lsrs r5, r0, #16\n\t"
+                     "muls r5, r2, r5\n\t"
+                     "muls r1, r2, r1\n\t"
+                     "lsls r0, r5, #16\n\t"
+                     "lsrs r5, r5, #16\n\t"
+                     "adds r0, r0, r3\n\t"
+                     "adcs r1, r1, r5\n\t" /* r */
+                     "lsrs r2, r1, #31\n\t"
+                     "lsls r2, r2, #31\n\t" /* its sign bit, at bit 31 */
+                     "mov r3, lr\n\t"
+                     "lsrs r3, r3, #1\n\t" /* C: the sentinel left, a word of signs full */
+                     "orrs r3, r3, r2\n\t"
+                     "mov lr, r3\n\t"
+                     "bcs 30f\n"
+                     "31:\n\t"
+                     "cmp r1, #0\n\t"
+                     "bge 14f\n\t"
+                     "negs r0, r0\n\t"
+                     "sbcs r3, r3\n\t"
+                     "subs r1, r3, r1\n" /* m = |r| */
+                     "14:\n\t"
+                     "ldr r2, [sp, #8]\n\t"
+                     "subs r2, r2, r0\n\t"
+                     "ldr r2, [sp, #12]\n\t"
+                     "sbcs r2, r2, r1\n\t"
+                     "bcc 20f\n" /* m > maxabs */
+                     "21:\n\t"
+                     "mov r2, r9\n\t"
+                     "lsrs r0, r2\n\t"
+                     "mov r2, r10\n\t"
+                     "lsls r1, r2\n\t"
+                     "orrs r0, r0, r1\n\t"
+                     "strh r0, [r7]\n\t"
+                     "adds r7, #2\n\t"
+                     "mov r12, r7\n\t"
+                     "cmp r7, r11\n\t"
+                     "bne 10b\n\t"
+                     "ldr r2, [sp, #24]\n\t" /* the last, partial word of signs */
+                     "cmp r2, #0\n\t"
+                     "beq 40f\n\t"
+                     "mov r3, lr\n\t"
+                     "lsrs r3, r2\n\t"
+                     "ldr r2, [sp, #16]\n\t"
+                     "str r3, [r2]\n"
+                     "40:\n\t"
+                     "movs r3, #1\n\t"
+                     "b 50f\n"
+                     "30:\n\t"
+                     "ldr r2, [sp, #16]\n\t"
+                     "stmia r2!, {r3}\n\t"
+                     "str r2, [sp, #16]\n\t"
+                     "movs r3, #1\n\t"
+                     "lsls r3, r3, #31\n\t"
+                     "mov lr, r3\n\t"
+                     "b 31b\n"
+                     "20:\n\t" /* a new maxabs: na = bit_length(m) - 16 by binary search */
+                     "str r0, [sp, #8]\n\t"
+                     "str r1, [sp, #12]\n\t"
+                     "movs r3, r1\n\t"
+                     "movs r2, #16\n\t"
+                     "cmp r1, #0\n\t"
+                     "bne 22f\n\t"
+                     "movs r3, r0\n\t"
+                     "subs r2, #32\n"
+                     "22:\n\t"
+                     "lsrs r5, r3, #16\n\t"
+                     "beq 23f\n\t"
+                     "movs r3, r5\n\t"
+                     "adds r2, #16\n"
+                     "23:\n\t"
+                     "lsrs r5, r3, #8\n\t"
+                     "beq 24f\n\t"
+                     "movs r3, r5\n\t"
+                     "adds r2, #8\n"
+                     "24:\n\t"
+                     "lsrs r5, r3, #4\n\t"
+                     "beq 25f\n\t"
+                     "movs r3, r5\n\t"
+                     "adds r2, #4\n"
+                     "25:\n\t"
+                     "lsrs r5, r3, #2\n\t"
+                     "beq 26f\n\t"
+                     "movs r3, r5\n\t"
+                     "adds r2, #2\n"
+                     "26:\n\t"
+                     "lsrs r5, r3, #1\n\t"
+                     "beq 27f\n\t"
+                     "movs r3, r5\n\t"
+                     "adds r2, #1\n"
+                     "27:\n\t"
+                     "adds r2, r2, r3\n\t"
+                     "mov r5, r9\n\t"
+                     "cmp r2, r5\n\t"
+                     "ble 21b\n\t"
+                     "cmp r2, #32\n\t"
+                     "bge 45f\n\t"
+                     "subs r3, r2, r5\n\t" /* the earlier entries shifted on by na - a (>= 16: LSRS gives 0) */
+                     "mov r9, r2\n\t"
+                     "movs r5, #32\n\t"
+                     "subs r5, r5, r2\n\t"
+                     "mov r10, r5\n\t"
+                     "ldr r5, [sp, #20]\n"
+                     "28:\n\t"
+                     "cmp r5, r7\n\t"
+                     "beq 21b\n\t"
+                     "ldrh r2, [r5]\n\t"
+                     "lsrs r2, r3\n\t"
+                     "strh r2, [r5]\n\t"
+                     "adds r5, #2\n\t"
+                     "b 28b\n"
+                     "45:\n\t"
+                     "movs r3, #0\n"
+                     "50:\n\t"
+                     "ldr r0, [sp, #0]\n\t"
+                     "ldr r1, [sp, #8]\n\t"
+                     "str r1, [r0, #44]\n\t"
+                     "ldr r1, [sp, #12]\n\t"
+                     "str r1, [r0, #48]\n\t"
+                     "str r3, [r0, #52]\n\t"
+                     "add sp, #40\n\t"
+                     "pop {r0-r5}\n\t"
+                     "mov r8, r0\n\t"
+                     "mov r9, r1\n\t"
+                     "mov r10, r2\n\t"
+                     "mov r11, r3\n\t"
+                     "mov r12, r4\n\t"
+                     "mov lr, r5\n\t"
+                     "pop {r0-r7}\n\t"
+                     ".syntax divided\n"
+                     :
+                     : [p] "l"(p)
+                     : "cc", "memory");
+}
+#define EBP_HAVE_ARCH_HIDDEN_PACK 1
+#endif
+
 #endif /* EBP_ARCH_ARM_H */

@@ -280,10 +280,41 @@ static uint64_t hidden_pack_arch(const ebp_layer_t *L, const ebp_layer_t *N, uin
 }
 #endif
 
+#if defined(EBP_HAVE_ARCH_HIDDEN_PACK)
+/* hidden_pass with signs for a sigmoid or tanh layer by the Arm kernel (ebp_arch_arm.h), f'(y) as act_deriv_q15_pre
+ * computes it; returns 0 when the kernel left it to the portable pass (a packing shift of 32 or more) */
+static int hidden_pack_arm(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t *signs, uint64_t *maxabs) {
+    const int sd = 2 * L->a_frac - 15;
+    const uint32_t one = (uint32_t)1 << L->a_frac, half = sd > 0 ? (uint32_t)1 << (sd - 1) : 0u;
+    ebp_arm_hidden_t p;
+    p.y = L->y;
+    p.packed = (uint16_t *)L->delta; /* the same object: its bits */
+    p.w = N->w;
+    p.dk = N->delta;
+    p.signs = signs;
+    p.n = L->n_out;
+    p.nk = N->n_out;
+    p.kc = L->act == EBP_ACT_TANH ? 0u : one;
+    p.c = half + (L->act == EBP_ACT_TANH ? one * one : 0u);
+    p.sr = sd > 0 ? sd : 0;
+    p.sl = sd > 0 ? 0 : -sd;
+    ebp_arm_hidden_pack(&p);
+    *maxabs = ((uint64_t)p.hi << 32) | p.lo;
+    return p.ok != 0;
+}
+#endif
+
 /* hidden_pass with act and the mode (signs or not) as constants, so that each loop is a tight one */
 EBP_NOINLINE EBP_INTERNAL uint64_t ebp_dense_hidden_raw(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, uint32_t *signs) {
 #if defined(EBP_HAVE_ARCH_HIDDEN_MAG)
     if (signs != NULL && L->n_out <= EBP_PACK_WIDTH) return hidden_pack_arch(L, N, signs);
+#endif
+#if defined(EBP_HAVE_ARCH_HIDDEN_PACK)
+    if (signs != NULL && (L->act == EBP_ACT_SIGMOID || L->act == EBP_ACT_TANH) && L->n_out != 0 && N->n_out != 0 &&
+        N->n_in == L->n_out) {
+        uint64_t maxabs;
+        if (hidden_pack_arm(L, N, signs, &maxabs)) return maxabs;
+    }
 #endif
     if (signs != NULL) {
         switch (L->act) {
