@@ -90,6 +90,28 @@ def wide_case():
     return spec, cfg, r.uniform(-7.99, 7.99, (30, 8)), np.eye(2)[r.integers(0, 2, 30)], 1, weights
 
 
+def hidden_cases():
+    """Online networks whose hidden raw deltas (the packed hidden pass, ebp_arm_hidden_pack on the Arm boards) reach
+    its edges: a next layer of 3 to 64 neurons with weights at +-32767 (sums beyond 32 bits, and beyond 2^47 for 40
+    and 64, where the kernel hands the layer back to the portable pass), sigmoid and tanh, a_frac 6, 7 (f'(y)'s
+    shift at a_frac <= 7), 12 and 15, 40 hidden neurons (a second sign word) and saturated hidden neurons (f'(y) 0
+    or tiny). Returns (name, spec, cfg, X, T, batch, int16 weights both sides start from)."""
+    r = np.random.default_rng(7)
+    out = []
+    for nk, act, af in [(40, "sigmoid", 12), (64, "sigmoid", 12), (20, "sigmoid", 12), (24, "tanh", 12),
+                        (3, "sigmoid", 6), (5, "tanh", 7), (3, "sigmoid", 15), (33, "sigmoid", 12)]:
+        nh = 40 if nk == 33 else 16
+        spec = NetSpec.from_sizes([4, nh, nk], [act, "linear" if nk in (40, 64) else "sigmoid"], "mse", a_frac=af)
+        w = [(np.zeros((nh, 4), np.int16), r.integers(-300, 300, nh).astype(np.int16)),
+             (np.full((nk, nh), 32767, np.int16), r.integers(-32768, 32768, nk).astype(np.int16))]
+        w[1][0][:, :3] = r.integers(-32768, 32768, (nk, 3))   # some mixed columns
+        w[0][1][:2] = [-32768, 32767]                          # saturated neurons: f'(y) = 0 or tiny
+        out.append((f"hidden nk={nk} {act} a_frac={af}", spec, w))
+    cfg = TrainConfig(lr=0.01, batch_size=1, rounding="stochastic", seed=3)
+    return [(name, spec, cfg, r.uniform(-1, 1, (12, 4)), np.zeros((12, spec.layers[-1].n_out)), 1, w)
+            for name, spec, w in out]
+
+
 def stats_off_firmware(board: str, tmp: Path) -> Path:
     """The board's firmware with the core built EBP_STATS=0 (its own build folder)."""
     from edgebp.boards import get_board
@@ -105,11 +127,14 @@ def stats_off_firmware(board: str, tmp: Path) -> Path:
 def check_cases(url: str, seeds, with_stats: bool, small: bool):
     from edgebp.device import Device, DeviceNet
     from edgebp.fixed import FixedNet
+    hidden = {c[0]: c[1:] for c in hidden_cases()}
     with Device(url, timeout=60.0, retries=2) as dev:
-        for seed in ["saturating", "wide", *seeds]:
+        for seed in ["saturating", "wide", *hidden, *seeds]:
             weights = None
             if seed == "wide":
                 spec, cfg, X, T, batch, weights = wide_case()
+            elif seed in hidden:
+                spec, cfg, X, T, batch, weights = hidden[seed]
             else:
                 spec, cfg, X, T, batch = saturating_case() if seed == "saturating" else random_case(seed, small)
             host = FixedNet(spec, cfg)
