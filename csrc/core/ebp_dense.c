@@ -111,6 +111,21 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh, 
         return;
     }
 #endif
+#if defined(EBP_HAVE_ARCH_SIGMOID4) /* x86-64: four neurons at a time, a block outside int32 finished here */
+    if (fast && n_in != 0 && (n_in & 7u) == 0) {
+        const uint32_t n_out = L->n_out;
+        uint32_t j, i;
+        for (j = 0; j < n_out; j += 4) {
+            const uint32_t k = n_out - j < 4u ? n_out - j : 4u;
+            int64_t acc[4];
+            if (!ebp_x86_sigmoid4(w + j * n_in, b + j, k, in, n_in, in_frac, tanh, s, sh, ebp_sigmoid_q16, y + j, acc,
+                                  &sat))
+                for (i = 0; i < k; i++) y[j + i] = sigmoid_neuron(acc[i], tanh, 1, s, half_z, sh, half_y, &sat);
+        }
+        L->stats.sat_out += sat;
+        return;
+    }
+#endif
     for (; y != y_end; y++, b++) { /* the rows of w follow each other: w runs on through them */
         const int16_t *x = in;
         int64_t acc = (int32_t)*b * ((int32_t)1 << in_frac); /* dot16, with its bounds set once per layer */
