@@ -276,10 +276,10 @@ EBP_X86_INLINE int ebp_x86_sigmoid4(const int16_t *w, const int16_t *b, uint32_t
     q = _mm_packs_epi32(q, q); /* exact: |q| <= 2^15 */
     if (k == 4u) {
         _mm_storel_epi64((__m128i *)(void *)y, q);
-    } else {
-        int16_t yt[8];
-        _mm_storeu_si128((__m128i *)(void *)yt, q);
-        memcpy(y, yt, 2u * k);
+    } else { /* their 16 bits (GCC, clang: conversion modulo 2^16) */
+        y[0] = (int16_t)_mm_extract_epi16(q, 0);
+        if (k > 1u) y[1] = (int16_t)_mm_extract_epi16(q, 1);
+        if (k > 2u) y[2] = (int16_t)_mm_extract_epi16(q, 2);
         bits &= (1u << k) - 1u;
     }
     for (; bits != 0; bits &= bits - 1u) (*sat)++;

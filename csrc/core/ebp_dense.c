@@ -111,21 +111,6 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh, 
         return;
     }
 #endif
-#if defined(EBP_HAVE_ARCH_SIGMOID4) /* x86-64: four neurons at a time, a block outside int32 finished here */
-    if (fast && n_in != 0 && (n_in & 7u) == 0) {
-        const uint32_t n_out = L->n_out;
-        uint32_t j, i;
-        for (j = 0; j < n_out; j += 4) {
-            const uint32_t k = n_out - j < 4u ? n_out - j : 4u;
-            int64_t acc[4];
-            if (!ebp_x86_sigmoid4(w + j * n_in, b + j, k, in, n_in, in_frac, tanh, s, sh, ebp_sigmoid_q16, y + j, acc,
-                                  &sat))
-                for (i = 0; i < k; i++) y[j + i] = sigmoid_neuron(acc[i], tanh, 1, s, half_z, sh, half_y, &sat);
-        }
-        L->stats.sat_out += sat;
-        return;
-    }
-#endif
     for (; y != y_end; y++, b++) { /* the rows of w follow each other: w runs on through them */
         const int16_t *x = in;
         int64_t acc = (int32_t)*b * ((int32_t)1 << in_frac); /* dot16, with its bounds set once per layer */
@@ -146,9 +131,37 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh, 
     L->stats.sat_out += sat;
 }
 
+#if defined(EBP_HAVE_ARCH_SIGMOID4)
+/* fwd_sigmoid_kernel's 32-bit path (1 <= s <= 31) on x86-64 when 8 divides n_in != 0: four neurons at a time by
+ * ebp_x86_sigmoid4 (the last n_out % 4 together), a block with an accumulator outside int32 by sigmoid_neuron */
+EBP_INLINE void fwd_sigmoid_x86(ebp_layer_t *L, const int16_t *in, int tanh, int s) {
+    const uint32_t n_in = L->n_in, n_out = L->n_out, n4 = n_out & ~3u;
+    const int in_frac = L->in_frac, sh = 16 - L->a_frac;
+    const int16_t *w = L->w, *b = L->b;
+    int16_t *y = L->y;
+    const uint32_t half_z = (uint32_t)1 << (s - 1), half_y = (uint32_t)1 << (sh - 1);
+    uint32_t j = 0, i, sat = 0;
+    int64_t acc[4];
+    for (; j < n4; j += 4, w += 4u * n_in)
+        if (!ebp_x86_sigmoid4(w, b + j, 4, in, n_in, in_frac, tanh, s, sh, ebp_sigmoid_q16, y + j, acc, &sat))
+            for (i = 0; i < 4u; i++) y[j + i] = sigmoid_neuron(acc[i], tanh, 1, s, half_z, sh, half_y, &sat);
+    if (j < n_out &&
+        !ebp_x86_sigmoid4(w, b + j, n_out - j, in, n_in, in_frac, tanh, s, sh, ebp_sigmoid_q16, y + j, acc, &sat))
+        for (i = 0; j + i < n_out; i++) y[j + i] = sigmoid_neuron(acc[i], tanh, 1, s, half_z, sh, half_y, &sat);
+    L->stats.sat_out += sat;
+}
+#define EBP_X86_FWD4_OK(L, s) ((s) >= 1 && (s) <= 31 && ((L)->n_in & 7u) == 0 && (L)->n_in != 0)
+#endif
+
 /* the kernel with the 32-bit path (1 <= s <= 31, every common format) or without it, each a tight loop */
 EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) {
     const int s = L->w_frac + L->in_frac - EBP_Z_FRAC;
+#if defined(EBP_HAVE_ARCH_SIGMOID4)
+    if (EBP_X86_FWD4_OK(L, s)) {
+        fwd_sigmoid_x86(L, in, 0, s);
+        return;
+    }
+#endif
     if (s >= 1 && s <= 31)
         fwd_sigmoid_kernel(L, in, 0, 1);
     else
@@ -157,6 +170,12 @@ EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) {
 
 EBP_NOINLINE static void fwd_tanh(ebp_layer_t *L, const int16_t *in) {
     const int s = L->w_frac + L->in_frac - EBP_Z_FRAC - 1;
+#if defined(EBP_HAVE_ARCH_SIGMOID4)
+    if (EBP_X86_FWD4_OK(L, s)) {
+        fwd_sigmoid_x86(L, in, 1, s);
+        return;
+    }
+#endif
     if (s >= 1 && s <= 31)
         fwd_sigmoid_kernel(L, in, 1, 1);
     else
