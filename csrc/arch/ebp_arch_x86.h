@@ -287,6 +287,39 @@ EBP_X86_INLINE int ebp_x86_sigmoid4(const int16_t *w, const int16_t *b, uint32_t
 }
 #define EBP_HAVE_ARCH_SIGMOID4 1
 
+/*
+ * act_deriv_q15 of a sigmoid (tanh: a constant) layer for n outputs y (8 divides n), 8 a step: with one = 2^a_frac,
+ *     v = y (one - y) = y 2^a_frac - y^2    (tanh: one^2 - y^2),    f[i] = (uint16_t)(((v + half) >> sr) << sl)
+ * (act_deriv_q15_pre's form of the final shift: half = 2^(sd-1) and sr = sd when sd = 2 a_frac - 15 > 0, else
+ * half = sr = 0 and sl = -sd), modulo 2^32 as the int32 rule where it is defined; y^2 exact from PMULLW/PMULHW,
+ * the low 16 bits of each lane kept by PSLLD/PSRAD 16 and PACKSSDW.
+ */
+EBP_X86_INLINE void ebp_x86_deriv(uint16_t *f, const int16_t *y, uint32_t n, int tanh, int a_frac) {
+    const int sd = 2 * a_frac - 15;
+    const __m128i half = _mm_set1_epi32(sd > 0 ? 1 << (sd - 1) : 0), av = _mm_cvtsi32_si128(a_frac);
+    const __m128i srv = _mm_cvtsi32_si128(sd > 0 ? sd : 0), slv = _mm_cvtsi32_si128(sd > 0 ? 0 : -sd);
+    const __m128i one2 = _mm_set1_epi32(1 << (2 * a_frac)); /* <= 2^30 */
+    uint32_t i;
+    for (i = 0; i < n; i += 8) {
+        const __m128i yv = _mm_loadu_si128((const __m128i *)(const void *)(y + i));
+        const __m128i lo = _mm_mullo_epi16(yv, yv), hi = _mm_mulhi_epi16(yv, yv);
+        __m128i v0 = _mm_unpacklo_epi16(lo, hi), v1 = _mm_unpackhi_epi16(lo, hi); /* y^2 */
+        if (tanh) {
+            v0 = _mm_sub_epi32(one2, v0);
+            v1 = _mm_sub_epi32(one2, v1);
+        } else { /* y 2^a_frac - y^2, y sign-extended */
+            v0 = _mm_sub_epi32(_mm_sll_epi32(_mm_srai_epi32(_mm_unpacklo_epi16(yv, yv), 16), av), v0);
+            v1 = _mm_sub_epi32(_mm_sll_epi32(_mm_srai_epi32(_mm_unpackhi_epi16(yv, yv), 16), av), v1);
+        }
+        v0 = _mm_sll_epi32(_mm_srl_epi32(_mm_add_epi32(v0, half), srv), slv);
+        v1 = _mm_sll_epi32(_mm_srl_epi32(_mm_add_epi32(v1, half), srv), slv);
+        v0 = _mm_srai_epi32(_mm_slli_epi32(v0, 16), 16);
+        v1 = _mm_srai_epi32(_mm_slli_epi32(v1, 16), 16);
+        _mm_storeu_si128((__m128i *)(void *)(f + i), _mm_packs_epi32(v0, v1));
+    }
+}
+#define EBP_HAVE_ARCH_DERIV 1
+
 /* m[0..1] = |s| f for two int64 lanes s and f < 2^16 in the low words of the lanes of fq (exact: |s| f < 2^64),
  * from two PMULUDQ of the 32-bit halves of |s|; returns bit j set if s_j < 0 */
 EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m) {

@@ -304,7 +304,17 @@ static uint64_t hidden_pack_arch(const ebp_layer_t *L, const ebp_layer_t *N, uin
     uint64_t m[EBP_PACK_WIDTH], maxabs = 0;
     uint32_t i;
     int a;
-    for (i = 0; i < n; i++) f[i] = (uint16_t)act_deriv_q15(L->act, L->y[i], one, sd); /* <= 2^15 */
+    i = 0;
+#if defined(EBP_HAVE_ARCH_DERIV) /* the sigmoid's and tanh's 8 at a time */
+    if (L->act == EBP_ACT_SIGMOID || L->act == EBP_ACT_TANH) {
+        i = n & ~7u;
+        if (L->act == EBP_ACT_TANH)
+            ebp_x86_deriv(f, L->y, i, 1, L->a_frac);
+        else
+            ebp_x86_deriv(f, L->y, i, 0, L->a_frac);
+    }
+#endif
+    for (; i < n; i++) f[i] = (uint16_t)act_deriv_q15(L->act, L->y[i], one, sd); /* <= 2^15 */
     ebp_x86_hidden_mag(N->w, N->delta, N->n_out, N->n_in, f, n, m, signs);
     for (i = 0; i < n; i++)
         if (m[i] > maxabs) maxabs = m[i];
