@@ -316,8 +316,15 @@ static uint64_t hidden_pack_arch(const ebp_layer_t *L, const ebp_layer_t *N, uin
 #endif
     for (; i < n; i++) f[i] = (uint16_t)act_deriv_q15(L->act, L->y[i], one, sd); /* <= 2^15 */
     ebp_x86_hidden_mag(N->w, N->delta, N->n_out, N->n_in, f, n, m, signs);
-    for (i = 0; i < n; i++)
-        if (m[i] > maxabs) maxabs = m[i];
+    { /* two running maxima: half the loop's steps */
+        uint64_t m1 = 0;
+        for (i = 0; i + 1u < n; i += 2) {
+            if (m[i] > maxabs) maxabs = m[i];
+            if (m[i + 1] > m1) m1 = m[i + 1];
+        }
+        if (i < n && m[i] > maxabs) maxabs = m[i];
+        if (m1 > maxabs) maxabs = m1;
+    }
     a = maxabs > 0xFFFFu ? bit_length(maxabs) - 16 : 0;
     for (i = 0; i < n; i++) packed[i] = (uint16_t)(m[i] >> a);
     return maxabs;
