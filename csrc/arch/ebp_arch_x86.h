@@ -14,6 +14,7 @@
 
 #if EBP_X86_SSE2
 #include <emmintrin.h>
+#include <string.h>
 
 #define EBP_X86_INLINE static inline __attribute__((always_inline))
 
@@ -182,6 +183,142 @@ EBP_X86_INLINE int64_t ebp_x86_dot16(int64_t acc, const int16_t *w, const int16_
     return acc;
 }
 #define EBP_HAVE_ARCH_DOT16 1
+
+/*
+ * Four neurons of sigmoid_neuron's 32-bit path (csrc/core/ebp_dense.c) in SSE2 lanes, tanh a constant: the k
+ * neurons (1 <= k <= 4) of rows w + j n, biases b[j] (j < k; the other lanes repeat neuron k - 1), n a multiple
+ * of 8, table tab = ebp_sigmoid_q16, 1 <= s <= 31, 1 <= sh <= 16. The exact accumulators
+ *     acc_j = b[j] 2^in_frac + sum_i w[j n + i] x[i]
+ * come from PMADDWD pairs sign-extended into 64-bit sums as in ebp_x86_dot16, the four neurons' pairs of sums
+ * added transposed. Unless every acc_j is in int32 (then it stores them in acc[0..k) and returns 0, for the
+ * caller's scalar rule), with neg = acc_j < 0, per lane
+ *     a = (|acc_j| + 2^(s-1)) >> s,  v = sigmoid_pos_q16(a),
+ *     sigmoid: q = ((neg ? 65536 - v : v) + 2^(sh-1)) >> sh, 32768 clipped to 32767;
+ *     tanh:    q = ((2v - 65536) + 2^(sh-1)) >> sh, 32768 clipped to 32767 unless neg; y = neg ? -q : q,
+ * stored to y[0..k), each clip of the k lanes counted into *sat. The table pair tab[idx], tab[idx + 1] of a lane
+ * (idx = a >> 8 <= 255) is one 32-bit load, and y0 + (((y1 - y0) frac + 128) >> 8) = (y0 (256 - frac) + y1 frac
+ * + 128) >> 8 (y0 256 is a multiple of 256) is PMADDWD of the pair minus 2^15 each (the table lies in [2^15,
+ * 2^16): PXOR of bit 15) with (256 - frac, frac), 2^15 256 added back; a >= 2^16 gives 65535 by POR.
+ */
+EBP_X86_INLINE int ebp_x86_sigmoid4(const int16_t *w, const int16_t *b, uint32_t k, const int16_t *x, uint32_t n,
+                                    int in_frac, int tanh, int s, int sh, const uint16_t *tab, int16_t *y,
+                                    int64_t *acc, uint32_t *sat) {
+    const __m128i zero = _mm_setzero_si128();
+    const int16_t *w0 = w, *w1 = w + (k > 1u ? n : 0u), *w2 = w + (k > 2u ? 2u : k - 1u) * n;
+    const int16_t *w3 = w + (k > 3u ? 3u : k - 1u) * n;
+    __m128i s0 = zero, s1 = zero, s2 = zero, s3 = zero, t01, t23, bv, lo, neg, a, big, ia, fr, yv, v, q;
+    uint32_t i, y01[4], bits;
+    for (i = 0; i < n; i += 8) {
+        const __m128i xv = _mm_loadu_si128((const __m128i *)(const void *)(x + i));
+        const __m128i p0 = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w0 + i)), xv);
+        const __m128i p1 = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w1 + i)), xv);
+        const __m128i p2 = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w2 + i)), xv);
+        const __m128i p3 = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w3 + i)), xv);
+        const __m128i g0 = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p0), zero); /* the high words */
+        const __m128i g1 = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p1), zero);
+        const __m128i g2 = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p2), zero);
+        const __m128i g3 = _mm_cmpgt_epi32(_mm_sub_epi32(zero, p3), zero);
+        s0 = _mm_add_epi64(s0, _mm_add_epi64(_mm_unpacklo_epi32(p0, g0), _mm_unpackhi_epi32(p0, g0)));
+        s1 = _mm_add_epi64(s1, _mm_add_epi64(_mm_unpacklo_epi32(p1, g1), _mm_unpackhi_epi32(p1, g1)));
+        s2 = _mm_add_epi64(s2, _mm_add_epi64(_mm_unpacklo_epi32(p2, g2), _mm_unpackhi_epi32(p2, g2)));
+        s3 = _mm_add_epi64(s3, _mm_add_epi64(_mm_unpacklo_epi32(p3, g3), _mm_unpackhi_epi32(p3, g3)));
+    }
+    if (k == 4u) {
+        bv = _mm_loadl_epi64((const __m128i *)(const void *)b);
+    } else { /* the missing lanes repeat b[k - 1] */
+        int16_t bt[4];
+        for (i = 0; i < 4u; i++) bt[i] = b[i < k ? i : k - 1u];
+        bv = _mm_loadl_epi64((const __m128i *)(const void *)bt);
+    }
+    bv = _mm_sll_epi32(_mm_srai_epi32(_mm_unpacklo_epi16(bv, bv), 16), _mm_cvtsi32_si128(in_frac)); /* |.| <= 2^30 */
+    t01 = _mm_add_epi64(_mm_add_epi64(_mm_unpacklo_epi64(s0, s1), _mm_unpackhi_epi64(s0, s1)),
+                        _mm_unpacklo_epi32(bv, _mm_srai_epi32(bv, 31)));
+    t23 = _mm_add_epi64(_mm_add_epi64(_mm_unpacklo_epi64(s2, s3), _mm_unpackhi_epi64(s2, s3)),
+                        _mm_unpackhi_epi32(bv, _mm_srai_epi32(bv, 31)));
+    lo = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(t01), _mm_castsi128_ps(t23), 0x88)); /* low words */
+    neg = _mm_srai_epi32(lo, 31);
+    if (_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(
+            neg, _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(t01), _mm_castsi128_ps(t23), 0xDD))))) != 15) {
+        _mm_storeu_si128((__m128i *)(void *)acc, t01); /* an accumulator outside int32 */
+        _mm_storeu_si128((__m128i *)(void *)(acc + 2), t23);
+        return 0;
+    }
+    a = _mm_srl_epi32(_mm_add_epi32(_mm_sub_epi32(_mm_xor_si128(lo, neg), neg), _mm_set1_epi32(1 << (s - 1))),
+                      _mm_cvtsi32_si128(s)); /* |acc| <= 2^31, s >= 1: no wrap, a < 2^31 */
+    big = _mm_cmpgt_epi32(a, _mm_set1_epi32(65535));
+    a = _mm_andnot_si128(big, a);
+    ia = _mm_srli_epi32(a, 8);
+    memcpy(&y01[0], tab + _mm_extract_epi16(ia, 0), 4); /* tab[idx] | tab[idx + 1] << 16 */
+    memcpy(&y01[1], tab + _mm_extract_epi16(ia, 2), 4);
+    memcpy(&y01[2], tab + _mm_extract_epi16(ia, 4), 4);
+    memcpy(&y01[3], tab + _mm_extract_epi16(ia, 6), 4);
+    yv = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)y01), _mm_set1_epi32((int32_t)0x80008000u));
+    fr = _mm_and_si128(a, _mm_set1_epi32(255));
+    fr = _mm_add_epi32(_mm_sub_epi32(_mm_slli_epi32(fr, 16), fr), _mm_set1_epi32(256)); /* 256 - frac, frac */
+    v = _mm_srli_epi32(_mm_add_epi32(_mm_madd_epi16(yv, fr), _mm_set1_epi32((1 << 23) + 128)), 8);
+    v = _mm_or_si128(v, _mm_srli_epi32(big, 16));
+    if (tanh) { /* |2 sigmoid - 1| in Q16, the sign that of z */
+        __m128i clip;
+        q = _mm_srl_epi32(_mm_add_epi32(_mm_sub_epi32(_mm_add_epi32(v, v), _mm_set1_epi32(65536)),
+                                        _mm_set1_epi32(1 << (sh - 1))), _mm_cvtsi32_si128(sh));
+        clip = _mm_andnot_si128(neg, _mm_cmpeq_epi32(q, _mm_set1_epi32(32768)));
+        q = _mm_add_epi32(q, clip);
+        q = _mm_sub_epi32(_mm_xor_si128(q, neg), neg);
+        bits = (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(clip));
+    } else { /* 1 - v for negative z: (v ^ -1) + 65537 = 65536 - v */
+        __m128i clip;
+        v = _mm_add_epi32(_mm_xor_si128(v, neg), _mm_and_si128(neg, _mm_set1_epi32(65537)));
+        q = _mm_srl_epi32(_mm_add_epi32(v, _mm_set1_epi32(1 << (sh - 1))), _mm_cvtsi32_si128(sh));
+        clip = _mm_cmpeq_epi32(q, _mm_set1_epi32(32768));
+        q = _mm_add_epi32(q, clip);
+        bits = (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(clip));
+    }
+    q = _mm_packs_epi32(q, q); /* exact: |q| <= 2^15 */
+    if (k == 4u) {
+        _mm_storel_epi64((__m128i *)(void *)y, q);
+    } else { /* their 16 bits (GCC, clang: conversion modulo 2^16) */
+        y[0] = (int16_t)_mm_extract_epi16(q, 0);
+        if (k > 1u) y[1] = (int16_t)_mm_extract_epi16(q, 1);
+        if (k > 2u) y[2] = (int16_t)_mm_extract_epi16(q, 2);
+        bits &= (1u << k) - 1u;
+    }
+    for (; bits != 0; bits &= bits - 1u) (*sat)++;
+    return 1;
+}
+#define EBP_HAVE_ARCH_SIGMOID4 1
+
+/*
+ * act_deriv_q15 of a sigmoid (tanh: a constant) layer for n outputs y (8 divides n), 8 a step: with one = 2^a_frac,
+ *     v = y (one - y) = y 2^a_frac - y^2    (tanh: one^2 - y^2),    f[i] = (uint16_t)(((v + half) >> sr) << sl)
+ * (act_deriv_q15_pre's form of the final shift: half = 2^(sd-1) and sr = sd when sd = 2 a_frac - 15 > 0, else
+ * half = sr = 0 and sl = -sd), modulo 2^32 as the int32 rule where it is defined; y^2 exact from PMULLW/PMULHW,
+ * the low 16 bits of each lane kept by PSLLD/PSRAD 16 and PACKSSDW.
+ */
+EBP_X86_INLINE void ebp_x86_deriv(uint16_t *f, const int16_t *y, uint32_t n, int tanh, int a_frac) {
+    const int sd = 2 * a_frac - 15;
+    const __m128i half = _mm_set1_epi32(sd > 0 ? 1 << (sd - 1) : 0), av = _mm_cvtsi32_si128(a_frac);
+    const __m128i srv = _mm_cvtsi32_si128(sd > 0 ? sd : 0), slv = _mm_cvtsi32_si128(sd > 0 ? 0 : -sd);
+    const __m128i one2 = _mm_set1_epi32(1 << (2 * a_frac)); /* <= 2^30 */
+    uint32_t i;
+    for (i = 0; i < n; i += 8) {
+        const __m128i yv = _mm_loadu_si128((const __m128i *)(const void *)(y + i));
+        const __m128i lo = _mm_mullo_epi16(yv, yv), hi = _mm_mulhi_epi16(yv, yv);
+        __m128i v0 = _mm_unpacklo_epi16(lo, hi), v1 = _mm_unpackhi_epi16(lo, hi); /* y^2 */
+        if (tanh) {
+            v0 = _mm_sub_epi32(one2, v0);
+            v1 = _mm_sub_epi32(one2, v1);
+        } else { /* y 2^a_frac - y^2, y sign-extended */
+            v0 = _mm_sub_epi32(_mm_sll_epi32(_mm_srai_epi32(_mm_unpacklo_epi16(yv, yv), 16), av), v0);
+            v1 = _mm_sub_epi32(_mm_sll_epi32(_mm_srai_epi32(_mm_unpackhi_epi16(yv, yv), 16), av), v1);
+        }
+        v0 = _mm_sll_epi32(_mm_srl_epi32(_mm_add_epi32(v0, half), srv), slv);
+        v1 = _mm_sll_epi32(_mm_srl_epi32(_mm_add_epi32(v1, half), srv), slv);
+        v0 = _mm_srai_epi32(_mm_slli_epi32(v0, 16), 16);
+        v1 = _mm_srai_epi32(_mm_slli_epi32(v1, 16), 16);
+        _mm_storeu_si128((__m128i *)(void *)(f + i), _mm_packs_epi32(v0, v1));
+    }
+}
+#define EBP_HAVE_ARCH_DERIV 1
 
 /* m[0..1] = |s| f for two int64 lanes s and f < 2^16 in the low words of the lanes of fq (exact: |s| f < 2^64),
  * from two PMULUDQ of the 32-bit halves of |s|; returns bit j set if s_j < 0 */

@@ -131,9 +131,37 @@ EBP_INLINE void fwd_sigmoid_kernel(ebp_layer_t *L, const int16_t *in, int tanh, 
     L->stats.sat_out += sat;
 }
 
+#if defined(EBP_HAVE_ARCH_SIGMOID4)
+/* fwd_sigmoid_kernel's 32-bit path (1 <= s <= 31) on x86-64 when 8 divides n_in != 0: four neurons at a time by
+ * ebp_x86_sigmoid4 (the last n_out % 4 together), a block with an accumulator outside int32 by sigmoid_neuron */
+EBP_INLINE void fwd_sigmoid_x86(ebp_layer_t *L, const int16_t *in, int tanh, int s) {
+    const uint32_t n_in = L->n_in, n_out = L->n_out, n4 = n_out & ~3u;
+    const int in_frac = L->in_frac, sh = 16 - L->a_frac;
+    const int16_t *w = L->w, *b = L->b;
+    int16_t *y = L->y;
+    const uint32_t half_z = (uint32_t)1 << (s - 1), half_y = (uint32_t)1 << (sh - 1);
+    uint32_t j = 0, i, sat = 0;
+    int64_t acc[4];
+    for (; j < n4; j += 4, w += 4u * n_in)
+        if (!ebp_x86_sigmoid4(w, b + j, 4, in, n_in, in_frac, tanh, s, sh, ebp_sigmoid_q16, y + j, acc, &sat))
+            for (i = 0; i < 4u; i++) y[j + i] = sigmoid_neuron(acc[i], tanh, 1, s, half_z, sh, half_y, &sat);
+    if (j < n_out &&
+        !ebp_x86_sigmoid4(w, b + j, n_out - j, in, n_in, in_frac, tanh, s, sh, ebp_sigmoid_q16, y + j, acc, &sat))
+        for (i = 0; j + i < n_out; i++) y[j + i] = sigmoid_neuron(acc[i], tanh, 1, s, half_z, sh, half_y, &sat);
+    L->stats.sat_out += sat;
+}
+#define EBP_X86_FWD4_OK(L, s) ((s) >= 1 && (s) <= 31 && ((L)->n_in & 7u) == 0 && (L)->n_in != 0)
+#endif
+
 /* the kernel with the 32-bit path (1 <= s <= 31, every common format) or without it, each a tight loop */
 EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) {
     const int s = L->w_frac + L->in_frac - EBP_Z_FRAC;
+#if defined(EBP_HAVE_ARCH_SIGMOID4)
+    if (EBP_X86_FWD4_OK(L, s)) {
+        fwd_sigmoid_x86(L, in, 0, s);
+        return;
+    }
+#endif
     if (s >= 1 && s <= 31)
         fwd_sigmoid_kernel(L, in, 0, 1);
     else
@@ -142,6 +170,12 @@ EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) {
 
 EBP_NOINLINE static void fwd_tanh(ebp_layer_t *L, const int16_t *in) {
     const int s = L->w_frac + L->in_frac - EBP_Z_FRAC - 1;
+#if defined(EBP_HAVE_ARCH_SIGMOID4)
+    if (EBP_X86_FWD4_OK(L, s)) {
+        fwd_sigmoid_x86(L, in, 1, s);
+        return;
+    }
+#endif
     if (s >= 1 && s <= 31)
         fwd_sigmoid_kernel(L, in, 1, 1);
     else
@@ -270,10 +304,27 @@ static uint64_t hidden_pack_arch(const ebp_layer_t *L, const ebp_layer_t *N, uin
     uint64_t m[EBP_PACK_WIDTH], maxabs = 0;
     uint32_t i;
     int a;
-    for (i = 0; i < n; i++) f[i] = (uint16_t)act_deriv_q15(L->act, L->y[i], one, sd); /* <= 2^15 */
+    i = 0;
+#if defined(EBP_HAVE_ARCH_DERIV) /* the sigmoid's and tanh's 8 at a time */
+    if (L->act == EBP_ACT_SIGMOID || L->act == EBP_ACT_TANH) {
+        i = n & ~7u;
+        if (L->act == EBP_ACT_TANH)
+            ebp_x86_deriv(f, L->y, i, 1, L->a_frac);
+        else
+            ebp_x86_deriv(f, L->y, i, 0, L->a_frac);
+    }
+#endif
+    for (; i < n; i++) f[i] = (uint16_t)act_deriv_q15(L->act, L->y[i], one, sd); /* <= 2^15 */
     ebp_x86_hidden_mag(N->w, N->delta, N->n_out, N->n_in, f, n, m, signs);
-    for (i = 0; i < n; i++)
-        if (m[i] > maxabs) maxabs = m[i];
+    { /* two running maxima: half the loop's steps */
+        uint64_t m1 = 0;
+        for (i = 0; i + 1u < n; i += 2) {
+            if (m[i] > maxabs) maxabs = m[i];
+            if (m[i + 1] > m1) m1 = m[i + 1];
+        }
+        if (i < n && m[i] > maxabs) maxabs = m[i];
+        if (m1 > maxabs) maxabs = m1;
+    }
     a = maxabs > 0xFFFFu ? bit_length(maxabs) - 16 : 0;
     for (i = 0; i < n; i++) packed[i] = (uint16_t)(m[i] >> a);
     return maxabs;
