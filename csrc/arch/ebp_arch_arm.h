@@ -101,13 +101,14 @@ typedef struct {
  * layer's rows, biases included, in assembly (Cortex-M3, M4, M7). GCC's code for the portable row spends 17
  * instructions a weight, and with the row in inline assembly its loop over the rows kept 16 values in 13 registers
  * (about 37 instructions a row besides the weights and the bias; 21 here). For each row from p->d on: skipped when
- * delta = 0; else rows + 1 and dl = ebp_rshift_rn32(delta lr_m, 16) (MUL, the bias 2^31 + 2^15 - [negative], LSR,
- * SUB); skipped when dl = 0 (no draw); else nz += n_in + 1, one xorshift32 draw r0 (the state kept on the stack)
+ * delta = 0 (counted: rows is the rows passed less those); else dl = ebp_rshift_rn32(delta lr_m, 16) (MUL by lr_m
+ * in lr, the bias 2^31 + 2^15 - [negative], LSR, SUB); skipped when dl = 0 (no draw); else one xorshift32 draw r0
+ * (the state kept on the stack; after a flagged row it is that row's r0)
  * and the rule of ebp_arm_row_sr, in order,
  *     q = floor((dl a[i] + (r >> (32 - S))) / 2^S)  by MLA and ASR, r = r0 + i EBP_WEYL (one ADD),
- * then for the bias r0 + n_in EBP_WEYL with the product dl 2^in_frac; the zero updates counted by CLZ (32 exactly for
- * q = 0) and subtracted from nz; each new parameter stored as its low 16 bits, and SSAT #16 of it sets the sticky
- * Q flag (cleared per row) iff some parameter left int16. Two weights a loop step (an odd n_in enters at the
+ * then for the bias r0 + n_in EBP_WEYL with the product dl 2^in_frac; the non-zero updates added to nz by CMP #1 (C
+ * iff q != 0) and ADC; each new parameter stored as its low 16 bits, and SSAT #16 of it sets the sticky Q flag
+ * (cleared once a call: a set Q ends it) iff some parameter left int16. Two weights a loop step (an odd n_in enters at the
  * second), 12 instructions a weight (with the DSP extension the variant below, 9). It stops after the first row
  * that set Q (flagged = 1, with that row's dl, r0 (x0) and bias; w and d past it) for the caller's repair
  * (fix_row_sr_any), or at d_end (flagged = 0). Every register is saved and restored (PUSH/POP): the state goes
@@ -115,28 +116,30 @@ typedef struct {
  */
 /* ebp_xorshift32 of r0 in place, and one weight of ebp_arm_rows_sr_wrap's row loop (r3: the input, r2: the
  * weight, r0: its value of the row's Weyl sequence, r12: EBP_WEYL, r7: dl, r8: S, r9: 32 - S, r1: the non-zero
- * count; SSAT sets Q when the new weight left int16) */
+ * count; SSAT sets Q when the new weight left int16; r6: the inputs' end, r10: d, r11: b, lr: lr_m) */
 #define EBP_ARM_XORSHIFT_R0 "eor r0, r0, r0, lsl #13\n\teor r0, r0, r0, lsr #17\n\teor r0, r0, r0, lsl #5\n\t"
 #define EBP_ARM_ROWS_WEIGHT                                                                                     \
     "ldrsh r4, [r3], #2\n\tlsr r5, r0, r9\n\tadd r0, r0, r12\n\tmla r4, r7, r4, r5\n\tasr r4, r4, r8\n\t"     \
-    "clz r5, r4\n\tsub r1, r1, r5, lsr #5\n\tldrsh r5, [r2]\n\tsub r5, r5, r4\n\tstrh r5, [r2], #2\n\t"     \
+    "cmp r4, #1\n\tadc r1, r1, #0\n\tldrsh r5, [r2]\n\tsub r5, r5, r4\n\tstrh r5, [r2], #2\n\t"           \
     "ssat r5, #16, r5\n\t"
 
 #if !EBP_ARM_DSP
 static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
     __asm__ volatile("push {r0-r12, lr}\n\t"
                      "mov r4, %[p]\n\t"
-                     "sub sp, sp, #40\n\t" /* [sp]: p, lr_m, in, in_frac, n_in + 1, x0, n_in odd, 2 n_in, x, d_end */
+                     /* [sp]: 0 p, 8 in, 12 in_frac, 16 rows with delta = 0, 20 d at entry, 24 n_in odd, 28 2 n_in,
+                      * 32 x, 36 d_end */
+                     "sub sp, sp, #40\n\t"
                      "str r4, [sp, #0]\n\t"
-                     "ldr r5, [r4, #24]\n\t"
-                     "str r5, [sp, #4]\n\t"
+                     "ldr lr, [r4, #24]\n\t" /* lr: lr_m */
                      "ldr r3, [r4, #16]\n\t"
                      "str r3, [sp, #8]\n\t"
                      "ldr r5, [r4, #32]\n\t"
                      "str r5, [sp, #12]\n\t"
-                     "ldr r5, [r4, #20]\n\t"
-                     "add r6, r5, #1\n\t"
+                     "movs r6, #0\n\t"
                      "str r6, [sp, #16]\n\t"
+                     "msr APSR_nzcvq, r6\n\t" /* Q = 0: set only by a clip, which ends the call */
+                     "ldr r5, [r4, #20]\n\t"
                      "and r6, r5, #1\n\t"
                      "str r6, [sp, #24]\n\t"
                      "lsl r6, r5, #1\n\t"
@@ -147,38 +150,34 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "ldr r2, [r4, #0]\n\t" /* r2: w, r11: b, r10: d */
                      "ldr r11, [r4, #4]\n\t"
                      "ldr r10, [r4, #8]\n\t"
+                     "str r10, [sp, #20]\n\t"
                      "ldr r5, [r4, #12]\n\t"
                      "str r5, [sp, #36]\n\t"
                      "ldr r5, [r4, #36]\n\t" /* the generator's state */
                      "str r5, [sp, #32]\n\t"
                      "movw r12, #0x79B9\n\t" /* r12: EBP_WEYL */
                      "movt r12, #0x9E37\n\t"
-                     "ldr r1, [r4, #40]\n\t" /* r1: nz, lr: rows, r7: dl, r0: the row's Weyl sequence */
-                     "ldr lr, [r4, #44]\n\t"
+                     "ldr r1, [r4, #40]\n\t" /* r1: nz, r7: dl, r0: the row's Weyl sequence */
                      "movs r7, #0\n"
                      "10:\n\t" /* a row */
                      "ldrsh r4, [r10], #2\n\t"
                      "cbnz r4, 11f\n\t"
-                     "ldr r5, [sp, #28]\n\t" /* delta = 0: the next row */
+                     "ldr r5, [sp, #16]\n\t" /* delta = 0: counted, the next row */
+                     "add r5, r5, #1\n\t"
+                     "str r5, [sp, #16]\n\t"
+                     "ldr r5, [sp, #28]\n\t"
                      "add r2, r2, r5\n\t"
                      "b 18f\n"
                      "11:\n\t"
-                     "ldr r5, [sp, #4]\n\t"
-                     "mul r4, r4, r5\n\t"
+                     "mul r4, r4, lr\n\t"
                      "add r7, r4, #0x80008000\n\t"
                      "add r7, r7, r4, asr #31\n\t"
                      "lsr r7, r7, #16\n\t"
-                     "add lr, lr, #1\n\t"
                      "subs r7, r7, #0x8000\n\t"
                      "beq 17f\n\t"
-                     "ldr r5, [sp, #16]\n\t"
-                     "add r1, r1, r5\n\t"
                      "ldr r0, [sp, #32]\n\t" EBP_ARM_XORSHIFT_R0 /* the row's draw, its Weyl sequence's start */
                      "str r0, [sp, #32]\n\t"
-                     "str r0, [sp, #20]\n\t"
                      "ldr r3, [sp, #8]\n\t"
-                     "movs r5, #0\n\t"
-                     "msr APSR_nzcvq, r5\n\t" /* Q = 0 */
                      "ldr r4, [sp, #24]\n\t"
                      "cbnz r4, 13f\n"
                      "12:\n\t" EBP_ARM_ROWS_WEIGHT
@@ -190,8 +189,8 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "lsr r5, r0, r9\n\t"
                      "add r4, r4, r5\n\t"
                      "asr r4, r4, r8\n\t"
-                     "clz r5, r4\n\t"
-                     "sub r1, r1, r5, lsr #5\n\t"
+                     "cmp r4, #1\n\t"
+                     "adc r1, r1, #0\n\t"
                      "ldrsh r5, [r11]\n\t"
                      "sub r5, r5, r4\n\t"
                      "strh r5, [r11]\n\t"
@@ -217,13 +216,19 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "str r2, [r5, #0]\n\t"
                      "str r11, [r5, #4]\n\t"
                      "str r10, [r5, #8]\n\t"
-                     "ldr r3, [sp, #32]\n\t"
+                     "ldr r3, [sp, #32]\n\t" /* the state: the last row's draw */
                      "str r3, [r5, #36]\n\t"
-                     "str r1, [r5, #40]\n\t"
-                     "str lr, [r5, #44]\n\t"
-                     "str r7, [r5, #48]\n\t"
-                     "ldr r3, [sp, #20]\n\t"
                      "str r3, [r5, #52]\n\t"
+                     "str r1, [r5, #40]\n\t"
+                     "ldr r3, [sp, #20]\n\t" /* rows: those passed, less those with delta = 0 */
+                     "sub r3, r10, r3\n\t"
+                     "lsr r3, r3, #1\n\t"
+                     "ldr r0, [sp, #16]\n\t"
+                     "sub r3, r3, r0\n\t"
+                     "ldr r0, [r5, #44]\n\t"
+                     "add r3, r3, r0\n\t"
+                     "str r3, [r5, #44]\n\t"
+                     "str r7, [r5, #48]\n\t"
                      "str r4, [r5, #56]\n\t"
                      "add sp, sp, #40\n\t"
                      "pop {r0-r12, lr}\n\t"
