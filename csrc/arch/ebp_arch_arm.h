@@ -89,7 +89,7 @@ typedef struct {
     int32_t S;            /* 28: 1..30 */
     int32_t in_frac;      /* 32 */
     uint32_t x;           /* 36: the generator's state */
-    uint32_t nz;          /* 40: n_in + 1 added per row with dl != 0, its zero updates subtracted */
+    uint32_t nz;          /* 40: the non-zero updates, added (the count of the portable rows) */
     uint32_t rows;        /* 44: rows with a non-zero delta, added */
     int32_t dl;           /* 48: after a flagged row, its dl */
     uint32_t x0;          /* 52: and its draw, the first value of its Weyl sequence */
@@ -101,41 +101,45 @@ typedef struct {
  * layer's rows, biases included, in assembly (Cortex-M3, M4, M7). GCC's code for the portable row spends 17
  * instructions a weight, and with the row in inline assembly its loop over the rows kept 16 values in 13 registers
  * (about 37 instructions a row besides the weights and the bias; 21 here). For each row from p->d on: skipped when
- * delta = 0; else rows + 1 and dl = ebp_rshift_rn32(delta lr_m, 16) (MUL, the bias 2^31 + 2^15 - [negative], LSR,
- * SUB); skipped when dl = 0 (no draw); else nz += n_in + 1, one xorshift32 draw r0 (the state kept on the stack)
+ * delta = 0 (counted: rows is the rows passed less those); else dl = ebp_rshift_rn32(delta lr_m, 16) (MUL by lr_m
+ * in lr, the bias 2^31 + 2^15 - [negative], LSR, SUB); skipped when dl = 0 (no draw); else one xorshift32 draw r0
+ * (the state kept on the stack; after a flagged row it is that row's r0)
  * and the rule of ebp_arm_row_sr, in order,
  *     q = floor((dl a[i] + (r >> (32 - S))) / 2^S)  by MLA and ASR, r = r0 + i EBP_WEYL (one ADD),
- * then for the bias r0 + n_in EBP_WEYL with the product dl 2^in_frac; the zero updates counted by CLZ (32 exactly for
- * q = 0) and subtracted from nz; each new parameter stored as its low 16 bits, and SSAT #16 of it sets the sticky
- * Q flag (cleared per row) iff some parameter left int16. Two weights a loop step (an odd n_in enters at the
- * second), 12 instructions a weight (a two-weights-per-step DSP variant counting with CLZ and QSUB16/SSUB16
- * measured slower on the M4). It stops after the first row that set Q (flagged = 1, with that row's dl, r0 (x0) and
- * bias; w and d past it) for the caller's repair (fix_row_sr_any), or at d_end (flagged = 0). Every register is
- * saved and restored (PUSH/POP): the state goes through *p. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
+ * then for the bias r0 + n_in EBP_WEYL with the product dl 2^in_frac; the non-zero updates added to nz by CMP #1 (C
+ * iff q != 0) and ADC; each new parameter stored as its low 16 bits, and SSAT #16 of it sets the sticky Q flag
+ * (cleared once a call: a set Q ends it) iff some parameter left int16. Two weights a loop step (an odd n_in enters at the
+ * second), 12 instructions a weight (with the DSP extension the variant below, 9). It stops after the first row
+ * that set Q (flagged = 1, with that row's dl, r0 (x0) and bias; w and d past it) for the caller's repair
+ * (fix_row_sr_any), or at d_end (flagged = 0). Every register is saved and restored (PUSH/POP): the state goes
+ * through *p. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
  */
 /* ebp_xorshift32 of r0 in place, and one weight of ebp_arm_rows_sr_wrap's row loop (r3: the input, r2: the
  * weight, r0: its value of the row's Weyl sequence, r12: EBP_WEYL, r7: dl, r8: S, r9: 32 - S, r1: the non-zero
- * count; SSAT sets Q when the new weight left int16) */
+ * count; SSAT sets Q when the new weight left int16; r6: the inputs' end, r10: d, r11: b, lr: lr_m) */
 #define EBP_ARM_XORSHIFT_R0 "eor r0, r0, r0, lsl #13\n\teor r0, r0, r0, lsr #17\n\teor r0, r0, r0, lsl #5\n\t"
 #define EBP_ARM_ROWS_WEIGHT                                                                                     \
     "ldrsh r4, [r3], #2\n\tlsr r5, r0, r9\n\tadd r0, r0, r12\n\tmla r4, r7, r4, r5\n\tasr r4, r4, r8\n\t"     \
-    "clz r5, r4\n\tsub r1, r1, r5, lsr #5\n\tldrsh r5, [r2]\n\tsub r5, r5, r4\n\tstrh r5, [r2], #2\n\t"     \
+    "cmp r4, #1\n\tadc r1, r1, #0\n\tldrsh r5, [r2]\n\tsub r5, r5, r4\n\tstrh r5, [r2], #2\n\t"           \
     "ssat r5, #16, r5\n\t"
 
+#if !EBP_ARM_DSP
 static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
     __asm__ volatile("push {r0-r12, lr}\n\t"
                      "mov r4, %[p]\n\t"
-                     "sub sp, sp, #40\n\t" /* [sp]: p, lr_m, in, in_frac, n_in + 1, x0, n_in odd, 2 n_in, x, d_end */
+                     /* [sp]: 0 p, 8 in, 12 in_frac, 16 rows with delta = 0, 20 d at entry, 24 n_in odd, 28 2 n_in,
+                      * 32 x, 36 d_end */
+                     "sub sp, sp, #40\n\t"
                      "str r4, [sp, #0]\n\t"
-                     "ldr r5, [r4, #24]\n\t"
-                     "str r5, [sp, #4]\n\t"
+                     "ldr lr, [r4, #24]\n\t" /* lr: lr_m */
                      "ldr r3, [r4, #16]\n\t"
                      "str r3, [sp, #8]\n\t"
                      "ldr r5, [r4, #32]\n\t"
                      "str r5, [sp, #12]\n\t"
-                     "ldr r5, [r4, #20]\n\t"
-                     "add r6, r5, #1\n\t"
+                     "movs r6, #0\n\t"
                      "str r6, [sp, #16]\n\t"
+                     "msr APSR_nzcvq, r6\n\t" /* Q = 0: set only by a clip, which ends the call */
+                     "ldr r5, [r4, #20]\n\t"
                      "and r6, r5, #1\n\t"
                      "str r6, [sp, #24]\n\t"
                      "lsl r6, r5, #1\n\t"
@@ -146,38 +150,34 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "ldr r2, [r4, #0]\n\t" /* r2: w, r11: b, r10: d */
                      "ldr r11, [r4, #4]\n\t"
                      "ldr r10, [r4, #8]\n\t"
+                     "str r10, [sp, #20]\n\t"
                      "ldr r5, [r4, #12]\n\t"
                      "str r5, [sp, #36]\n\t"
                      "ldr r5, [r4, #36]\n\t" /* the generator's state */
                      "str r5, [sp, #32]\n\t"
                      "movw r12, #0x79B9\n\t" /* r12: EBP_WEYL */
                      "movt r12, #0x9E37\n\t"
-                     "ldr r1, [r4, #40]\n\t" /* r1: nz, lr: rows, r7: dl, r0: the row's Weyl sequence */
-                     "ldr lr, [r4, #44]\n\t"
+                     "ldr r1, [r4, #40]\n\t" /* r1: nz, r7: dl, r0: the row's Weyl sequence */
                      "movs r7, #0\n"
                      "10:\n\t" /* a row */
                      "ldrsh r4, [r10], #2\n\t"
                      "cbnz r4, 11f\n\t"
-                     "ldr r5, [sp, #28]\n\t" /* delta = 0: the next row */
+                     "ldr r5, [sp, #16]\n\t" /* delta = 0: counted, the next row */
+                     "add r5, r5, #1\n\t"
+                     "str r5, [sp, #16]\n\t"
+                     "ldr r5, [sp, #28]\n\t"
                      "add r2, r2, r5\n\t"
                      "b 18f\n"
                      "11:\n\t"
-                     "ldr r5, [sp, #4]\n\t"
-                     "mul r4, r4, r5\n\t"
+                     "mul r4, r4, lr\n\t"
                      "add r7, r4, #0x80008000\n\t"
                      "add r7, r7, r4, asr #31\n\t"
                      "lsr r7, r7, #16\n\t"
-                     "add lr, lr, #1\n\t"
                      "subs r7, r7, #0x8000\n\t"
                      "beq 17f\n\t"
-                     "ldr r5, [sp, #16]\n\t"
-                     "add r1, r1, r5\n\t"
                      "ldr r0, [sp, #32]\n\t" EBP_ARM_XORSHIFT_R0 /* the row's draw, its Weyl sequence's start */
                      "str r0, [sp, #32]\n\t"
-                     "str r0, [sp, #20]\n\t"
                      "ldr r3, [sp, #8]\n\t"
-                     "movs r5, #0\n\t"
-                     "msr APSR_nzcvq, r5\n\t" /* Q = 0 */
                      "ldr r4, [sp, #24]\n\t"
                      "cbnz r4, 13f\n"
                      "12:\n\t" EBP_ARM_ROWS_WEIGHT
@@ -189,8 +189,8 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "lsr r5, r0, r9\n\t"
                      "add r4, r4, r5\n\t"
                      "asr r4, r4, r8\n\t"
-                     "clz r5, r4\n\t"
-                     "sub r1, r1, r5, lsr #5\n\t"
+                     "cmp r4, #1\n\t"
+                     "adc r1, r1, #0\n\t"
                      "ldrsh r5, [r11]\n\t"
                      "sub r5, r5, r4\n\t"
                      "strh r5, [r11]\n\t"
@@ -216,13 +216,19 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "str r2, [r5, #0]\n\t"
                      "str r11, [r5, #4]\n\t"
                      "str r10, [r5, #8]\n\t"
-                     "ldr r3, [sp, #32]\n\t"
+                     "ldr r3, [sp, #32]\n\t" /* the state: the last row's draw */
                      "str r3, [r5, #36]\n\t"
-                     "str r1, [r5, #40]\n\t"
-                     "str lr, [r5, #44]\n\t"
-                     "str r7, [r5, #48]\n\t"
-                     "ldr r3, [sp, #20]\n\t"
                      "str r3, [r5, #52]\n\t"
+                     "str r1, [r5, #40]\n\t"
+                     "ldr r3, [sp, #20]\n\t" /* rows: those passed, less those with delta = 0 */
+                     "sub r3, r10, r3\n\t"
+                     "lsr r3, r3, #1\n\t"
+                     "ldr r0, [sp, #16]\n\t"
+                     "sub r3, r3, r0\n\t"
+                     "ldr r0, [r5, #44]\n\t"
+                     "add r3, r3, r0\n\t"
+                     "str r3, [r5, #44]\n\t"
+                     "str r7, [r5, #48]\n\t"
                      "str r4, [r5, #56]\n\t"
                      "add sp, sp, #40\n\t"
                      "pop {r0-r12, lr}\n\t"
@@ -230,6 +236,205 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      : [p] "r"(p)
                      : "cc", "memory");
 }
+#else /* EBP_ARM_DSP */
+/*
+ * The same rows on ARMv7E-M with the DSP extension (Cortex-M4, M7), the same rule, the same state and flag/repair
+ * protocol, two weights a step for each row with |dl| <= 2^min(S, 15) - 1 (then every q fits int16: |q| <=
+ * ((2^S - 1) 2^15 + 2^S - 1) / 2^S < 2^15, and dl fits the 16-bit multiplier):
+ *     q = floor((dl a + (r >> (32 - S))) / 2^S)   by SMLABB/SMLABT (dl times the low/high input of a pair loaded
+ *                                                  as a word, plus the draw's top bits) and ASR, r = r0 + i EBP_WEYL,
+ * the pair's two q packed by PKHBT; the non-zero updates counted as UQSUB16(0x00010001, q pair) (1 in a half whose
+ * q is 0) then USADA8 against 0x00010001 (adds 1 per non-zero q: nz is counted up, not n_in + 1 less the zeros);
+ * the new pair stored as SSUB16's wrapped halves, QSUB16 the saturated ones, a clip iff they differ: USADA8 of the
+ * two (the sum of the bytes' absolute differences) into a clip flag. Four weights a loop step (an odd pair count
+ * enters at the second pair), 9 instructions a weight. An odd n_in's first weight, the bias (product dl 2^in_frac)
+ * and every weight of a row with a larger |dl| take the scalar rule (MLA, ASR, SUB, STRH of the low bits, SSAT
+ * against the unsaturated value by USADA8 into the flag; the non-zero count by CMP #1, ADC). It stops after the
+ * first row whose flag is set, as above. Registers: r0, r1, r4 scratch (r4: the input pair, then the weight pair),
+ * r2 w, r3 the inputs, r5 the clip flag, r6 the inputs' end, r7 dl, r8 S, r9 32 - S, r10 the row's Weyl sequence,
+ * r11 nz, r12 EBP_WEYL, lr 0x00010001; the rest on the stack.
+ */
+#define EBP_ARM_XORSHIFT_R10 "eor r10, r10, r10, lsl #13\n\teor r10, r10, r10, lsr #17\n\teor r10, r10, r10, lsl #5\n\t"
+#define EBP_ARM_ROWS_PAIR                                                                                      \
+    "ldr r4, [r3], #4\n\tlsr r0, r10, r9\n\tadd r10, r10, r12\n\tlsr r1, r10, r9\n\tadd r10, r10, r12\n\t"     \
+    "smlabb r0, r7, r4, r0\n\tsmlabt r1, r7, r4, r1\n\tasr r0, r0, r8\n\tasr r1, r1, r8\n\t"                   \
+    "pkhbt r0, r0, r1, lsl #16\n\tuqsub16 r1, lr, r0\n\tusada8 r11, r1, lr, r11\n\tldr r4, [r2]\n\t"          \
+    "ssub16 r1, r4, r0\n\tqsub16 r4, r4, r0\n\tusada8 r5, r4, r1, r5\n\tstr r1, [r2], #4\n\t"
+/* one weight by the scalar rule (r3: its input, r2: it) */
+#define EBP_ARM_ROWS_SINGLE                                                                                    \
+    "ldrsh r0, [r3], #2\n\tlsr r1, r10, r9\n\tadd r10, r10, r12\n\tmla r0, r7, r0, r1\n\tasr r0, r0, r8\n\t"   \
+    "cmp r0, #1\n\tadc r11, r11, #0\n\tldrsh r1, [r2]\n\tsub r1, r1, r0\n\tstrh r1, [r2], #2\n\t"              \
+    "ssat r4, #16, r1\n\tusada8 r5, r4, r1, r5\n\t"
+
+static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
+    __asm__ volatile("push {r0-r12, lr}\n\t"
+                     "mov r4, %[p]\n\t"
+                     /* [sp]: 0 p, 4 lr_m, 8 in, 12 in_frac, 16 d, 20 d_end, 24 x, 28 the entry (bit 0: n_in odd,
+                      * bit 1: an odd pair count), 32 2^min(S, 15) - 1 (0 if the entry is not 0), 36 b - d - 2,
+                      * 40 2^min(S, 15) - 1, 44 rows with delta = 0,
+                      * 48 d at entry, 52 2 n_in, 56 in + 2 n_in */
+                     "sub sp, sp, #64\n\t"
+                     "str r4, [sp, #0]\n\t"
+                     "ldr r5, [r4, #24]\n\t"
+                     "str r5, [sp, #4]\n\t"
+                     "ldr r3, [r4, #16]\n\t"
+                     "str r3, [sp, #8]\n\t"
+                     "ldr r5, [r4, #32]\n\t"
+                     "str r5, [sp, #12]\n\t"
+                     "ldr r0, [r4, #8]\n\t"
+                     "str r0, [sp, #16]\n\t"
+                     "str r0, [sp, #48]\n\t"
+                     "ldr r5, [r4, #12]\n\t"
+                     "str r5, [sp, #20]\n\t"
+                     "ldr r5, [r4, #36]\n\t"
+                     "str r5, [sp, #24]\n\t"
+                     "ldr r1, [r4, #4]\n\t"
+                     "sub r1, r1, r0\n\t"
+                     "sub r1, r1, #2\n\t"
+                     "str r1, [sp, #36]\n\t"
+                     "ldr r5, [r4, #20]\n\t" /* n_in */
+                     "lsl r1, r5, #1\n\t"
+                     "str r1, [sp, #52]\n\t"
+                     "add r6, r3, r1\n\t" /* r6: the inputs' end */
+                     "str r6, [sp, #56]\n\t"
+                     "and r1, r5, #3\n\t" /* the entry: n_in odd, (n_in >> 1) odd */
+                     "str r1, [sp, #28]\n\t"
+                     "movs r1, #0\n\t"
+                     "str r1, [sp, #44]\n\t"
+                     "ldr r8, [r4, #28]\n\t" /* r8: S, r9: 32 - S */
+                     "rsb r9, r8, #32\n\t"
+                     "movs r1, #1\n\t"
+                     "cmp r8, #15\n\t"
+                     "ite lt\n\t"
+                     "lsllt r1, r1, r8\n\t"
+                     "lslge r1, r1, #15\n\t"
+                     "sub r1, r1, #1\n\t"
+                     "str r1, [sp, #40]\n\t"
+                     "ldr r0, [sp, #28]\n\t" /* not the common entry: the check below always fails */
+                     "cmp r0, #0\n\t"
+                     "it ne\n\t"
+                     "movne r1, #0\n\t"
+                     "str r1, [sp, #32]\n\t"
+                     "ldr r2, [r4, #0]\n\t"
+                     "ldr r11, [r4, #40]\n\t"
+                     "movw r12, #0x79B9\n\t" /* r12: EBP_WEYL */
+                     "movt r12, #0x9E37\n\t"
+                     "movw lr, #1\n\t"
+                     "movt lr, #1\n\t"
+                     "movs r5, #0\n"
+                     "10:\n\t" /* a row */
+                     "ldr r0, [sp, #16]\n\t"
+                     "ldr r1, [sp, #20]\n\t"
+                     "cmp r0, r1\n\t"
+                     "beq 90f\n\t"
+                     "ldrsh r1, [r0], #2\n\t"
+                     "str r0, [sp, #16]\n\t"
+                     "cbnz r1, 11f\n\t"
+                     "ldr r1, [sp, #44]\n\t" /* delta = 0: counted, the next row */
+                     "add r1, r1, #1\n\t"
+                     "str r1, [sp, #44]\n\t"
+                     "ldr r1, [sp, #52]\n\t"
+                     "add r2, r2, r1\n\t"
+                     "b 10b\n"
+                     "11:\n\t"
+                     "ldr r4, [sp, #4]\n\t"
+                     "mul r1, r1, r4\n\t"
+                     "add r7, r1, #0x80008000\n\t"
+                     "add r7, r7, r1, asr #31\n\t"
+                     "lsr r7, r7, #16\n\t"
+                     "subs r7, r7, #0x8000\n\t"
+                     "beq 81f\n\t"
+                     "ldr r10, [sp, #24]\n\t" EBP_ARM_XORSHIFT_R10 /* the row's draw, its Weyl sequence's start */
+                     "str r10, [sp, #24]\n\t"
+                     "ldr r3, [sp, #8]\n\t"
+                     "ldr r4, [sp, #32]\n\t" /* |dl| > 2^min(S, 15) - 1 or not the common entry: 70 */
+                     "add r1, r7, r4\n\t"
+                     "cmp r1, r4, lsl #1\n\t"
+                     "bhi 70f\n\t"
+                     "12:\n\t" EBP_ARM_ROWS_PAIR
+                     "13:\n\t" EBP_ARM_ROWS_PAIR
+                     "cmp r3, r6\n\t"
+                     "bne 12b\n"
+                     "15:\n\t" /* the bias: dl 2^in_frac */
+                     "ldr r1, [sp, #12]\n\t"
+                     "lsl r0, r7, r1\n\t"
+                     "lsr r1, r10, r9\n\t"
+                     "add r0, r0, r1\n\t"
+                     "asr r0, r0, r8\n\t"
+                     "cmp r0, #1\n\t"
+                     "adc r11, r11, #0\n\t"
+                     "ldr r3, [sp, #16]\n\t"
+                     "ldr r1, [sp, #36]\n\t"
+                     "add r3, r3, r1\n\t"
+                     "ldrsh r1, [r3]\n\t"
+                     "sub r1, r1, r0\n\t"
+                     "strh r1, [r3]\n\t"
+                     "ssat r4, #16, r1\n\t"
+                     "usada8 r5, r4, r1, r5\n\t"
+                     "cbnz r5, 95f\n\t"
+                     "b 10b\n"
+                     "95:\n\t"
+                     "movs r4, #1\n\t"
+                     "b 96f\n"
+                     "70:\n\t" /* not the common entry (then [sp, #32] = 0), or |dl| too large */
+                     "ldr r4, [sp, #28]\n\t"
+                     "cbz r4, 71f\n\t"
+                     "ldr r4, [sp, #40]\n\t"
+                     "add r1, r7, r4\n\t"
+                     "cmp r1, r4, lsl #1\n\t"
+                     "bhi 71f\n\t"
+                     "ldr r4, [sp, #28]\n\t" /* n_in odd: its first weight; then no pair, or an odd pair count */
+                     "tst r4, #1\n\t"
+                     "beq 61f\n\t" EBP_ARM_ROWS_SINGLE
+                     "ldr r4, [sp, #28]\n\t"
+                     "cmp r3, r6\n\t"
+                     "beq 15b\n"
+                     "61:\n\t"
+                     "tst r4, #2\n\t"
+                     "bne 13b\n\t"
+                     "b 12b\n"
+                     "71:\n\t" /* a row of scalar steps */
+                     EBP_ARM_ROWS_SINGLE
+                     "cmp r3, r6\n\t"
+                     "bne 71b\n\t"
+                     "b 15b\n"
+                     "81:\n\t" /* dl = 0: the next row, no draws */
+                     "ldr r1, [sp, #52]\n\t"
+                     "add r2, r2, r1\n\t"
+                     "b 10b\n"
+                     "90:\n\t"
+                     "movs r4, #0\n"
+                     "96:\n\t"
+                     "ldr r3, [sp, #0]\n\t"
+                     "str r2, [r3, #0]\n\t"
+                     "ldr r0, [sp, #16]\n\t"
+                     "str r0, [r3, #8]\n\t"
+                     "ldr r1, [sp, #36]\n\t" /* b: the flagged row's bias, else the next row's */
+                     "add r1, r0, r1\n\t"
+                     "add r1, r1, #2\n\t"
+                     "sub r1, r1, r4, lsl #1\n\t"
+                     "str r1, [r3, #4]\n\t"
+                     "ldr r1, [sp, #24]\n\t" /* the state: the last row's draw */
+                     "str r1, [r3, #36]\n\t"
+                     "str r1, [r3, #52]\n\t"
+                     "str r11, [r3, #40]\n\t"
+                     "ldr r1, [sp, #48]\n\t" /* rows: those passed, less those with delta = 0 */
+                     "sub r1, r0, r1\n\t"
+                     "lsr r1, r1, #1\n\t"
+                     "ldr r0, [sp, #44]\n\t"
+                     "sub r1, r1, r0\n\t"
+                     "ldr r0, [r3, #44]\n\t"
+                     "add r0, r0, r1\n\t"
+                     "str r0, [r3, #44]\n\t"
+                     "str r7, [r3, #48]\n\t"
+                     "str r4, [r3, #56]\n\t"
+                     "add sp, sp, #64\n\t"
+                     "pop {r0-r12, lr}\n\t"
+                     :
+                     : [p] "r"(p)
+                     : "cc", "memory");
+}
+#endif /* EBP_ARM_DSP */
 #define EBP_HAVE_ARCH_ROWS_SR_WRAP 1
 #endif
 
