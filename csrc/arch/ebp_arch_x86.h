@@ -217,6 +217,23 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
 }
 #define EBP_HAVE_ARCH_ROWS_SR_SSE2 1
 
+/* the number of i < n with x[i] == 0, as ebp_update_online's loop counts zero_in: PCMPEQW against 0 and PSUBW,
+ * 8 a step, the 16-bit lanes (each at most n / 8 < 2^13) summed by PMADDWD; the last n % 8 one by one */
+EBP_X86_INLINE uint32_t ebp_x86_count_zero16(const int16_t *x, uint32_t n) {
+    const int16_t *end8 = x + (n & ~7u), *end = x + n;
+    __m128i c = _mm_setzero_si128();
+    uint32_t z;
+    for (; x != end8; x += 8)
+        c = _mm_sub_epi16(c, _mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)(const void *)x), _mm_setzero_si128()));
+    c = _mm_madd_epi16(c, _mm_set1_epi16(1));
+    c = _mm_add_epi32(c, _mm_shuffle_epi32(c, 0x4E));
+    c = _mm_add_epi32(c, _mm_shuffle_epi32(c, 0xB1));
+    z = (uint32_t)_mm_cvtsi128_si32(c);
+    for (; x != end; x++) z += *x == 0;
+    return z;
+}
+#define EBP_HAVE_ARCH_COUNT_ZERO16 1
+
 /*
  * acc + sum_i w[i] x[i] exactly, as the portable dot16: PMADDWD adds two 16 x 16-bit products into each 32-bit
  * lane, 8 products a step, and the lanes are sign-extended into two 64-bit sums (PADDQ). A pair sum lies in
