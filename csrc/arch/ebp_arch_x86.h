@@ -394,12 +394,13 @@ EBP_X86_INLINE void ebp_x86_deriv(uint16_t *f, const int16_t *y, uint32_t n, int
 #define EBP_HAVE_ARCH_DERIV 1
 
 /* m[0..1] = |s| f for two int64 lanes s and f < 2^16 in the low words of the lanes of fq (exact: |s| f < 2^64),
- * from two PMULUDQ of the 32-bit halves of |s|; returns bit j set if s_j < 0 */
-EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m) {
+ * from two PMULUDQ of the 32-bit halves of |s|, also OR-ed into *acc; returns bit j set if s_j < 0 */
+EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m, __m128i *acc) {
     const __m128i neg = _mm_shuffle_epi32(_mm_srai_epi32(s, 31), 0xF5); /* the high words' signs, both halves */
     const __m128i a = _mm_sub_epi64(_mm_xor_si128(s, neg), neg);
-    _mm_storeu_si128((__m128i *)(void *)m,
-                     _mm_add_epi64(_mm_mul_epu32(a, fq), _mm_slli_epi64(_mm_mul_epu32(_mm_srli_epi64(a, 32), fq), 32)));
+    const __m128i p = _mm_add_epi64(_mm_mul_epu32(a, fq), _mm_slli_epi64(_mm_mul_epu32(_mm_srli_epi64(a, 32), fq), 32));
+    _mm_storeu_si128((__m128i *)(void *)m, p);
+    *acc = _mm_or_si128(*acc, p);
     return (uint32_t)_mm_movemask_pd(_mm_castsi128_pd(neg));
 }
 
@@ -412,12 +413,14 @@ EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m) {
  * d[k], d[k+1] gives w_k d[k] + w_k+1 d[k+1] per neuron, in [-2^31 + 2^16, 2^31], sign-extended as in
  * ebp_x86_dot16 into four pairs of 64-bit sums (PADDQ); an odd last row by PMULLW/PMULHW, its exact 32-bit
  * products; then ebp_x86_absmul2. The last n % 8 neurons take the scalar rule. Writes every word of signs that
- * holds one of the n bits.
+ * holds one of the n bits; returns the OR of every m[i] (whose bit length is that of their largest).
  */
-EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint32_t nk, uint32_t stride,
+EBP_X86_INLINE uint64_t ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint32_t nk, uint32_t stride,
                                        const uint16_t *f, uint32_t n, uint64_t *m, uint32_t *signs) {
     const __m128i zero = _mm_setzero_si128();
     const uint32_t n8 = n & ~7u;
+    __m128i orv = zero;
+    uint64_t all;
     uint32_t i, k;
     for (i = 0; i < (n + 31u) / 32u; i++) signs[i] = 0;
     for (i = 0; i < n8; i += 8) {
@@ -451,10 +454,10 @@ EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint3
         fv = _mm_loadu_si128((const __m128i *)(const void *)(f + i));
         f0 = _mm_unpacklo_epi16(fv, zero);
         f1 = _mm_unpackhi_epi16(fv, zero);
-        bits = ebp_x86_absmul2(s0, _mm_unpacklo_epi32(f0, zero), m + i);
-        bits |= ebp_x86_absmul2(s1, _mm_unpackhi_epi32(f0, zero), m + i + 2) << 2;
-        bits |= ebp_x86_absmul2(s2, _mm_unpacklo_epi32(f1, zero), m + i + 4) << 4;
-        bits |= ebp_x86_absmul2(s3, _mm_unpackhi_epi32(f1, zero), m + i + 6) << 6;
+        bits = ebp_x86_absmul2(s0, _mm_unpacklo_epi32(f0, zero), m + i, &orv);
+        bits |= ebp_x86_absmul2(s1, _mm_unpackhi_epi32(f0, zero), m + i + 2, &orv) << 2;
+        bits |= ebp_x86_absmul2(s2, _mm_unpacklo_epi32(f1, zero), m + i + 4, &orv) << 4;
+        bits |= ebp_x86_absmul2(s3, _mm_unpackhi_epi32(f1, zero), m + i + 6, &orv) << 6;
         signs[i >> 5] |= bits << (i & 31u);
     }
     for (; i < n; i++) { /* the scalar rule */
@@ -463,7 +466,41 @@ EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint3
         m[i] = (sum < 0 ? (uint64_t)0 - (uint64_t)sum : (uint64_t)sum) * f[i];
         if (sum < 0) signs[i >> 5] |= 1u << (i & 31u);
     }
+    orv = _mm_or_si128(orv, _mm_unpackhi_epi64(orv, orv));
+    all = (uint64_t)_mm_cvtsi128_si64(orv);
+    for (i = n8; i < n; i++) all |= m[i];
+    return all;
 }
+
+/* packed[i] = (uint16_t)(m[i] >> a) for n magnitudes below 2^(a+16) (0 <= a < 64), 8 a step: PSRLQ, the low
+ * words gathered by SHUFPS, moved by -2^15 into PACKSSDW's range (exact) and back by PXOR; returns the largest
+ * packed[i] (PMAXSW of the moved values) */
+EBP_X86_INLINE uint32_t ebp_x86_pack16(uint16_t *packed, const uint64_t *m, uint32_t n, int a) {
+    const __m128i av = _mm_cvtsi32_si128(a), bias = _mm_set1_epi32(32768), flip = _mm_set1_epi16((int16_t)0x8000);
+    __m128i mx = flip; /* -2^15: packed 0 */
+    uint32_t i, top;
+    for (i = 0; i + 8u <= n; i += 8) {
+        const __m128i v0 = _mm_srl_epi64(_mm_loadu_si128((const __m128i *)(const void *)(m + i)), av);
+        const __m128i v1 = _mm_srl_epi64(_mm_loadu_si128((const __m128i *)(const void *)(m + i + 2)), av);
+        const __m128i v2 = _mm_srl_epi64(_mm_loadu_si128((const __m128i *)(const void *)(m + i + 4)), av);
+        const __m128i v3 = _mm_srl_epi64(_mm_loadu_si128((const __m128i *)(const void *)(m + i + 6)), av);
+        const __m128i lo = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(v0), _mm_castsi128_ps(v1), 0x88));
+        const __m128i hi = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(v2), _mm_castsi128_ps(v3), 0x88));
+        const __m128i p = _mm_packs_epi32(_mm_sub_epi32(lo, bias), _mm_sub_epi32(hi, bias));
+        mx = _mm_max_epi16(mx, p);
+        _mm_storeu_si128((__m128i *)(void *)(packed + i), _mm_xor_si128(p, flip));
+    }
+    mx = _mm_max_epi16(mx, _mm_shuffle_epi32(mx, 0x4E));
+    mx = _mm_max_epi16(mx, _mm_shuffle_epi32(mx, 0xB1));
+    mx = _mm_max_epi16(mx, _mm_shufflelo_epi16(mx, 0xB1));
+    top = (uint32_t)(uint16_t)_mm_extract_epi16(_mm_xor_si128(mx, flip), 0);
+    for (; i < n; i++) {
+        packed[i] = (uint16_t)(m[i] >> a);
+        if (packed[i] > top) top = packed[i];
+    }
+    return top;
+}
+#define EBP_HAVE_ARCH_PACK16 1
 #define EBP_HAVE_ARCH_HIDDEN_MAG 1
 
 /*
