@@ -140,7 +140,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
     const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
     const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
     __m128i zc32 = zero, ok32 = zero, dz = zero; /* updates that rounded to zero, that did not clip; zero deltas */
-    uint32_t st = *rng, clips = 0, n = *nz, vrows = 0, blocks = 0, j0;
+    uint32_t st = *rng, clips = 0, n = *nz, vrows = 0, blocks = 0, j0, xb[8] = {0}; /* xb: any value with dl = 0 */
     for (j0 = 0; j0 < n_out; j0 += 8, blocks++, w += 8u * n_in) {
         const uint32_t k = n_out - j0 < 8u ? n_out - j0 : 8u;
         const __m128i dv = k == 8u ? _mm_loadu_si128((const __m128i *)(const void *)(delta + j0))
@@ -153,12 +153,10 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
         const __m128i small = _mm_cmpeq_epi16(_mm_subs_epu16(mv, limv), zero); /* |dl| < 2^S */
         const uint32_t rare = bits & ~(uint32_t)_mm_movemask_epi8(_mm_packs_epi16(small, small));
         int16_t dla[8];
-        uint32_t xb[8], b8;
+        uint32_t b8;
         __m128i zc = zero, ok = zero; /* the counts in 16-bit lanes */
         dz = _mm_sub_epi16(dz, _mm_cmpeq_epi16(dv, zero));
         _mm_storeu_si128((__m128i *)(void *)dla, dlv);
-        _mm_storeu_si128((__m128i *)(void *)xb, zero);
-        _mm_storeu_si128((__m128i *)(void *)(xb + 4), zero);
         for (b8 = bits; b8 != 0; b8 &= b8 - 1u) {
             const uint32_t j = (uint32_t)__builtin_ctz(b8);
             const uint32_t x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
