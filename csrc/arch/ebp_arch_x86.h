@@ -54,15 +54,61 @@ EBP_X86_INLINE uint32_t ebp_x86_sr1(int16_t *w, int32_t p, int S, uint32_t r, ui
     return 0u;
 }
 
-/* ebp_x86_sr1 for the n weights w[i] on inputs a[i], r = x + i EBP_WEYL, then for the bias *b on 2^in_frac = one,
- * r = x + n EBP_WEYL: out of line, for the rare rows and the last n_in % 8 weights; returns the clips times 2^32
- * plus the non-zero updates */
+/* ebp_x86_sr1 for the n weights w[i] on inputs a[i], r = x + i EBP_WEYL, then (unless b is NULL) for the bias *b
+ * on 2^in_frac = one, r = x + n EBP_WEYL: out of line, for the rare rows and the last n_in % 8 weights; returns
+ * the clips times 2^32 plus the non-zero updates */
 static __attribute__((noinline)) uint64_t ebp_x86_sr_run(int16_t *w, const int16_t *a, uint32_t n, int32_t dl,
                                                          int S, uint32_t x, int16_t *b, int32_t one) {
     uint32_t i, nz = 0, clips = 0;
     for (i = 0; i < n; i++, x += EBP_WEYL) clips += ebp_x86_sr1(&w[i], dl * a[i], S, x, &nz);
-    clips += ebp_x86_sr1(b, dl * one, S, x, &nz);
+    if (b != NULL) clips += ebp_x86_sr1(b, dl * one, S, x, &nz);
     return ((uint64_t)clips << 32) | nz;
+}
+
+/* the k < 8 int16 p[0..k) into the low lanes of a vector, the others 0 (no read beyond p[k - 1]), and back */
+EBP_X86_INLINE __m128i ebp_x86_load_part(const int16_t *p, uint32_t k) {
+    __m128i v = _mm_setzero_si128();
+    uint32_t t;
+    if (k & 1u) v = _mm_cvtsi32_si128((uint16_t)p[k - 1u]);
+    if (k & 2u) {
+        memcpy(&t, p + (k & 4u), 4);
+        v = _mm_or_si128(_mm_slli_si128(v, 4), _mm_cvtsi32_si128((int32_t)t));
+    }
+    if (k & 4u) v = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(const void *)p), v);
+    return v;
+}
+EBP_X86_INLINE void ebp_x86_store_part(int16_t *p, uint32_t k, __m128i v) {
+    uint32_t t;
+    if (k & 4u) {
+        _mm_storel_epi64((__m128i *)(void *)p, v);
+        v = _mm_srli_si128(v, 8);
+    }
+    if (k & 2u) {
+        t = (uint32_t)_mm_cvtsi128_si32(v);
+        memcpy(p + (k & 4u), &t, 4);
+        v = _mm_srli_si128(v, 4);
+    }
+    if (k & 1u) p[k - 1u] = (int16_t)_mm_extract_epi16(v, 0); /* its 16 bits (GCC, clang: modulo 2^16) */
+}
+
+/* the scalar rows of a block of ebp_x86_rows_sr (rows w + j n_in, biases b[j] for bit j of `bits`, its draws
+ * xb[j] - n_in EBP_WEYL): a row of `rare` (|dl| >= 2^S) whole, its bias too (then dla[j] = 0, which leaves the bias
+ * to the block's vector as it is), and of the others the last n_in % 8 weights; as ebp_x86_sr_run returns */
+static __attribute__((noinline)) uint64_t ebp_x86_rows_rest(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
+                                                            int16_t *dla, const uint32_t *xb, uint32_t bits,
+                                                            uint32_t rare, int S, int32_t one) {
+    const uint32_t n8 = n_in & ~7u;
+    uint64_t c = 0;
+    for (; bits != 0; bits &= bits - 1u) {
+        const uint32_t j = (uint32_t)__builtin_ctz(bits), x = xb[j] - n_in * EBP_WEYL;
+        if (rare >> j & 1u) {
+            c += ebp_x86_sr_run(w + j * n_in, in, n_in, dla[j], S, x, b + j, one);
+            dla[j] = 0;
+        } else {
+            c += ebp_x86_sr_run(w + j * n_in + n8, in + n8, n_in - n8, dla[j], S, x + n8 * EBP_WEYL, NULL, one);
+        }
+    }
+    return c;
 }
 
 /*
@@ -72,57 +118,55 @@ static __attribute__((noinline)) uint64_t ebp_x86_sr_run(int16_t *w, const int16
  * the bias, with one xorshift32 draw r0 and, for weight i (i = n_in: the bias), r = r0 + i EBP_WEYL (mod 2^32),
  *     w = ebp_sat16(w - ebp_rshift_sr32(dl a, S, r))    (a = in[i], or 2^in_frac for the bias),
  * counting the non-zero updates into *nz and the rows with delta[o] != 0 into *rows; returns the clips.
- * 8 weights a step: the 8 values of the Weyl sequence in two vectors (PADDD of 8 EBP_WEYL a step),
+ * Blocks of 8 rows (the last one's missing lanes 0): their dl at once, |d| lr_m = 2^16 hi + lo (PMULHUW, PMULLW;
+ * < 2^31) rounded as hi + (lo >> 15), the sign of d put back; then the rows with dl != 0 in order (their bit
+ * mask), 8 weights a step: the 8 values of the Weyl sequence in two vectors (PADDD of 8 EBP_WEYL a step),
  * PMULLW/PMULHW give the exact 32-bit products dl a, ebp_x86_sr8 the updates (a row with |dl| >= 2^S, where
- * |q| could reach 2^15, takes the scalar rule), ebp_x86_apply8 the saturated weights and the counts. When 8
- * divides n_in, the bias is lane 0 of one more such vector: its value of the sequence is lane 0 of the next
- * one, and the other lanes hold w = 0, dl a = 0, hence q = 0 (their u < 2^S); otherwise the last n_in % 8
- * weights and the bias take the scalar rule (ebp_x86_sr_run). The counts are kept in 16-bit lanes, added into
- * 32-bit ones after each chunk of rows, before any could reach 2^16.
+ * |q| could reach 2^15, takes the scalar rule, its bias too), ebp_x86_apply8 the saturated weights and the
+ * counts; the last n_in % 8 weights the scalar rule (ebp_x86_sr_run). The block's 8 biases then go together:
+ * dl 2^in_frac by PSLLD, r the value r0 + n_in EBP_WEYL of each row; a row not updated has dl = 0 there, hence
+ * q = 0 (u < 2^S). The counts are kept in 16-bit lanes (at most 8 (n_in / 8) + 1 < 2^16 a block), added into
+ * 32-bit ones after each block.
  */
 EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
                                         const int16_t *delta, uint32_t n_out, int32_t lr_m, int in_frac, int S,
                                         uint32_t *rng, uint32_t *nz, uint32_t *rows) {
     const __m128i zero = _mm_setzero_si128(), sv = _mm_cvtsi32_si128(S), rsv = _mm_cvtsi32_si128(32 - S);
-    const __m128i fv = _mm_cvtsi32_si128(in_frac);
-    const uint32_t n8 = n_in & ~7u, lim1 = ((uint32_t)1 << S) - 1u;
-    const uint32_t vr = n_in / 8u + (n8 == n_in); /* the vectors of a row, its bias's included */
-    const uint32_t chunk = 65535u / (n_in / 8u + 1u); /* rows whose counts the 16-bit lanes hold */
+    const __m128i fv = _mm_cvtsi32_si128(in_frac), lrv = _mm_set1_epi16((int16_t)(uint16_t)lr_m);
+    const __m128i limv = _mm_set1_epi16((int16_t)(S < 16 ? ((1u << S) - 1u) : 0xFFFFu)); /* 2^S - 1, unsigned */
+    const uint32_t n8 = n_in & ~7u, wx = n_in * EBP_WEYL;
     const int32_t one = (int32_t)1 << in_frac;
-    const int16_t *d = delta, *d_end = delta + n_out, *in8 = in + n8;
+    const int16_t *in8 = in + n8;
     const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
     const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
-    __m128i zc32 = zero, ok32 = zero; /* 32-bit lanes: updates that rounded to zero, updates that did not clip */
-    uint32_t st = *rng, clips = 0, n = *nz, nrows = 0, skipped = 0;
-    while (d != d_end) { /* chunks of rows */
-        const int16_t *c_end = (uint32_t)(d_end - d) > chunk ? d + chunk : d_end;
-        __m128i zc = zero, ok = zero; /* the counts in 16-bit lanes, at most vr a row each */
-        for (; d != c_end; d++, w += n_in, b++) {
-            const int16_t *a = in;
-            int16_t *wr = w;
-            int32_t dl;
-            uint32_t x;
-            __m128i dlv, x0, x1;
-            if (*d == 0) continue;
-            nrows++;
-            dl = ebp_rshift_rn32(*d * lr_m, 16);
-            if (dl == 0) { /* the whole row's update is below the learning rate's resolution: no draw */
-                skipped++;
-                continue;
-            }
-            x = ebp_xorshift32(&st);              /* the row's draw: its Weyl sequence starts there */
-            if ((uint32_t)dl + lim1 > 2u * lim1) { /* rare, |dl| >= 2^S: the scalar rule */
-                const uint64_t c = ebp_x86_sr_run(wr, a, n_in, dl, S, x, b, one);
-                n += (uint32_t)c;
-                clips += (uint32_t)(c >> 32);
-                skipped++;
-                continue;
-            }
-            dlv = _mm_cvtsi32_si128(dl);
-            x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0);
-            x1 = _mm_add_epi32(x0, step4);
+    __m128i zc32 = zero, ok32 = zero, dz = zero; /* updates that rounded to zero, that did not clip; zero deltas */
+    uint32_t st = *rng, clips = 0, n = *nz, vrows = 0, blocks = 0, j0, xb[8] = {0}; /* xb: any value with dl = 0 */
+    for (j0 = 0; j0 < n_out; j0 += 8, blocks++, w += 8u * n_in) {
+        const uint32_t k = n_out - j0 < 8u ? n_out - j0 : 8u;
+        const __m128i dv = k == 8u ? _mm_loadu_si128((const __m128i *)(const void *)(delta + j0))
+                                   : ebp_x86_load_part(delta + j0, k);
+        const __m128i sg = _mm_srai_epi16(dv, 15), ad = _mm_sub_epi16(_mm_xor_si128(dv, sg), sg); /* |d| */
+        const __m128i mv = _mm_add_epi16(_mm_mulhi_epu16(ad, lrv), _mm_srli_epi16(_mm_mullo_epi16(ad, lrv), 15));
+        const __m128i dlv = _mm_sub_epi16(_mm_xor_si128(mv, sg), sg); /* |mv| <= 2^15 */
+        const __m128i dl0 = _mm_cmpeq_epi16(dlv, zero);
+        const uint32_t bits = 0xFFu & ~(uint32_t)_mm_movemask_epi8(_mm_packs_epi16(dl0, dl0)); /* rows with dl != 0 */
+        const __m128i small = _mm_cmpeq_epi16(_mm_subs_epu16(mv, limv), zero); /* |dl| < 2^S */
+        const uint32_t rare = bits & ~(uint32_t)_mm_movemask_epi8(_mm_packs_epi16(small, small));
+        int16_t dla[8];
+        uint32_t b8;
+        __m128i zc = zero, ok = zero; /* the counts in 16-bit lanes */
+        dz = _mm_sub_epi16(dz, _mm_cmpeq_epi16(dv, zero));
+        _mm_storeu_si128((__m128i *)(void *)dla, dlv);
+        for (b8 = bits; b8 != 0; b8 &= b8 - 1u) {
+            const uint32_t j = (uint32_t)__builtin_ctz(b8);
+            const uint32_t x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
+            xb[j] = x + wx;                         /* the bias's value of the sequence */
+            if (rare >> j & 1u) continue;           /* rare, |dl| >= 2^S: the scalar rule, below */
             {
-                const __m128i dlw = _mm_shuffle_epi32(_mm_unpacklo_epi16(dlv, dlv), 0);
+                const __m128i dlw = _mm_set1_epi16(dla[j]);
+                const int16_t *a = in;
+                int16_t *wr = w + j * n_in;
+                __m128i x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0), x1 = _mm_add_epi32(x0, step4);
                 for (; a != in8; wr += 8, a += 8) {
                     const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
                     const __m128i lo = _mm_mullo_epi16(av, dlw), hi = _mm_mulhi_epi16(av, dlw);
@@ -132,34 +176,61 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
                     x1 = _mm_add_epi32(x1, step8);
                 }
             }
-            if (n8 == n_in) { /* the bias: dl 2^in_frac by PSLLD; it rounds as the weights do */
-                const __m128i p = _mm_sll_epi32(dlv, fv);
-                const __m128i q = _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p, _mm_srl_epi32(x0, rsv)), sv), zero);
-                const __m128i nb = ebp_x86_sub8(_mm_cvtsi32_si128((uint16_t)*b), q, &zc, &ok);
-                *b = (int16_t)_mm_extract_epi16(nb, 0); /* its 16 bits (GCC, clang: conversion modulo 2^16) */
-            } else {
-                const uint64_t c = ebp_x86_sr_run(wr, a, n_in - n8, dl, S, x + n8 * EBP_WEYL, b, one);
-                n += (uint32_t)c;
-                clips += (uint32_t)(c >> 32);
-            }
+            vrows++;
+        }
+        if (rare != 0 || (n8 != n_in && bits != 0)) { /* the rare rows, the last n_in % 8 weights of the others */
+            const uint64_t c = ebp_x86_rows_rest(w, b + j0, in, n_in, dla, xb, bits, rare, S, one);
+            n += (uint32_t)c;
+            clips += (uint32_t)(c >> 32);
+        }
+        { /* the block's biases */
+            const __m128i bd = _mm_loadu_si128((const __m128i *)(const void *)dla);
+            const __m128i p0 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpacklo_epi16(bd, bd), 16), fv);
+            const __m128i p1 = _mm_sll_epi32(_mm_srai_epi32(_mm_unpackhi_epi16(bd, bd), 16), fv);
+            const __m128i q = ebp_x86_sr8(p0, p1, _mm_loadu_si128((const __m128i *)(const void *)xb),
+                                          _mm_loadu_si128((const __m128i *)(const void *)(xb + 4)), sv, rsv);
+            if (k == 8u)
+                ebp_x86_apply8(b + j0, q, &zc, &ok);
+            else
+                ebp_x86_store_part(b + j0, k, ebp_x86_sub8(ebp_x86_load_part(b + j0, k), q, &zc, &ok));
         }
         zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
         ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
     }
     { /* the lanes' counts summed: every vector lane that did not round to zero moved, every one not ok clipped */
-        const uint32_t lanes = 8u * vr * (nrows - skipped);
-        __m128i s;
+        const uint32_t lanes = 8u * (n8 / 8u * vrows + blocks);
+        __m128i s, z;
         s = _mm_add_epi32(_mm_unpacklo_epi32(zc32, ok32), _mm_unpackhi_epi32(zc32, ok32)); /* z o z o */
         s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                  /* Z O Z O */
+        z = _mm_madd_epi16(dz, _mm_set1_epi16(1)); /* at most n_out / 8 + 1 a lane */
+        z = _mm_add_epi32(z, _mm_shuffle_epi32(z, 0x4E));
+        z = _mm_add_epi32(z, _mm_shuffle_epi32(z, 0xB1));
         n += lanes - (uint32_t)_mm_cvtsi128_si32(s);
         clips += lanes - (uint32_t)_mm_cvtsi128_si32(_mm_shuffle_epi32(s, 0x01));
+        *rows += 8u * blocks - (uint32_t)_mm_cvtsi128_si32(z);
     }
     *nz = n;
     *rng = st;
-    *rows += nrows;
     return clips;
 }
 #define EBP_HAVE_ARCH_ROWS_SR_SSE2 1
+
+/* the number of i < n with x[i] == 0, as ebp_update_online's loop counts zero_in: PCMPEQW against 0 and PSUBW,
+ * 8 a step, the 16-bit lanes (each at most n / 8 < 2^13) summed by PMADDWD; the last n % 8 one by one */
+EBP_X86_INLINE uint32_t ebp_x86_count_zero16(const int16_t *x, uint32_t n) {
+    const int16_t *end8 = x + (n & ~7u), *end = x + n;
+    __m128i c = _mm_setzero_si128();
+    uint32_t z;
+    for (; x != end8; x += 8)
+        c = _mm_sub_epi16(c, _mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)(const void *)x), _mm_setzero_si128()));
+    c = _mm_madd_epi16(c, _mm_set1_epi16(1));
+    c = _mm_add_epi32(c, _mm_shuffle_epi32(c, 0x4E));
+    c = _mm_add_epi32(c, _mm_shuffle_epi32(c, 0xB1));
+    z = (uint32_t)_mm_cvtsi128_si32(c);
+    for (; x != end; x++) z += *x == 0;
+    return z;
+}
+#define EBP_HAVE_ARCH_COUNT_ZERO16 1
 
 /*
  * acc + sum_i w[i] x[i] exactly, as the portable dot16: PMADDWD adds two 16 x 16-bit products into each 32-bit
@@ -321,12 +392,13 @@ EBP_X86_INLINE void ebp_x86_deriv(uint16_t *f, const int16_t *y, uint32_t n, int
 #define EBP_HAVE_ARCH_DERIV 1
 
 /* m[0..1] = |s| f for two int64 lanes s and f < 2^16 in the low words of the lanes of fq (exact: |s| f < 2^64),
- * from two PMULUDQ of the 32-bit halves of |s|; returns bit j set if s_j < 0 */
-EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m) {
+ * from two PMULUDQ of the 32-bit halves of |s|, also OR-ed into *acc; returns bit j set if s_j < 0 */
+EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m, __m128i *acc) {
     const __m128i neg = _mm_shuffle_epi32(_mm_srai_epi32(s, 31), 0xF5); /* the high words' signs, both halves */
     const __m128i a = _mm_sub_epi64(_mm_xor_si128(s, neg), neg);
-    _mm_storeu_si128((__m128i *)(void *)m,
-                     _mm_add_epi64(_mm_mul_epu32(a, fq), _mm_slli_epi64(_mm_mul_epu32(_mm_srli_epi64(a, 32), fq), 32)));
+    const __m128i p = _mm_add_epi64(_mm_mul_epu32(a, fq), _mm_slli_epi64(_mm_mul_epu32(_mm_srli_epi64(a, 32), fq), 32));
+    _mm_storeu_si128((__m128i *)(void *)m, p);
+    *acc = _mm_or_si128(*acc, p);
     return (uint32_t)_mm_movemask_pd(_mm_castsi128_pd(neg));
 }
 
@@ -339,12 +411,14 @@ EBP_X86_INLINE uint32_t ebp_x86_absmul2(__m128i s, __m128i fq, uint64_t *m) {
  * d[k], d[k+1] gives w_k d[k] + w_k+1 d[k+1] per neuron, in [-2^31 + 2^16, 2^31], sign-extended as in
  * ebp_x86_dot16 into four pairs of 64-bit sums (PADDQ); an odd last row by PMULLW/PMULHW, its exact 32-bit
  * products; then ebp_x86_absmul2. The last n % 8 neurons take the scalar rule. Writes every word of signs that
- * holds one of the n bits.
+ * holds one of the n bits; returns the OR of every m[i] (whose bit length is that of their largest).
  */
-EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint32_t nk, uint32_t stride,
+EBP_X86_INLINE uint64_t ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint32_t nk, uint32_t stride,
                                        const uint16_t *f, uint32_t n, uint64_t *m, uint32_t *signs) {
     const __m128i zero = _mm_setzero_si128();
     const uint32_t n8 = n & ~7u;
+    __m128i orv = zero;
+    uint64_t all;
     uint32_t i, k;
     for (i = 0; i < (n + 31u) / 32u; i++) signs[i] = 0;
     for (i = 0; i < n8; i += 8) {
@@ -378,10 +452,10 @@ EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint3
         fv = _mm_loadu_si128((const __m128i *)(const void *)(f + i));
         f0 = _mm_unpacklo_epi16(fv, zero);
         f1 = _mm_unpackhi_epi16(fv, zero);
-        bits = ebp_x86_absmul2(s0, _mm_unpacklo_epi32(f0, zero), m + i);
-        bits |= ebp_x86_absmul2(s1, _mm_unpackhi_epi32(f0, zero), m + i + 2) << 2;
-        bits |= ebp_x86_absmul2(s2, _mm_unpacklo_epi32(f1, zero), m + i + 4) << 4;
-        bits |= ebp_x86_absmul2(s3, _mm_unpackhi_epi32(f1, zero), m + i + 6) << 6;
+        bits = ebp_x86_absmul2(s0, _mm_unpacklo_epi32(f0, zero), m + i, &orv);
+        bits |= ebp_x86_absmul2(s1, _mm_unpackhi_epi32(f0, zero), m + i + 2, &orv) << 2;
+        bits |= ebp_x86_absmul2(s2, _mm_unpacklo_epi32(f1, zero), m + i + 4, &orv) << 4;
+        bits |= ebp_x86_absmul2(s3, _mm_unpackhi_epi32(f1, zero), m + i + 6, &orv) << 6;
         signs[i >> 5] |= bits << (i & 31u);
     }
     for (; i < n; i++) { /* the scalar rule */
@@ -390,7 +464,41 @@ EBP_X86_INLINE void ebp_x86_hidden_mag(const int16_t *w, const int16_t *d, uint3
         m[i] = (sum < 0 ? (uint64_t)0 - (uint64_t)sum : (uint64_t)sum) * f[i];
         if (sum < 0) signs[i >> 5] |= 1u << (i & 31u);
     }
+    orv = _mm_or_si128(orv, _mm_unpackhi_epi64(orv, orv));
+    all = (uint64_t)_mm_cvtsi128_si64(orv);
+    for (i = n8; i < n; i++) all |= m[i];
+    return all;
 }
+
+/* packed[i] = (uint16_t)(m[i] >> a) for n magnitudes below 2^(a+16) (0 <= a < 64), 8 a step: PSRLQ, the low
+ * words gathered by SHUFPS, moved by -2^15 into PACKSSDW's range (exact) and back by PXOR; returns the largest
+ * packed[i] (PMAXSW of the moved values) */
+EBP_X86_INLINE uint32_t ebp_x86_pack16(uint16_t *packed, const uint64_t *m, uint32_t n, int a) {
+    const __m128i av = _mm_cvtsi32_si128(a), bias = _mm_set1_epi32(32768), flip = _mm_set1_epi16((int16_t)0x8000);
+    __m128i mx = flip; /* -2^15: packed 0 */
+    uint32_t i, top;
+    for (i = 0; i + 8u <= n; i += 8) {
+        const __m128i v0 = _mm_srl_epi64(_mm_loadu_si128((const __m128i *)(const void *)(m + i)), av);
+        const __m128i v1 = _mm_srl_epi64(_mm_loadu_si128((const __m128i *)(const void *)(m + i + 2)), av);
+        const __m128i v2 = _mm_srl_epi64(_mm_loadu_si128((const __m128i *)(const void *)(m + i + 4)), av);
+        const __m128i v3 = _mm_srl_epi64(_mm_loadu_si128((const __m128i *)(const void *)(m + i + 6)), av);
+        const __m128i lo = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(v0), _mm_castsi128_ps(v1), 0x88));
+        const __m128i hi = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(v2), _mm_castsi128_ps(v3), 0x88));
+        const __m128i p = _mm_packs_epi32(_mm_sub_epi32(lo, bias), _mm_sub_epi32(hi, bias));
+        mx = _mm_max_epi16(mx, p);
+        _mm_storeu_si128((__m128i *)(void *)(packed + i), _mm_xor_si128(p, flip));
+    }
+    mx = _mm_max_epi16(mx, _mm_shuffle_epi32(mx, 0x4E));
+    mx = _mm_max_epi16(mx, _mm_shuffle_epi32(mx, 0xB1));
+    mx = _mm_max_epi16(mx, _mm_shufflelo_epi16(mx, 0xB1));
+    top = (uint32_t)(uint16_t)_mm_extract_epi16(_mm_xor_si128(mx, flip), 0);
+    for (; i < n; i++) {
+        packed[i] = (uint16_t)(m[i] >> a);
+        if (packed[i] > top) top = packed[i];
+    }
+    return top;
+}
+#define EBP_HAVE_ARCH_PACK16 1
 #define EBP_HAVE_ARCH_HIDDEN_MAG 1
 
 /*

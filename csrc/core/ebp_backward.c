@@ -78,6 +78,42 @@ static int64_t raw_hidden(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t i
            act_deriv_q15(L->act, L->y[i], one, sd);
 }
 
+#if EBP_X86_SSE2
+/* normalize_delta of an output layer of at most 16 neurons without a cache (x86-64): its raw values (int32, raw_out)
+ * kept on the stack instead of computed twice, and then the same rule, round(r / 2^s) by 32-bit magnitudes (|r| < 2^31,
+ * 1 <= s <= 17: no wrap), or r 2^-s */
+static int normalize_out_kept(ebp_layer_t *L, const int16_t *t, int ce, int e) {
+    const int sd = 2 * L->a_frac - 15;
+    const int32_t one = (int32_t)1 << L->a_frac;
+    const uint32_t n = L->n_out;
+    int32_t r[16];
+    uint32_t i, max32 = 0;
+    int s;
+    for (i = 0; i < n; i++) {
+        const uint32_t a = (r[i] = raw_out(L, t, i, ce, one, sd)) < 0 ? 0u - (uint32_t)r[i] : (uint32_t)r[i];
+        if (a > max32) max32 = a;
+    }
+    if (max32 == 0) {
+        for (i = 0; i < n; i++) L->delta[i] = 0;
+        L->delta_exp = 0;
+        return 0;
+    }
+    s = bit_length(max32) - 15;
+    if (s > 0 && ((max32 + ((uint32_t)1 << (s - 1))) >> s) >> 15 != 0) s++; /* rounding reached 2^15 */
+    if (s > 0) {
+        const uint32_t half = (uint32_t)1 << (s - 1);
+        for (i = 0; i < n; i++) {
+            const uint32_t m = ((r[i] < 0 ? 0u - (uint32_t)r[i] : (uint32_t)r[i]) + half) >> s;
+            L->delta[i] = (int16_t)(r[i] < 0 ? -(int32_t)m : (int32_t)m);
+        }
+    } else {
+        for (i = 0; i < n; i++) L->delta[i] = (int16_t)(r[i] * ((int32_t)1 << -s));
+    }
+    L->delta_exp = (int16_t)(e + s);
+    return 1;
+}
+#endif
+
 static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
     ebp_layer_t *L = &net->layers[l];
     const ebp_layer_t *N = t == NULL ? &net->layers[l + 1] : NULL;
@@ -99,6 +135,9 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
         L->delta_exp = -15;
         return nz;
     }
+#if EBP_X86_SSE2
+    if (N == NULL && cache == NULL && n <= 16u) return normalize_out_kept(L, t, ce, e);
+#endif
     if (N == NULL) {
         uint32_t max32 = 0;
         for (i = 0; i < n; i++) {

@@ -294,14 +294,17 @@ EBP_INLINE uint64_t hidden_pass(const ebp_layer_t *L, const ebp_layer_t *N, int6
 
 #if defined(EBP_HAVE_ARCH_HIDDEN_MAG)
 /* hidden_pass with signs, by the x86-64 kernel: every neuron's magnitude first (a stack buffer of at most
- * EBP_PACK_WIDTH), then the final shift a = max(0, bit_length(max) - 16) at once, which gives hidden_pass's packed
- * values (its running shifts are floors of floors, one floor) */
+ * EBP_PACK_WIDTH), then the final shift a = max(0, bit_length(max) - 16) at once (the bit length from the OR of the
+ * magnitudes), which gives hidden_pass's packed values (its running shifts are floors of floors, one floor). It
+ * returns not the largest magnitude M but P 2^a, P = floor(M / 2^a) the largest packed value: normalize_delta
+ * cannot tell them apart (the same bit length, so the same s0 = a + 1 when a > 0, and its rounding test
+ * floor((M + 2^(s0-1)) / 2^s0) >= 2^15 depends on floor(M / 2^a) only; for a = 0, P = M). */
 static uint64_t hidden_pack_arch(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t *signs) {
     const uint32_t n = L->n_out;
     const int32_t one = (int32_t)1 << L->a_frac;
     const int sd = 2 * L->a_frac - 15;
     uint16_t f[EBP_PACK_WIDTH], *packed = (uint16_t *)L->delta; /* the same object: its bits */
-    uint64_t m[EBP_PACK_WIDTH], maxabs = 0;
+    uint64_t m[EBP_PACK_WIDTH], all;
     uint32_t i;
     int a;
     i = 0;
@@ -315,19 +318,9 @@ static uint64_t hidden_pack_arch(const ebp_layer_t *L, const ebp_layer_t *N, uin
     }
 #endif
     for (; i < n; i++) f[i] = (uint16_t)act_deriv_q15(L->act, L->y[i], one, sd); /* <= 2^15 */
-    ebp_x86_hidden_mag(N->w, N->delta, N->n_out, N->n_in, f, n, m, signs);
-    { /* two running maxima: half the loop's steps */
-        uint64_t m1 = 0;
-        for (i = 0; i + 1u < n; i += 2) {
-            if (m[i] > maxabs) maxabs = m[i];
-            if (m[i + 1] > m1) m1 = m[i + 1];
-        }
-        if (i < n && m[i] > maxabs) maxabs = m[i];
-        if (m1 > maxabs) maxabs = m1;
-    }
-    a = maxabs > 0xFFFFu ? bit_length(maxabs) - 16 : 0;
-    for (i = 0; i < n; i++) packed[i] = (uint16_t)(m[i] >> a);
-    return maxabs;
+    all = ebp_x86_hidden_mag(N->w, N->delta, N->n_out, N->n_in, f, n, m, signs);
+    a = all > 0xFFFFu ? bit_length(all) - 16 : 0;
+    return (uint64_t)ebp_x86_pack16(packed, m, n, a) << a;
 }
 #endif
 
@@ -355,7 +348,8 @@ static int hidden_pack_arm(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t 
 }
 #endif
 
-/* hidden_pass with act and the mode (signs or not) as constants, so that each loop is a tight one */
+/* hidden_pass with act and the mode (signs or not) as constants, so that each loop is a tight one; with signs the
+ * x86-64 kernel returns a value normalize_delta cannot tell from the largest magnitude (hidden_pack_arch) */
 EBP_NOINLINE EBP_INTERNAL uint64_t ebp_dense_hidden_raw(const ebp_layer_t *L, const ebp_layer_t *N, int64_t *out, uint32_t *signs) {
 #if defined(EBP_HAVE_ARCH_HIDDEN_MAG)
     if (signs != NULL && L->n_out <= EBP_PACK_WIDTH) return hidden_pack_arch(L, N, signs);

@@ -395,7 +395,11 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
     any_sign = stochastic; /* the Arm and x86 rows take inputs of any sign (signed multiply, arithmetic shift) */
 #endif
     if (any_sign) { /* then only the zero inputs are counted, for the statistics */
+#if defined(EBP_HAVE_ARCH_COUNT_ZERO16)
+        zero_in = ebp_x86_count_zero16(in, n_in);
+#else
         for (i = 0; i < n_in; i++) zero_in += in[i] == 0;
+#endif
     } else {
         for (i = 0; i < n_in; i++) {
             zero_in += in[i] == 0;
