@@ -109,22 +109,24 @@ typedef struct {
  * (the state kept on the stack; after a flagged row it is that row's r0)
  * and the rule of ebp_arm_row_sr, in order,
  *     q = floor((dl a[i] + (r >> (32 - S))) / 2^S)  by MLA and ASR, r = r0 + i EBP_WEYL (one ADD),
- * then for the bias r0 + n_in EBP_WEYL with the product dl 2^in_frac; the non-zero updates added to nz by CMP #1 (C
- * iff q != 0) and ADC; each new parameter stored as its low 16 bits, and SSAT #16 of it sets the sticky Q flag
- * (cleared once a call: a set Q ends it) iff some parameter left int16. Two weights a loop step (an odd n_in enters at the
- * second), 12 instructions a weight (with the DSP extension the variant below, 9). It stops after the first row
+ * then for the bias r0 + n_in EBP_WEYL with the product dl 2^in_frac; a weight with q = 0 is left as it is (ASRS, BEQ),
+ * else counted (ADD to nz; the bias's by CMP #1, C iff q != 0, and ADC); each new parameter stored as its low 16 bits,
+ * and SSAT #16 of it sets the sticky Q flag (cleared once a call: a set Q ends it) iff some parameter left int16. The
+ * weight is addressed from the input (r3 + (w - in - 2) after the input's post-increment). Two weights a loop step (an
+ * odd n_in enters at the second), 12 instructions a weight with q != 0, 7 with q = 0 (with the DSP extension the
+ * variant below, 9). It stops after the first row
  * that set Q (flagged = 1, with that row's dl, r0 (x0) and bias; w and d past it) for the caller's repair
  * (fix_row_sr_any), or at d_end (flagged = 0). Every register is saved and restored (PUSH/POP): the state goes
  * through *p. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
  */
-/* ebp_xorshift32 of r0 in place, and one weight of ebp_arm_rows_sr_wrap's row loop (r3: the input, r2: the
- * weight, r0: its value of the row's Weyl sequence, r12: EBP_WEYL, r7: dl, r8: S, r9: 32 - S, r1: the non-zero
+/* ebp_xorshift32 of r0 in place, and one weight of ebp_arm_rows_sr_wrap's row loop (r3: the input, r3 + r2 after
+ * its post-increment: the weight, z: the label past it, r0: its value of the row's Weyl sequence, r12: EBP_WEYL, r7: dl, r8: S, r9: 32 - S, r1: the non-zero
  * count; SSAT sets Q when the new weight left int16; r6: the inputs' end, r10: d, r11: b, lr: lr_m) */
 #define EBP_ARM_XORSHIFT_R0 "eor r0, r0, r0, lsl #13\n\teor r0, r0, r0, lsr #17\n\teor r0, r0, r0, lsl #5\n\t"
-#define EBP_ARM_ROWS_WEIGHT                                                                                     \
-    "ldrsh r4, [r3], #2\n\tlsr r5, r0, r9\n\tadd r0, r0, r12\n\tmla r4, r7, r4, r5\n\tasr r4, r4, r8\n\t"     \
-    "cmp r4, #1\n\tadc r1, r1, #0\n\tldrsh r5, [r2]\n\tsub r5, r5, r4\n\tstrh r5, [r2], #2\n\t"           \
-    "ssat r5, #16, r5\n\t"
+#define EBP_ARM_ROWS_WEIGHT(z)                                                                                  \
+    "ldrsh r4, [r3], #2\n\tlsr r5, r0, r9\n\tadd r0, r0, r12\n\tmla r4, r7, r4, r5\n\tasrs r4, r4, r8\n\t"    \
+    "beq " z "f\n\tadd r1, r1, #1\n\tldrsh r5, [r3, r2]\n\tsub r5, r5, r4\n\tstrh r5, [r3, r2]\n\t"         \
+    "ssat r5, #16, r5\n" z ":\n\t"
 
 #if !EBP_ARM_DSP
 static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
@@ -150,7 +152,9 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "add r6, r3, r6\n\t" /* r6: the inputs' end */
                      "ldr r8, [r4, #28]\n\t" /* r8: S, r9: 32 - S */
                      "rsb r9, r8, #32\n\t"
-                     "ldr r2, [r4, #0]\n\t" /* r2: w, r11: b, r10: d */
+                     "ldr r2, [r4, #0]\n\t" /* r2: w - in - 2 (the weight of the input before r3), r11: b, r10: d */
+                     "sub r2, r2, r3\n\t"
+                     "sub r2, r2, #2\n\t"
                      "ldr r11, [r4, #4]\n\t"
                      "ldr r10, [r4, #8]\n\t"
                      "str r10, [sp, #20]\n\t"
@@ -183,10 +187,12 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "ldr r3, [sp, #8]\n\t"
                      "ldr r4, [sp, #24]\n\t"
                      "cbnz r4, 13f\n"
-                     "12:\n\t" EBP_ARM_ROWS_WEIGHT
-                     "13:\n\t" EBP_ARM_ROWS_WEIGHT
+                     "12:\n\t" EBP_ARM_ROWS_WEIGHT("14")
+                     "13:\n\t" EBP_ARM_ROWS_WEIGHT("15")
                      "cmp r3, r6\n\t"
                      "bne 12b\n\t"
+                     "ldr r5, [sp, #28]\n\t" /* w: the next row */
+                     "add r2, r2, r5\n\t"
                      "ldr r4, [sp, #12]\n\t" /* the bias: dl 2^in_frac */
                      "lsl r4, r7, r4\n\t"
                      "lsr r5, r0, r9\n\t"
@@ -216,7 +222,10 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "movs r4, #1\n"
                      "20:\n\t"
                      "ldr r5, [sp, #0]\n\t"
-                     "str r2, [r5, #0]\n\t"
+                     "ldr r3, [sp, #8]\n\t"
+                     "add r3, r3, r2\n\t"
+                     "add r3, r3, #2\n\t"
+                     "str r3, [r5, #0]\n\t"
                      "str r11, [r5, #4]\n\t"
                      "str r10, [r5, #8]\n\t"
                      "ldr r3, [sp, #32]\n\t" /* the state: the last row's draw */
