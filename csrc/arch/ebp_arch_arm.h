@@ -650,8 +650,10 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
 #if EBP_ARMV6M
 /*
  * ebp_arm_fwd_sigmoid on ARMv6-M (Cortex-M0/M0+) in Thumb-1 assembly, the same rules as the ARMv7-M one (and
- * sigmoid_neuron's 32-bit path): acc by ebp_arm_dot16's loop (one index over both arrays, MULS, its sign extension
- * added by ADDS/ADCS: 8 instructions a multiply-accumulate), then the fit test, |acc|, the table and both roundings
+ * sigmoid_neuron's 32-bit path): acc by ebp_arm_dot16's rule (one index over both arrays, MULS), two products a loop
+ * step added in int32 first (each in (-2^30, 2^30]: their sum overflows only at 2^31, V, whose high word is then 0),
+ * then the sum's sign extension by ADDS/ADCS: 7 instructions a multiply-accumulate (an odd n_in's first alone, 8);
+ * then the fit test, |acc|, the table and both roundings
  * in the 8 low registers with the layer's constants on the stack: about 50 instructions a neuron besides the MACs
  * (GCC's loop around the dot product: about 100). A neuron whose acc leaves int32 stops it, as there. n_in >= 1.
  */
@@ -702,8 +704,9 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "asrs r1, r0, #31\n\t"
                      "ldr r4, [sp, #16]\n\t"
                      "adds r5, r5, r4\n\t"
-                     "negs r2, r4\n"
-                     "11:\n\t"
+                     "negs r2, r4\n\t"
+                     "lsls r4, r4, #30\n\t" /* N: n_in odd, its first product alone */
+                     "bpl 11f\n\t"
                      "ldrsh r3, [r5, r2]\n\t"
                      "ldrsh r4, [r6, r2]\n\t"
                      "muls r3, r4, r3\n\t"
@@ -711,7 +714,24 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "adds r0, r0, r3\n\t"
                      "adcs r1, r1, r4\n\t"
                      "adds r2, r2, #2\n\t"
-                     "bne 11b\n\t"
+                     "beq 13f\n"
+                     "11:\n\t" /* two products, their int32 sum (V: it is 2^31), its sign extension */
+                     "ldrsh r3, [r5, r2]\n\t"
+                     "ldrsh r4, [r6, r2]\n\t"
+                     "muls r3, r4, r3\n\t"
+                     "adds r2, r2, #2\n\t"
+                     "ldrsh r4, [r5, r2]\n\t"
+                     "ldrsh r7, [r6, r2]\n\t"
+                     "muls r4, r7, r4\n\t"
+                     "adds r3, r3, r4\n\t"
+                     "bvs 14f\n\t"
+                     "asrs r4, r3, #31\n"
+                     "15:\n\t"
+                     "adds r0, r0, r3\n\t"
+                     "adcs r1, r1, r4\n\t"
+                     "adds r2, r2, #2\n\t"
+                     "bne 11b\n"
+                     "13:\n\t"
                      "asrs r3, r0, #31\n\t"
                      "cmp r3, r1\n\t"
                      "bne 40f\n\t" /* acc outside int32 */
@@ -758,6 +778,9 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "bne 10b\n\t"
                      "movs r3, #0\n\t"
                      "b 50f\n"
+                     "14:\n\t" /* the pair's sum is 2^31 (both products (-2^15)^2): its high word 0 */
+                     "movs r4, #0\n\t"
+                     "b 15b\n"
                      "41:\n\t" /* a >= 16.0: v = 65535 */
                      "movs r0, #1\n\t"
                      "lsls r0, r0, #16\n\t"
