@@ -76,7 +76,7 @@ static inline void ebp_arm_row_sr_dsp(int16_t *w, const int16_t *a, uint32_t n, 
 #endif
 
 
-#if EBP_ARMV7M
+#if EBP_ARMV7M || EBP_ARMV6M
 /* the state of ebp_arm_rows_sr_wrap: a layer's rows from d to d_end (offsets in bytes, used by the assembly) */
 typedef struct {
     int16_t *w;           /*  0: the next row's weights */
@@ -95,6 +95,9 @@ typedef struct {
     uint32_t x0;          /* 52: and its draw, the first value of its Weyl sequence */
     uint32_t flagged;     /* 56: 1 if the last row processed left int16 somewhere */
 } ebp_arm_rows_t;
+#endif
+
+#if EBP_ARMV7M
 
 /*
  * The ARMv7-M rows of the online update with the statistics (EBP_STATS=1), update_rows_nonneg_sr's loop over a
@@ -106,22 +109,24 @@ typedef struct {
  * (the state kept on the stack; after a flagged row it is that row's r0)
  * and the rule of ebp_arm_row_sr, in order,
  *     q = floor((dl a[i] + (r >> (32 - S))) / 2^S)  by MLA and ASR, r = r0 + i EBP_WEYL (one ADD),
- * then for the bias r0 + n_in EBP_WEYL with the product dl 2^in_frac; the non-zero updates added to nz by CMP #1 (C
- * iff q != 0) and ADC; each new parameter stored as its low 16 bits, and SSAT #16 of it sets the sticky Q flag
- * (cleared once a call: a set Q ends it) iff some parameter left int16. Two weights a loop step (an odd n_in enters at the
- * second), 12 instructions a weight (with the DSP extension the variant below, 9). It stops after the first row
+ * then for the bias r0 + n_in EBP_WEYL with the product dl 2^in_frac; a weight with q = 0 is left as it is (ASRS, BEQ),
+ * else counted (ADD to nz; the bias's by CMP #1, C iff q != 0, and ADC); each new parameter stored as its low 16 bits,
+ * and SSAT #16 of it sets the sticky Q flag (cleared once a call: a set Q ends it) iff some parameter left int16. The
+ * weight is addressed from the input (r3 + (w - in - 2) after the input's post-increment). Two weights a loop step (an
+ * odd n_in enters at the second), 12 instructions a weight with q != 0, 7 with q = 0 (with the DSP extension the
+ * variant below, 9). It stops after the first row
  * that set Q (flagged = 1, with that row's dl, r0 (x0) and bias; w and d past it) for the caller's repair
  * (fix_row_sr_any), or at d_end (flagged = 0). Every register is saved and restored (PUSH/POP): the state goes
  * through *p. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
  */
-/* ebp_xorshift32 of r0 in place, and one weight of ebp_arm_rows_sr_wrap's row loop (r3: the input, r2: the
- * weight, r0: its value of the row's Weyl sequence, r12: EBP_WEYL, r7: dl, r8: S, r9: 32 - S, r1: the non-zero
+/* ebp_xorshift32 of r0 in place, and one weight of ebp_arm_rows_sr_wrap's row loop (r3: the input, r3 + r2 after
+ * its post-increment: the weight, z: the label past it, r0: its value of the row's Weyl sequence, r12: EBP_WEYL, r7: dl, r8: S, r9: 32 - S, r1: the non-zero
  * count; SSAT sets Q when the new weight left int16; r6: the inputs' end, r10: d, r11: b, lr: lr_m) */
 #define EBP_ARM_XORSHIFT_R0 "eor r0, r0, r0, lsl #13\n\teor r0, r0, r0, lsr #17\n\teor r0, r0, r0, lsl #5\n\t"
-#define EBP_ARM_ROWS_WEIGHT                                                                                     \
-    "ldrsh r4, [r3], #2\n\tlsr r5, r0, r9\n\tadd r0, r0, r12\n\tmla r4, r7, r4, r5\n\tasr r4, r4, r8\n\t"     \
-    "cmp r4, #1\n\tadc r1, r1, #0\n\tldrsh r5, [r2]\n\tsub r5, r5, r4\n\tstrh r5, [r2], #2\n\t"           \
-    "ssat r5, #16, r5\n\t"
+#define EBP_ARM_ROWS_WEIGHT(z)                                                                                  \
+    "ldrsh r4, [r3], #2\n\tlsr r5, r0, r9\n\tadd r0, r0, r12\n\tmla r4, r7, r4, r5\n\tasrs r4, r4, r8\n\t"    \
+    "beq " z "f\n\tadd r1, r1, #1\n\tldrsh r5, [r3, r2]\n\tsub r5, r5, r4\n\tstrh r5, [r3, r2]\n\t"         \
+    "ssat r5, #16, r5\n" z ":\n\t"
 
 #if !EBP_ARM_DSP
 static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
@@ -147,7 +152,9 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "add r6, r3, r6\n\t" /* r6: the inputs' end */
                      "ldr r8, [r4, #28]\n\t" /* r8: S, r9: 32 - S */
                      "rsb r9, r8, #32\n\t"
-                     "ldr r2, [r4, #0]\n\t" /* r2: w, r11: b, r10: d */
+                     "ldr r2, [r4, #0]\n\t" /* r2: w - in - 2 (the weight of the input before r3), r11: b, r10: d */
+                     "sub r2, r2, r3\n\t"
+                     "sub r2, r2, #2\n\t"
                      "ldr r11, [r4, #4]\n\t"
                      "ldr r10, [r4, #8]\n\t"
                      "str r10, [sp, #20]\n\t"
@@ -180,10 +187,12 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "ldr r3, [sp, #8]\n\t"
                      "ldr r4, [sp, #24]\n\t"
                      "cbnz r4, 13f\n"
-                     "12:\n\t" EBP_ARM_ROWS_WEIGHT
-                     "13:\n\t" EBP_ARM_ROWS_WEIGHT
+                     "12:\n\t" EBP_ARM_ROWS_WEIGHT("14")
+                     "13:\n\t" EBP_ARM_ROWS_WEIGHT("15")
                      "cmp r3, r6\n\t"
                      "bne 12b\n\t"
+                     "ldr r5, [sp, #28]\n\t" /* w: the next row */
+                     "add r2, r2, r5\n\t"
                      "ldr r4, [sp, #12]\n\t" /* the bias: dl 2^in_frac */
                      "lsl r4, r7, r4\n\t"
                      "lsr r5, r0, r9\n\t"
@@ -213,7 +222,10 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "movs r4, #1\n"
                      "20:\n\t"
                      "ldr r5, [sp, #0]\n\t"
-                     "str r2, [r5, #0]\n\t"
+                     "ldr r3, [sp, #8]\n\t"
+                     "add r3, r3, r2\n\t"
+                     "add r3, r3, #2\n\t"
+                     "str r3, [r5, #0]\n\t"
                      "str r11, [r5, #4]\n\t"
                      "str r10, [r5, #8]\n\t"
                      "ldr r3, [sp, #32]\n\t" /* the state: the last row's draw */
@@ -638,8 +650,10 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
 #if EBP_ARMV6M
 /*
  * ebp_arm_fwd_sigmoid on ARMv6-M (Cortex-M0/M0+) in Thumb-1 assembly, the same rules as the ARMv7-M one (and
- * sigmoid_neuron's 32-bit path): acc by ebp_arm_dot16's loop (one index over both arrays, MULS, its sign extension
- * added by ADDS/ADCS: 8 instructions a multiply-accumulate), then the fit test, |acc|, the table and both roundings
+ * sigmoid_neuron's 32-bit path): acc by ebp_arm_dot16's rule (one index over both arrays, MULS), two products a loop
+ * step added in int32 first (each in (-2^30, 2^30]: their sum overflows only at 2^31, V, whose high word is then 0),
+ * then the sum's sign extension by ADDS/ADCS: 7 instructions a multiply-accumulate (an odd n_in's first alone, 8);
+ * then the fit test, |acc|, the table and both roundings
  * in the 8 low registers with the layer's constants on the stack: about 50 instructions a neuron besides the MACs
  * (GCC's loop around the dot product: about 100). A neuron whose acc leaves int32 stops it, as there. n_in >= 1.
  */
@@ -690,8 +704,9 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "asrs r1, r0, #31\n\t"
                      "ldr r4, [sp, #16]\n\t"
                      "adds r5, r5, r4\n\t"
-                     "negs r2, r4\n"
-                     "11:\n\t"
+                     "negs r2, r4\n\t"
+                     "lsls r4, r4, #30\n\t" /* N: n_in odd, its first product alone */
+                     "bpl 11f\n\t"
                      "ldrsh r3, [r5, r2]\n\t"
                      "ldrsh r4, [r6, r2]\n\t"
                      "muls r3, r4, r3\n\t"
@@ -699,7 +714,24 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "adds r0, r0, r3\n\t"
                      "adcs r1, r1, r4\n\t"
                      "adds r2, r2, #2\n\t"
-                     "bne 11b\n\t"
+                     "beq 13f\n"
+                     "11:\n\t" /* two products, their int32 sum (V: it is 2^31), its sign extension */
+                     "ldrsh r3, [r5, r2]\n\t"
+                     "ldrsh r4, [r6, r2]\n\t"
+                     "muls r3, r4, r3\n\t"
+                     "adds r2, r2, #2\n\t"
+                     "ldrsh r4, [r5, r2]\n\t"
+                     "ldrsh r7, [r6, r2]\n\t"
+                     "muls r4, r7, r4\n\t"
+                     "adds r3, r3, r4\n\t"
+                     "bvs 14f\n\t"
+                     "asrs r4, r3, #31\n"
+                     "15:\n\t"
+                     "adds r0, r0, r3\n\t"
+                     "adcs r1, r1, r4\n\t"
+                     "adds r2, r2, #2\n\t"
+                     "bne 11b\n"
+                     "13:\n\t"
                      "asrs r3, r0, #31\n\t"
                      "cmp r3, r1\n\t"
                      "bne 40f\n\t" /* acc outside int32 */
@@ -746,6 +778,9 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "bne 10b\n\t"
                      "movs r3, #0\n\t"
                      "b 50f\n"
+                     "14:\n\t" /* the pair's sum is 2^31 (both products (-2^15)^2): its high word 0 */
+                     "movs r4, #0\n\t"
+                     "b 15b\n"
                      "41:\n\t" /* a >= 16.0: v = 65535 */
                      "movs r0, #1\n\t"
                      "lsls r0, r0, #16\n\t"
@@ -803,16 +838,15 @@ static inline int64_t ebp_arm_dot16(int64_t acc, const int16_t *w, const int16_t
 
 #if EBP_ARMV6M
 /*
- * ARMv6-M (Cortex-M0/M0+) rows of the stochastic online update in assembly: GCC's Thumb-1 code for the portable
- * rows spills its 10 live values out of the 8 low registers. Both reproduce, for i = 0..n-1 in order (*rng: the
- * row's Weyl sequence),
+ * ARMv6-M (Cortex-M0/M0+) row of the stochastic online update with the counters compiled out (EBP_STATS=0) in
+ * assembly: GCC's Thumb-1 code for the portable row spills its 10 live values out of the 8 low registers. It
+ * reproduces, for i = 0..n-1 in order (*rng: the row's Weyl sequence),
  *     q = ebp_rshift_sr32(dl * a[i], S, *rng); w[i] = ebp_sat16(w[i] - q); *rng += EBP_WEYL
  * as q = floor((dl a[i] + (r >> (32 - S))) / 2^S) by MULS, ADDS and ASRS (|dl a[i]| <= 2^30, the draw < 2^S:
  * no wrap), with one index counting up to 0 over both arrays and a saturation branch taken only when
- * sign-extending the new weight's low 16 bits changes it. Seven low registers (r7 may be the frame pointer), the
- * count in a high one (-Os leaves GCC only r12), dl, S, EBP_WEYL and the clips in memory (one LDR, as a MOV
- * would be). ebp_arm_row_sr_count (EBP_STATS=1) also adds the number of q != 0 to *nz and returns the number of
- * weights that clipped. n >= 1, 1 <= S <= 30.
+ * sign-extending the new weight's low 16 bits changes it. Seven low registers (r7 may be the frame pointer), dl, S
+ * and EBP_WEYL in memory (one LDR, as a MOV would be). n >= 1, 1 <= S <= 30. (With EBP_STATS=1 the whole row loop
+ * is ebp_arm_rows_sr_wrap below.)
  * GCC assembles Thumb-1 inline assembly in divided syntax: each block switches to unified syntax and back.
  */
 #define EBP_ARM_SR_ROW_HEAD                                                                                  \
@@ -869,29 +903,243 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
 }
 #define EBP_HAVE_ARCH_ROW_SR 1
 
-static inline uint32_t ebp_arm_row_sr_count(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S,
-                                            uint32_t *rng, uint32_t *nz) {
-    int32_t i = -2 * (int32_t)n, t1, t2;
-    uint32_t x = *rng, nzr = 0u - *nz, clips = 0; /* nzr counts down: minus the count */
-    const uint32_t K = EBP_WEYL;
-    const int rs = 32 - S;
-#define EBP_ARM_SR_CLIP                                                                                      \
-    "ldr %[t2], %[clips]\n\t"                                                                                \
-    "adds %[t2], %[t2], #1\n\t"                                                                              \
-    "str %[t2], %[clips]\n\t"
-    __asm__ volatile(EBP_ARM_SR_ROW_HEAD
-                     "negs %[t1], %[t2]\n\t" /* C = (q == 0) */
-                     "sbcs %[t1], %[t1]\n\t" /* -1 for a non-zero update, else 0 */
-                     "add %[nz], %[t1]\n\t" EBP_ARM_SR_ROW_TAIL
-                     : [x] "+l"(x), [i] "+l"(i), [t1] "=&l"(t1), [t2] "=&l"(t2), [nz] "+h"(nzr), [clips] "+m"(clips)
-                     : [wb] "l"(w + n), [ab] "l"(a + n), [S] "m"(S), [rs] "l"(rs), [dl] "m"(dl), [K] "m"(K)
+/*
+ * ebp_arm_rows_sr_wrap on ARMv6-M (Cortex-M0/M0+) in Thumb-1 assembly: update_rows_nonneg_sr's loop over a layer's
+ * rows with the statistics (EBP_STATS=1), the same rule, state and flag/repair protocol as the ARMv7-M one. For each
+ * row from p->d on: skipped when delta = 0 (counted on the stack: rows is the rows passed less those); else
+ * dl = ebp_rshift_rn32(delta lr_m, 16) as floor((floor((v - [v < 0]) / 2^15) + 1) / 2), v = delta lr_m (|v| < 2^31:
+ * lr_m < 2^16; ASRS, ADDS, ASRS, ADDS, ASRS); skipped when dl = 0 (no draw); else one xorshift32 draw r0 (the state
+ * on the stack) and, in order, each weight then the bias (product dl 2^in_frac)
+ *     q = floor((dl a[i] + (r >> (32 - S))) / 2^S)   by MULS, LSRS, ADDS, ASRS; r = r0 + i EBP_WEYL (one ADD)
+ *     q = 0: nothing stored (the weight keeps its value);  else w[i] = the low 16 bits of w[i] - q (STRH)
+ * with a clip (SXTH of the new value differs from it) marking the row: the loop ends after it (d_end := d) with
+ * flagged = 1, that row's bias, dl (recomputed from its delta) and draw (x0), w and d past it, for the caller's repair
+ * (fix_row_sr_any); at d_end flagged = 0. The non-zero updates are counted in units of EBP_WEYL (ADD of the register
+ * holding it, no low register spent), nz += that sum times EBP_WEYL^-1 mod 2^32 (EBP_WEYL is odd: the count exactly).
+ * Two weights a loop step (an odd n_in enters at the second): 16 instructions a weight with q != 0, 9 with q = 0
+ * (ebp_arm_row_sr_count and its C caller: about 21, and some 60 a row). Registers: r0, r1 scratch, r2 the offset
+ * into the row (-2 n_in .. 0; 0 between rows), r3 the inputs' end, r4 the row's weights' end, r5 dl, r6 32 - S, r7 S,
+ * r8 the row's Weyl sequence, r9 EBP_WEYL, r10 the non-zero updates times EBP_WEYL, r11 2 n_in, r12 d, lr d_end; the
+ * rest on the stack. Every register is saved and restored. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
+ */
+static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
+    __asm__ volatile(".syntax unified\n\t"
+                     "push {r0-r7}\n\t"
+                     "mov r7, %[p]\n\t"
+                     "mov r0, r8\n\t"
+                     "mov r1, r9\n\t"
+                     "mov r2, r10\n\t"
+                     "mov r3, r11\n\t"
+                     "mov r4, r12\n\t"
+                     "mov r5, lr\n\t"
+                     "push {r0-r5}\n\t"
+                     "sub sp, #32\n\t" /* [sp]: p, lr_m, in_frac, x, b - d - 2, rows with delta = 0, the clip mark,
+                                          d at entry */
+                     "str r7, [sp, #0]\n\t"
+                     "ldr r0, [r7, #24]\n\t"
+                     "str r0, [sp, #4]\n\t"
+                     "ldr r0, [r7, #32]\n\t"
+                     "str r0, [sp, #8]\n\t"
+                     "ldr r0, [r7, #36]\n\t"
+                     "str r0, [sp, #12]\n\t"
+                     "ldr r0, [r7, #8]\n\t"
+                     "str r0, [sp, #28]\n\t"
+                     "mov r12, r0\n\t"
+                     "ldr r1, [r7, #4]\n\t"
+                     "subs r1, r1, r0\n\t"
+                     "subs r1, #2\n\t"
+                     "str r1, [sp, #16]\n\t"
+                     "movs r2, #0\n\t"
+                     "str r2, [sp, #20]\n\t"
+                     "str r2, [sp, #24]\n\t"
+                     "mov r10, r2\n\t"
+                     "ldr r0, [r7, #12]\n\t"
+                     "mov lr, r0\n\t"
+                     "ldr r0, [r7, #20]\n\t"
+                     "lsls r0, r0, #1\n\t"
+                     "mov r11, r0\n\t"
+                     "ldr r3, [r7, #16]\n\t"
+                     "adds r3, r3, r0\n\t"
+                     "ldr r4, [r7, #0]\n\t" /* the previous row's end */
+                     "ldr r0, [r7, #28]\n\t"
+                     "movs r6, #32\n\t"
+                     "subs r6, r6, r0\n\t"
+                     "movs r7, r0\n\t"
+                     "ldr r0, 97f\n\t"
+                     "mov r9, r0\n"
+                     "10:\n\t" /* a row */
+                     "add r4, r11\n\t"
+                     "mov r0, r12\n\t"
+                     "ldrsh r1, [r0, r2]\n\t"
+                     "adds r0, #2\n\t"
+                     "mov r12, r0\n\t"
+                     "cmp r1, #0\n\t"
+                     "beq 17f\n\t"
+                     "ldr r0, [sp, #4]\n\t"
+                     "muls r1, r0, r1\n\t"
+                     "asrs r0, r1, #31\n\t"
+                     "adds r1, r1, r0\n\t"
+                     "asrs r1, r1, #15\n\t"
+                     "adds r1, #1\n\t"
+                     "asrs r5, r1, #1\n\t" /* dl */
+                     "beq 19f\n\t"
+                     "ldr r0, [sp, #12]\n\t" /* the row's draw, its Weyl sequence's start */
+                     "lsls r1, r0, #13\n\t"
+                     "eors r0, r1\n\t"
+                     "lsrs r1, r0, #17\n\t"
+                     "eors r0, r1\n\t"
+                     "lsls r1, r0, #5\n\t"
+                     "eors r0, r1\n\t"
+                     "str r0, [sp, #12]\n\t"
+                     "mov r8, r0\n\t"
+                     "mov r1, r11\n\t"
+                     "negs r2, r1\n\t"
+                     "lsls r1, r1, #30\n\t" /* N: n_in odd */
+                     "bmi 13f\n"
+                     "12:\n\t"
+                     "ldrsh r0, [r3, r2]\n\t"
+                     "muls r0, r5, r0\n\t"
+                     "mov r1, r8\n\t"
+                     "lsrs r1, r6\n\t"
+                     "adds r0, r0, r1\n\t"
+                     "add r8, r9\n\t"
+                     "asrs r0, r7\n\t" /* q */
+                     "beq 21f\n\t"
+                     "add r10, r9\n\t"
+                     "ldrsh r1, [r4, r2]\n\t"
+                     "subs r1, r1, r0\n\t"
+                     "strh r1, [r4, r2]\n\t"
+                     "sxth r0, r1\n\t"
+                     "cmp r0, r1\n\t"
+                     "bne 31f\n"
+                     "21:\n\t"
+                     "adds r2, #2\n"
+                     "13:\n\t"
+                     "ldrsh r0, [r3, r2]\n\t"
+                     "muls r0, r5, r0\n\t"
+                     "mov r1, r8\n\t"
+                     "lsrs r1, r6\n\t"
+                     "adds r0, r0, r1\n\t"
+                     "add r8, r9\n\t"
+                     "asrs r0, r7\n\t"
+                     "beq 22f\n\t"
+                     "add r10, r9\n\t"
+                     "ldrsh r1, [r4, r2]\n\t"
+                     "subs r1, r1, r0\n\t"
+                     "strh r1, [r4, r2]\n\t"
+                     "sxth r0, r1\n\t"
+                     "cmp r0, r1\n\t"
+                     "bne 32f\n"
+                     "22:\n\t"
+                     "adds r2, #2\n\t"
+                     "bne 12b\n\t"
+                     "ldr r0, [sp, #8]\n\t" /* the bias: dl 2^in_frac */
+                     "movs r1, r5\n\t"
+                     "lsls r1, r0\n\t"
+                     "mov r0, r8\n\t"
+                     "lsrs r0, r6\n\t"
+                     "adds r1, r1, r0\n\t"
+                     "asrs r1, r7\n\t"
+                     "beq 19f\n\t"
+                     "add r10, r9\n\t"
+                     "ldr r0, [sp, #16]\n\t"
+                     "add r0, r12\n\t"
+                     "ldrsh r5, [r0, r2]\n\t"
+                     "subs r5, r5, r1\n\t"
+                     "strh r5, [r0]\n\t"
+                     "sxth r1, r5\n\t"
+                     "cmp r1, r5\n\t"
+                     "bne 33f\n"
+                     "19:\n\t"
+                     "cmp r12, lr\n\t"
+                     "bne 10b\n\t"
+                     "b 40f\n"
+                     "17:\n\t" /* delta = 0: counted, the next row */
+                     "ldr r0, [sp, #20]\n\t"
+                     "adds r0, #1\n\t"
+                     "str r0, [sp, #20]\n\t"
+                     "b 19b\n"
+                     "31:\n\t" /* a clip: this row is the last (d_end := d, past it), marked */
+                     "str r1, [sp, #24]\n\t"
+                     "mov lr, r12\n\t"
+                     "b 21b\n"
+                     "32:\n\t"
+                     "str r1, [sp, #24]\n\t"
+                     "mov lr, r12\n\t"
+                     "b 22b\n"
+                     "33:\n\t"
+                     "str r5, [sp, #24]\n\t"
+                     "mov lr, r12\n\t"
+                     "b 19b\n"
+                     "40:\n\t"
+                     "ldr r7, [sp, #0]\n\t"
+                     "str r4, [r7, #0]\n\t"
+                     "mov r0, r12\n\t"
+                     "str r0, [r7, #8]\n\t"
+                     "ldr r1, [sp, #12]\n\t" /* the state: the last row's draw */
+                     "str r1, [r7, #36]\n\t"
+                     "str r1, [r7, #52]\n\t"
+                     "ldr r1, 98f\n\t" /* nz: the sum times EBP_WEYL^-1 */
+                     "mov r2, r10\n\t"
+                     "muls r1, r2, r1\n\t"
+                     "ldr r2, [r7, #40]\n\t"
+                     "adds r2, r2, r1\n\t"
+                     "str r2, [r7, #40]\n\t"
+                     "ldr r1, [sp, #28]\n\t" /* rows: those passed, less those with delta = 0 */
+                     "subs r1, r0, r1\n\t"
+                     "lsrs r1, r1, #1\n\t"
+                     "ldr r2, [sp, #20]\n\t"
+                     "subs r1, r1, r2\n\t"
+                     "ldr r2, [r7, #44]\n\t"
+                     "adds r2, r2, r1\n\t"
+                     "str r2, [r7, #44]\n\t"
+                     "ldr r1, [sp, #16]\n\t" /* b: the marked row's bias, else the next row's */
+                     "adds r1, r1, r0\n\t"
+                     "ldr r2, [sp, #24]\n\t"
+                     "cmp r2, #0\n\t"
+                     "bne 41f\n\t"
+                     "adds r1, #2\n\t"
+                     "str r1, [r7, #4]\n\t"
+                     "str r2, [r7, #56]\n\t"
+                     "b 42f\n"
+                     "41:\n\t"
+                     "str r1, [r7, #4]\n\t"
+                     "movs r2, #1\n\t"
+                     "str r2, [r7, #56]\n\t"
+                     "subs r0, #2\n\t" /* its dl again, from its delta */
+                     "movs r1, #0\n\t"
+                     "ldrsh r1, [r0, r1]\n\t"
+                     "ldr r0, [sp, #4]\n\t"
+                     "muls r1, r0, r1\n\t"
+                     "asrs r0, r1, #31\n\t"
+                     "adds r1, r1, r0\n\t"
+                     "asrs r1, r1, #15\n\t"
+                     "adds r1, #1\n\t"
+                     "asrs r1, r1, #1\n\t"
+                     "str r1, [r7, #48]\n"
+                     "42:\n\t"
+                     "add sp, #32\n\t"
+                     "pop {r0-r5}\n\t"
+                     "mov r8, r0\n\t"
+                     "mov r9, r1\n\t"
+                     "mov r10, r2\n\t"
+                     "mov r11, r3\n\t"
+                     "mov r12, r4\n\t"
+                     "mov lr, r5\n\t"
+                     "pop {r0-r7}\n\t"
+                     "b 99f\n\t"
+                     ".align 2\n"
+                     "97:\n\t"
+                     ".word 0x9E3779B9\n" /* EBP_WEYL */
+                     "98:\n\t"
+                     ".word 0x144CBC89\n" /* its inverse mod 2^32 */
+                     "99:\n\t"
+                     ".syntax divided\n"
+                     :
+                     : [p] "l"(p)
                      : "cc", "memory");
-#undef EBP_ARM_SR_CLIP
-    *rng = x;
-    *nz = 0u - nzr;
-    return clips;
 }
-#define EBP_HAVE_ARCH_ROW_SR_COUNT 1
+#define EBP_HAVE_ARCH_ROWS_SR_WRAP 1
 #endif
 
 #if EBP_ARMV6M
