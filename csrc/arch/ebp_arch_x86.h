@@ -111,18 +111,18 @@ static __attribute__((noinline)) uint64_t ebp_x86_rows_rest(int16_t *w, int16_t 
     return c;
 }
 
-/* the first n8 = in8 - a weights of a row, 8 a step, as ebp_x86_rows_sr says: w = ebp_sat16(w - q), q =
- * ebp_rshift_sr32(dl a, S, x + i EBP_WEYL), |dl| < 2^S; counted as by ebp_x86_sub8 */
-EBP_X86_INLINE void ebp_x86_row8(int16_t *w, const int16_t *a, const int16_t *in8, int16_t dl, uint32_t x,
+/* the first 8 nv weights of a row, 8 a step, as ebp_x86_rows_sr says: w = ebp_sat16(w - q), q =
+ * ebp_rshift_sr32(dl a, S, x + i EBP_WEYL), |dl| < 2^S; the products dl a exact by PMADDWD of the inputs as
+ * 32-bit lanes (a, 0) (ai: inputs 8k..8k+3 in ai[2k], 8k+4..8k+7 in ai[2k + 1]) with (dl, dl); counted as by
+ * ebp_x86_sub8 */
+EBP_X86_INLINE void ebp_x86_row8(int16_t *w, const __m128i *ai, const __m128i *ai_end, int16_t dl, uint32_t x,
                                  __m128i sv, __m128i rsv, __m128i *zc, __m128i *ok) {
     const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
     const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
     const __m128i dlw = _mm_set1_epi16(dl);
     __m128i x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0), x1 = _mm_add_epi32(x0, step4);
-    for (; a != in8; w += 8, a += 8) {
-        const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
-        const __m128i lo = _mm_mullo_epi16(av, dlw), hi = _mm_mulhi_epi16(av, dlw);
-        const __m128i p0 = _mm_unpacklo_epi16(lo, hi), p1 = _mm_unpackhi_epi16(lo, hi);
+    for (; ai != ai_end; w += 8, ai += 2) {
+        const __m128i p0 = _mm_madd_epi16(ai[0], dlw), p1 = _mm_madd_epi16(ai[1], dlw);
         ebp_x86_apply8(w, ebp_x86_sr8(p0, p1, x0, x1, sv, rsv), zc, ok);
         x0 = _mm_add_epi32(x0, step8);
         x1 = _mm_add_epi32(x1, step8);
@@ -157,9 +157,14 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
     const __m128i limv = _mm_set1_epi16((int16_t)(S < 16 ? ((1u << S) - 1u) : 0xFFFFu)); /* 2^S - 1, unsigned */
     const uint32_t n8 = n_in & ~7u, wx = n_in * EBP_WEYL;
     const int32_t one = (int32_t)1 << in_frac;
-    const int16_t *in8 = in + n8;
     __m128i zc32 = zero, ok32 = zero, dz = zero; /* updates that rounded to zero, that did not clip; zero deltas */
     uint32_t st = *rng, clips = 0, n = *nz, vrows = 0, blocks = 0, j0, xb[8] = {0}; /* xb: any value with dl = 0 */
+    __m128i ai[EBP_MAX_WIDTH / 4]; /* the inputs as 32-bit lanes (a, 0), for ebp_x86_row8 */
+    for (j0 = 0; j0 < n8; j0 += 8) {
+        const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)(in + j0));
+        ai[j0 / 4u] = _mm_unpacklo_epi16(av, zero);
+        ai[j0 / 4u + 1u] = _mm_unpackhi_epi16(av, zero);
+    }
     for (j0 = 0; j0 < n_out && n_out - j0 >= EBP_X86_ROWS_BLOCK_MIN; j0 += 8, blocks++, w += 8u * n_in) {
         const uint32_t k = n_out - j0 < 8u ? n_out - j0 : 8u;
         const __m128i dv = k == 8u ? _mm_loadu_si128((const __m128i *)(const void *)(delta + j0))
@@ -181,7 +186,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
             const uint32_t x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
             xb[j] = x + wx;                         /* the bias's value of the sequence */
             if (rare >> j & 1u) continue;           /* rare, |dl| >= 2^S: the scalar rule, below */
-            ebp_x86_row8(w + j * n_in, in, in8, dla[j], x, sv, rsv, &zc, &ok);
+            ebp_x86_row8(w + j * n_in, ai, ai + n8 / 4u, dla[j], x, sv, rsv, &zc, &ok);
             vrows++;
         }
         if (rare != 0 || (n8 != n_in && bits != 0)) { /* the rare rows, the last n_in % 8 weights of the others */
@@ -216,7 +221,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
                 uint32_t i0 = 0;
                 uint64_t c;
                 if ((uint32_t)(dl < 0 ? -dl : dl) >> S == 0) {
-                    ebp_x86_row8(w, in, in8, (int16_t)dl, x, sv, rsv, &zc, &ok);
+                    ebp_x86_row8(w, ai, ai + n8 / 4u, (int16_t)dl, x, sv, rsv, &zc, &ok);
                     vrows++;
                     i0 = n8;
                 }
@@ -225,7 +230,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
                 clips += (uint32_t)(c >> 32);
                 continue;
             }
-            ebp_x86_row8(w, in, in8, (int16_t)dl, x, sv, rsv, &zc, &ok);
+            ebp_x86_row8(w, ai, ai + n8 / 4u, (int16_t)dl, x, sv, rsv, &zc, &ok);
             vrows++;
             clips += ebp_x86_sr1(b + j0, dl * one, S, x + wx, &n);
         }
