@@ -26,13 +26,19 @@ EBP_X86_INLINE __m128i ebp_x86_sr8(__m128i p0, __m128i p1, __m128i r0, __m128i r
     return _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p0, u0), sv), _mm_sra_epi32(_mm_add_epi32(p1, u1), sv));
 }
 
-/* ebp_sat16(w - q) of 8 lanes by PSUBSW; per lane +1 in *zc where q == 0 and in *ok where PSUBSW and the
- * wrapping PSUBW agree (no clip) */
+/* ebp_sat16(w - q) of 8 lanes by PSUBSW; per lane -1 (PADDW of the mask, which GCC 12 allocates with one register
+ * copy a counter fewer than PSUBW) in *zc where q == 0 and in *ok where PSUBSW and PSUBW agree (no clip) */
 EBP_X86_INLINE __m128i ebp_x86_sub8(__m128i wv, __m128i q, __m128i *zc, __m128i *ok) {
     const __m128i nw = _mm_subs_epi16(wv, q);
-    *zc = _mm_sub_epi16(*zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
-    *ok = _mm_sub_epi16(*ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
+    *zc = _mm_add_epi16(*zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
+    *ok = _mm_add_epi16(*ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
     return nw;
+}
+
+/* c += the 8 16-bit lanes of -n (each -n in (-2^16, 0]) as 32-bit lanes: (0 - n) mod 2^16, widened */
+EBP_X86_INLINE __m128i ebp_x86_fold_neg16(__m128i c, __m128i n) {
+    const __m128i zero = _mm_setzero_si128(), p = _mm_sub_epi16(zero, n);
+    return _mm_add_epi32(c, _mm_add_epi32(_mm_unpacklo_epi16(p, zero), _mm_unpackhi_epi16(p, zero)));
 }
 
 /* w[0..7] = ebp_sat16(w - q), counted as by ebp_x86_sub8 */
@@ -145,8 +151,8 @@ EBP_X86_INLINE void ebp_x86_row8(int16_t *w, const __m128i *ai, const __m128i *a
  * dl 2^in_frac by PSLLD, r the value r0 + n_in EBP_WEYL of each row; a row not updated has dl = 0 there, hence
  * q = 0 (u < 2^S). The last n_out % 8 < EBP_X86_ROWS_BLOCK_MIN rows (the small output layers) go one by one
  * instead, dl by the scalar rule, the bias by ebp_x86_sr1: a block's set-up costs more than its vectors save
- * there. The counts are kept in 16-bit lanes (at most 8 (n_in / 8) + 1 < 2^16 a block), added into
- * 32-bit ones after each block.
+ * there. The counts are kept in 16-bit lanes (at most 8 (n_in / 8) + 1 < 2^16 a block, held negated), added into
+ * 32-bit ones after each block (ebp_x86_fold_neg16).
  */
 #define EBP_X86_ROWS_BLOCK_MIN 4u /* a last block of fewer rows goes row by row */
 EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
@@ -205,8 +211,8 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
             else
                 ebp_x86_store_part(b + j0, k, ebp_x86_sub8(ebp_x86_load_part(b + j0, k), q, &zc, &ok));
         }
-        zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
-        ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
+        zc32 = ebp_x86_fold_neg16(zc32, zc);
+        ok32 = ebp_x86_fold_neg16(ok32, ok);
     }
     if (j0 < n_out) { /* the last rows, fewer than EBP_X86_ROWS_BLOCK_MIN: one by one, the portable loop's steps */
         __m128i zc = zero, ok = zero; /* at most 3 (n_in / 8) < 2^16 a lane */
@@ -234,8 +240,8 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
             vrows++;
             clips += ebp_x86_sr1(b + j0, dl * one, S, x + wx, &n);
         }
-        zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
-        ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
+        zc32 = ebp_x86_fold_neg16(zc32, zc);
+        ok32 = ebp_x86_fold_neg16(ok32, ok);
     }
     { /* the lanes' counts summed: every vector lane that did not round to zero moved, every one not ok clipped */
         const uint32_t lanes = 8u * (n8 / 8u * vrows + blocks);
