@@ -26,13 +26,19 @@ EBP_X86_INLINE __m128i ebp_x86_sr8(__m128i p0, __m128i p1, __m128i r0, __m128i r
     return _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p0, u0), sv), _mm_sra_epi32(_mm_add_epi32(p1, u1), sv));
 }
 
-/* ebp_sat16(w - q) of 8 lanes by PSUBSW; per lane +1 in *zc where q == 0 and in *ok where PSUBSW and the
- * wrapping PSUBW agree (no clip) */
+/* ebp_sat16(w - q) of 8 lanes by PSUBSW; per lane -1 (PADDW of the mask, which GCC 12 allocates with one register
+ * copy a counter fewer than PSUBW) in *zc where q == 0 and in *ok where PSUBSW and PSUBW agree (no clip) */
 EBP_X86_INLINE __m128i ebp_x86_sub8(__m128i wv, __m128i q, __m128i *zc, __m128i *ok) {
     const __m128i nw = _mm_subs_epi16(wv, q);
-    *zc = _mm_sub_epi16(*zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
-    *ok = _mm_sub_epi16(*ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
+    *zc = _mm_add_epi16(*zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
+    *ok = _mm_add_epi16(*ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
     return nw;
+}
+
+/* c += the 8 16-bit lanes of -n (each -n in (-2^16, 0]) as 32-bit lanes: (0 - n) mod 2^16, widened */
+EBP_X86_INLINE __m128i ebp_x86_fold_neg16(__m128i c, __m128i n) {
+    const __m128i zero = _mm_setzero_si128(), p = _mm_sub_epi16(zero, n);
+    return _mm_add_epi32(c, _mm_add_epi32(_mm_unpacklo_epi16(p, zero), _mm_unpackhi_epi16(p, zero)));
 }
 
 /* w[0..7] = ebp_sat16(w - q), counted as by ebp_x86_sub8 */
@@ -111,6 +117,24 @@ static __attribute__((noinline)) uint64_t ebp_x86_rows_rest(int16_t *w, int16_t 
     return c;
 }
 
+/* the first 8 nv weights of a row, 8 a step, as ebp_x86_rows_sr says: w = ebp_sat16(w - q), q =
+ * ebp_rshift_sr32(dl a, S, x + i EBP_WEYL), |dl| < 2^S; the products dl a exact by PMADDWD of the inputs as
+ * 32-bit lanes (a, 0) (ai: inputs 8k..8k+3 in ai[2k], 8k+4..8k+7 in ai[2k + 1]) with (dl, dl); counted as by
+ * ebp_x86_sub8 */
+EBP_X86_INLINE void ebp_x86_row8(int16_t *w, const __m128i *ai, const __m128i *ai_end, int16_t dl, uint32_t x,
+                                 __m128i sv, __m128i rsv, __m128i *zc, __m128i *ok) {
+    const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
+    const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
+    const __m128i dlw = _mm_set1_epi16(dl);
+    __m128i x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0), x1 = _mm_add_epi32(x0, step4);
+    for (; ai != ai_end; w += 8, ai += 2) {
+        const __m128i p0 = _mm_madd_epi16(ai[0], dlw), p1 = _mm_madd_epi16(ai[1], dlw);
+        ebp_x86_apply8(w, ebp_x86_sr8(p0, p1, x0, x1, sv, rsv), zc, ok);
+        x0 = _mm_add_epi32(x0, step8);
+        x1 = _mm_add_epi32(x1, step8);
+    }
+}
+
 /*
  * The stochastic online update of a dense layer with SSE2 (it replaces update_rows_nonneg_sr and the EBP_STATS=0
  * rows), inputs of any sign, 1 <= S <= 30. It reproduces the portable loop of ebp_update_online exactly: per
@@ -125,9 +149,12 @@ static __attribute__((noinline)) uint64_t ebp_x86_rows_rest(int16_t *w, int16_t 
  * |q| could reach 2^15, takes the scalar rule, its bias too), ebp_x86_apply8 the saturated weights and the
  * counts; the last n_in % 8 weights the scalar rule (ebp_x86_sr_run). The block's 8 biases then go together:
  * dl 2^in_frac by PSLLD, r the value r0 + n_in EBP_WEYL of each row; a row not updated has dl = 0 there, hence
- * q = 0 (u < 2^S). The counts are kept in 16-bit lanes (at most 8 (n_in / 8) + 1 < 2^16 a block), added into
- * 32-bit ones after each block.
+ * q = 0 (u < 2^S). The last n_out % 8 < EBP_X86_ROWS_BLOCK_MIN rows (the small output layers) go one by one
+ * instead, dl by the scalar rule, the bias by ebp_x86_sr1: a block's set-up costs more than its vectors save
+ * there. The counts are kept in 16-bit lanes (at most 8 (n_in / 8) + 1 < 2^16 a block, held negated), added into
+ * 32-bit ones after each block (ebp_x86_fold_neg16).
  */
+#define EBP_X86_ROWS_BLOCK_MIN 4u /* a last block of fewer rows goes row by row */
 EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *in, uint32_t n_in,
                                         const int16_t *delta, uint32_t n_out, int32_t lr_m, int in_frac, int S,
                                         uint32_t *rng, uint32_t *nz, uint32_t *rows) {
@@ -136,12 +163,15 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
     const __m128i limv = _mm_set1_epi16((int16_t)(S < 16 ? ((1u << S) - 1u) : 0xFFFFu)); /* 2^S - 1, unsigned */
     const uint32_t n8 = n_in & ~7u, wx = n_in * EBP_WEYL;
     const int32_t one = (int32_t)1 << in_frac;
-    const int16_t *in8 = in + n8;
-    const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
-    const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
     __m128i zc32 = zero, ok32 = zero, dz = zero; /* updates that rounded to zero, that did not clip; zero deltas */
     uint32_t st = *rng, clips = 0, n = *nz, vrows = 0, blocks = 0, j0, xb[8] = {0}; /* xb: any value with dl = 0 */
-    for (j0 = 0; j0 < n_out; j0 += 8, blocks++, w += 8u * n_in) {
+    __m128i ai[EBP_MAX_WIDTH / 4]; /* the inputs as 32-bit lanes (a, 0), for ebp_x86_row8 */
+    for (j0 = 0; j0 < n8; j0 += 8) {
+        const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)(in + j0));
+        ai[j0 / 4u] = _mm_unpacklo_epi16(av, zero);
+        ai[j0 / 4u + 1u] = _mm_unpackhi_epi16(av, zero);
+    }
+    for (j0 = 0; j0 < n_out && n_out - j0 >= EBP_X86_ROWS_BLOCK_MIN; j0 += 8, blocks++, w += 8u * n_in) {
         const uint32_t k = n_out - j0 < 8u ? n_out - j0 : 8u;
         const __m128i dv = k == 8u ? _mm_loadu_si128((const __m128i *)(const void *)(delta + j0))
                                    : ebp_x86_load_part(delta + j0, k);
@@ -162,20 +192,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
             const uint32_t x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
             xb[j] = x + wx;                         /* the bias's value of the sequence */
             if (rare >> j & 1u) continue;           /* rare, |dl| >= 2^S: the scalar rule, below */
-            {
-                const __m128i dlw = _mm_set1_epi16(dla[j]);
-                const int16_t *a = in;
-                int16_t *wr = w + j * n_in;
-                __m128i x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0), x1 = _mm_add_epi32(x0, step4);
-                for (; a != in8; wr += 8, a += 8) {
-                    const __m128i av = _mm_loadu_si128((const __m128i *)(const void *)a);
-                    const __m128i lo = _mm_mullo_epi16(av, dlw), hi = _mm_mulhi_epi16(av, dlw);
-                    const __m128i p0 = _mm_unpacklo_epi16(lo, hi), p1 = _mm_unpackhi_epi16(lo, hi);
-                    ebp_x86_apply8(wr, ebp_x86_sr8(p0, p1, x0, x1, sv, rsv), &zc, &ok);
-                    x0 = _mm_add_epi32(x0, step8);
-                    x1 = _mm_add_epi32(x1, step8);
-                }
-            }
+            ebp_x86_row8(w + j * n_in, ai, ai + n8 / 4u, dla[j], x, sv, rsv, &zc, &ok);
             vrows++;
         }
         if (rare != 0 || (n8 != n_in && bits != 0)) { /* the rare rows, the last n_in % 8 weights of the others */
@@ -194,8 +211,37 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
             else
                 ebp_x86_store_part(b + j0, k, ebp_x86_sub8(ebp_x86_load_part(b + j0, k), q, &zc, &ok));
         }
-        zc32 = _mm_add_epi32(zc32, _mm_add_epi32(_mm_unpacklo_epi16(zc, zero), _mm_unpackhi_epi16(zc, zero)));
-        ok32 = _mm_add_epi32(ok32, _mm_add_epi32(_mm_unpacklo_epi16(ok, zero), _mm_unpackhi_epi16(ok, zero)));
+        zc32 = ebp_x86_fold_neg16(zc32, zc);
+        ok32 = ebp_x86_fold_neg16(ok32, ok);
+    }
+    if (j0 < n_out) { /* the last rows, fewer than EBP_X86_ROWS_BLOCK_MIN: one by one, the portable loop's steps */
+        __m128i zc = zero, ok = zero; /* at most 3 (n_in / 8) < 2^16 a lane */
+        for (; j0 < n_out; j0++, w += n_in) {
+            const int32_t dl = ebp_rshift_rn32(delta[j0] * lr_m, 16);
+            uint32_t x;
+            if (delta[j0] == 0) continue;
+            ++*rows;
+            if (dl == 0) continue;
+            x = ebp_xorshift32(&st);
+            if ((uint32_t)(dl < 0 ? -dl : dl) >> S != 0 || n8 != n_in) { /* rare (|dl| >= 2^S) or a tail */
+                uint32_t i0 = 0;
+                uint64_t c;
+                if ((uint32_t)(dl < 0 ? -dl : dl) >> S == 0) {
+                    ebp_x86_row8(w, ai, ai + n8 / 4u, (int16_t)dl, x, sv, rsv, &zc, &ok);
+                    vrows++;
+                    i0 = n8;
+                }
+                c = ebp_x86_sr_run(w + i0, in + i0, n_in - i0, dl, S, x + i0 * EBP_WEYL, b + j0, one);
+                n += (uint32_t)c;
+                clips += (uint32_t)(c >> 32);
+                continue;
+            }
+            ebp_x86_row8(w, ai, ai + n8 / 4u, (int16_t)dl, x, sv, rsv, &zc, &ok);
+            vrows++;
+            clips += ebp_x86_sr1(b + j0, dl * one, S, x + wx, &n);
+        }
+        zc32 = ebp_x86_fold_neg16(zc32, zc);
+        ok32 = ebp_x86_fold_neg16(ok32, ok);
     }
     { /* the lanes' counts summed: every vector lane that did not round to zero moved, every one not ok clipped */
         const uint32_t lanes = 8u * (n8 / 8u * vrows + blocks);
