@@ -213,14 +213,15 @@ PHASES = [("forward", ("forward_layers", "ebp_dense_fwd_s16", "fwd_sigmoid", "fw
           ("loss + output/hidden deltas", ("ebp_backward_deltas", "normalize_delta", "raw_out", "raw_hidden",
                                            "ebp_dense_raw_hidden", "ebp_dense_hidden_raw", "hidden_pass",
                                            "act_deriv_q15", "act_deriv_q15_pre", "unpack_delta", "unpack_word",
-                                           "ebp_x86_hidden_mag", "hidden_pack_arch",
+                                           "ebp_x86_hidden_mag", "hidden_pack_arch", "ebp_arm_hidden_pack",
+                                           "hidden_pack_arm",
                                            "rshift_rn_small", "bit_length", "ebp_loss", "ln_q16",
                                            "ebp_conv1d_back", "ebp_pool_back")),
           ("weight update", ("ebp_update_online", "update_rows_nonneg", "update_rows_nonneg_sr", "row_nonneg",
                              "row_nonneg_sr", "row_step", "fix_row", "fix_row_sr", "sub_sat16", "ebp_online_delta_slow",
                              "update_params", "ebp_conv1d_update_online", "update_rows_sr_nostats", "row_sr_nostats",
                              "ebp_arm_row_sr", "ebp_arm_asr", "ebp_arm_sat16", "ebp_arm_rows_sr_wrap",
-                             "fix_row_sr_any", "ebp_arm_row_sr_count", "ebp_x86_rows_sr"))]
+                             "fix_row_sr_any", "ebp_arm_count_zero16", "ebp_x86_rows_sr"))]
 
 
 def _addr2line(elf: Path, addrs: Sequence[int]) -> Dict[int, List[str]]:
@@ -872,28 +873,27 @@ def markdown(res: dict, command: str) -> str:
         "- `$OUT` in the commands is a temporary directory.", "",
         "What the online step runs (csrc/edgebp.c; every kernel gives the integers of the plain rules in "
         "csrc/ebp_fixed.h, checked against the golden vectors, the independent reference tools/intref.py and, for "
-        "the per-architecture kernels, tests/test_kernels.py on the emulated boards): `fwd_sigmoid` (an int64 dot "
-        "product, then the rounding to Q12, the sigmoid table and the output rounding on magnitudes in 32-bit "
-        "arithmetic; on ARMv7-M and ARMv6-M the whole layer in assembly, `ebp_arm_fwd_sigmoid`: SMLAL, SMLALD pairs "
-        "with DSP, the M0's 8 low registers, about 37 instructions a neuron besides the multiply-accumulates on the "
-        "M3, a neuron whose sum leaves int32 finished by the 64-bit path in C), `normalize_delta` "
-        "(block floating point deltas; in an EBP_FLAG_ONLINE network the hidden raw deltas packed into the delta "
-        "array), and the fused online update. Under stochastic rounding (the default) the update rows are "
-        "`update_rows_nonneg_sr` (every statistic counted): on ARMv7-M `ebp_arm_rows_sr_wrap` (a layer's rows in "
-        "assembly, one xorshift32 draw a row and one ADD a weight for its Weyl sequence, two weights a step and the "
-        "bias, 12 instructions a weight and about 30 a row on the Cortex-M3 and M4; the zero updates counted by CLZ, a weight that left int16 flagged by SSAT's sticky Q flag and its "
-        "row repaired by `fix_row_sr_any`), on ARMv6-M "
-        "`ebp_arm_row_sr_count` (saturates and counts in place, without a branch), on x86-64 `ebp_x86_rows_sr` "
-        "(csrc/arch/ebp_arch_x86.h: the row's Weyl values 8 at a time in two vectors, multiply, "
-        "shift, pack and saturated subtract 8 weights a step in SSE2, the biases of 8 rows together, every "
-        "counter kept in lanes); elsewhere the portable rows (the zero-update count from bit 31 of a biased sum, "
-        "weights stored modulo 2^16 with an OR-ed range flag and `fix_row_sr` for a row that clipped). With the "
-        "counters compiled out (EBP_STATS=0), `update_rows_sr_nostats` (inputs of any sign: MLA, ASR and SSAT on "
-        "ARMv7-M, 11 instructions per weight on the Cortex-M3; two weights per step with SMLABB/SMLABT, PKHBT and "
-        "QSUB16 on ARMv7E-M, 8 a weight on the Cortex-M4). On x86-64 the forward dot product is PMADDWD "
-        "(`ebp_x86_dot16`) and an online network's hidden raw deltas 8 neurons a step (`ebp_x86_hidden_mag`). The "
-        "default build (what the firmware runs) counts every statistic, so the host and the device report the "
-        "same ones.", "",
+        "the per-architecture kernels, tests/test_kernels.py on the emulated boards and tests/test_c.py on the host; "
+        "docs/core.md lists them): `fwd_sigmoid` (an int64 dot product, then the rounding to Q12, the sigmoid table "
+        "and the output rounding on magnitudes in 32-bit arithmetic; on ARMv7-M and ARMv6-M the whole layer in "
+        "assembly, `ebp_arm_fwd_sigmoid`, SMLAL, SMLALD pairs with DSP, on the M0 two products added in 32 bits a "
+        "step, a neuron whose sum leaves int32 finished by the 64-bit path in C; on x86-64 four neurons at a time in "
+        "SSE2 lanes, `ebp_x86_sigmoid4`), `normalize_delta` (block floating point deltas; in an EBP_FLAG_ONLINE "
+        "network the hidden raw deltas packed into the delta array: `ebp_arm_hidden_pack` in assembly on the Arm "
+        "cores, `ebp_x86_hidden_mag` with the f'(y), pack and unpack kernels on x86-64), and the fused online update. "
+        "Under stochastic rounding (the default) the update rows are `update_rows_nonneg_sr` (every statistic "
+        "counted): `ebp_arm_rows_sr_wrap`, a layer's rows in assembly with one xorshift32 draw a row and one ADD a "
+        "weight for its Weyl sequence, a weight that left int16 flagging its row for `fix_row_sr_any` (on the "
+        "Cortex-M3 two weights a step, 12 instructions a weight and 7 for a zero update; on the M4 four weights a "
+        "step with the DSP's 16-bit pairs, 9 a weight; on the M0 Thumb-1 with every value in registers, 16 a weight "
+        "and 9 for a zero update); on x86-64 `ebp_x86_rows_sr` (csrc/arch/ebp_arch_x86.h: rows in blocks of 8, the "
+        "Weyl values of 8 weights in two vectors, PMADDWD products, shift, pack and saturated subtract, the biases of "
+        "8 rows together, every counter kept in lanes); elsewhere the portable rows (the zero-update count from bit "
+        "31 of a biased sum, weights stored modulo 2^16 with an OR-ed range flag and `fix_row_sr` for a row that "
+        "clipped). With the counters compiled out (EBP_STATS=0), `update_rows_sr_nostats`: on the Cortex-M3 "
+        "`ebp_arm_row_sr` (MLA, ASR and SSAT, 11 instructions a weight), on the M0 and M4 the counted rows above with "
+        "the counts dropped (measured faster there), on x86-64 the x86 rows. The default build (what the firmware "
+        "runs) counts every statistic, so the host and the device report the same ones.", "",
         "The stochastic rounding rule changed for issue 14 (the issue allowed it): the online update draws one "
         "xorshift32 number per row and rounds parameter j of the row with that draw + j x 0x9E3779B9 (a Weyl "
         "sequence: each value uniform, so every rounding stays unbiased), where it drew once per parameter; "

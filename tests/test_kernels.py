@@ -112,6 +112,25 @@ def hidden_cases():
             for name, spec, w in out]
 
 
+def pair_sum_cases():
+    """8-16-2-like networks whose forward products come in pairs of (-2^15)^2: first-layer weights -32768 and inputs
+    -8.0 (Q12 -32768), so a pair's sum is exactly 2^31, which leaves int32 (the Cortex-M0 sigmoid layer adds two
+    products in 32 bits and takes its rare path there); half the neurons have every other weight 0 (one big product
+    a pair), and n_in 8, 7, 2 and 1 (odd counts start with a lone product). Returns cases as hidden_cases does."""
+    out = []
+    for n_in in (8, 7, 2, 1):
+        spec = NetSpec.from_sizes([n_in, 16, 2], "sigmoid", "mse")
+        cfg = TrainConfig(lr=0.2, batch_size=1, rounding="stochastic", seed=5)
+        r = np.random.default_rng(2)
+        w = [(np.full((16, n_in), -32768, np.int16), r.integers(-32768, 32768, 16).astype(np.int16)),
+             (r.integers(-3000, 3000, (2, 16)).astype(np.int16), r.integers(-3000, 3000, 2).astype(np.int16))]
+        w[0][0][8:, 1::2] = 0
+        X = np.full((20, n_in), -8.0)
+        X[10:, 0] = 0.5
+        out.append((f"pair sums n_in={n_in}", spec, cfg, X, np.eye(2)[r.integers(0, 2, 20)], 1, w))
+    return out
+
+
 def stats_off_firmware(board: str, tmp: Path) -> Path:
     """The board's firmware with the core built EBP_STATS=0 (its own build folder)."""
     from edgebp.boards import get_board
@@ -127,7 +146,7 @@ def stats_off_firmware(board: str, tmp: Path) -> Path:
 def check_cases(url: str, seeds, with_stats: bool, small: bool):
     from edgebp.device import Device, DeviceNet
     from edgebp.fixed import FixedNet
-    hidden = {c[0]: c[1:] for c in hidden_cases()}
+    hidden = {c[0]: c[1:] for c in hidden_cases() + pair_sum_cases()}
     with Device(url, timeout=60.0, retries=2) as dev:
         for seed in ["saturating", "wide", *hidden, *seeds]:
             weights = None

@@ -243,7 +243,7 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
     uint32_t rows = 0;
     *sat += ebp_x86_rows_sr(L->w, L->b, in, L->n_in, L->delta, L->n_out, lr_m, L->in_frac, S, &net->rng, nz, &rows);
     return rows;
-#elif defined(EBP_HAVE_ARCH_ROWS_SR_WRAP) /* ARMv7-M: the row loop in assembly, a flagged row repaired here */
+#elif defined(EBP_HAVE_ARCH_ROWS_SR_WRAP) /* ARMv7-M, ARMv6-M: the row loop in assembly, a flagged row repaired here */
     const uint32_t n_in = L->n_in;
     uint32_t clips = 0;
     ebp_arm_rows_t p;
@@ -288,16 +288,6 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
         if (dl == 0) continue; /* the whole row's update is below the learning rate's resolution: no draw */
         add = dl < 0;
         x = x0 = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
-#if defined(EBP_HAVE_ARCH_ROW_SR_COUNT) /* the Arm row: saturates and counts in place, no repair needed */
-        (void)x0, (void)m, (void)ovf, (void)add;
-        clips += ebp_arm_row_sr_count(w, in, n_in, dl, S, &x, &n);
-        {
-            const int32_t q = ebp_rshift_sr32(dl * (int32_t)one[0], S, x); /* the bias */
-            n += q != 0;
-            clips += sub_sat16(b, q);
-        }
-        continue;
-#endif
 #if EBP_WIDE_MUL
         m = add ? 0u - (uint32_t)dl : (uint32_t)dl;
         if (m < ((uint32_t)1 << S)) {
@@ -348,6 +338,11 @@ EBP_NOINLINE static void update_rows_sr_nostats(ebp_net_t *net, ebp_layer_t *L, 
 #if defined(EBP_HAVE_ARCH_ROWS_SR_SSE2) /* x86-64: the counted rows of csrc/arch/ebp_arch_x86.h, counts dropped */
     uint32_t nz = 0, rows = 0;
     (void)ebp_x86_rows_sr(L->w, L->b, in, L->n_in, L->delta, L->n_out, lr_m, L->in_frac, S, &net->rng, &nz, &rows);
+#elif defined(EBP_HAVE_ARCH_ROWS_SR_WRAP) && (EBP_ARMV6M || EBP_ARM_DSP)
+    /* Cortex-M0 and M4: the counted rows in assembly, counts dropped (measured faster there than the uncounted row
+     * with its loop over the rows in C; on the Cortex-M3 the uncounted row below is faster) */
+    uint32_t nz = 0, sat = 0;
+    (void)update_rows_nonneg_sr(net, L, in, lr_m, S, &nz, &sat);
 #else
     const uint32_t n_in = L->n_in;
     const int32_t one = (int32_t)1 << L->in_frac;
@@ -391,12 +386,14 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
         return;
     }
 #endif
-#if defined(EBP_HAVE_ARCH_ROWS_SR_WRAP) || defined(EBP_HAVE_ARCH_ROW_SR_COUNT) || defined(EBP_HAVE_ARCH_ROWS_SR_SSE2)
+#if defined(EBP_HAVE_ARCH_ROWS_SR_WRAP) || defined(EBP_HAVE_ARCH_ROWS_SR_SSE2)
     any_sign = stochastic; /* the Arm and x86 rows take inputs of any sign (signed multiply, arithmetic shift) */
 #endif
     if (any_sign) { /* then only the zero inputs are counted, for the statistics */
-#if defined(EBP_HAVE_ARCH_COUNT_ZERO16)
+#if defined(EBP_HAVE_ARCH_COUNT_ZERO16) && EBP_X86_SSE2
         zero_in = ebp_x86_count_zero16(in, n_in);
+#elif defined(EBP_HAVE_ARCH_COUNT_ZERO16)
+        zero_in = ebp_arm_count_zero16(in, n_in);
 #else
         for (i = 0; i < n_in; i++) zero_in += in[i] == 0;
 #endif
