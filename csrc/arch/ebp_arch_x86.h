@@ -26,12 +26,18 @@ EBP_X86_INLINE __m128i ebp_x86_sr8(__m128i p0, __m128i p1, __m128i r0, __m128i r
     return _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p0, u0), sv), _mm_sra_epi32(_mm_add_epi32(p1, u1), sv));
 }
 
+/* *c = PADDW(*c, m), written in place: GCC 12 otherwise adds the mask into a new register and copies it back
+ * (a MOVDQA per counter and step in the row loops) */
+EBP_X86_INLINE void ebp_x86_acc16(__m128i *c, __m128i m) {
+    __asm__("paddw %1, %0" : "+x"(*c) : "x"(m));
+}
+
 /* ebp_sat16(w - q) of 8 lanes by PSUBSW; per lane -1 (PADDW of the mask, which GCC 12 allocates with one register
  * copy a counter fewer than PSUBW) in *zc where q == 0 and in *ok where PSUBSW and PSUBW agree (no clip) */
 EBP_X86_INLINE __m128i ebp_x86_sub8(__m128i wv, __m128i q, __m128i *zc, __m128i *ok) {
     const __m128i nw = _mm_subs_epi16(wv, q);
-    *zc = _mm_add_epi16(*zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
-    *ok = _mm_add_epi16(*ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
+    ebp_x86_acc16(zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
+    ebp_x86_acc16(ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
     return nw;
 }
 
