@@ -36,8 +36,8 @@ EBP_X86_INLINE void ebp_x86_acc16(__m128i *c, __m128i m) {
  * copy a counter fewer than PSUBW) in *zc where q == 0 and in *ok where PSUBSW and PSUBW agree (no clip) */
 EBP_X86_INLINE __m128i ebp_x86_sub8(__m128i wv, __m128i q, __m128i *zc, __m128i *ok) {
     const __m128i nw = _mm_subs_epi16(wv, q);
-    ebp_x86_acc16(zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
     ebp_x86_acc16(ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
+    ebp_x86_acc16(zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
     return nw;
 }
 
