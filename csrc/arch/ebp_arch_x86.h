@@ -125,13 +125,12 @@ static __attribute__((noinline)) uint64_t ebp_x86_rows_rest(int16_t *w, int16_t 
 
 /* the first 8 nv weights of a row, 8 a step, as ebp_x86_rows_sr says: w = ebp_sat16(w - q), q =
  * ebp_rshift_sr32(dl a, S, x + i EBP_WEYL), |dl| < 2^S; the products dl a exact by PMADDWD of the inputs as
- * 32-bit lanes (a, 0) (ai: inputs 8k..8k+3 in ai[2k], 8k+4..8k+7 in ai[2k + 1]) with (dl, dl); counted as by
- * ebp_x86_sub8 */
-EBP_X86_INLINE void ebp_x86_row8(int16_t *w, const __m128i *ai, const __m128i *ai_end, int16_t dl, uint32_t x,
+ * 32-bit lanes (a, 0) (ai: inputs 8k..8k+3 in ai[2k], 8k+4..8k+7 in ai[2k + 1]) with dlw = (dl, dl) in every
+ * 32-bit lane; counted as by ebp_x86_sub8 */
+EBP_X86_INLINE void ebp_x86_row8(int16_t *w, const __m128i *ai, const __m128i *ai_end, __m128i dlw, uint32_t x,
                                  __m128i sv, __m128i rsv, __m128i *zc, __m128i *ok) {
     const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
     const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
-    const __m128i dlw = _mm_set1_epi16(dl);
     __m128i x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0), x1 = _mm_add_epi32(x0, step4);
     for (; ai != ai_end; w += 8, ai += 2) {
         const __m128i p0 = _mm_madd_epi16(ai[0], dlw), p1 = _mm_madd_epi16(ai[1], dlw);
@@ -189,16 +188,18 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
         const __m128i small = _mm_cmpeq_epi16(_mm_subs_epu16(mv, limv), zero); /* |dl| < 2^S */
         const uint32_t rare = bits & ~(uint32_t)_mm_movemask_epi8(_mm_packs_epi16(small, small));
         int16_t dla[8];
-        uint32_t b8;
+        uint32_t b8, dl2[8]; /* dl2[j]: dla[j] twice, the 32-bit lane ebp_x86_row8 broadcasts (MOVD, PSHUFD) */
         __m128i zc = zero, ok = zero; /* the counts in 16-bit lanes */
         dz = _mm_sub_epi16(dz, _mm_cmpeq_epi16(dv, zero));
         _mm_storeu_si128((__m128i *)(void *)dla, dlv);
+        _mm_storeu_si128((__m128i *)(void *)dl2, _mm_unpacklo_epi16(dlv, dlv));
+        _mm_storeu_si128((__m128i *)(void *)(dl2 + 4), _mm_unpackhi_epi16(dlv, dlv));
         for (b8 = bits; b8 != 0; b8 &= b8 - 1u) {
             const uint32_t j = (uint32_t)__builtin_ctz(b8);
             const uint32_t x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
             xb[j] = x + wx;                         /* the bias's value of the sequence */
             if (rare >> j & 1u) continue;           /* rare, |dl| >= 2^S: the scalar rule, below */
-            ebp_x86_row8(w + j * n_in, ai, ai + n8 / 4u, dla[j], x, sv, rsv, &zc, &ok);
+            ebp_x86_row8(w + j * n_in, ai, ai + n8 / 4u, _mm_set1_epi32((int32_t)dl2[j]), x, sv, rsv, &zc, &ok);
             vrows++;
         }
         if (rare != 0 || (n8 != n_in && bits != 0)) { /* the rare rows, the last n_in % 8 weights of the others */
@@ -233,7 +234,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
                 uint32_t i0 = 0;
                 uint64_t c;
                 if ((uint32_t)(dl < 0 ? -dl : dl) >> S == 0) {
-                    ebp_x86_row8(w, ai, ai + n8 / 4u, (int16_t)dl, x, sv, rsv, &zc, &ok);
+                    ebp_x86_row8(w, ai, ai + n8 / 4u, _mm_set1_epi16((int16_t)dl), x, sv, rsv, &zc, &ok);
                     vrows++;
                     i0 = n8;
                 }
@@ -242,7 +243,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
                 clips += (uint32_t)(c >> 32);
                 continue;
             }
-            ebp_x86_row8(w, ai, ai + n8 / 4u, (int16_t)dl, x, sv, rsv, &zc, &ok);
+            ebp_x86_row8(w, ai, ai + n8 / 4u, _mm_set1_epi16((int16_t)dl), x, sv, rsv, &zc, &ok);
             vrows++;
             clips += ebp_x86_sr1(b + j0, dl * one, S, x + wx, &n);
         }
