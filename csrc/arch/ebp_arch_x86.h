@@ -26,12 +26,18 @@ EBP_X86_INLINE __m128i ebp_x86_sr8(__m128i p0, __m128i p1, __m128i r0, __m128i r
     return _mm_packs_epi32(_mm_sra_epi32(_mm_add_epi32(p0, u0), sv), _mm_sra_epi32(_mm_add_epi32(p1, u1), sv));
 }
 
+/* *c = PADDW(*c, m), written in place: GCC 12 otherwise adds the mask into a new register and copies it back
+ * (a MOVDQA per counter and step in the row loops) */
+EBP_X86_INLINE void ebp_x86_acc16(__m128i *c, __m128i m) {
+    __asm__("paddw %1, %0" : "+x"(*c) : "x"(m));
+}
+
 /* ebp_sat16(w - q) of 8 lanes by PSUBSW; per lane -1 (PADDW of the mask, which GCC 12 allocates with one register
  * copy a counter fewer than PSUBW) in *zc where q == 0 and in *ok where PSUBSW and PSUBW agree (no clip) */
 EBP_X86_INLINE __m128i ebp_x86_sub8(__m128i wv, __m128i q, __m128i *zc, __m128i *ok) {
     const __m128i nw = _mm_subs_epi16(wv, q);
-    *zc = _mm_add_epi16(*zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
-    *ok = _mm_add_epi16(*ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
+    ebp_x86_acc16(ok, _mm_cmpeq_epi16(nw, _mm_sub_epi16(wv, q)));
+    ebp_x86_acc16(zc, _mm_cmpeq_epi16(q, _mm_setzero_si128()));
     return nw;
 }
 
@@ -117,22 +123,23 @@ static __attribute__((noinline)) uint64_t ebp_x86_rows_rest(int16_t *w, int16_t 
     return c;
 }
 
-/* the first 8 nv weights of a row, 8 a step, as ebp_x86_rows_sr says: w = ebp_sat16(w - q), q =
+/* the first 8 nv >= 8 weights of a row, 8 a step, as ebp_x86_rows_sr says: w = ebp_sat16(w - q), q =
  * ebp_rshift_sr32(dl a, S, x + i EBP_WEYL), |dl| < 2^S; the products dl a exact by PMADDWD of the inputs as
- * 32-bit lanes (a, 0) (ai: inputs 8k..8k+3 in ai[2k], 8k+4..8k+7 in ai[2k + 1]) with (dl, dl); counted as by
- * ebp_x86_sub8 */
-EBP_X86_INLINE void ebp_x86_row8(int16_t *w, const __m128i *ai, const __m128i *ai_end, int16_t dl, uint32_t x,
+ * 32-bit lanes (a, 0) (ai: inputs 8k..8k+3 in ai[2k], 8k+4..8k+7 in ai[2k + 1]) with dlw = (dl, dl) in every
+ * 32-bit lane; counted as by ebp_x86_sub8 */
+EBP_X86_INLINE void ebp_x86_row8(int16_t *w, const __m128i *ai, const __m128i *ai_end, __m128i dlw, uint32_t x,
                                  __m128i sv, __m128i rsv, __m128i *zc, __m128i *ok) {
     const __m128i step0 = _mm_setr_epi32(0, (int32_t)EBP_WEYL, (int32_t)(2u * EBP_WEYL), (int32_t)(3u * EBP_WEYL));
     const __m128i step4 = _mm_set1_epi32((int32_t)(4u * EBP_WEYL)), step8 = _mm_set1_epi32((int32_t)(8u * EBP_WEYL));
-    const __m128i dlw = _mm_set1_epi16(dl);
     __m128i x0 = _mm_add_epi32(_mm_set1_epi32((int32_t)x), step0), x1 = _mm_add_epi32(x0, step4);
-    for (; ai != ai_end; w += 8, ai += 2) {
+    do { /* nv >= 8: ai != ai_end on entry */
         const __m128i p0 = _mm_madd_epi16(ai[0], dlw), p1 = _mm_madd_epi16(ai[1], dlw);
         ebp_x86_apply8(w, ebp_x86_sr8(p0, p1, x0, x1, sv, rsv), zc, ok);
         x0 = _mm_add_epi32(x0, step8);
         x1 = _mm_add_epi32(x1, step8);
-    }
+        w += 8;
+        ai += 2;
+    } while (ai != ai_end);
 }
 
 /*
@@ -183,16 +190,19 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
         const __m128i small = _mm_cmpeq_epi16(_mm_subs_epu16(mv, limv), zero); /* |dl| < 2^S */
         const uint32_t rare = bits & ~(uint32_t)_mm_movemask_epi8(_mm_packs_epi16(small, small));
         int16_t dla[8];
-        uint32_t b8;
+        const uint32_t vec = n8 != 0 ? bits & ~rare : 0u; /* the rows for ebp_x86_row8 */
+        uint32_t b8, dl2[8]; /* dl2[j]: dla[j] twice, the 32-bit lane ebp_x86_row8 broadcasts (MOVD, PSHUFD) */
         __m128i zc = zero, ok = zero; /* the counts in 16-bit lanes */
         dz = _mm_sub_epi16(dz, _mm_cmpeq_epi16(dv, zero));
         _mm_storeu_si128((__m128i *)(void *)dla, dlv);
+        _mm_storeu_si128((__m128i *)(void *)dl2, _mm_unpacklo_epi16(dlv, dlv));
+        _mm_storeu_si128((__m128i *)(void *)(dl2 + 4), _mm_unpackhi_epi16(dlv, dlv));
         for (b8 = bits; b8 != 0; b8 &= b8 - 1u) {
             const uint32_t j = (uint32_t)__builtin_ctz(b8);
             const uint32_t x = ebp_xorshift32(&st); /* the row's draw: its Weyl sequence starts there */
             xb[j] = x + wx;                         /* the bias's value of the sequence */
-            if (rare >> j & 1u) continue;           /* rare, |dl| >= 2^S: the scalar rule, below */
-            ebp_x86_row8(w + j * n_in, ai, ai + n8 / 4u, dla[j], x, sv, rsv, &zc, &ok);
+            if (!(vec >> j & 1u)) continue; /* rare, |dl| >= 2^S, or n_in < 8: the scalar rule, below */
+            ebp_x86_row8(w + j * n_in, ai, ai + n8 / 4u, _mm_set1_epi32((int32_t)dl2[j]), x, sv, rsv, &zc, &ok);
             vrows++;
         }
         if (rare != 0 || (n8 != n_in && bits != 0)) { /* the rare rows, the last n_in % 8 weights of the others */
@@ -223,11 +233,11 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
             ++*rows;
             if (dl == 0) continue;
             x = ebp_xorshift32(&st);
-            if ((uint32_t)(dl < 0 ? -dl : dl) >> S != 0 || n8 != n_in) { /* rare (|dl| >= 2^S) or a tail */
+            if ((uint32_t)(dl < 0 ? -dl : dl) >> S != 0 || n8 != n_in || n8 == 0) { /* rare (|dl| >= 2^S), a tail */
                 uint32_t i0 = 0;
                 uint64_t c;
-                if ((uint32_t)(dl < 0 ? -dl : dl) >> S == 0) {
-                    ebp_x86_row8(w, ai, ai + n8 / 4u, (int16_t)dl, x, sv, rsv, &zc, &ok);
+                if ((uint32_t)(dl < 0 ? -dl : dl) >> S == 0 && n8 != 0) {
+                    ebp_x86_row8(w, ai, ai + n8 / 4u, _mm_set1_epi16((int16_t)dl), x, sv, rsv, &zc, &ok);
                     vrows++;
                     i0 = n8;
                 }
@@ -236,7 +246,7 @@ EBP_X86_INLINE uint32_t ebp_x86_rows_sr(int16_t *w, int16_t *b, const int16_t *i
                 clips += (uint32_t)(c >> 32);
                 continue;
             }
-            ebp_x86_row8(w, ai, ai + n8 / 4u, (int16_t)dl, x, sv, rsv, &zc, &ok);
+            ebp_x86_row8(w, ai, ai + n8 / 4u, _mm_set1_epi16((int16_t)dl), x, sv, rsv, &zc, &ok);
             vrows++;
             clips += ebp_x86_sr1(b + j0, dl * one, S, x + wx, &n);
         }
