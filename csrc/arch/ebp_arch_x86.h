@@ -323,8 +323,8 @@ EBP_X86_INLINE int64_t ebp_x86_dot16(int64_t acc, const int16_t *w, const int16_
  *     sigmoid: q = ((neg ? 65536 - v : v) + 2^(sh-1)) >> sh, 32768 clipped to 32767;
  *     tanh:    q = ((2v - 65536) + 2^(sh-1)) >> sh, 32768 clipped to 32767 unless neg; y = neg ? -q : q,
  * stored to y[0..k), each clip of the k lanes counted into *sat. The table pair tab[idx], tab[idx + 1] of a lane
- * (idx = a >> 8 <= 255) is one 32-bit load, and y0 + (((y1 - y0) frac + 128) >> 8) = (y0 (256 - frac) + y1 frac
- * + 128) >> 8 (y0 256 is a multiple of 256) is PMADDWD of the pair minus 2^15 each (the table lies in [2^15,
+ * (idx = a >> 8 <= 255) is one 32-bit MOVD load, the four joined by PUNPCKLDQ and PUNPCKLQDQ, and
+ * y0 + (((y1 - y0) frac + 128) >> 8) = (y0 (256 - frac) + y1 frac + 128) >> 8 (y0 256 is a multiple of 256) is PMADDWD of the pair minus 2^15 each (the table lies in [2^15,
  * 2^16): PXOR of bit 15) with (256 - frac, frac), 2^15 256 added back; a >= 2^16 gives 65535 by POR.
  */
 EBP_X86_INLINE int ebp_x86_sigmoid4(const int16_t *w, const int16_t *b, uint32_t k, const int16_t *x, uint32_t n,
@@ -379,7 +379,9 @@ EBP_X86_INLINE int ebp_x86_sigmoid4(const int16_t *w, const int16_t *b, uint32_t
     memcpy(&y01[1], tab + _mm_extract_epi16(ia, 2), 4);
     memcpy(&y01[2], tab + _mm_extract_epi16(ia, 4), 4);
     memcpy(&y01[3], tab + _mm_extract_epi16(ia, 6), 4);
-    yv = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)y01), _mm_set1_epi32((int32_t)0x80008000u));
+    yv = _mm_unpacklo_epi64(_mm_unpacklo_epi32(_mm_cvtsi32_si128((int)y01[0]), _mm_cvtsi32_si128((int)y01[1])),
+                            _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)y01[2]), _mm_cvtsi32_si128((int)y01[3])));
+    yv = _mm_xor_si128(yv, _mm_set1_epi32((int32_t)0x80008000u));
     fr = _mm_and_si128(a, _mm_set1_epi32(255));
     fr = _mm_add_epi32(_mm_sub_epi32(_mm_slli_epi32(fr, 16), fr), _mm_set1_epi32(256)); /* 256 - frac, frac */
     v = _mm_srli_epi32(_mm_add_epi32(_mm_madd_epi16(yv, fr), _mm_set1_epi32((1 << 23) + 128)), 8);
