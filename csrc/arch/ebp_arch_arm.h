@@ -903,6 +903,26 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
 }
 #define EBP_HAVE_ARCH_ROW_SR 1
 
+/* one weight of ebp_arm_rows_sr_wrap's ARMv6-M row loop (z: the label past its update, c: its clip's) */
+#define EBP_ARM_SR_WEIGHT6(z, c)                                                                             \
+    "ldrsh r0, [r3, r2]\n\t"                                                                                \
+    "muls r0, r5, r0\n\t"                                                                                   \
+    "mov r1, r8\n\t"                                                                                        \
+    "lsrs r1, r6\n\t"                                                                                       \
+    "adds r0, r0, r1\n\t"                                                                                   \
+    "add r8, r9\n\t"                                                                                        \
+    "asrs r0, r7\n\t" /* q */                                                                              \
+    "beq " z "f\n\t"                                                                                        \
+    "add r10, r9\n\t"                                                                                       \
+    "ldrsh r1, [r4, r2]\n\t"                                                                                \
+    "subs r1, r1, r0\n\t"                                                                                   \
+    "strh r1, [r4, r2]\n\t"                                                                                 \
+    "sxth r0, r1\n\t"                                                                                       \
+    "cmp r0, r1\n\t"                                                                                        \
+    "bne " c "f\n"                                                                                           \
+    z ":\n\t"                                                                                               \
+    "adds r2, #2\n\t"
+
 /*
  * ebp_arm_rows_sr_wrap on ARMv6-M (Cortex-M0/M0+) in Thumb-1 assembly: update_rows_nonneg_sr's loop over a layer's
  * rows with the statistics (EBP_STATS=1), the same rule, state and flag/repair protocol as the ARMv7-M one. For each
@@ -916,8 +936,9 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
  * flagged = 1, that row's bias, dl (recomputed from its delta) and draw (x0), w and d past it, for the caller's repair
  * (fix_row_sr_any); at d_end flagged = 0. The non-zero updates are counted in units of EBP_WEYL (ADD of the register
  * holding it, no low register spent), nz += that sum times EBP_WEYL^-1 mod 2^32 (EBP_WEYL is odd: the count exactly).
- * Two weights a loop step (an odd n_in enters at the second): 16 instructions a weight with q != 0, 9 with q = 0
- * (ebp_arm_row_sr_count and its C caller: about 21, and some 60 a row). Registers: r0, r1 scratch, r2 the offset
+ * Four weights a loop step (n_in mod 4 = 3, 2, 1 enters at the second, third, fourth weight): 16 instructions a
+ * weight with q != 0, 9 with q = 0, and one loop branch every four (ebp_arm_row_sr_count and its C caller: about
+ * 21, and some 60 a row). Registers: r0, r1 scratch, r2 the offset
  * into the row (-2 n_in .. 0; 0 between rows), r3 the inputs' end, r4 the row's weights' end, r5 dl, r6 32 - S, r7 S,
  * r8 the row's Weyl sequence, r9 EBP_WEYL, r10 the non-zero updates times EBP_WEYL, r11 2 n_in, r12 d, lr d_end; the
  * rest on the stack. Every register is saved and restored. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
@@ -994,44 +1015,16 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "mov r8, r0\n\t"
                      "mov r1, r11\n\t"
                      "negs r2, r1\n\t"
-                     "lsls r1, r1, #30\n\t" /* N: n_in odd */
-                     "bmi 13f\n"
+                     "lsls r1, r1, #29\n\t" /* Z: 4 | n_in; else N: n_in & 2, then (LSLS #1) n_in & 1 */
+                     "bne 16f\n"
                      "12:\n\t"
-                     "ldrsh r0, [r3, r2]\n\t"
-                     "muls r0, r5, r0\n\t"
-                     "mov r1, r8\n\t"
-                     "lsrs r1, r6\n\t"
-                     "adds r0, r0, r1\n\t"
-                     "add r8, r9\n\t"
-                     "asrs r0, r7\n\t" /* q */
-                     "beq 21f\n\t"
-                     "add r10, r9\n\t"
-                     "ldrsh r1, [r4, r2]\n\t"
-                     "subs r1, r1, r0\n\t"
-                     "strh r1, [r4, r2]\n\t"
-                     "sxth r0, r1\n\t"
-                     "cmp r0, r1\n\t"
-                     "bne 31f\n"
-                     "21:\n\t"
-                     "adds r2, #2\n"
+                     EBP_ARM_SR_WEIGHT6("21", "31")
                      "13:\n\t"
-                     "ldrsh r0, [r3, r2]\n\t"
-                     "muls r0, r5, r0\n\t"
-                     "mov r1, r8\n\t"
-                     "lsrs r1, r6\n\t"
-                     "adds r0, r0, r1\n\t"
-                     "add r8, r9\n\t"
-                     "asrs r0, r7\n\t"
-                     "beq 22f\n\t"
-                     "add r10, r9\n\t"
-                     "ldrsh r1, [r4, r2]\n\t"
-                     "subs r1, r1, r0\n\t"
-                     "strh r1, [r4, r2]\n\t"
-                     "sxth r0, r1\n\t"
-                     "cmp r0, r1\n\t"
-                     "bne 32f\n"
-                     "22:\n\t"
-                     "adds r2, #2\n\t"
+                     EBP_ARM_SR_WEIGHT6("22", "32")
+                     "14:\n\t"
+                     EBP_ARM_SR_WEIGHT6("23", "33")
+                     "15:\n\t"
+                     EBP_ARM_SR_WEIGHT6("24", "34")
                      "bne 12b\n\t"
                      "ldr r0, [sp, #8]\n\t" /* the bias: dl 2^in_frac */
                      "movs r1, r5\n\t"
@@ -1049,7 +1042,7 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "strh r5, [r0]\n\t"
                      "sxth r1, r5\n\t"
                      "cmp r1, r5\n\t"
-                     "bne 33f\n"
+                     "bne 35f\n"
                      "19:\n\t"
                      "cmp r12, lr\n\t"
                      "bne 10b\n\t"
@@ -1059,6 +1052,13 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "adds r0, #1\n\t"
                      "str r0, [sp, #20]\n\t"
                      "b 19b\n"
+                     "16:\n\t" /* 4 does not divide n_in: enter at weight 4 - n_in mod 4 of the four */
+                     "bmi 18f\n\t"
+                     "b 15b\n"
+                     "18:\n\t"
+                     "lsls r1, r1, #1\n\t"
+                     "bmi 13b\n\t"
+                     "b 14b\n"
                      "31:\n\t" /* a clip: this row is the last (d_end := d, past it), marked */
                      "str r1, [sp, #24]\n\t"
                      "mov lr, r12\n\t"
@@ -1068,6 +1068,14 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "mov lr, r12\n\t"
                      "b 22b\n"
                      "33:\n\t"
+                     "str r1, [sp, #24]\n\t"
+                     "mov lr, r12\n\t"
+                     "b 23b\n"
+                     "34:\n\t"
+                     "str r1, [sp, #24]\n\t"
+                     "mov lr, r12\n\t"
+                     "b 24b\n"
+                     "35:\n\t"
                      "str r5, [sp, #24]\n\t"
                      "mov lr, r12\n\t"
                      "b 19b\n"
