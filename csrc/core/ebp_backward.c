@@ -48,6 +48,16 @@ static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int 
         return;
     }
 #endif
+#if defined(EBP_HAVE_ARCH_UNPACK_WORD) /* Arm: unpack_word's s > 0 rule in assembly (csrc/arch/ebp_arch_arm.h) */
+    if (s > 0) {
+        for (; d != end; signs++) {
+            int16_t *wend = end - d > 32 ? d + 32 : end;
+            ebp_arm_unpack_word(d, (uint32_t)(wend - d), *signs, half, (uint32_t)sh);
+            d = wend;
+        }
+        return;
+    }
+#endif
     for (; d != end; signs++) { /* 32 neurons per sign word */
         int16_t *wend = end - d > 32 ? d + 32 : end;
         if (s > 0)
