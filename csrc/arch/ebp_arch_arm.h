@@ -655,20 +655,23 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
  * then the sum's sign extension by ADDS/ADCS: 7 instructions a multiply-accumulate (an odd n_in's first alone, 8);
  * then the fit test, |acc|, the table and both roundings
  * in the 8 low registers with the layer's constants on the stack: about 50 instructions a neuron besides the MACs
- * (GCC's loop around the dot product: about 100). A neuron whose acc leaves int32 stops it, as there. n_in >= 1.
+ * (GCC's loop around the dot product: about 100); the bias and the output addressed from one neuron offset k (from
+ * y - y_end up to 0, on the stack) from b_end and y_end. A neuron whose acc leaves int32 stops it, as there. n_in >= 1.
  */
 static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
     __asm__ volatile(".syntax unified\n\t"
                      "push {r0-r7}\n\t"
-                     "sub sp, #48\n\t" /* [sp]: p, b, y, y_end, 2 n_in, in_frac, s, 2^(s-1), sh, 2^(sh-1), tab, sat */
+                     "sub sp, #48\n\t" /* [sp]: p, b_end, k, y_end, 2 n_in, in_frac, s, 2^(s-1), sh, 2^(sh-1), tab, sat */
                      "mov r3, %[p]\n\t"
                      "str r3, [sp, #0]\n\t"
-                     "ldr r4, [r3, #4]\n\t"
-                     "str r4, [sp, #4]\n\t"
                      "ldr r4, [r3, #8]\n\t"
+                     "ldr r5, [r3, #12]\n\t"
+                     "str r5, [sp, #12]\n\t"
+                     "subs r4, r4, r5\n\t" /* k: the neuron, y - y_end in bytes */
                      "str r4, [sp, #8]\n\t"
-                     "ldr r4, [r3, #12]\n\t"
-                     "str r4, [sp, #12]\n\t"
+                     "ldr r7, [r3, #4]\n\t"
+                     "subs r7, r7, r4\n\t" /* b_end = b - k */
+                     "str r7, [sp, #4]\n\t"
                      "ldr r4, [r3, #20]\n\t"
                      "lsls r4, r4, #1\n\t"
                      "str r4, [sp, #16]\n\t"
@@ -695,10 +698,8 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "ldr r5, [r3, #0]\n" /* r5: the row's weights (then their end) */
                      "10:\n\t" /* a neuron: r0, r1 = b 2^in_frac */
                      "ldr r3, [sp, #4]\n\t"
-                     "ldrh r0, [r3]\n\t"
-                     "sxth r0, r0\n\t"
-                     "adds r3, #2\n\t"
-                     "str r3, [sp, #4]\n\t"
+                     "ldr r4, [sp, #8]\n\t"
+                     "ldrsh r0, [r3, r4]\n\t"
                      "ldr r4, [sp, #20]\n\t"
                      "lsls r0, r4\n\t"
                      "asrs r1, r0, #31\n\t"
@@ -770,11 +771,10 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "bne 44f\n"
                      "45:\n\t"
                      "ldr r3, [sp, #8]\n\t"
-                     "strh r0, [r3]\n\t"
+                     "ldr r4, [sp, #12]\n\t"
+                     "strh r0, [r4, r3]\n\t"
                      "adds r3, #2\n\t"
                      "str r3, [sp, #8]\n\t"
-                     "ldr r4, [sp, #12]\n\t"
-                     "cmp r3, r4\n\t"
                      "bne 10b\n\t"
                      "movs r3, #0\n\t"
                      "b 50f\n"
@@ -801,10 +801,15 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "ldr r4, [sp, #0]\n\t"
                      "str r3, [r4, #48]\n\t"
                      "str r5, [r4, #0]\n\t"
-                     "ldr r3, [sp, #4]\n\t"
-                     "str r3, [r4, #4]\n\t"
-                     "ldr r3, [sp, #8]\n\t"
-                     "str r3, [r4, #8]\n\t"
+                     "lsls r3, r3, #1\n\t"
+                     "ldr r0, [sp, #8]\n\t"
+                     "adds r3, r3, r0\n\t"
+                     "ldr r1, [sp, #4]\n\t"
+                     "adds r3, r3, r1\n\t"
+                     "str r3, [r4, #4]\n\t" /* b = b_end + k, past the stopping neuron\'s */
+                     "ldr r3, [sp, #12]\n\t"
+                     "adds r3, r3, r0\n\t"
+                     "str r3, [r4, #8]\n\t" /* y = y_end + k */
                      "ldr r3, [sp, #44]\n\t"
                      "str r3, [r4, #36]\n\t"
                      "add sp, #48\n\t"
