@@ -655,20 +655,23 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
  * then the sum's sign extension by ADDS/ADCS: 7 instructions a multiply-accumulate (an odd n_in's first alone, 8);
  * then the fit test, |acc|, the table and both roundings
  * in the 8 low registers with the layer's constants on the stack: about 50 instructions a neuron besides the MACs
- * (GCC's loop around the dot product: about 100). A neuron whose acc leaves int32 stops it, as there. n_in >= 1.
+ * (GCC's loop around the dot product: about 100); the bias and the output addressed from one neuron offset k (from
+ * y - y_end up to 0, on the stack) from b_end and y_end. A neuron whose acc leaves int32 stops it, as there. n_in >= 1.
  */
 static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
     __asm__ volatile(".syntax unified\n\t"
                      "push {r0-r7}\n\t"
-                     "sub sp, #48\n\t" /* [sp]: p, b, y, y_end, 2 n_in, in_frac, s, 2^(s-1), sh, 2^(sh-1), tab, sat */
+                     "sub sp, #48\n\t" /* [sp]: p, b_end, k, y_end, 2 n_in, in_frac, s, 2^(s-1), sh, 2^(sh-1), tab, sat */
                      "mov r3, %[p]\n\t"
                      "str r3, [sp, #0]\n\t"
-                     "ldr r4, [r3, #4]\n\t"
-                     "str r4, [sp, #4]\n\t"
                      "ldr r4, [r3, #8]\n\t"
+                     "ldr r5, [r3, #12]\n\t"
+                     "str r5, [sp, #12]\n\t"
+                     "subs r4, r4, r5\n\t" /* k: the neuron, y - y_end in bytes */
                      "str r4, [sp, #8]\n\t"
-                     "ldr r4, [r3, #12]\n\t"
-                     "str r4, [sp, #12]\n\t"
+                     "ldr r7, [r3, #4]\n\t"
+                     "subs r7, r7, r4\n\t" /* b_end = b - k */
+                     "str r7, [sp, #4]\n\t"
                      "ldr r4, [r3, #20]\n\t"
                      "lsls r4, r4, #1\n\t"
                      "str r4, [sp, #16]\n\t"
@@ -695,10 +698,8 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "ldr r5, [r3, #0]\n" /* r5: the row's weights (then their end) */
                      "10:\n\t" /* a neuron: r0, r1 = b 2^in_frac */
                      "ldr r3, [sp, #4]\n\t"
-                     "ldrh r0, [r3]\n\t"
-                     "sxth r0, r0\n\t"
-                     "adds r3, #2\n\t"
-                     "str r3, [sp, #4]\n\t"
+                     "ldr r4, [sp, #8]\n\t"
+                     "ldrsh r0, [r3, r4]\n\t"
                      "ldr r4, [sp, #20]\n\t"
                      "lsls r0, r4\n\t"
                      "asrs r1, r0, #31\n\t"
@@ -770,11 +771,10 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "bne 44f\n"
                      "45:\n\t"
                      "ldr r3, [sp, #8]\n\t"
-                     "strh r0, [r3]\n\t"
+                     "ldr r4, [sp, #12]\n\t"
+                     "strh r0, [r4, r3]\n\t"
                      "adds r3, #2\n\t"
                      "str r3, [sp, #8]\n\t"
-                     "ldr r4, [sp, #12]\n\t"
-                     "cmp r3, r4\n\t"
                      "bne 10b\n\t"
                      "movs r3, #0\n\t"
                      "b 50f\n"
@@ -801,10 +801,15 @@ static inline void ebp_arm_fwd_sigmoid(ebp_arm_fwd_t *p) {
                      "ldr r4, [sp, #0]\n\t"
                      "str r3, [r4, #48]\n\t"
                      "str r5, [r4, #0]\n\t"
-                     "ldr r3, [sp, #4]\n\t"
-                     "str r3, [r4, #4]\n\t"
-                     "ldr r3, [sp, #8]\n\t"
-                     "str r3, [r4, #8]\n\t"
+                     "lsls r3, r3, #1\n\t"
+                     "ldr r0, [sp, #8]\n\t"
+                     "adds r3, r3, r0\n\t"
+                     "ldr r1, [sp, #4]\n\t"
+                     "adds r3, r3, r1\n\t"
+                     "str r3, [r4, #4]\n\t" /* b = b_end + k, past the stopping neuron\'s */
+                     "ldr r3, [sp, #12]\n\t"
+                     "adds r3, r3, r0\n\t"
+                     "str r3, [r4, #8]\n\t" /* y = y_end + k */
                      "ldr r3, [sp, #44]\n\t"
                      "str r3, [r4, #36]\n\t"
                      "add sp, #48\n\t"
@@ -903,6 +908,26 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
 }
 #define EBP_HAVE_ARCH_ROW_SR 1
 
+/* one weight of ebp_arm_rows_sr_wrap's ARMv6-M row loop (z: the label past its update, c: its clip's) */
+#define EBP_ARM_SR_WEIGHT6(z, c)                                                                             \
+    "ldrsh r0, [r3, r2]\n\t"                                                                                \
+    "muls r0, r5, r0\n\t"                                                                                   \
+    "mov r1, r8\n\t"                                                                                        \
+    "lsrs r1, r6\n\t"                                                                                       \
+    "adds r0, r0, r1\n\t"                                                                                   \
+    "add r8, r9\n\t"                                                                                        \
+    "asrs r0, r7\n\t" /* q */                                                                              \
+    "beq " z "f\n\t"                                                                                        \
+    "add r10, r9\n\t"                                                                                       \
+    "ldrsh r1, [r4, r2]\n\t"                                                                                \
+    "subs r1, r1, r0\n\t"                                                                                   \
+    "strh r1, [r4, r2]\n\t"                                                                                 \
+    "sxth r0, r1\n\t"                                                                                       \
+    "cmp r0, r1\n\t"                                                                                        \
+    "bne " c "f\n"                                                                                           \
+    z ":\n\t"                                                                                               \
+    "adds r2, #2\n\t"
+
 /*
  * ebp_arm_rows_sr_wrap on ARMv6-M (Cortex-M0/M0+) in Thumb-1 assembly: update_rows_nonneg_sr's loop over a layer's
  * rows with the statistics (EBP_STATS=1), the same rule, state and flag/repair protocol as the ARMv7-M one. For each
@@ -916,8 +941,9 @@ static inline void ebp_arm_row_sr(int16_t *w, const int16_t *a, uint32_t n, int3
  * flagged = 1, that row's bias, dl (recomputed from its delta) and draw (x0), w and d past it, for the caller's repair
  * (fix_row_sr_any); at d_end flagged = 0. The non-zero updates are counted in units of EBP_WEYL (ADD of the register
  * holding it, no low register spent), nz += that sum times EBP_WEYL^-1 mod 2^32 (EBP_WEYL is odd: the count exactly).
- * Two weights a loop step (an odd n_in enters at the second): 16 instructions a weight with q != 0, 9 with q = 0
- * (ebp_arm_row_sr_count and its C caller: about 21, and some 60 a row). Registers: r0, r1 scratch, r2 the offset
+ * Four weights a loop step (n_in mod 4 = 3, 2, 1 enters at the second, third, fourth weight): 16 instructions a
+ * weight with q != 0, 9 with q = 0, and one loop branch every four (ebp_arm_row_sr_count and its C caller: about
+ * 21, and some 60 a row). Registers: r0, r1 scratch, r2 the offset
  * into the row (-2 n_in .. 0; 0 between rows), r3 the inputs' end, r4 the row's weights' end, r5 dl, r6 32 - S, r7 S,
  * r8 the row's Weyl sequence, r9 EBP_WEYL, r10 the non-zero updates times EBP_WEYL, r11 2 n_in, r12 d, lr d_end; the
  * rest on the stack. Every register is saved and restored. p->d != p->d_end, n_in >= 1, 1 <= S <= 30.
@@ -994,44 +1020,16 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "mov r8, r0\n\t"
                      "mov r1, r11\n\t"
                      "negs r2, r1\n\t"
-                     "lsls r1, r1, #30\n\t" /* N: n_in odd */
-                     "bmi 13f\n"
+                     "lsls r1, r1, #29\n\t" /* Z: 4 | n_in; else N: n_in & 2, then (LSLS #1) n_in & 1 */
+                     "bne 16f\n"
                      "12:\n\t"
-                     "ldrsh r0, [r3, r2]\n\t"
-                     "muls r0, r5, r0\n\t"
-                     "mov r1, r8\n\t"
-                     "lsrs r1, r6\n\t"
-                     "adds r0, r0, r1\n\t"
-                     "add r8, r9\n\t"
-                     "asrs r0, r7\n\t" /* q */
-                     "beq 21f\n\t"
-                     "add r10, r9\n\t"
-                     "ldrsh r1, [r4, r2]\n\t"
-                     "subs r1, r1, r0\n\t"
-                     "strh r1, [r4, r2]\n\t"
-                     "sxth r0, r1\n\t"
-                     "cmp r0, r1\n\t"
-                     "bne 31f\n"
-                     "21:\n\t"
-                     "adds r2, #2\n"
+                     EBP_ARM_SR_WEIGHT6("21", "31")
                      "13:\n\t"
-                     "ldrsh r0, [r3, r2]\n\t"
-                     "muls r0, r5, r0\n\t"
-                     "mov r1, r8\n\t"
-                     "lsrs r1, r6\n\t"
-                     "adds r0, r0, r1\n\t"
-                     "add r8, r9\n\t"
-                     "asrs r0, r7\n\t"
-                     "beq 22f\n\t"
-                     "add r10, r9\n\t"
-                     "ldrsh r1, [r4, r2]\n\t"
-                     "subs r1, r1, r0\n\t"
-                     "strh r1, [r4, r2]\n\t"
-                     "sxth r0, r1\n\t"
-                     "cmp r0, r1\n\t"
-                     "bne 32f\n"
-                     "22:\n\t"
-                     "adds r2, #2\n\t"
+                     EBP_ARM_SR_WEIGHT6("22", "32")
+                     "14:\n\t"
+                     EBP_ARM_SR_WEIGHT6("23", "33")
+                     "15:\n\t"
+                     EBP_ARM_SR_WEIGHT6("24", "34")
                      "bne 12b\n\t"
                      "ldr r0, [sp, #8]\n\t" /* the bias: dl 2^in_frac */
                      "movs r1, r5\n\t"
@@ -1049,7 +1047,7 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "strh r5, [r0]\n\t"
                      "sxth r1, r5\n\t"
                      "cmp r1, r5\n\t"
-                     "bne 33f\n"
+                     "bne 35f\n"
                      "19:\n\t"
                      "cmp r12, lr\n\t"
                      "bne 10b\n\t"
@@ -1059,6 +1057,13 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "adds r0, #1\n\t"
                      "str r0, [sp, #20]\n\t"
                      "b 19b\n"
+                     "16:\n\t" /* 4 does not divide n_in: enter at weight 4 - n_in mod 4 of the four */
+                     "bmi 18f\n\t"
+                     "b 15b\n"
+                     "18:\n\t"
+                     "lsls r1, r1, #1\n\t"
+                     "bmi 13b\n\t"
+                     "b 14b\n"
                      "31:\n\t" /* a clip: this row is the last (d_end := d, past it), marked */
                      "str r1, [sp, #24]\n\t"
                      "mov lr, r12\n\t"
@@ -1068,6 +1073,14 @@ static inline void ebp_arm_rows_sr_wrap(ebp_arm_rows_t *p) {
                      "mov lr, r12\n\t"
                      "b 22b\n"
                      "33:\n\t"
+                     "str r1, [sp, #24]\n\t"
+                     "mov lr, r12\n\t"
+                     "b 23b\n"
+                     "34:\n\t"
+                     "str r1, [sp, #24]\n\t"
+                     "mov lr, r12\n\t"
+                     "b 24b\n"
+                     "35:\n\t"
                      "str r5, [sp, #24]\n\t"
                      "mov lr, r12\n\t"
                      "b 19b\n"
@@ -1634,6 +1647,38 @@ static inline uint32_t ebp_arm_count_zero16(const int16_t *x, uint32_t n) {
     return c;
 }
 #define EBP_HAVE_ARCH_COUNT_ZERO16 1
+#endif
+
+#if EBP_ARMV7M || EBP_ARMV6M
+/*
+ * unpack_word's rule for a shift sh >= 1 (ebp_backward.c's unpack_delta of the packed hidden deltas), n >= 1 values
+ * of one sign word: for i = 0..n-1, m = (p + half) >> sh with p = (uint16_t)d[i], then d[i] = the low 16 bits of
+ * (bit i of sw ? -m : m). Per value LDRH, ADDS, LSRS by register, LSRS of the sign word (its bit into C), BCC past
+ * a NEGS, STRH, one index over the array counting up to 0 (8 or 9 instructions a value). Registers: t the value, i
+ * the offset (-2 n .. 0), sw the sign word shifted as it goes, e the array's end, h half, sh the shift.
+ */
+static inline void ebp_arm_unpack_word(int16_t *d, uint32_t n, uint32_t sw, uint32_t half, uint32_t sh) {
+    int32_t i = -2 * (int32_t)n;
+    uint32_t t;
+    __asm__ volatile(EBP_ARM_THUMB1_BEGIN
+                     "1:\n\t"
+                     "ldrh %[t], [%[e], %[i]]\n\t"
+                     "adds %[t], %[t], %[h]\n\t"
+                     "lsrs %[t], %[sh]\n\t"
+                     "lsrs %[sw], %[sw], #1\n\t"
+                     "bcc 2f\n\t"
+                     "negs %[t], %[t]\n"
+                     "2:\n\t"
+                     "strh %[t], [%[e], %[i]]\n\t"
+                     "adds %[i], #2\n\t"
+                     "bne 1b\n\t" EBP_ARM_THUMB1_END
+                     : [t] "=&l"(t), [i] "+l"(i), [sw] "+l"(sw)
+                     : [e] "l"(d + n), [h] "l"(half), [sh] "l"(sh)
+                     : "cc", "memory");
+}
+#if !EBP_ARM_DSP /* on the Cortex-M4 it gains about 60 online but costs GCC's normalize_delta 1-2 with gradient memory */
+#define EBP_HAVE_ARCH_UNPACK_WORD 1
+#endif
 #endif
 
 #endif /* EBP_ARCH_ARM_H */

@@ -48,6 +48,16 @@ static void unpack_delta(int16_t *delta, uint32_t n, const uint32_t *signs, int 
         return;
     }
 #endif
+#if defined(EBP_HAVE_ARCH_UNPACK_WORD) /* Arm: unpack_word's s > 0 rule in assembly (csrc/arch/ebp_arch_arm.h) */
+    if (s > 0) {
+        for (; d != end; signs++) {
+            int16_t *wend = end - d > 32 ? d + 32 : end;
+            ebp_arm_unpack_word(d, (uint32_t)(wend - d), *signs, half, (uint32_t)sh);
+            d = wend;
+        }
+        return;
+    }
+#endif
     for (; d != end; signs++) { /* 32 neurons per sign word */
         int16_t *wend = end - d > 32 ? d + 32 : end;
         if (s > 0)
@@ -78,10 +88,11 @@ static int64_t raw_hidden(const ebp_layer_t *L, const ebp_layer_t *N, uint32_t i
            act_deriv_q15(L->act, L->y[i], one, sd);
 }
 
-#if EBP_X86_SSE2
-/* normalize_delta of an output layer of at most 16 neurons without a cache (x86-64): its raw values (int32, raw_out)
- * kept on the stack instead of computed twice, and then the same rule, round(r / 2^s) by 32-bit magnitudes (|r| < 2^31,
- * 1 <= s <= 17: no wrap), or r 2^-s */
+#if EBP_X86_SSE2 || EBP_ARMV6M
+/* normalize_delta of an output layer of at most 16 neurons without a cache (x86-64, ARMv6-M): its raw values (int32,
+ * raw_out) kept on the stack instead of computed twice, and then the same rule, round(r / 2^s) by 32-bit magnitudes
+ * (|r| < 2^31, 1 <= s <= 17: no wrap), or r 2^-s. (On the Cortex-M3/M4 it gains as much for the online networks but
+ * costs GCC's normalize_delta 5-9 instructions with gradient memory: left to the portable loop there.) */
 static int normalize_out_kept(ebp_layer_t *L, const int16_t *t, int ce, int e) {
     const int sd = 2 * L->a_frac - 15;
     const int32_t one = (int32_t)1 << L->a_frac;
@@ -135,7 +146,7 @@ static int normalize_delta(ebp_net_t *net, int l, const int16_t *t, int e) {
         L->delta_exp = -15;
         return nz;
     }
-#if EBP_X86_SSE2
+#if EBP_X86_SSE2 || EBP_ARMV6M
     if (N == NULL && cache == NULL && n <= 16u) return normalize_out_kept(L, t, ce, e);
 #endif
     if (N == NULL) {
