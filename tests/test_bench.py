@@ -55,6 +55,7 @@ def test_host_table(short_run):
         assert positive(r[k]), k
     if r["x86_per_step"] is not None:      # valgrind installed
         assert positive(r["x86_per_step"]) and positive(r["x86_per_step_online"])
+        assert positive(r["x86_per_step_online_nostats"])
 
 
 def test_memory_and_firmware(short_run):

@@ -186,6 +186,22 @@ static uint32_t fix_row_sr(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m
 }
 #endif
 
+/* the weights of a row of ebp_update_online's portable loop in 32-bit arithmetic (1 <= S <= 30): in order,
+ * w[i] -= ebp_rshift_sr32(dl in[i], S, *x) (stochastic, then *x += EBP_WEYL) or ebp_rshift_rn32(dl in[i], S),
+ * saturated; adds the clips to *sat, returns the updates that rounded to zero. `stochastic` is a constant where the
+ * two modes get a loop each. */
+EBP_INLINE uint32_t row32(int16_t *w, const int16_t *in, uint32_t n, int32_t dl, int S, uint32_t *x, uint32_t *sat,
+                          int stochastic) {
+    uint32_t i, zeros = 0, r = *x;
+    for (i = 0; i < n; i++, r += EBP_WEYL) {
+        const int32_t p = dl * in[i], q = stochastic ? ebp_rshift_sr32(p, S, r) : ebp_rshift_rn32(p, S);
+        zeros += q == 0;
+        *sat += sub_sat16(&w[i], q);
+    }
+    *x = r;
+    return zeros;
+}
+
 /* one parameter of ebp_update_online outside the fast path (S <= 0 or S > 30); r: its value of the row's Weyl
  * sequence, used under stochastic rounding */
 EBP_INTERNAL int32_t ebp_online_delta_slow(const ebp_net_t *net, int32_t p, int S, uint32_t r) {
@@ -425,12 +441,11 @@ EBP_INTERNAL void ebp_update_online(ebp_net_t *net, ebp_layer_t *L, const int16_
             }
             x = stochastic ? ebp_xorshift32(&rng) : 0u; /* the row's draw; parameter i takes x + i EBP_WEYL */
             if (S >= 1 && S <= 30) { /* 32-bit arithmetic throughout */
-                for (i = 0; i < n_in; i++, x += EBP_WEYL) {
-                    p = dl * in[i];
-                    q = stochastic ? ebp_rshift_sr32(p, S, x) : ebp_rshift_rn32(p, S);
-                    zeros += q == 0;
-                    sat += sub_sat16(&w[i], q);
-                }
+#if EBP_FAST_ROWS /* one loop per rounding mode (speed) */
+                zeros += stochastic ? row32(w, in, n_in, dl, S, &x, &sat, 1) : row32(w, in, n_in, dl, S, &x, &sat, 0);
+#else /* one loop for both (size: the Uno's flash) */
+                zeros += row32(w, in, n_in, dl, S, &x, &sat, stochastic);
+#endif
                 p = dl * one;
                 q = stochastic ? ebp_rshift_sr32(p, S, x) : ebp_rshift_rn32(p, S);
             } else {
