@@ -6,12 +6,14 @@
  * the portable kernel's integers (tests/golden, tests/test_kernels.py on the emulated boards) and says in one
  * comment which plain rule it reproduces:
  *
- *   EBP_ARMV7M   ARMv7-M and ARMv7E-M (Cortex-M3, M4, M7): SSAT, ASR and MLA in the update rows (ebp_arch_arm.h)
+ *   EBP_ARMV7M   ARMv7-M and ARMv7E-M (Cortex-M3, M4, M7): the update rows, the sigmoid layer and the hidden raw
+ *                deltas in Thumb-2 assembly, SSAT, ASR and MLA (ebp_arch_armv7m.h)
  *   EBP_ARM_DSP  ARMv7E-M with the DSP extension (Cortex-M4, M7): SMLALD, two 16-bit multiply-accumulates per
- *                instruction, in the forward dot products (ebp_arch_arm.h)
- *   EBP_ARMV6M   ARMv6-M (Cortex-M0, M0+): dot products not unrolled (8 low registers), bit_length without CLZ
- *   EBP_X86_SSE2 x86-64 (SSE2, its baseline), GCC or clang: the stochastic update rows 8 weights at a time,
- *                the forward dot products and the hidden raw deltas 8 lanes at a time (ebp_arch_x86.h)
+ *                instruction, in the forward dot products; the update rows on 16-bit pairs (ebp_arch_armv7m.h)
+ *   EBP_ARMV6M   ARMv6-M (Cortex-M0, M0+): the same kernels in Thumb-1 assembly in the 8 low registers, bit_length
+ *                without CLZ (ebp_arch_armv6m.h); both Arm architectures share ebp_arch_arm.h
+ *   EBP_X86_SSE2 x86-64 (SSE2, its baseline), GCC or clang: the update rows, the forward sigmoid, the dot products
+ *                and the hidden raw deltas 8 (or 4) lanes at a time (ebp_arch_x86.h)
  *
  * -DEBP_PORTABLE=1 forces the portable kernels everywhere (what tests/test_kernels.py compares against).
  *

@@ -7,7 +7,7 @@
 /* ---- forward ---------------------------------------------------------------------------------------- */
 
 /* init + sum_i w[i] x[i], exact (|product| <= 2^30): int32 products into an int64 sum (unrolled by 4 where
- * EBP_UNROLL_DOT; SMLALD pairs with EBP_ARM_DSP, csrc/arch/ebp_arch_arm.h; PMADDWD with EBP_X86_SSE2,
+ * EBP_UNROLL_DOT; SMLALD pairs with EBP_ARM_DSP, csrc/arch/ebp_arch_armv7m.h; PMADDWD with EBP_X86_SSE2,
  * csrc/arch/ebp_arch_x86.h) */
 #if !defined(EBP_HAVE_ARCH_DOT16)
 #if EBP_UNROLL_DOT

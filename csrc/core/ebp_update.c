@@ -251,7 +251,7 @@ EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *i
 }
 
 /* update_rows_nonneg with stochastic rounding (row_nonneg_sr; row_nonneg_sr64 on 64-bit hosts; the Arm rows of
- * csrc/arch/ebp_arch_arm.h, which also take negative inputs): the generator advances once per row with a
+ * csrc/arch/ebp_arch_armv7m.h and ebp_arch_armv6m.h, which also take negative inputs): the generator advances once per row with a
  * non-zero dl, its weights then its bias rounded with the draw's Weyl sequence, as in the portable loop. */
 EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
                                                    int S, uint32_t *nz, uint32_t *sat) {
@@ -336,7 +336,7 @@ EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *
 #if !EBP_STATS
 /* one row of weights under stochastic rounding, any signs, 1 <= S <= 30, counters compiled out (EBP_STATS=0):
  * w[i] = ebp_sat16(w[i] - ebp_rshift_sr32(dl * a[i], S, *rng)), *rng += EBP_WEYL, in order; the Arm kernel
- * (csrc/arch/ebp_arch_arm.h) where there is one */
+ * (csrc/arch/ebp_arch_armv7m.h, ebp_arch_armv6m.h) where there is one */
 static inline void row_sr_nostats(int16_t *w, const int16_t *a, uint32_t n, int32_t dl, int S, uint32_t *rng) {
 #if defined(EBP_HAVE_ARCH_ROW_SR)
     ebp_arm_row_sr(w, a, n, dl, S, rng);
