@@ -99,8 +99,8 @@ static uint32_t fix_row(int16_t *w, const uint16_t *a, uint32_t n, uint32_t m, i
 /*
  * The stochastic twin of row_nonneg (1 <= S <= 30). It reproduces the portable loop's rule exactly:
  * q = ebp_rshift_sr32(dl * a[i], S, r) = floor((dl a[i] + u) / 2^S), u = r >> (32 - S), r the row's Weyl
- * sequence from *rng on (*rng + EBP_WEYL after each parameter) in the same order. With m = |dl|: for dl > 0 the magnitude is
- * floor((m a[i] + u) / 2^S); for dl < 0 it is ceil((m a[i] - u) / 2^S) = floor((m a[i] + (2^S - 1 - u)) / 2^S),
+ * sequence from *rng on (*rng + EBP_WEYL after each parameter) in the same order. With m = |dl|: for dl > 0 the
+ * magnitude is floor((m a[i] + u) / 2^S); for dl < 0 it is ceil((m a[i] - u) / 2^S) = floor((m a[i] + (2^S - 1 - u)) / 2^S),
  * and 2^S - 1 - u = (~r) >> (32 - S) (`flip` = all ones). So u = m a[i] + c + ((r ^ flip) >> (32 - S)),
  * c = 2^31 - 2^S (< 2^32: m a[i] < 2^30, the draw < 2^S <= 2^30), has the magnitude (u >> S) - k,
  * k = 2^(31-S) - 1, non-zero exactly when bit 31 of u is set, as in row_nonneg.
@@ -251,8 +251,9 @@ EBP_NOINLINE static uint32_t update_rows_nonneg(ebp_layer_t *L, const int16_t *i
 }
 
 /* update_rows_nonneg with stochastic rounding (row_nonneg_sr; row_nonneg_sr64 on 64-bit hosts; the Arm rows of
- * csrc/arch/ebp_arch_armv7m.h and ebp_arch_armv6m.h, which also take negative inputs): the generator advances once per row with a
- * non-zero dl, its weights then its bias rounded with the draw's Weyl sequence, as in the portable loop. */
+ * csrc/arch/ebp_arch_armv7m.h and ebp_arch_armv6m.h, which also take negative inputs): the generator advances once
+ * per row with a non-zero dl, its weights then its bias rounded with the draw's Weyl sequence, as in the portable
+ * loop. */
 EBP_NOINLINE static uint32_t update_rows_nonneg_sr(ebp_net_t *net, ebp_layer_t *L, const int16_t *in, int32_t lr_m,
                                                    int S, uint32_t *nz, uint32_t *sat) {
 #if defined(EBP_HAVE_ARCH_ROWS_SR_SSE2) /* x86-64: the whole layer, inputs of any sign */
