@@ -920,7 +920,7 @@ def markdown(res: dict, command: str) -> str:
         "the M3, 7 for a zero update, 9 on the M4), but the per-neuron work (the sigmoid table and its "
         "interpolation, the roundings, f'(y), the block exponent and the packing of the deltas) and the per-row and "
         "per-layer work (the scaled delta, the draw, the bias, the range check, the statistics, the calls) add about "
-        "2,500 more on the M3 and M4. What would reach them: the whole step per architecture in one hand-scheduled "
+        "2,500 more on the M3 and 2,000 on the M4. What would reach them: the whole step per architecture in one hand-scheduled "
         "kernel (forward, deltas and update with the layer's values kept in registers, the M4's dual 16-bit "
         "multiply-accumulates throughout), which was not written. On x86-64 the default build's step is about 100 "
         "instructions above genann's 4,145 after six rounds of SSE2 kernels (the last two found 170 and 6), and the "

@@ -153,34 +153,25 @@ EBP_INLINE void fwd_sigmoid_x86(ebp_layer_t *L, const int16_t *in, int tanh, int
 #define EBP_X86_FWD4_OK(L, s) ((s) >= 1 && (s) <= 31 && ((L)->n_in & 7u) == 0 && (L)->n_in != 0)
 #endif
 
-/* the kernel with the 32-bit path (1 <= s <= 31, every common format) or without it, each a tight loop */
-EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) {
-    const int s = L->w_frac + L->in_frac - EBP_Z_FRAC;
+/* a sigmoid or tanh layer (tanh a constant): the kernel with the 32-bit path (1 <= s <= 31, every common format) or
+ * without it, each a tight loop; on x86-64 four neurons at a time where fwd_sigmoid_x86 applies */
+EBP_INLINE void fwd_sigmoid_any(ebp_layer_t *L, const int16_t *in, int tanh) {
+    const int s = L->w_frac + L->in_frac - EBP_Z_FRAC - tanh;
 #if defined(EBP_HAVE_ARCH_SIGMOID4)
     if (EBP_X86_FWD4_OK(L, s)) {
-        fwd_sigmoid_x86(L, in, 0, s);
+        fwd_sigmoid_x86(L, in, tanh, s);
         return;
     }
 #endif
     if (s >= 1 && s <= 31)
-        fwd_sigmoid_kernel(L, in, 0, 1);
+        fwd_sigmoid_kernel(L, in, tanh, 1);
     else
-        fwd_sigmoid_kernel(L, in, 0, 0);
+        fwd_sigmoid_kernel(L, in, tanh, 0);
 }
 
-EBP_NOINLINE static void fwd_tanh(ebp_layer_t *L, const int16_t *in) {
-    const int s = L->w_frac + L->in_frac - EBP_Z_FRAC - 1;
-#if defined(EBP_HAVE_ARCH_SIGMOID4)
-    if (EBP_X86_FWD4_OK(L, s)) {
-        fwd_sigmoid_x86(L, in, 1, s);
-        return;
-    }
-#endif
-    if (s >= 1 && s <= 31)
-        fwd_sigmoid_kernel(L, in, 1, 1);
-    else
-        fwd_sigmoid_kernel(L, in, 1, 0);
-}
+EBP_NOINLINE static void fwd_sigmoid(ebp_layer_t *L, const int16_t *in) { fwd_sigmoid_any(L, in, 0); }
+
+EBP_NOINLINE static void fwd_tanh(ebp_layer_t *L, const int16_t *in) { fwd_sigmoid_any(L, in, 1); }
 
 EBP_INTERNAL void ebp_dense_fwd_s16(ebp_layer_t *L, const int16_t *in, int64_t *scratch) {
     const int zf = L->w_frac + L->in_frac; /* fractional bits of the accumulator */
